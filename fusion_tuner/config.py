@@ -1,0 +1,418 @@
+"""Typed configuration: one dataclass per config group, the tuning plan's baseline as defaults.
+
+The groups follow the plan's six priority tiers (``regularization``, ``fusion``, ``scheduler``
+for optimisation, ``attention``, ``batch``, ``arch``) plus ``dataset``, ``text``, ``trainer``,
+``budget`` and ``logger``. Hydra merges ``conf/`` YAML options into these schemas, so an
+unknown key or a wrongly typed value fails at compose time; :func:`validate` then checks the
+rules that span fields and reports every violation in one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from fusion_tuner.errors import ConfigError
+
+DATA_SOURCES = ("demo", "jarvis", "folder")
+TEXT_SOURCES = ("auto", "describe", "dataset")
+DESCRIBE_VARIANTS = ("desc_1", "desc_2", "desc_3")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("onecycle", "lambda", "cosine", "step", "none")
+LOSSES = ("mse", "l1", "huber")
+DEVICES = ("auto", "cpu", "cuda")
+POOLINGS = ("cls", "mean")
+LOGGER_BACKENDS = ("none", "wandb")
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+PROGRESS = ("auto", "bar", "line")
+
+
+@dataclass
+class DatasetConfig:
+    """Where crystals come from, how they are split and turned into graphs."""
+
+    source: str = "demo"  # demo | jarvis | folder
+    target: str = "synthetic_gap"  # property to predict (jarvis: any numeric key)
+    name: str = "dft_3d"  # jarvis.db.figshare dataset name
+    jarvis_dir: str | None = None  # figshare download cache; None: $FUSION_TUNER_JARVIS_DIR or <cache>/jarvis
+    root: str | None = None  # folder source: directory with id_prop.csv and structure files
+    descriptions: str | None = None  # optional id -> text file (CSV id,description or JSON[.zip])
+    limit: int | None = None  # keep only the first N usable records
+    demo_size: int = 600  # number of generated demo crystals
+    demo_seed: int = 0  # seed of the demo generator (not the model seed)
+    demo_noise: float = 0.05  # std of the noise added to the demo target
+    split_file: str | None = None  # JSON {"train": {id: v}, "val": ..., "test": ...}, zipped or not
+    train_fraction: float = 0.8
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 123  # seeds the random split only; the model seed is random_seed
+    cutoff: float = 8.0  # neighbour search radius in Angstrom
+    max_neighbors: int = 12  # k of the k-nearest-neighbour graph
+    bond_rbf_bins: int = 80  # Gaussian centres for bond lengths over [0, cutoff]
+    angle_rbf_bins: int = 40  # Gaussian centres for bond-angle cosines over [-1, 1]
+    max_drop_fraction: float = 0.05  # stop if more unreadable structures than this are dropped
+    cache_dir: str | None = None  # featurised cache; None: $FUSION_TUNER_CACHE_DIR or ~/.cache/fusion_tuner
+    num_workers: int = 0  # processes used to featurise (0: in this process)
+
+
+@dataclass
+class TextConfig:
+    """The text encoder, its tokenizer and where descriptions come from."""
+
+    model_name_or_path: str | None = None  # None: a tiny BERT built from the fields below
+    max_length: int = 128  # tokens kept per description
+    freeze: bool = False  # keep every encoder weight fixed
+    train_last_n_layers: int = -1  # when not frozen: fine-tune only the last N layers (-1: all)
+    pooling: str = "cls"  # cls | mean: how the pooled text vector is formed
+    source: str = "auto"  # auto: dataset text if present else describe(); describe | dataset
+    describe_variant: str = "desc_2"  # which text of jarvis Atoms.describe() is used
+    frozen_cache_mb: int = 512  # memory budget for cached outputs of a frozen encoder
+    tiny_hidden_size: int = 64
+    tiny_num_layers: int = 2
+    tiny_num_heads: int = 2
+    tiny_intermediate_size: int = 128
+    tiny_vocab_size: int = 1000  # WordPiece vocabulary trained on the training texts
+
+
+@dataclass
+class RegularizationConfig:
+    """Plan tier 1: dropouts and weight decay."""
+
+    graph_dropout: float = 0.15
+    weight_decay: float = 0.0005
+    cross_modal_dropout: float = 0.1
+    fine_grained_dropout: float = 0.2
+    middle_fusion_dropout: float = 0.1
+
+
+@dataclass
+class FusionConfig:
+    """Plan tier 2: middle fusion of text into the ALIGNN layers, plus the contrastive loss."""
+
+    use_middle_fusion: bool = True
+    # 1-based ALIGNN layer numbers; the plan's "2,3" spelling or a list. A list[int] after parsing.
+    middle_fusion_layers: Any = "2"
+    middle_fusion_hidden_dim: int = 128
+    middle_fusion_num_heads: int = 2
+    use_contrastive_loss: bool = False
+    contrastive_loss_weight: float = 0.1
+    contrastive_temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        parsed = parse_layers(self.middle_fusion_layers)
+        if parsed is not None:
+            self.middle_fusion_layers = parsed
+
+
+@dataclass
+class SchedulerConfig:
+    """Plan tier 3: optimiser, learning-rate schedule, epochs and early stopping."""
+
+    learning_rate: float = 0.001
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    scheduler: str = "onecycle"  # onecycle | lambda | cosine | step | none
+    warmup_steps: int = 2000  # optimizer steps of linear warm-up (onecycle: its rising phase)
+    epochs: int = 100  # hard cap on epochs
+    n_early_stopping: int = 150  # patience in epochs on validation MAE
+    min_delta: float = 0.001  # an improvement must beat the best val MAE by more than this
+    min_lr_ratio: float = 0.01  # cosine: floor as a fraction of learning_rate
+    step_size: int = 30  # step: epochs between decays
+    step_gamma: float = 0.5  # step: decay factor
+    momentum: float = 0.9  # sgd only
+
+
+@dataclass
+class AttentionConfig:
+    """Plan tier 4: fine-grained (atom-token) and global cross-modal attention."""
+
+    cross_modal_num_heads: int = 4
+    fine_grained_num_heads: int = 8
+    cross_modal_hidden_dim: int = 256
+    fine_grained_hidden_dim: int = 256
+    use_cross_modal_attention: bool = True
+    use_fine_grained_attention: bool = True
+
+
+@dataclass
+class BatchConfig:
+    """Plan tier 5."""
+
+    batch_size: int = 128
+
+
+@dataclass
+class ArchConfig:
+    """Plan tier 6: the ALIGNN encoder's size."""
+
+    alignn_layers: int = 4
+    gcn_layers: int = 4
+    hidden_features: int = 256
+    embedding_features: int = 64
+
+
+@dataclass
+class TrainerConfig:
+    """How a run executes; none of this changes what is being tuned."""
+
+    loss: str = "mse"  # mse | l1 | huber (task loss on the standardised target)
+    huber_delta: float = 1.0
+    grad_clip_norm: float | None = 5.0  # None: no clipping
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = False  # bf16 autocast on CUDA
+    num_workers: int = 0  # DataLoader worker processes
+    deterministic: bool = False  # torch deterministic algorithms (CPU runs become bit-reproducible)
+    progress: str = "auto"  # auto: a bar on a terminal, one line per epoch otherwise | bar | line
+    num_threads: int | None = None  # torch intra-op threads; None: torch's default
+
+
+@dataclass
+class BudgetConfig:
+    """Caps for quick runs; ``full`` leaves the plan's settings untouched."""
+
+    name: str = "full"
+    max_epochs: int | None = None  # caps scheduler.epochs
+    max_structures: int | None = None  # caps the number of crystals loaded
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment tracking besides the plain files every run writes."""
+
+    backend: str = "none"  # none | wandb
+    project: str = "fusion_tuner"
+    entity: str | None = None
+    group: str | None = None  # None: the sweep (or experiment) name
+    job_type: str | None = None  # None: the experiment name
+    name: str | None = None  # None: experiment (and seed)
+    tags: list[str] = field(default_factory=list)
+    mode: str = "auto"  # auto: online with an API key, else offline | online | offline | disabled
+
+
+@dataclass
+class Config:
+    """The whole run. Field names are the tuning plan's."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    experiment_name: str = "baseline"  # set by conf/experiment/*.yaml; names run dirs and W&B jobs
+    random_seed: int = 42  # seeds model init, data order and dropout
+
+
+def register_configs() -> None:
+    """Store the schema as ``base_config`` (listed first in ``conf/config.yaml``)."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+def parse_layers(value: Any) -> list[int] | None:
+    """Parse ``"2,3"``, ``2``, ``[2, 3]`` or ``"[2,3]"`` into ``[2, 3]``; None if not parseable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        text = value.strip().strip("[]").strip()
+        if not text:
+            return []
+        parts = [p.strip() for p in text.split(",")]
+        if not all(p.lstrip("-").isdigit() for p in parts):
+            return None
+        return [int(p) for p in parts]
+    try:
+        items = list(value)
+    except TypeError:
+        return None
+    if all(isinstance(i, int) and not isinstance(i, bool) for i in items):
+        return [int(i) for i in items]
+    return None
+
+
+def _check_choice(problems: list[str], key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        problems.append(f"{key}={value!r} is not one of {', '.join(choices)}")
+
+
+def _check_range(
+    problems: list[str], key: str, value: float | None, lo: float, hi: float, hi_open: bool = False
+) -> None:
+    if value is None:
+        return
+    bad = not math.isfinite(value) or value < lo or (value >= hi if hi_open else value > hi)
+    if bad:
+        closing = ")" if hi_open else "]"
+        problems.append(f"{key}={value} must lie in [{lo}, {hi}{closing}")
+
+
+def _check_min(problems: list[str], key: str, value: float | None, lo: float) -> None:
+    if value is not None and not value >= lo:
+        problems.append(f"{key}={value} must be >= {lo}")
+
+
+def _check_divides(problems: list[str], dim_key: str, dim: int, heads_key: str, heads: int) -> None:
+    if heads < 1:
+        problems.append(f"{heads_key}={heads} must be >= 1")
+    elif dim % heads != 0:
+        problems.append(
+            f"{heads_key}={heads} must divide {dim_key}={dim} "
+            f"(valid head counts: {', '.join(str(h) for h in range(1, dim + 1) if dim % h == 0)})"
+        )
+
+
+def _validate_dataset(c: Config, p: list[str]) -> None:
+    d = c.dataset
+    _check_choice(p, "dataset.source", d.source, DATA_SOURCES)
+    if d.source == "folder" and not d.root:
+        p.append("dataset.root must name the folder holding id_prop.csv when dataset.source=folder")
+    for key in ("train_fraction", "val_fraction", "test_fraction"):
+        _check_range(p, f"dataset.{key}", getattr(d, key), 0.0, 1.0)
+    total = d.train_fraction + d.val_fraction + d.test_fraction
+    if d.split_file is None and abs(total - 1.0) > 1e-6:
+        p.append(
+            f"dataset.train_fraction + val_fraction + test_fraction = {total:g} must equal 1 "
+            f"({d.train_fraction}, {d.val_fraction}, {d.test_fraction})"
+        )
+    if d.split_file is None and (d.train_fraction <= 0 or d.val_fraction <= 0):
+        p.append("dataset.train_fraction and dataset.val_fraction must be > 0")
+    _check_min(p, "dataset.cutoff", d.cutoff, 1e-3)
+    _check_min(p, "dataset.max_neighbors", d.max_neighbors, 1)
+    _check_min(p, "dataset.bond_rbf_bins", d.bond_rbf_bins, 2)
+    _check_min(p, "dataset.angle_rbf_bins", d.angle_rbf_bins, 2)
+    _check_min(p, "dataset.limit", d.limit, 1)
+    _check_min(p, "dataset.demo_size", d.demo_size, 20)
+    _check_min(p, "dataset.demo_noise", d.demo_noise, 0.0)
+    _check_min(p, "dataset.num_workers", d.num_workers, 0)
+    _check_range(p, "dataset.max_drop_fraction", d.max_drop_fraction, 0.0, 1.0)
+
+
+def _validate_text(c: Config, p: list[str]) -> None:
+    t = c.text
+    _check_min(p, "text.max_length", t.max_length, 8)
+    _check_choice(p, "text.pooling", t.pooling, POOLINGS)
+    _check_choice(p, "text.source", t.source, TEXT_SOURCES)
+    _check_choice(p, "text.describe_variant", t.describe_variant, DESCRIBE_VARIANTS)
+    _check_min(p, "text.frozen_cache_mb", t.frozen_cache_mb, 0)
+    if t.train_last_n_layers < -1:
+        p.append(f"text.train_last_n_layers={t.train_last_n_layers} must be -1 (all) or >= 0")
+    if t.model_name_or_path is None:
+        _check_divides(
+            p, "text.tiny_hidden_size", t.tiny_hidden_size, "text.tiny_num_heads", t.tiny_num_heads
+        )
+        _check_min(p, "text.tiny_num_layers", t.tiny_num_layers, 1)
+        if t.train_last_n_layers > t.tiny_num_layers:
+            p.append(
+                f"text.train_last_n_layers={t.train_last_n_layers} exceeds "
+                f"text.tiny_num_layers={t.tiny_num_layers}"
+            )
+        _check_min(p, "text.tiny_vocab_size", t.tiny_vocab_size, 100)
+
+
+def _validate_model(c: Config, p: list[str]) -> None:
+    r, f, a, arch = c.regularization, c.fusion, c.attention, c.arch
+    for key in (
+        "graph_dropout",
+        "cross_modal_dropout",
+        "fine_grained_dropout",
+        "middle_fusion_dropout",
+    ):
+        _check_range(p, f"regularization.{key}", getattr(r, key), 0.0, 1.0, hi_open=True)
+    _check_min(p, "regularization.weight_decay", r.weight_decay, 0.0)
+    _check_min(p, "arch.alignn_layers", arch.alignn_layers, 1)
+    _check_min(p, "arch.gcn_layers", arch.gcn_layers, 0)
+    _check_min(p, "arch.hidden_features", arch.hidden_features, 1)
+    _check_min(p, "arch.embedding_features", arch.embedding_features, 1)
+    layers = f.middle_fusion_layers
+    if not (isinstance(layers, list) and all(isinstance(i, int) for i in layers)):
+        p.append(
+            f"fusion.middle_fusion_layers={layers!r} is not a layer list: "
+            'write "2,3" or [2,3] (1-based ALIGNN layer numbers)'
+        )
+    elif f.use_middle_fusion:
+        if not layers:
+            p.append("fusion.middle_fusion_layers is empty while fusion.use_middle_fusion=true")
+        bad = [i for i in layers if not 1 <= i <= arch.alignn_layers]
+        if bad:
+            p.append(
+                f"fusion.middle_fusion_layers={layers} has {bad} outside "
+                f"1..arch.alignn_layers={arch.alignn_layers}"
+            )
+        if len(set(layers)) != len(layers):
+            p.append(f"fusion.middle_fusion_layers={layers} lists a layer twice")
+    if f.use_middle_fusion:
+        _check_divides(
+            p,
+            "fusion.middle_fusion_hidden_dim",
+            f.middle_fusion_hidden_dim,
+            "fusion.middle_fusion_num_heads",
+            f.middle_fusion_num_heads,
+        )
+    _check_min(p, "fusion.contrastive_loss_weight", f.contrastive_loss_weight, 0.0)
+    if not f.contrastive_temperature > 0:
+        p.append(f"fusion.contrastive_temperature={f.contrastive_temperature} must be > 0")
+    if a.use_cross_modal_attention:
+        _check_divides(
+            p,
+            "attention.cross_modal_hidden_dim",
+            a.cross_modal_hidden_dim,
+            "attention.cross_modal_num_heads",
+            a.cross_modal_num_heads,
+        )
+    if a.use_fine_grained_attention:
+        _check_divides(
+            p,
+            "attention.fine_grained_hidden_dim",
+            a.fine_grained_hidden_dim,
+            "attention.fine_grained_num_heads",
+            a.fine_grained_num_heads,
+        )
+
+
+def _validate_training(c: Config, p: list[str]) -> None:
+    s, t, b, lg = c.scheduler, c.trainer, c.budget, c.logger
+    if not (math.isfinite(s.learning_rate) and s.learning_rate > 0):
+        p.append(f"scheduler.learning_rate={s.learning_rate} must be > 0")
+    _check_choice(p, "scheduler.optimizer", s.optimizer, OPTIMIZERS)
+    _check_choice(p, "scheduler.scheduler", s.scheduler, SCHEDULERS)
+    _check_min(p, "scheduler.warmup_steps", s.warmup_steps, 0)
+    _check_min(p, "scheduler.epochs", s.epochs, 1)
+    _check_min(p, "scheduler.n_early_stopping", s.n_early_stopping, 1)
+    _check_min(p, "scheduler.min_delta", s.min_delta, 0.0)
+    _check_range(p, "scheduler.min_lr_ratio", s.min_lr_ratio, 0.0, 1.0)
+    _check_min(p, "scheduler.step_size", s.step_size, 1)
+    _check_range(p, "scheduler.step_gamma", s.step_gamma, 0.0, 1.0)
+    _check_min(p, "batch.batch_size", c.batch.batch_size, 1)
+    _check_choice(p, "trainer.loss", t.loss, LOSSES)
+    _check_choice(p, "trainer.device", t.device, DEVICES)
+    _check_choice(p, "trainer.progress", t.progress, PROGRESS)
+    _check_min(p, "trainer.num_workers", t.num_workers, 0)
+    _check_min(p, "trainer.grad_clip_norm", t.grad_clip_norm, 1e-12)
+    _check_min(p, "trainer.num_threads", t.num_threads, 1)
+    _check_min(p, "budget.max_epochs", b.max_epochs, 1)
+    _check_min(p, "budget.max_structures", b.max_structures, 20)
+    _check_choice(p, "logger.backend", lg.backend, LOGGER_BACKENDS)
+    _check_choice(p, "logger.mode", lg.mode, WANDB_MODES)
+
+
+def validate(cfg: Config) -> Config:
+    """Check every rule that spans fields; raise one :class:`ConfigError` listing all problems.
+
+    Runs before any data is touched, so a bad sweep fails in seconds, not after featurisation.
+    """
+    problems: list[str] = []
+    _validate_dataset(cfg, problems)
+    _validate_text(cfg, problems)
+    _validate_model(cfg, problems)
+    _validate_training(cfg, problems)
+    if problems:
+        raise ConfigError(problems)
+    return cfg

@@ -1,0 +1,131 @@
+"""Featurise crystals into compact graph arrays, and their texts (own or ``Atoms.describe()``).
+
+The graph store keeps, for all crystals together, atomic numbers, the k-NN atom graph and bond
+vectors as concatenated tensors with offsets (int32/float32: about 80 bytes per bond). Line
+graphs, bond lengths and angle cosines are derived per crystal when a sample is drawn (see
+``dataset.py``), which keeps the cache small and the derivation in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
+import torch
+
+from fusion_tuner.data.graphs import StructureError, atomic_numbers, cgcnn_table, knn_graph
+from fusion_tuner.data.records import Crystal
+
+FEATURE_VERSION = 1
+
+
+def featurize_crystal(crystal: Crystal, cutoff: float, max_neighbors: int) -> dict[str, np.ndarray]:
+    """One crystal -> ``z`` (N,), ``edge_index`` (2, E) and bond vectors ``r`` (E, 3)."""
+    numbers = atomic_numbers()
+    try:
+        z = np.array([numbers[el] for el in crystal.elements], dtype=np.int64)
+    except KeyError as exc:
+        raise StructureError(f"unknown element {exc.args[0]!r}") from None
+    table = cgcnn_table()
+    bad = sorted({int(v) for v in z if v >= len(table) or np.isnan(table[v, 0])})
+    if bad:
+        raise StructureError(f"no CGCNN atom features for Z={bad}")
+    edge_index, r = knn_graph(crystal.lattice, crystal.cart, cutoff, max_neighbors)
+    return {"z": z, "edge_index": edge_index, "r": r}
+
+
+def _featurize_chunk(
+    args: tuple[Sequence[Crystal], float, int],
+) -> list[tuple[str, dict[str, np.ndarray] | str]]:
+    crystals, cutoff, k = args
+    out: list[tuple[str, dict[str, np.ndarray] | str]] = []
+    for c in crystals:
+        try:
+            out.append((c.id, featurize_crystal(c, cutoff, k)))
+        except (StructureError, np.linalg.LinAlgError) as exc:
+            out.append((c.id, f"graph: {exc}"))
+    return out
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def parallel_map(
+    fn: Callable[[Any], list[Any]], chunks: list[Any], num_workers: int
+) -> list[Any]:
+    """Map ``fn`` over ``chunks`` in this process (``num_workers=0``) or a spawn-free fork pool."""
+    if num_workers <= 0 or len(chunks) <= 1:
+        return [row for chunk in chunks for row in fn(chunk)]
+    with get_context("fork").Pool(num_workers) as pool:
+        return [row for part in pool.map(fn, chunks) for row in part]
+
+
+def featurize_all(
+    crystals: Sequence[Crystal], cutoff: float, max_neighbors: int, num_workers: int = 0
+) -> dict[str, Any]:
+    """Featurise every crystal; failures are listed, never silently dropped.
+
+    Returns a dict of tensors (the cache entry): ``ids``, ``targets`` (float64), ``z``,
+    ``atom_ptr``, ``edge_index`` (int32, per-crystal atom indices), ``edge_ptr``, ``r`` (float32),
+    and ``failed``: a list of ``[id, reason]``.
+    """
+    chunks = [(list(c), cutoff, max_neighbors) for c in _chunks(list(crystals), 256)]
+    results = parallel_map(_featurize_chunk, chunks, num_workers)
+    targets = {c.id: c.target for c in crystals}
+    ids, zs, eis, rs, failed = [], [], [], [], []
+    for cid, res in results:
+        if isinstance(res, str):
+            failed.append([cid, res])
+            continue
+        ids.append(cid)
+        zs.append(res["z"])
+        eis.append(res["edge_index"])
+        rs.append(res["r"])
+    n_atoms = np.array([len(z) for z in zs], dtype=np.int64)
+    n_edges = np.array([e.shape[1] for e in eis], dtype=np.int64)
+    return {
+        "version": FEATURE_VERSION,
+        "ids": ids,
+        "targets": torch.tensor([targets[i] for i in ids], dtype=torch.float64),
+        "z": torch.from_numpy(np.concatenate(zs) if zs else np.zeros(0, np.int64)).to(torch.int16),
+        "atom_ptr": torch.from_numpy(np.concatenate([[0], np.cumsum(n_atoms)])),
+        "edge_index": torch.from_numpy(
+            np.concatenate(eis, axis=1) if eis else np.zeros((2, 0), np.int64)
+        ).to(torch.int32),
+        "edge_ptr": torch.from_numpy(np.concatenate([[0], np.cumsum(n_edges)])),
+        "r": torch.from_numpy(np.concatenate(rs) if rs else np.zeros((0, 3))).to(torch.float32),
+        "failed": failed,
+    }
+
+
+def _describe_chunk(args: tuple[Sequence[Crystal], str]) -> list[tuple[str, str, bool]]:
+    from jarvis.core.atoms import Atoms
+
+    crystals, variant = args
+    out = []
+    for c in crystals:
+        try:
+            atoms = Atoms(lattice_mat=c.lattice, coords=c.cart, elements=c.elements, cartesian=True)
+            out.append((c.id, str(atoms.describe()[variant]), True))
+        except Exception as exc:  # spglib and jarvis raise many types on odd structures
+            out.append((c.id, f"describe(): {type(exc).__name__}: {exc}", False))
+    return out
+
+
+def describe_all(
+    crystals: Sequence[Crystal], variant: str, num_workers: int = 0
+) -> tuple[dict[str, str], list[list[str]]]:
+    """Texts from ``jarvis.core.atoms.Atoms.describe()[variant]``; returns (texts, failures)."""
+    chunks = [(list(c), variant) for c in _chunks(list(crystals), 64)]
+    texts: dict[str, str] = {}
+    failed: list[list[str]] = []
+    for cid, text, ok in parallel_map(_describe_chunk, chunks, num_workers):
+        if ok:
+            texts[cid] = text
+        else:
+            failed.append([cid, text])
+    return texts, failed

@@ -1,0 +1,304 @@
+"""The data module: records -> cached graphs + texts + tokens -> split -> PyG loaders.
+
+Three cache entries, each keyed by exactly what affects it, so that changing a setting rebuilds
+only what depends on it:
+
+* ``graphs-<key>.pt``: source identity (demo settings / JARVIS name, target and figshare file /
+  folder contents), target, limit, cutoff, max_neighbors, feature code version.
+* ``texts-<key>.pt``: the graph key plus text source, ``describe()`` variant, descriptions file.
+* ``tokens-<key>.pt``: the text key plus tokenizer identity and ``text.max_length``.
+
+Gaussian RBF expansions of bond lengths and angle cosines are computed inside the model from the
+cached raw values, so the RBF settings (``dataset.bond_rbf_bins``/``angle_rbf_bins``) are model
+build arguments and do not invalidate the cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch_geometric.loader import DataLoader
+
+from fusion_tuner.config import Config
+from fusion_tuner.data import features, records, splits, text
+from fusion_tuner.data.cache import atomic_write_text, cache_key, load_or_build
+from fusion_tuner.data.dataset import CrystalDataset
+from fusion_tuner.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataInfo:
+    """What the model must know about the data; stored in every checkpoint."""
+
+    source: str
+    target: str
+    atom_features: str
+    atom_feature_dim: int
+    cutoff: float
+    max_neighbors: int
+    bond_rbf_bins: int
+    angle_rbf_bins: int
+    vocab_size: int
+    pad_token_id: int
+    max_length: int
+    tokenizer_id: str
+    text_model: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def effective_limit(cfg: Config) -> int | None:
+    """``dataset.limit`` capped by ``budget.max_structures``."""
+    caps = [v for v in (cfg.dataset.limit, cfg.budget.max_structures) if v is not None]
+    return min(caps) if caps else None
+
+
+def _file_signature(paths: list[Path]) -> list[tuple[str, int, int]]:
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file())
+
+
+class CrystalDataModule:
+    """Builds train/val/test datasets and loaders from a :class:`Config`.
+
+    Call :meth:`setup` once (it featurises, or loads from the cache), then :meth:`loader`.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.cache_root = (
+            Path(cfg.dataset.cache_dir).expanduser()
+            if cfg.dataset.cache_dir
+            else records.default_cache_root()
+        )
+        self.graphs: dict[str, Any] = {}
+        self.splits: dict[str, list[str]] = {}
+        self.datasets: dict[str, CrystalDataset] = {}
+        self.tokenizer: Any = None
+        self.info: DataInfo | None = None
+        self.report: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------------------------- keys
+    def _source_settings(self) -> dict[str, Any]:
+        d = self.cfg.dataset
+        base = {"source": d.source, "limit": effective_limit(self.cfg), "target": d.target}
+        if d.source == "demo":
+            from fusion_tuner.data.demo import GENERATOR_VERSION
+
+            return base | {
+                "demo_size": d.demo_size, "demo_seed": d.demo_seed, "demo_noise": d.demo_noise,
+                "generator": GENERATOR_VERSION,
+            }  # fmt: skip
+        if d.source == "jarvis":
+            from jarvis.db.figshare import get_db_info
+
+            info = get_db_info().get(d.name)
+            store = records.jarvis_store_dir(d.jarvis_dir).resolve()
+            return base | {"name": d.name, "file": info[1] if info else None, "store": str(store)}
+        root = Path(d.root or "").expanduser().resolve()
+        files = list(root.glob("*")) + list((root / "structures").glob("*"))
+        return base | {"root": str(root), "files": _file_signature(files)}
+
+    def _graph_settings(self) -> dict[str, Any]:
+        d = self.cfg.dataset
+        return self._source_settings() | {
+            "cutoff": d.cutoff, "max_neighbors": d.max_neighbors,
+            "feature_version": features.FEATURE_VERSION,
+        }  # fmt: skip
+
+    def _text_settings(self, graph_key: str) -> dict[str, Any]:
+        d, t = self.cfg.dataset, self.cfg.text
+        desc = Path(d.descriptions).expanduser().resolve() if d.descriptions else None
+        return {
+            "graphs": graph_key, "source": t.source, "variant": t.describe_variant,
+            "descriptions": [str(desc), _file_signature([desc])] if desc else None,
+        }  # fmt: skip
+
+    # ------------------------------------------------------------------------------- loading
+    def _load_records(self) -> tuple[list[records.Crystal], records.LoadReport]:
+        d, limit = self.cfg.dataset, effective_limit(self.cfg)
+        if d.source == "demo":
+            from fusion_tuner.data.demo import generate_demo
+
+            crystals = generate_demo(d.demo_size, d.demo_seed, d.demo_noise)
+            report = records.LoadReport(source="demo", n_raw=len(crystals))
+            if limit is not None and len(crystals) > limit:
+                report.limited = len(crystals) - limit
+                crystals = crystals[:limit]
+            return crystals, report
+        if d.source == "jarvis":
+            store = records.jarvis_store_dir(d.jarvis_dir)
+            return records.load_jarvis(d.name, d.target, store, limit)
+        return records.load_folder(Path(d.root or "").expanduser(), limit)
+
+    def _build_graphs(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:
+        crystals, report = loaded
+        log.info("featurising %d crystals (%s)", len(crystals), report.source)
+        entry = features.featurize_all(
+            crystals, self.cfg.dataset.cutoff, self.cfg.dataset.max_neighbors,
+            self.cfg.dataset.num_workers,
+        )  # fmt: skip
+        entry["load_report"] = report.as_dict()
+        return entry
+
+    def _build_texts(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:
+        d, t = self.cfg.dataset, self.cfg.text
+        wanted = set(self.graphs["ids"])
+        crystals = [c for c in loaded[0] if c.id in wanted]
+        extra = records.read_descriptions(Path(d.descriptions).expanduser(), t.describe_variant) \
+            if d.descriptions else {}  # fmt: skip
+        own: dict[str, str] = {}
+        for c in crystals:
+            found = c.text or extra.get(c.id) or extra.get(records.canonical_id(c.id))
+            if found and t.source != "describe":
+                own[c.id] = found
+        missing = [c for c in crystals if c.id not in own]
+        failed: list[list[str]] = []
+        if missing and t.source == "dataset":
+            raise DataError(
+                f"text.source=dataset but {len(missing)} crystals have no description "
+                f"(e.g. {[c.id for c in missing[:5]]}); give dataset.descriptions=FILE or use "
+                "text.source=auto to generate them with Atoms.describe()"
+            )
+        if missing:
+            log.info("describing %d crystals with Atoms.describe()", len(missing))
+            generated, failed = features.describe_all(missing, t.describe_variant, d.num_workers)
+            own.update(generated)
+        ids = [i for i in self.graphs["ids"] if i in own]
+        return {"ids": ids, "texts": [own[i] for i in ids], "failed": failed}
+
+    def _check_drops(self, failed: list[list[str]]) -> None:
+        lr = self.graphs["load_report"]
+        attempted = lr["n_raw"] - lr["missing_target"] - lr["limited"]
+        if attempted <= 0 or not self.graphs["ids"]:
+            raise DataError(
+                f"no usable crystals from {lr['source']} ({lr['n_raw']} records, "
+                f"{lr['missing_target']} without dataset.target={self.cfg.dataset.target!r})"
+            )
+        frac = len(failed) / attempted
+        if frac > self.cfg.dataset.max_drop_fraction:
+            worst = "; ".join(f"{i}: {why}" for i, why in failed[:10])
+            raise DataError(
+                f"{len(failed)} of {attempted} structures ({frac:.1%}) could not be used, more than "
+                f"dataset.max_drop_fraction={self.cfg.dataset.max_drop_fraction}. First: {worst}"
+            )
+        for cid, why in failed:
+            log.warning("dropped %s: %s", cid, why)
+
+    def _make_split(self, ids: list[str]) -> dict[str, Any]:
+        d = self.cfg.dataset
+        if d.split_file:
+            wanted = records.read_split_file(Path(d.split_file).expanduser())
+            self.splits, split_report = splits.fixed_split(ids, wanted)
+            if sum(split_report["missing_from_data"].values()):
+                log.warning("split file ids missing from the data: %s", split_report)
+        else:
+            fractions = (d.train_fraction, d.val_fraction, d.test_fraction)
+            self.splits = splits.random_split(ids, fractions, d.split_seed)
+            split_report = {}
+        for name in ("train", "val"):
+            if not self.splits[name]:
+                raise DataError(
+                    f"the {name} split is empty ({len(ids)} usable crystals); use more data or "
+                    "change dataset.*_fraction / dataset.split_file"
+                )
+        return split_report
+
+    def _load_tokenizer(self, texts_by_id: dict[str, str]):
+        t = self.cfg.text
+        if t.model_name_or_path is None:
+            train_texts = [texts_by_id[i] for i in self.splits["train"]]
+            return text.tiny_tokenizer(train_texts, t.tiny_vocab_size, self.cache_root)
+        return text.hub_tokenizer(t.model_name_or_path)
+
+    def setup(self) -> CrystalDataModule:
+        """Featurise (or load from the cache), split, tokenise, and build the datasets."""
+        cfg = self.cfg
+        loaded = functools.cache(self._load_records)
+        feats = self.cache_root / "features"
+        gkey = cache_key(self._graph_settings())
+        self.graphs, g_hit = load_or_build(feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded()))
+        tkey = cache_key(self._text_settings(gkey))
+        texts, t_hit = load_or_build(feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded()))
+        failed = self.graphs["load_report"]["unreadable"] + self.graphs["failed"] + texts["failed"]
+        self._check_drops(failed)
+        texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
+        split_report = self._make_split(texts["ids"])
+        self.tokenizer = self._load_tokenizer(texts_by_id)
+        tok_id = text.tokenizer_identity(self.tokenizer)
+        okey = cache_key({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
+        tokens, k_hit = load_or_build(
+            feats / f"tokens-{okey}.pt",
+            lambda: text.tokenize(
+                self.tokenizer, [texts_by_id.get(i, "") for i in self.graphs["ids"]],
+                cfg.text.max_length,
+            ),
+        )  # fmt: skip
+        row_of = {cid: row for row, cid in enumerate(self.graphs["ids"])}
+        pad = int(self.tokenizer.pad_token_id)
+        self.datasets = {
+            name: CrystalDataset(self.graphs, tokens, [row_of[i] for i in ids], cfg.text.max_length, pad)
+            for name, ids in self.splits.items()
+        }  # fmt: skip
+        self.info = DataInfo(
+            source=cfg.dataset.source, target=cfg.dataset.target, atom_features="cgcnn",
+            atom_feature_dim=92, cutoff=cfg.dataset.cutoff, max_neighbors=cfg.dataset.max_neighbors,
+            bond_rbf_bins=cfg.dataset.bond_rbf_bins, angle_rbf_bins=cfg.dataset.angle_rbf_bins,
+            vocab_size=len(self.tokenizer), pad_token_id=pad, max_length=cfg.text.max_length,
+            tokenizer_id=tok_id, text_model=cfg.text.model_name_or_path,
+        )  # fmt: skip
+        self.report = {
+            "load": self.graphs["load_report"],
+            "dropped": failed,
+            "n_usable": len(texts["ids"]),
+            "split_sizes": {k: len(v) for k, v in self.splits.items()},
+            "split_file": split_report,
+            "cache": {"graphs": [gkey, g_hit], "texts": [tkey, t_hit], "tokens": [okey, k_hit]},
+        }
+        log.info(
+            "data: %d usable crystals, split %s, cache hits graphs=%s texts=%s tokens=%s",
+            len(texts["ids"]), self.report["split_sizes"], g_hit, t_hit, k_hit,
+        )  # fmt: skip
+        return self
+
+    # ------------------------------------------------------------------------------- outputs
+    def loader(
+        self,
+        split: str,
+        batch_size: int | None = None,
+        shuffle: bool | None = None,
+        generator: torch.Generator | None = None,
+        num_workers: int | None = None,
+    ) -> DataLoader:
+        """A PyG loader over one split (shuffled for ``train`` unless told otherwise)."""
+        if not self.datasets:
+            raise RuntimeError("call setup() before asking for loaders")
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size or self.cfg.batch.batch_size,
+            shuffle=(split == "train") if shuffle is None else shuffle,
+            generator=generator,
+            num_workers=self.cfg.trainer.num_workers if num_workers is None else num_workers,
+        )
+
+    def train_loader(self, **kwargs: Any) -> DataLoader:
+        return self.loader("train", **kwargs)
+
+    def val_loader(self, **kwargs: Any) -> DataLoader:
+        return self.loader("val", **kwargs)
+
+    def test_loader(self, **kwargs: Any) -> DataLoader:
+        return self.loader("test", **kwargs)
+
+    def write_split(self, run_dir: Path) -> None:
+        """Write ``split.json`` (ids per split) and ``data_report.json`` into the run directory."""
+        atomic_write_text(json.dumps(self.splits, indent=1), Path(run_dir) / "split.json")
+        atomic_write_text(json.dumps(self.report, indent=1), Path(run_dir) / "data_report.json")

@@ -1,0 +1,255 @@
+"""Raw crystals from each source: JARVIS (figshare cache), ALIGNN-style folders, text files.
+
+Every loader returns plain :class:`Crystal` records plus a :class:`LoadReport` that counts what
+was dropped and why; nothing is dropped uncounted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusion_tuner.errors import DataError
+
+STRUCTURE_SUFFIXES = (".vasp", ".poscar", ".cif")
+
+
+@dataclass
+class Crystal:
+    """One crystal: geometry, target and (optionally) its own description."""
+
+    id: str
+    lattice: np.ndarray  # (3, 3), rows are lattice vectors, Angstrom
+    cart: np.ndarray  # (N, 3) Cartesian positions, Angstrom
+    elements: list[str]
+    target: float
+    text: str | None = None
+
+
+@dataclass
+class LoadReport:
+    """What a loader kept and dropped, by reason."""
+
+    source: str
+    n_raw: int = 0
+    missing_target: int = 0  # "na" or not finite
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
+    limited: int = 0  # usable records left out by dataset.limit / budget.max_structures
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "n_raw": self.n_raw,
+            "missing_target": self.missing_target,
+            "unreadable": [list(x) for x in self.unreadable],
+            "limited": self.limited,
+        }
+
+
+def canonical_id(name: str) -> str:
+    """``POSCAR-JVASP-10.vasp`` -> ``JVASP-10``: the form JARVIS splits and text files use."""
+    stem = Path(name).name
+    for suffix in STRUCTURE_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return stem.removeprefix("POSCAR-")
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def numeric_keys(records: list[dict[str, Any]]) -> list[str]:
+    """Keys holding a number in at least one record (the valid ``dataset.target`` choices)."""
+    keys: set[str] = set()
+    for rec in records[:2000]:
+        keys.update(
+            k for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
+    return sorted(keys)
+
+
+def crystal_from_jarvis_atoms(cid: str, atoms: dict[str, Any], target: float) -> Crystal:
+    """Convert a JARVIS ``atoms`` dict (``lattice_mat``, ``coords``, ``elements``, ``cartesian``)."""
+    lattice = np.asarray(atoms["lattice_mat"], dtype=np.float64).reshape(3, 3)
+    coords = np.asarray(atoms["coords"], dtype=np.float64).reshape(-1, 3)
+    cart = coords if atoms.get("cartesian", False) else coords @ lattice
+    elements = [str(e) for e in atoms["elements"]]
+    if len(elements) != len(cart):
+        raise ValueError(f"{len(elements)} elements for {len(cart)} positions")
+    return Crystal(id=cid, lattice=lattice, cart=cart, elements=elements, target=target)
+
+
+def load_jarvis(
+    name: str, target: str, store_dir: Path, limit: int | None
+) -> tuple[list[Crystal], LoadReport]:
+    """Load ``jarvis.db.figshare.data(name, store_dir=...)`` (downloaded once, then cached).
+
+    Records whose target is ``"na"`` or not finite are dropped and counted; an unknown target
+    fails with the list of numeric keys.
+    """
+    from jarvis.db.figshare import data
+
+    store_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        raw = data(name, store_dir=str(store_dir))
+    except Exception as exc:  # network errors, missing dataset names, corrupt zips
+        raise DataError(
+            f"could not load JARVIS dataset {name!r} into {store_dir} ({type(exc).__name__}: "
+            f"{exc}). Check dataset.name, the network, or place the figshare zip there "
+            "(see dataset.jarvis_dir in the README)."
+        ) from exc
+    if not raw:
+        raise DataError(f"JARVIS dataset {name!r} in {store_dir} is empty")
+    if not any(target in rec for rec in raw[:2000]) or target not in numeric_keys(raw):
+        raise DataError(
+            f"dataset.target={target!r} is not a numeric key of JARVIS {name!r}; "
+            f"numeric keys: {', '.join(numeric_keys(raw))}"
+        )
+    report = LoadReport(source=f"jarvis:{name}", n_raw=len(raw))
+    crystals: list[Crystal] = []
+    for rec in raw:
+        value = _as_float(rec.get(target))
+        if value is None:
+            report.missing_target += 1
+            continue
+        if limit is not None and len(crystals) >= limit:
+            report.limited += 1
+            continue
+        cid = str(rec.get("jid", rec.get("id", len(crystals))))
+        try:
+            crystals.append(crystal_from_jarvis_atoms(cid, rec["atoms"], value))
+        except (KeyError, ValueError, TypeError) as exc:
+            report.unreadable.append((cid, f"bad atoms record: {exc}"))
+    return crystals, report
+
+
+def _read_structure(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from jarvis.core.atoms import Atoms
+    from jarvis.io.vasp.inputs import Poscar
+
+    if path.suffix.lower() == ".cif":
+        atoms = Atoms.from_cif(str(path))
+    else:
+        atoms = Poscar.from_file(str(path)).atoms
+    return (
+        np.asarray(atoms.lattice_mat, dtype=np.float64),
+        np.asarray(atoms.cart_coords, dtype=np.float64),
+        list(atoms.elements),
+    )
+
+
+def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadReport]:
+    """Load ALIGNN's folder format: ``id_prop.csv`` (``file,target``; no header) + structures.
+
+    A structure file is looked up beside ``id_prop.csv``, then in a ``structures/`` subfolder.
+    ``descriptions.csv`` (``id,description``) beside it, when present, supplies the texts.
+    """
+    id_prop = root / "id_prop.csv"
+    if not id_prop.is_file():
+        raise DataError(
+            f"{id_prop} not found: dataset.root must be a folder holding id_prop.csv "
+            "(rows 'structure_file,target', no header)"
+        )
+    with id_prop.open(newline="") as fh:
+        rows = [r for r in csv.reader(fh) if r and r[0].strip()]
+    report = LoadReport(source=f"folder:{root}", n_raw=len(rows))
+    texts = read_descriptions(root / "descriptions.csv") if (root / "descriptions.csv").is_file() else {}
+    crystals: list[Crystal] = []
+    for row in rows:
+        fname = row[0].strip()
+        value = _as_float(row[1]) if len(row) > 1 else None
+        if value is None:
+            report.missing_target += 1
+            continue
+        if limit is not None and len(crystals) >= limit:
+            report.limited += 1
+            continue
+        path = next((p for p in (root / fname, root / "structures" / fname) if p.is_file()), None)
+        if path is None:
+            report.unreadable.append((fname, "structure file not found"))
+            continue
+        try:
+            lattice, cart, elements = _read_structure(path)
+        except Exception as exc:  # jarvis parsers raise anything from IndexError to ValueError
+            report.unreadable.append((fname, f"unreadable {path.name}: {type(exc).__name__}: {exc}"))
+            continue
+        text = texts.get(fname, texts.get(canonical_id(fname)))
+        crystals.append(Crystal(fname, lattice, cart, elements, value, text))
+    return crystals, report
+
+
+def _open_text(path: Path) -> tuple[str, str]:
+    """Return (text, inner name) of ``path`` or of the single member of a zip."""
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.namelist() if not m.endswith("/")]
+            if len(members) != 1:
+                raise DataError(f"{path} must hold exactly one file, found {members}")
+            return zf.read(members[0]).decode("utf-8"), members[0]
+    return path.read_text(encoding="utf-8"), path.name
+
+
+def read_descriptions(path: Path, variant: str = "desc_2") -> dict[str, str]:
+    """Read id -> description from CSV (``id,description``) or JSON (``{id: text}`` or
+    ``{id: {desc_1: ..., desc_2: ...}}``, the variant chosen by ``variant``), zipped or not."""
+    if not path.is_file():
+        raise DataError(f"descriptions file {path} not found (dataset.descriptions)")
+    content, inner = _open_text(path)
+    if inner.endswith(".json"):
+        raw = json.loads(content)
+        out = {}
+        for key, value in raw.items():
+            if isinstance(value, dict):
+                if variant not in value:
+                    raise DataError(f"{path}: entry {key!r} has no {variant!r} (text.describe_variant)")
+                value = value[variant]
+            out[str(key)] = str(value)
+        return out
+    rows = list(csv.reader(io.StringIO(content)))
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["id", "description"]:
+        rows = rows[1:]
+    return {r[0].strip(): r[1] for r in rows if len(r) >= 2}
+
+
+def read_split_file(path: Path) -> dict[str, list[str]]:
+    """Read a JARVIS-leaderboard split ``{"train": {id: value}, "val": ..., "test": ...}``."""
+    if not path.is_file():
+        raise DataError(f"split file {path} not found (dataset.split_file)")
+    raw = json.loads(_open_text(path)[0])
+    missing = [k for k in ("train", "val", "test") if k not in raw]
+    if missing:
+        raise DataError(f"split file {path} lacks {missing}; expected keys train, val, test")
+    return {k: [str(i) for i in raw[k]] for k in ("train", "val", "test")}
+
+
+def default_cache_root() -> Path:
+    """``$FUSION_TUNER_CACHE_DIR``, else ``$XDG_CACHE_HOME/fusion_tuner``, else ``~/.cache/...``."""
+    env = os.environ.get("FUSION_TUNER_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "fusion_tuner"
+
+
+def jarvis_store_dir(configured: str | None) -> Path:
+    """Where figshare zips live: ``dataset.jarvis_dir``, ``$FUSION_TUNER_JARVIS_DIR``, or the cache."""
+    if configured:
+        return Path(configured).expanduser()
+    env = os.environ.get("FUSION_TUNER_JARVIS_DIR")
+    return Path(env).expanduser() if env else default_cache_root() / "jarvis"

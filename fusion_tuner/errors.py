@@ -1,0 +1,24 @@
+"""Errors a user can cause, each naming what to fix."""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """Every problem found in a configuration, reported together.
+
+    Args:
+        problems: one line per problem, each naming the key, its value and the rule.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} configuration problem(s):\n{lines}")
+
+
+class DataError(RuntimeError):
+    """The data cannot be used as configured (missing files, too many bad structures, ...)."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incompatible, or unsafe to load."""
