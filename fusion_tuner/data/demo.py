@@ -7,15 +7,16 @@ about real materials. For real work use ``dataset=jarvis`` or ``dataset=folder``
 Crystals come from ten prototype families (rock salt, CsCl, zinc blende, wurtzite, fluorite,
 cubic perovskite, rutile, and bcc/fcc/hcp elements). Each draws elements for its sites, sets the
 lattice so that nearest neighbours sit at the sum of their covalent radii, multiplies it by a
-random strain (anisotropic, up to 6 %) and moves every atom by a small random displacement.
+random strain (isotropic up to 9 % plus anisotropic up to 3 %) and moves every atom by a small
+random displacement.
 
 The target ``synthetic_gap`` (in "eV") is, with the prototype's coordination number ``CN`` of
-its main cation, the electronegativity difference ``dx`` of the bonded pair, the mean bond
-strain ``s`` (actual nearest-neighbour distance over the radius sum) and the displacement
-amplitude ``u`` (Angstrom)::
+its main cation, the electronegativity difference ``dx`` of the bonded pair, the bond strain
+``s`` (shortest bonded distance over the sum of covalent radii) and the displacement amplitude
+``u`` (Angstrom)::
 
-    gap = max(0, 2.2 dx^1.5 sqrt(4 / CN) (1 - 4 (s - 1)) + 1.5 dx^2 [CN <= 4] - 0.3 - 2 u)
-          + noise,   noise ~ N(0, demo_noise^2)
+    gap = max(0, 4 tanh(dx / 1.5) exp(-(CN - 4) / 4) exp(-9 (s - 1)) - 0.5 - 4 u) + noise,
+    noise ~ N(0, demo_noise^2)
 
 Elements (dx = 0) are metals with gap 0 (plus noise clipped at 0 for them). The geometry enters
 through ``CN`` (the prototype), ``s`` and ``u``; the composition through ``dx``. Because the same
@@ -129,9 +130,8 @@ PROTOTYPES: tuple[Prototype, ...] = (
 
 def synthetic_gap(dx: float, cn: int, strain: float, displacement: float) -> float:
     """The noise-free demo target (see the module docstring)."""
-    ionic = 2.2 * dx**1.5 * math.sqrt(4.0 / cn) * (1.0 - 4.0 * (strain - 1.0))
-    covalent = 1.5 * dx * dx if cn <= 4 else 0.0
-    return max(0.0, ionic + covalent - 0.3 - 2.0 * displacement)
+    ionic = 4.0 * math.tanh(dx / 1.5) * math.exp(-(cn - 4) / 4) * math.exp(-9.0 * (strain - 1.0))
+    return max(0.0, ionic - 0.5 - 4.0 * displacement)
 
 
 def _formula(elements: list[str]) -> str:
@@ -166,7 +166,7 @@ def _make_crystal(index: int, proto: Prototype, rng: np.random.Generator, noise:
     i, j = proto.bonded
     r_sum = ELEMENTS[slots[i]][1] + ELEMENTS[slots[j]][1]
     a = r_sum / proto.nn
-    strain_axes = 1.0 + rng.uniform(-0.06, 0.06, size=3)
+    strain_axes = 1.0 + rng.uniform(-0.09, 0.09) + rng.uniform(-0.03, 0.03, size=3)
     lattice = proto.lattice * a * strain_axes[None, :]  # scales Cartesian x, y, z
     frac = np.array([site for _, site in proto.sites], dtype=np.float64)
     displacement = float(rng.uniform(0.0, 0.08))

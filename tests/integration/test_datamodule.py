@@ -1,0 +1,137 @@
+"""The data module end to end on each source: loaders of batched graphs + text, cached."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fusion_tuner import build_datamodule
+from fusion_tuner.errors import DataError
+from tests.conftest import compose
+from tests.helpers import jarvis_records, write_folder, write_jarvis_store
+
+pytestmark = pytest.mark.integration
+
+
+def check_batch(dm, split: str = "train") -> None:
+    batch = next(iter(dm.loader(split, batch_size=4)))
+    assert batch.num_graphs == 4
+    assert batch.input_ids.shape == (4, dm.cfg.text.max_length)
+    assert int(batch.edge_index.max()) < batch.num_nodes
+    assert int(batch.lg_edge_index.max()) < batch.edge_index.size(1)
+    assert batch.bond_length.shape == (batch.edge_index.size(1),)
+    assert batch.angle_cos.shape == (batch.lg_edge_index.size(1),)
+    assert len(batch.sample_id) == 4 and set(batch.sample_id) <= set(dm.splits[split])
+
+
+def test_demo_loads_from_cache_on_second_call(tmp_path: Path) -> None:
+    cfg = compose("dataset.demo_size=60", "text.max_length=48", cache=tmp_path)
+    first = build_datamodule(cfg)
+    assert first.report["cache"]["graphs"][1] is False
+    second = build_datamodule(cfg)
+    assert [hit for _, hit in second.report["cache"].values()] == [True, True, True]
+    assert second.splits == first.splits
+    assert [len(second.splits[k]) for k in ("train", "val", "test")] == [48, 6, 6]
+    check_batch(second)
+    # every crystal has 12 bonds (demo cells are dense)
+    batch = next(iter(second.loader("val", batch_size=6)))
+    assert batch.edge_index.size(1) == 12 * batch.num_nodes
+
+
+def test_changing_a_setting_rebuilds_only_what_depends_on_it(tmp_path: Path) -> None:
+    base = ["dataset.demo_size=40", "text.max_length=32"]
+    build_datamodule(compose(*base, cache=tmp_path))
+    cut = build_datamodule(compose(*base, "dataset.cutoff=6.0", cache=tmp_path)).report["cache"]
+    assert (cut["graphs"][1], cut["texts"][1], cut["tokens"][1]) == (False, False, False)
+    length = build_datamodule(compose(*base, "text.max_length=40", cache=tmp_path)).report["cache"]
+    assert (length["graphs"][1], length["texts"][1], length["tokens"][1]) == (True, True, False)
+    seed = build_datamodule(compose(*base, "dataset.split_seed=5", cache=tmp_path))
+    assert seed.report["cache"]["graphs"][1] is True  # the split does not touch the graph cache
+
+
+def test_split_json_is_written_with_ids(tmp_path: Path) -> None:
+    dm = build_datamodule(compose("dataset.demo_size=40", "text.max_length=32", cache=tmp_path))
+    dm.write_split(tmp_path / "run")
+    written = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert written == dm.splits
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert report["split_sizes"] == {"train": 32, "val": 4, "test": 4}
+
+
+def test_jarvis_from_local_cache_with_describe_texts(tmp_path: Path) -> None:
+    store = write_jarvis_store(tmp_path / "store", jarvis_records(16))
+    cfg = compose(
+        "dataset=jarvis", f"dataset.jarvis_dir={store}", "text.max_length=64",
+        "dataset.train_fraction=0.5", "dataset.val_fraction=0.25", "dataset.test_fraction=0.25",
+        cache=tmp_path / "cache",
+    )  # fmt: skip
+    dm = build_datamodule(cfg)
+    assert dm.report["load"]["missing_target"] == 3
+    assert dm.report["n_usable"] == 13
+    assert "crystallizes" in dm.tokenizer.decode(dm.datasets["train"][0].input_ids[0])
+    check_batch(dm, "train")
+    again = build_datamodule(cfg)
+    assert all(hit for _, hit in again.report["cache"].values())
+
+
+def test_folder_source_with_a_broken_file_over_the_drop_limit(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "f", n=20, broken=2)
+    ok = ["dataset=folder", f"dataset.root={root}", "text.max_length=48"]
+    with pytest.raises(DataError, match=r"broken-0\.vasp.*broken-1\.vasp|2 of 22"):
+        build_datamodule(compose(*ok, cache=tmp_path / "c"))
+    dm = build_datamodule(compose(*ok, "dataset.max_drop_fraction=0.2", cache=tmp_path / "c"))
+    assert [i for i, _ in dm.report["dropped"]] == ["broken-0.vasp", "broken-1.vasp"]
+    assert dm.report["n_usable"] == 20
+    check_batch(dm)
+
+
+def test_empty_folder_is_an_error_naming_the_source(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    (root / "id_prop.csv").write_text("")
+    with pytest.raises(DataError, match="no usable crystals"):
+        build_datamodule(compose("dataset=folder", f"dataset.root={root}", cache=tmp_path / "c"))
+
+
+# ------------------------------------------------------------------ real JARVIS (../shared/data)
+def test_real_jarvis_sample_with_shipped_texts(shared_data: Path, tmp_path: Path) -> None:
+    store = shared_data / "jarvis_dft3d_mini" / "store_sample50"
+    texts = shared_data / "jarvis_dft3d_mini" / "describe_text.json.zip"
+    cfg = compose(
+        "dataset=jarvis", f"dataset.jarvis_dir={store}", f"dataset.descriptions={texts}",
+        "text.source=dataset", cache=tmp_path,
+    )  # fmt: skip
+    dm = build_datamodule(cfg)
+    assert dm.report["n_usable"] == 50
+    assert [len(v) for v in dm.splits.values()] == [40, 5, 5]
+    check_batch(dm)
+
+
+def test_real_jarvis_full_store_with_leaderboard_split(shared_data: Path, tmp_path: Path) -> None:
+    mini = shared_data / "jarvis_dft3d_mini"
+    split = shared_data / "jarvis_leaderboard_dft3d" / "SinglePropertyPrediction_dft_3d_optb88vdw_bandgap.json.zip"
+    cfg = compose(
+        "dataset=jarvis", f"dataset.jarvis_dir={mini / 'store_full'}",
+        f"dataset.descriptions={mini / 'describe_text.json.zip'}", f"dataset.split_file={split}",
+        cache=tmp_path,
+    )  # fmt: skip
+    dm = build_datamodule(cfg)
+    missing = dm.report["split_file"]["missing_from_data"]
+    assert missing["test"] > 5000  # the mini store holds a small part of the leaderboard ids
+    sizes = dm.report["split_sizes"]
+    assert sum(sizes.values()) + dm.report["split_file"]["not_in_split_file"] == dm.report["n_usable"]
+    assert sizes["test"] > 0 and sizes["val"] > 0
+    check_batch(dm, "train")
+
+
+def test_real_alignn_folder(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "jarvis_dft3d_alignn_sample50"
+    texts = shared_data / "jarvis_dft3d_mini" / "describe_text.json.zip"
+    cfg = compose(
+        "dataset=folder", f"dataset.root={root}", f"dataset.descriptions={texts}", cache=tmp_path
+    )
+    dm = build_datamodule(cfg)
+    assert dm.report["n_usable"] == 50 and not dm.report["dropped"]
+    check_batch(dm)

@@ -1,0 +1,116 @@
+"""The schema, group options, overrides and the cross-field rules of fusion_tuner.config."""
+
+from __future__ import annotations
+
+import pytest
+
+from fusion_tuner import compose_config
+from fusion_tuner.config import Config, parse_layers, validate
+from fusion_tuner.errors import ConfigError
+
+PLAN_BASELINE = {
+    "regularization": {
+        "graph_dropout": 0.15, "weight_decay": 0.0005, "cross_modal_dropout": 0.1,
+        "fine_grained_dropout": 0.2, "middle_fusion_dropout": 0.1,
+    },
+    "fusion": {
+        "use_middle_fusion": True, "middle_fusion_layers": [2], "middle_fusion_hidden_dim": 128,
+        "middle_fusion_num_heads": 2, "use_contrastive_loss": False,
+        "contrastive_loss_weight": 0.1, "contrastive_temperature": 0.1,
+    },
+    "scheduler": {
+        "learning_rate": 0.001, "optimizer": "adamw", "scheduler": "onecycle",
+        "warmup_steps": 2000, "epochs": 100, "n_early_stopping": 150,
+    },
+    "attention": {
+        "cross_modal_num_heads": 4, "fine_grained_num_heads": 8, "cross_modal_hidden_dim": 256,
+        "fine_grained_hidden_dim": 256, "use_cross_modal_attention": True,
+    },
+    "batch": {"batch_size": 128},
+    "arch": {"alignn_layers": 4, "gcn_layers": 4, "hidden_features": 256, "embedding_features": 64},
+}  # fmt: skip
+
+
+def test_default_config_is_the_plan_baseline() -> None:
+    cfg = compose_config()
+    for group, values in PLAN_BASELINE.items():
+        for key, value in values.items():
+            assert getattr(getattr(cfg, group), key) == value, f"{group}.{key}"
+    assert cfg.dataset.source == "demo"
+    # the dataclass defaults agree with conf/*/baseline.yaml
+    assert validate(Config()).fusion.middle_fusion_layers == [2]
+
+
+def test_group_option_and_dotted_override_compose() -> None:
+    cfg = compose_config(["regularization=aggressive", "regularization.graph_dropout=0.3"])
+    assert cfg.regularization.graph_dropout == 0.3
+    assert cfg.regularization.weight_decay == 0.002  # from the option file
+    assert cfg.regularization.middle_fusion_dropout == 0.1  # untouched baseline
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [('"2,3"', [2, 3]), ("[1,2,3]", [1, 2, 3]), ("2", [2]), ('"1, 2"', [1, 2])],
+)
+def test_middle_fusion_layers_accepts_plan_spelling_and_lists(value: str, expected: list) -> None:
+    cfg = compose_config([f"fusion.middle_fusion_layers={value}"])
+    assert cfg.fusion.middle_fusion_layers == expected
+    assert all(type(i) is int for i in cfg.fusion.middle_fusion_layers)
+
+
+def test_parse_layers_rejects_garbage() -> None:
+    assert parse_layers("2,x") is None
+    assert parse_layers(True) is None
+    assert parse_layers([2, "3"]) is None
+
+
+def test_misspelled_key_names_it_and_lists_valid_keys() -> None:
+    with pytest.raises(ConfigError) as err:
+        compose_config(["regularization.graph_dropuot=0.3"])
+    msg = str(err.value)
+    assert "graph_dropuot" in msg
+    assert "graph_dropout, weight_decay" in msg
+
+
+def test_wrong_type_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"regularization\.graph_dropout=abc"):
+        compose_config(["regularization.graph_dropout=abc"])
+
+
+def test_unknown_group_option_lists_choices() -> None:
+    with pytest.raises(ConfigError) as err:
+        compose_config(["regularization=aggresive"])
+    assert "aggressive" in str(err.value) and "conservative" in str(err.value)
+
+
+def test_fusion_layer_out_of_range_fails_before_data() -> None:
+    with pytest.raises(ConfigError, match=r"fusion\.middle_fusion_layers=\[5\].*1\.\.arch\.alignn_layers=4"):
+        compose_config(['fusion.middle_fusion_layers="5"'])
+
+
+def test_all_violations_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as err:
+        compose_config([
+            "batch.batch_size=0", "attention.cross_modal_num_heads=3",
+            "dataset.train_fraction=0.9", "regularization.graph_dropout=1.0",
+            "fusion.middle_fusion_num_heads=3", "scheduler.optimizer=lion",
+        ])  # fmt: skip
+    problems = err.value.problems
+    assert len(problems) == 6
+    text = "\n".join(problems)
+    for key in ("batch.batch_size", "attention.cross_modal_num_heads", "train_fraction",
+                "regularization.graph_dropout", "fusion.middle_fusion_num_heads",
+                "scheduler.optimizer"):  # fmt: skip
+        assert key in text
+
+
+def test_switched_off_components_skip_their_rules() -> None:
+    cfg = compose_config(
+        ["attention.use_cross_modal_attention=false", "attention.cross_modal_num_heads=3"]
+    )
+    assert cfg.attention.cross_modal_num_heads == 3
+
+
+def test_folder_source_needs_root() -> None:
+    with pytest.raises(ConfigError, match="dataset.root"):
+        compose_config(["dataset=folder"])

@@ -1,0 +1,78 @@
+"""Splits, split files, loaders' error messages and drop accounting."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fusion_tuner.data import records, splits
+from fusion_tuner.errors import DataError
+from tests.helpers import jarvis_records, write_folder, write_jarvis_store
+
+
+def test_random_split_is_seeded_disjoint_and_sized() -> None:
+    ids = [f"c{i}" for i in range(101)]
+    a = splits.random_split(ids, (0.8, 0.1, 0.1), seed=7)
+    assert a == splits.random_split(ids, (0.8, 0.1, 0.1), seed=7)
+    assert a != splits.random_split(ids, (0.8, 0.1, 0.1), seed=8)
+    assert [len(a[k]) for k in ("train", "val", "test")] == [81, 10, 10]
+    assert sorted(a["train"] + a["val"] + a["test"]) == sorted(ids)
+
+
+def test_fixed_split_matches_canonical_ids_and_counts_missing() -> None:
+    ids = ["POSCAR-JVASP-1.vasp", "POSCAR-JVASP-2.vasp", "JVASP-3", "JVASP-9"]
+    wanted = {"train": ["JVASP-1", "JVASP-3", "JVASP-77"], "val": ["JVASP-2"], "test": ["JVASP-5"]}
+    got, report = splits.fixed_split(ids, wanted)
+    assert got == {"train": ["POSCAR-JVASP-1.vasp", "JVASP-3"], "val": ["POSCAR-JVASP-2.vasp"], "test": []}
+    assert report["missing_from_data"] == {"train": 1, "val": 0, "test": 1}
+    assert report["not_in_split_file"] == 1
+
+
+def test_split_file_zipped_or_not(tmp_path: Path) -> None:
+    content = {"train": {"a": 1.0}, "val": {"b": 2.0}, "test": {"c": 3.0}}
+    plain = tmp_path / "s.json"
+    plain.write_text(json.dumps(content))
+    zipped = tmp_path / "s.json.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr("s.json", json.dumps(content))
+    assert records.read_split_file(plain) == records.read_split_file(zipped)
+    assert records.read_split_file(zipped)["val"] == ["b"]
+    (tmp_path / "bad.json").write_text(json.dumps({"train": {}}))
+    with pytest.raises(DataError, match="lacks"):
+        records.read_split_file(tmp_path / "bad.json")
+
+
+def test_jarvis_store_drops_na_and_rejects_unknown_target(tmp_path: Path) -> None:
+    store = write_jarvis_store(tmp_path / "store", jarvis_records(40))
+    crystals, report = records.load_jarvis("dft_3d", "optb88vdw_bandgap", store, None)
+    assert report.n_raw == 40 and report.missing_target == 6  # every 7th is "na"
+    assert len(crystals) == 34 and crystals[0].id == "JVASP-1001"
+    limited, rep = records.load_jarvis("dft_3d", "optb88vdw_bandgap", store, 10)
+    assert len(limited) == 10 and rep.limited == 24
+    with pytest.raises(DataError) as err:
+        records.load_jarvis("dft_3d", "optb88_gap", store, None)
+    assert "formation_energy_peratom" in str(err.value) and "optb88vdw_bandgap" in str(err.value)
+
+
+def test_folder_reports_unreadable_files_and_reads_descriptions(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "f", n=12, broken=2)
+    crystals, report = records.load_folder(root, None)
+    assert len(crystals) == 12
+    assert [i for i, _ in report.unreadable] == ["broken-0.vasp", "broken-1.vasp"]
+    assert all("unreadable" in why for _, why in report.unreadable)
+    assert crystals[0].text.startswith(crystals[0].text.split(" ")[0])
+    assert crystals[0].text and "crystallizes" in crystals[0].text
+
+
+def test_missing_id_prop_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"id_prop\.csv not found"):
+        records.load_folder(tmp_path, None)
+
+
+def test_canonical_id() -> None:
+    assert records.canonical_id("POSCAR-JVASP-10.vasp") == "JVASP-10"
+    assert records.canonical_id("dir/JVASP-7.cif") == "JVASP-7"
+    assert records.canonical_id("JVASP-3") == "JVASP-3"
