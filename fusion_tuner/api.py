@@ -93,3 +93,10 @@ def build_datamodule(cfg: Config, setup: bool = True) -> CrystalDataModule:
 
     dm = CrystalDataModule(cfg)
     return dm.setup() if setup else dm
+
+
+def build_model(cfg: Config, data_info: Any):
+    """The fused model of ``cfg`` for the data described by ``data_info`` (see ``DataInfo``)."""
+    from fusion_tuner.models.builders import build_model as _build
+
+    return _build(cfg, data_info)

@@ -44,8 +44,6 @@ class DataInfo:
     atom_feature_dim: int
     cutoff: float
     max_neighbors: int
-    bond_rbf_bins: int
-    angle_rbf_bins: int
     vocab_size: int
     pad_token_id: int
     max_length: int
@@ -251,7 +249,6 @@ class CrystalDataModule:
         self.info = DataInfo(
             source=cfg.dataset.source, target=cfg.dataset.target, atom_features="cgcnn",
             atom_feature_dim=92, cutoff=cfg.dataset.cutoff, max_neighbors=cfg.dataset.max_neighbors,
-            bond_rbf_bins=cfg.dataset.bond_rbf_bins, angle_rbf_bins=cfg.dataset.angle_rbf_bins,
             vocab_size=len(self.tokenizer), pad_token_id=pad, max_length=cfg.text.max_length,
             tokenizer_id=tok_id, text_model=cfg.text.model_name_or_path,
         )  # fmt: skip

@@ -1,0 +1,163 @@
+"""ALIGNN graph encoder in plain PyTorch (no DGL): edge-gated convolutions on the atom graph
+and on its line graph (Choudhary & DeCost, npj Comput. Mater. 7, 185 (2021)).
+
+Shapes: N atoms, E bonds, T bond pairs (line-graph edges), H = hidden_features.
+Messages flow ``edge_index[0] -> edge_index[1]`` and are aggregated at the target.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Sum rows of ``src`` (M, C) into ``size`` buckets given by ``index`` (M,)."""
+    out = src.new_zeros((size, src.size(1)))
+    return out.index_add_(0, index, src)
+
+
+class RBFExpansion(nn.Module):
+    """Gaussian radial basis expansion of a scalar on ``bins`` centres over [vmin, vmax].
+
+    The width is the spacing of the centres (ALIGNN's choice): ``exp(-((x - c) / spacing)^2)``.
+    """
+
+    def __init__(self, vmin: float, vmax: float, bins: int) -> None:
+        super().__init__()
+        centres = torch.linspace(vmin, vmax, bins)
+        self.register_buffer("centres", centres)
+        self.gamma = 1.0 / float(centres[1] - centres[0]) ** 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (M,) -> (M, bins)
+        return torch.exp(-self.gamma * (x.unsqueeze(-1) - self.centres) ** 2)
+
+    def extra_repr(self) -> str:
+        return f"bins={self.centres.numel()}, range=[{self.centres[0]:.2f}, {self.centres[-1]:.2f}]"
+
+
+class MLPLayer(nn.Sequential):
+    """Linear -> LayerNorm -> SiLU."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(nn.Linear(in_features, out_features), nn.LayerNorm(out_features), nn.SiLU())
+
+
+class EdgeGatedGraphConv(nn.Module):
+    """ALIGNN's edge-gated graph convolution with residuals.
+
+    For an edge ``s -> t`` with features ``y_st``::
+
+        m_st   = A x_s + B x_t + C y_st                       (edge message, before the gate)
+        x_t'   = x_t + SiLU(LN(D x_t + sum_s sigmoid(m_st) * E x_s / sum_s sigmoid(m_st)))
+        y_st'  = y_st + SiLU(LN(m_st))
+
+    ``dropout`` (the plan's ``graph_dropout``) acts on both updates before the residual. The four
+    node projections are one fused matrix product. A layer whose edge output nothing reads (the
+    last of a stack) is built with ``edge_output=False``: it returns ``y`` unchanged and has no
+    edge normalisation, so no weight in the model is dead.
+
+    Args:
+        hidden (int): feature width of nodes and edges.
+        dropout (float): dropout probability on the updates.
+        edge_output (bool): compute the edge update ``y'``.
+    """
+
+    def __init__(self, hidden: int, dropout: float = 0.0, edge_output: bool = True) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.node_proj = nn.Linear(hidden, 4 * hidden)  # A, B, D, E stacked
+        self.edge_gate = nn.Linear(hidden, hidden)  # C
+        self.norm_nodes = nn.LayerNorm(hidden)
+        self.norm_edges = nn.LayerNorm(hidden) if edge_output else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, edge_index: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        src, dst = edge_index
+        a, b, d, e = self.node_proj(x).split(self.hidden, dim=-1)  # each (N, H)
+        m = a[src] + b[dst] + self.edge_gate(y)  # (E, H)
+        sigma = torch.sigmoid(m)
+        num = scatter_sum(sigma * e[src], dst, x.size(0))  # (N, H)
+        den = scatter_sum(sigma, dst, x.size(0))
+        x_new = x + self.dropout(F.silu(self.norm_nodes(d + num / (den + 1e-6))))
+        if self.norm_edges is None:
+            return x_new, y
+        return x_new, y + self.dropout(F.silu(self.norm_edges(m)))
+
+
+class ALIGNNLayer(nn.Module):
+    """One ALIGNN layer: update atoms and bonds on the atom graph, then bonds and angles on the
+    line graph (whose nodes are the bonds).
+
+    Args:
+        hidden (int): feature width.  dropout (float): ``graph_dropout``.
+        bonds_out (bool): later layers read the bond features (False for the last ALIGNN layer
+            when no GCN layer follows: the line-graph update is then skipped).
+        angles_out (bool): later layers read the angle features (False for the last layer).
+    """
+
+    def __init__(
+        self, hidden: int, dropout: float = 0.0, bonds_out: bool = True, angles_out: bool = True
+    ) -> None:
+        super().__init__()
+        self.atom_update = EdgeGatedGraphConv(hidden, dropout, edge_output=bonds_out)
+        self.bond_update = (
+            EdgeGatedGraphConv(hidden, dropout, edge_output=angles_out) if bonds_out else None
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (N, H) atoms
+        y: torch.Tensor,  # (E, H) bonds
+        z: torch.Tensor,  # (T, H) angles
+        edge_index: torch.Tensor,  # (2, E)
+        lg_edge_index: torch.Tensor,  # (2, T)
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, m = self.atom_update(x, edge_index, y)
+        if self.bond_update is None:
+            return x, m, z
+        y, z = self.bond_update(m, lg_edge_index, z)
+        return x, y, z
+
+
+class ALIGNNEmbedding(nn.Module):
+    """Input embeddings: CGCNN atom features, RBF-expanded bond lengths and angle cosines.
+
+    Args:
+        atom_table (Tensor): (Z_max + 1, 92) CGCNN features, looked up by atomic number.
+        hidden (int): ``hidden_features``.
+        embedding (int): ``embedding_features``, the width between RBF and hidden.
+        cutoff (float): upper end of the bond-length RBF range (Angstrom).
+        bond_bins (int), angle_bins (int): RBF centres.
+    """
+
+    def __init__(
+        self,
+        atom_table: torch.Tensor,
+        hidden: int,
+        embedding: int,
+        cutoff: float,
+        bond_bins: int,
+        angle_bins: int,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("atom_table", atom_table.float())
+        self.atom = MLPLayer(atom_table.size(1), hidden)
+        self.bond = nn.Sequential(
+            RBFExpansion(0.0, cutoff, bond_bins),
+            MLPLayer(bond_bins, embedding),
+            MLPLayer(embedding, hidden),
+        )
+        self.angle = nn.Sequential(
+            RBFExpansion(-1.0, 1.0, angle_bins),
+            MLPLayer(angle_bins, embedding),
+            MLPLayer(embedding, hidden),
+        )
+
+    def forward(
+        self, z: torch.Tensor, bond_length: torch.Tensor, angle_cos: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.atom(self.atom_table[z]), self.bond(bond_length), self.angle(angle_cos)

@@ -1,0 +1,115 @@
+"""Config -> model. The only module under ``models/`` that knows the config; it reads each field
+once and passes plain numbers to constructors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fusion_tuner.config import Config
+from fusion_tuner.models.alignn import ALIGNNEmbedding
+from fusion_tuner.models.fusion import CrossModalAttention, FineGrainedAttention, MiddleFusion
+from fusion_tuner.models.property import FusionPropertyModel, alignn_stack, gcn_stack
+from fusion_tuner.models.text import TextEncoder, hub_encoder, tiny_bert
+
+CONTRASTIVE_DIM = 128
+
+
+def _info(data_info: Any) -> dict[str, Any]:
+    return data_info if isinstance(data_info, dict) else data_info.as_dict()
+
+
+def build_text_encoder(cfg: Config, info: dict[str, Any], pretrained: bool = True) -> TextEncoder:
+    """The text encoder of ``cfg.text`` (tiny BERT, or a hub model)."""
+    t = cfg.text
+    if t.model_name_or_path is None:
+        model = tiny_bert(
+            info["vocab_size"], t.tiny_hidden_size, t.tiny_num_layers, t.tiny_num_heads,
+            t.tiny_intermediate_size, info["max_length"], info["pad_token_id"],
+        )  # fmt: skip
+    else:
+        model = hub_encoder(t.model_name_or_path, pretrained=pretrained)
+    return TextEncoder(
+        model, pooling=t.pooling, freeze=t.freeze, train_last_n_layers=t.train_last_n_layers,
+        cache_bytes=t.frozen_cache_mb * 2**20,
+    )  # fmt: skip
+
+
+def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> FusionPropertyModel:
+    """Build the fused model of ``cfg`` for data described by ``data_info``.
+
+    Args:
+        cfg: the run's config (``arch``, ``fusion``, ``attention``, ``regularization``, ``text``).
+        data_info: :class:`~fusion_tuner.data.module.DataInfo` or its dict (from a checkpoint).
+        pretrained_text: load hub text weights (False when a checkpoint will overwrite them).
+    """
+    from fusion_tuner.data.graphs import cgcnn_table
+
+    info = _info(data_info)
+    arch, fus, att, reg = cfg.arch, cfg.fusion, cfg.attention, cfg.regularization
+    h = arch.hidden_features
+    table = torch.from_numpy(np.nan_to_num(cgcnn_table(), nan=0.0))
+    ds = cfg.dataset  # the RBF expansions of the cached raw lengths/cosines live in the model
+    embedding = ALIGNNEmbedding(
+        table, h, arch.embedding_features, ds.cutoff, ds.bond_rbf_bins, ds.angle_rbf_bins
+    )
+    text = build_text_encoder(cfg, info, pretrained=pretrained_text)
+    d = text.dim
+    middle = nn.ModuleDict()
+    if fus.use_middle_fusion:
+        for layer in fus.middle_fusion_layers:
+            middle[str(layer)] = MiddleFusion(
+                h, d, fus.middle_fusion_hidden_dim, fus.middle_fusion_num_heads,
+                reg.middle_fusion_dropout,
+            )  # fmt: skip
+    fine = None
+    g_dim, t_dim, atom_dim, token_dim = h, d, h, d
+    if att.use_fine_grained_attention:
+        f = att.fine_grained_hidden_dim
+        fine = FineGrainedAttention(h, d, f, att.fine_grained_num_heads, reg.fine_grained_dropout)
+        g_dim = t_dim = atom_dim = token_dim = f
+    cross = None
+    if att.use_cross_modal_attention:
+        c = att.cross_modal_hidden_dim
+        cross = CrossModalAttention(
+            g_dim, t_dim, atom_dim, token_dim, c, att.cross_modal_num_heads,
+            reg.cross_modal_dropout,
+        )  # fmt: skip
+        g_dim = t_dim = c
+    head = nn.Sequential(nn.Linear(g_dim + t_dim, h), nn.SiLU(), nn.Linear(h, 1))
+    contrastive = None
+    if fus.use_contrastive_loss:
+        contrastive = (
+            nn.Linear(h, CONTRASTIVE_DIM), nn.Linear(d, CONTRASTIVE_DIM),
+            fus.contrastive_temperature,
+        )  # fmt: skip
+    return FusionPropertyModel(
+        embedding=embedding,
+        alignn_layers=alignn_stack(arch.alignn_layers, h, reg.graph_dropout, arch.gcn_layers > 0),
+        gcn_layers=gcn_stack(arch.gcn_layers, h, reg.graph_dropout),
+        text_encoder=text,
+        middle_fusion=middle,
+        fine_grained=fine,
+        cross_modal=cross,
+        head=head,
+        contrastive=contrastive,
+    )
+
+
+def total_loss(out, y: torch.Tensor, model: FusionPropertyModel, cfg: Config) -> torch.Tensor:
+    """Task loss on the standardised target plus ``contrastive_loss_weight`` x InfoNCE."""
+    import torch.nn.functional as F
+
+    target = model.normalize(y)
+    if cfg.trainer.loss == "mse":
+        loss = F.mse_loss(out.normalized, target)
+    elif cfg.trainer.loss == "l1":
+        loss = F.l1_loss(out.normalized, target)
+    else:
+        loss = F.huber_loss(out.normalized, target, delta=cfg.trainer.huber_delta)
+    if out.contrastive_loss is not None:
+        loss = loss + cfg.fusion.contrastive_loss_weight * out.contrastive_loss
+    return loss

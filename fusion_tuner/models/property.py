@@ -1,0 +1,170 @@
+"""FusionPropertyModel: ALIGNN graph encoder + text encoder, fused, predicting one property.
+
+Forward pass, for a batch of B crystals (N atoms, L tokens):
+
+1. Embeddings, then ``alignn_layers`` ALIGNN layers; after each layer listed in
+   ``middle_fusion_layers`` (1-based) atoms attend to their text tokens (:class:`MiddleFusion`).
+   Then ``gcn_layers`` edge-gated convolutions on the atom graph. Mean over atoms: stage
+   ``graph`` (B, H). The text encoder gives token states and stage ``text`` (B, D).
+2. Fine-grained attention (optional): atoms <-> tokens; the mean over atoms gives
+   ``graph_fine`` and the text pooling (``text.pooling``: first token or mean) gives
+   ``text_fine`` (B, F_fg).
+3. Cross-modal attention (optional): pooled graph over tokens, pooled text over atoms:
+   ``graph_final`` and ``text_final`` (B, F_cm).
+4. ``fused`` = concatenation of the last graph-side and text-side vectors -> MLP -> the
+   standardised property, de-standardised with the training split's mean and std.
+
+A stage whose component is switched off is absent from ``stages`` (never a silent copy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch_geometric.utils import to_dense_batch
+
+from fusion_tuner.models.alignn import ALIGNNEmbedding, ALIGNNLayer, EdgeGatedGraphConv
+from fusion_tuner.models.fusion import (
+    CrossModalAttention,
+    FineGrainedAttention,
+    MiddleFusion,
+    info_nce,
+    masked_mean,
+)
+from fusion_tuner.models.text import TextEncoder
+
+STAGES = ("graph", "text", "graph_fine", "text_fine", "graph_final", "text_final", "fused")
+
+
+@dataclass
+class ModelOutput:
+    """What :class:`FusionPropertyModel` returns.
+
+    Attributes:
+        prediction (Tensor): (B,) the property in its own units.
+        normalized (Tensor): (B,) the prediction on the standardised scale (what the loss sees).
+        stages (dict[str, Tensor]): stage name -> (B, width) representation per crystal.
+        contrastive_loss (Tensor | None): unweighted symmetric InfoNCE, when enabled.
+    """
+
+    prediction: torch.Tensor
+    normalized: torch.Tensor
+    stages: dict[str, torch.Tensor] = field(default_factory=dict)
+    contrastive_loss: torch.Tensor | None = None
+
+
+class FusionPropertyModel(nn.Module):
+    """The fused graph + text property model. Build it with
+    :func:`fusion_tuner.models.builders.build_model`; modules arrive ready-made.
+
+    Args:
+        embedding (ALIGNNEmbedding): atom, bond and angle input embeddings.
+        alignn_layers (nn.ModuleList): ALIGNN layers.
+        gcn_layers (nn.ModuleList): edge-gated convolutions on the atom graph.
+        text_encoder (TextEncoder): the text encoder.
+        middle_fusion (nn.ModuleDict): ``{"2": MiddleFusion, ...}`` keyed by 1-based layer.
+        fine_grained (FineGrainedAttention | None), cross_modal (CrossModalAttention | None).
+        head (nn.Module): fused vector -> 1.
+        contrastive (tuple[nn.Module, nn.Module, float] | None): graph and text projections and
+            the temperature, when the contrastive loss is on.
+    """
+
+    def __init__(
+        self,
+        embedding: ALIGNNEmbedding,
+        alignn_layers: nn.ModuleList,
+        gcn_layers: nn.ModuleList,
+        text_encoder: TextEncoder,
+        middle_fusion: nn.ModuleDict,
+        fine_grained: FineGrainedAttention | None,
+        cross_modal: CrossModalAttention | None,
+        head: nn.Module,
+        contrastive: tuple[nn.Module, nn.Module, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.alignn_layers = alignn_layers
+        self.gcn_layers = gcn_layers
+        self.text_encoder = text_encoder
+        self.middle_fusion = middle_fusion
+        self.fine_grained = fine_grained
+        self.cross_modal = cross_modal
+        self.head = head
+        self.contrastive_graph = contrastive[0] if contrastive else None
+        self.contrastive_text = contrastive[1] if contrastive else None
+        self.contrastive_temperature = contrastive[2] if contrastive else None
+        self.register_buffer("target_mean", torch.zeros(()))
+        self.register_buffer("target_std", torch.ones(()))
+
+    def set_normalizer(self, mean: float, std: float) -> None:
+        """Store the training split's target mean and std (kept in every checkpoint)."""
+        self.target_mean.fill_(mean)
+        self.target_std.fill_(std if std > 0 else 1.0)
+
+    def normalize(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.target_mean) / self.target_std
+
+    def _text(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mask = batch.attention_mask.bool()
+        length = int(mask.sum(1).max())  # trim padding shared by the whole batch
+        ids = list(batch.sample_id) if hasattr(batch, "sample_id") else None
+        tokens, pooled = self.text_encoder(batch.input_ids[:, :length], mask[:, :length].long(), ids)
+        return tokens, pooled, mask[:, :length]
+
+    def forward(self, batch) -> ModelOutput:
+        """batch: a PyG batch of :class:`~fusion_tuner.data.dataset.CrystalGraphData`."""
+        tokens, text_vec, token_mask = self._text(batch)  # (B, L, D), (B, D), (B, L)
+        stages: dict[str, torch.Tensor] = {}
+        x, y, z = self.embedding(batch.z, batch.bond_length, batch.angle_cos)
+        n_graphs = batch.num_graphs
+        counts = torch.bincount(batch.batch, minlength=n_graphs)
+        slot = torch.arange(x.size(0), device=x.device) - (torch.cumsum(counts, 0) - counts)[batch.batch]
+        dense_index = (batch.batch, slot)
+        dense_shape = (n_graphs, int(counts.max()))
+        for number, layer in enumerate(self.alignn_layers, start=1):
+            x, y, z = layer(x, y, z, batch.edge_index, batch.lg_edge_index)
+            if str(number) in self.middle_fusion:
+                x = self.middle_fusion[str(number)](x, dense_index, dense_shape, tokens, token_mask)
+        for conv in self.gcn_layers:
+            x, y = conv(x, batch.edge_index, y)
+        atoms, atom_mask = to_dense_batch(x, batch.batch, batch_size=n_graphs)  # (B, A, H)
+        graph_vec = masked_mean(atoms, atom_mask)
+        stages["graph"], stages["text"] = graph_vec, text_vec
+        g, t, atom_seq, token_seq = graph_vec, text_vec, atoms, tokens
+        if self.fine_grained is not None:
+            atom_seq, token_seq = self.fine_grained(atoms, atom_mask, tokens, token_mask)
+            g, t = masked_mean(atom_seq, atom_mask), self.text_encoder.pool(token_seq, token_mask)
+            stages["graph_fine"], stages["text_fine"] = g, t
+        if self.cross_modal is not None:
+            g, t = self.cross_modal(g, t, atom_seq, atom_mask, token_seq, token_mask)
+            stages["graph_final"], stages["text_final"] = g, t
+        fused = torch.cat([g, t], dim=-1)
+        stages["fused"] = fused
+        normalized = self.head(fused).squeeze(-1)
+        contrastive = None
+        if self.contrastive_graph is not None:
+            contrastive = info_nce(
+                self.contrastive_graph(graph_vec), self.contrastive_text(text_vec),
+                float(self.contrastive_temperature),
+            )  # fmt: skip
+        return ModelOutput(
+            prediction=normalized * self.target_std + self.target_mean,
+            normalized=normalized,
+            stages=stages,
+            contrastive_loss=contrastive,
+        )
+
+
+def gcn_stack(n: int, hidden: int, dropout: float) -> nn.ModuleList:
+    """``n`` edge-gated convolutions; the last one skips its unread edge update."""
+    return nn.ModuleList(EdgeGatedGraphConv(hidden, dropout, edge_output=i < n - 1) for i in range(n))
+
+
+def alignn_stack(n: int, hidden: int, dropout: float, gcn_follows: bool) -> nn.ModuleList:
+    """``n`` ALIGNN layers, each skipping outputs that no later layer reads."""
+    bonds_out = [i < n - 1 or gcn_follows for i in range(n)]
+    # layer i's angles are read only by layer i + 1's line-graph update, if it has one
+    angles_out = [i < n - 1 and bonds_out[i + 1] for i in range(n)]
+    return nn.ModuleList(ALIGNNLayer(hidden, dropout, bonds_out[i], angles_out[i]) for i in range(n))
