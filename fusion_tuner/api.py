@@ -100,3 +100,24 @@ def build_model(cfg: Config, data_info: Any):
     from fusion_tuner.models.builders import build_model as _build
 
     return _build(cfg, data_info)
+
+
+def train(cfg: Config, run_dir: str | Path) -> dict[str, Any]:
+    """Train one run into ``run_dir`` (resuming from its ``last.pt``); returns ``metrics.json``."""
+    from fusion_tuner.training.run import train as _train
+
+    return _train(cfg, run_dir)
+
+
+def load_run(run_dir: str | Path, which: str = "best_model.pt"):
+    """Rebuild model, config, data info, metrics and split of a run directory from its files."""
+    from fusion_tuner.training.checkpoint import load_run as _load_run
+
+    return _load_run(run_dir, which)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (refusing anything else)."""
+    from fusion_tuner.training.checkpoint import load_checkpoint as _load
+
+    return _load(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from fusion_tuner.data.demo import generate_demo
 
@@ -58,3 +59,47 @@ def write_folder(root: Path, n: int = 30, broken: int = 0, with_text: bool = Tru
     if with_text:
         (root / "descriptions.csv").write_text("id,description\n" + "\n".join(texts) + "\n")
     return root
+
+
+def _key(item) -> str:
+    return item.key or "/".join(item.nested_key)
+
+
+def wandb_offline_records(run_dir: Path) -> dict[str, Any]:
+    """Parse the offline ``run-*.wandb`` file(s) of a run (a LevelDB-style log of protobufs).
+
+    Returns {"history": [dict], "summary": dict, "run": [RunRecord], "exit": [exit codes]}.
+    """
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    out: dict[str, Any] = {"history": [], "summary": {}, "run": [], "exit": [], "files": []}
+    for path in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
+        out["files"].append(path)
+        raw, pos, block, buf = path.read_bytes(), 7, 32768, b""
+        while pos + 7 <= len(raw):
+            off = pos % block
+            if block - off < 7:
+                pos += block - off
+                continue
+            _, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
+            if length == 0 and kind == 0:
+                pos += block - off
+                continue
+            data, pos = raw[pos + 7 : pos + 7 + length], pos + 7 + length
+            if kind in (2, 3):
+                buf = data if kind == 2 else buf + data
+                continue
+            rec = wandb_internal_pb2.Record()
+            rec.ParseFromString(buf + data if kind == 4 else data)
+            which = rec.WhichOneof("record_type")
+            if which == "history":
+                out["history"].append({_key(i): json.loads(i.value_json) for i in rec.history.item})
+            elif which == "summary":
+                out["summary"].update({_key(i): json.loads(i.value_json) for i in rec.summary.update})
+            elif which == "run":
+                out["run"].append(rec.run)
+            elif which == "exit":
+                out["exit"].append(rec.exit.exit_code)
+    return out

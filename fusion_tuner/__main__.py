@@ -1,0 +1,3 @@
+from fusion_tuner.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""Optimiser with decay / no-decay groups, and per-step learning-rate schedules.
+
+Every schedule is a :class:`torch.optim.lr_scheduler.LambdaLR` stepped once per optimizer step,
+with ``total = epochs x steps_per_epoch`` steps (``epochs`` after the budget cap):
+
+* ``onecycle``: rises from ``lr/25`` to ``lr`` over ``warmup_steps`` (cosine-shaped, as
+  ``torch.optim.lr_scheduler.OneCycleLR``), then cosine-anneals to ``lr/(25 * 1e4)`` at
+  ``total``. If ``warmup_steps >= total`` the run only rises (the log says so).
+* ``lambda``: linear warm-up ``lr * (step + 1) / warmup_steps`` for ``warmup_steps`` steps,
+  then constant ``lr``.
+* ``cosine``: the same linear warm-up, then cosine decay from ``lr`` to
+  ``min_lr_ratio * lr`` at ``total``.
+* ``step``: the same linear warm-up, then ``lr * step_gamma ** (epoch // step_size)``.
+* ``none``: constant ``lr``; ``warmup_steps`` is not used (the log says so when it is set).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from fusion_tuner.config import SchedulerConfig
+
+log = logging.getLogger(__name__)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices (``dim >= 2``) only; biases and norm scales get none."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    log.info(
+        "optimizer groups: %d tensors (%d values) with weight decay %g, %d tensors (%d) without",
+        len(decay), sum(p.numel() for p in decay), weight_decay, len(no_decay),
+        sum(p.numel() for p in no_decay),
+    )  # fmt: skip
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, s: SchedulerConfig, weight_decay: float) -> torch.optim.Optimizer:
+    """``scheduler.optimizer`` over :func:`param_groups` at ``scheduler.learning_rate``."""
+    groups = param_groups(model, weight_decay)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=s.learning_rate)
+    if s.optimizer == "adam":  # Adam's weight_decay is an L2 penalty added to the gradient
+        return torch.optim.Adam(groups, lr=s.learning_rate)
+    return torch.optim.SGD(groups, lr=s.learning_rate, momentum=s.momentum)
+
+
+def lr_factor(s: SchedulerConfig, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
+    """The multiplier of ``learning_rate`` at each optimizer step, for ``scheduler.scheduler``."""
+    warm = s.warmup_steps
+    if s.scheduler == "none":
+        return lambda step: 1.0
+    if s.scheduler == "onecycle":
+        start, end = 1.0 / 25.0, 1.0 / (25.0 * 1e4)
+
+        def onecycle(step: int) -> float:
+            if step < warm:
+                return start + (1.0 - start) * (1 - math.cos(math.pi * step / warm)) / 2
+            frac = min(1.0, (step - warm) / max(1, total_steps - warm))
+            return end + (1.0 - end) * (1 + math.cos(math.pi * frac)) / 2
+
+        return onecycle
+
+    def warmup(step: int) -> float | None:
+        return (step + 1) / warm if step < warm else None
+
+    if s.scheduler == "lambda":
+        return lambda step: warmup(step) or 1.0
+    if s.scheduler == "cosine":
+
+        def cosine(step: int) -> float:
+            w = warmup(step)
+            if w is not None:
+                return w
+            frac = min(1.0, (step - warm) / max(1, total_steps - warm))
+            return s.min_lr_ratio + (1 - s.min_lr_ratio) * (1 + math.cos(math.pi * frac)) / 2
+
+        return cosine
+    return lambda step: warmup(step) or s.step_gamma ** ((step // steps_per_epoch) // s.step_size)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, s: SchedulerConfig, epochs: int, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step scheduler over ``epochs x steps_per_epoch`` steps (see the module docstring)."""
+    total = epochs * steps_per_epoch
+    if s.scheduler == "none" and s.warmup_steps:
+        log.warning("scheduler=none keeps lr constant: warmup_steps=%d is not used", s.warmup_steps)
+    if s.scheduler != "none" and s.warmup_steps >= total:
+        log.warning(
+            "warmup_steps=%d >= the run's %d optimizer steps (%d epochs x %d): the learning rate "
+            "never finishes warming up", s.warmup_steps, total, epochs, steps_per_epoch,
+        )  # fmt: skip
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(s, total, steps_per_epoch))

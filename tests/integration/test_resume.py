@@ -1,0 +1,59 @@
+"""SIGKILL mid-training, rerun the same command: the result equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_train_cli import TINY, run_cli
+
+pytestmark = pytest.mark.integration
+
+RESUME = ["scheduler.epochs=6", "trainer.deterministic=true", "regularization.graph_dropout=0.3"]
+TIMING = {"wall_time_s", "train_crystals_per_s", "pid"}
+
+
+def comparable_metrics(run_dir: Path) -> dict:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return {k: v for k, v in m.items() if k not in TIMING}
+
+
+def comparable_history(run_dir: Path) -> list[dict]:
+    with (run_dir / "history.csv").open() as fh:
+        return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(fh)]
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    run_cli(reference, *RESUME)
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={killed}", *TINY, *RESUME]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    history = killed / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if history.is_file() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
+            break
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    status = json.loads((killed / "metrics.json").read_text())["status"]
+    assert status == "running"  # killed: nothing could record the end
+    epochs_before = len(comparable_history(killed))
+    assert 2 <= epochs_before < 6
+
+    out = run_cli(killed, *RESUME)
+    assert "resumed from last.pt" in out.stdout + out.stderr
+    assert comparable_history(killed) == comparable_history(reference)
+    assert comparable_metrics(killed) == comparable_metrics(reference)

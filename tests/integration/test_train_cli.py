@@ -1,0 +1,139 @@
+"""`python -m fusion_tuner` end to end on tiny demo data: files, metrics, failure, completion."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+# A small model and data: every component on, seconds per run.
+TINY = [
+    "dataset.demo_size=60", "text.max_length=48", "text.tiny_hidden_size=32",
+    "text.tiny_num_layers=1", "text.tiny_intermediate_size=64", "arch.hidden_features=32",
+    "arch.embedding_features=16", "arch.alignn_layers=2", "arch.gcn_layers=1",
+    "fusion.middle_fusion_hidden_dim=32", "attention.fine_grained_hidden_dim=32",
+    "attention.fine_grained_num_heads=4", "attention.cross_modal_hidden_dim=32",
+    "batch.batch_size=16", "scheduler.epochs=3", "scheduler.warmup_steps=4",
+    "trainer.progress=line", "trainer.num_threads=1",
+]  # fmt: skip
+
+METRIC_KEYS = {
+    "status", "best_epoch", "epochs_run", "stop_reason", "early_stopping_can_fire", "train", "val",
+    "test", "gap_ratio", "wall_time_s", "train_crystals_per_s", "seed", "config_hash", "budget",
+}  # fmt: skip
+
+
+def run_cli(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={run_dir}", *TINY, *overrides],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
+    return proc
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "baseline"
+    run_cli(run_dir)
+    return run_dir
+
+
+def test_run_writes_every_file(finished_run: Path) -> None:
+    names = {p.name for p in finished_run.iterdir()}
+    expected = {
+        ".hydra", "split.json", "train.log", "history.csv", "curves.png", "best_model.pt",
+        "last.pt", "predictions_train.csv", "predictions_val.csv", "predictions_test.csv",
+        "metrics.json", "data_report.json", "tokenizer",
+    }  # fmt: skip
+    assert expected <= names
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 3
+    assert metrics["stop_reason"] == "max_epochs"
+    assert metrics["early_stopping_can_fire"] is False  # baseline patience 150 >= 3 epochs
+    for split in ("train", "val", "test"):
+        assert set(metrics[split]) == {"mae", "rmse", "r2", "n"}
+    assert metrics["gap_ratio"] == pytest.approx(metrics["val"]["mae"] / metrics["train"]["mae"])
+
+
+def test_history_and_best_epoch_are_consistent(finished_run: Path) -> None:
+    history = read_csv(finished_run / "history.csv")
+    assert list(history[0])[:8] == [
+        "epoch", "train_loss", "train_mae", "val_loss", "val_mae", "lr", "contrastive_loss",
+        "epoch_seconds",
+    ]  # fmt: skip
+    assert [int(r["epoch"]) for r in history] == [1, 2, 3]
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    val = [float(r["val_mae"]) for r in history]
+    assert metrics["best_epoch"] == 1 + val.index(min(val))
+    # the best checkpoint's val MAE is what metrics.json reports for val
+    assert metrics["val"]["mae"] == pytest.approx(min(val), rel=1e-5)
+
+
+def test_predictions_cover_exactly_the_recorded_split(finished_run: Path) -> None:
+    split = json.loads((finished_run / "split.json").read_text())
+    for name in ("train", "val", "test"):
+        rows = read_csv(finished_run / f"predictions_{name}.csv")
+        assert list(rows[0]) == ["id", "target", "prediction"]
+        assert sorted(r["id"] for r in rows) == sorted(split[name])
+    assert not set(split["train"]) & set(split["test"])
+
+
+def test_rerunning_a_completed_run_only_reports_it(finished_run: Path) -> None:
+    before = (finished_run / "metrics.json").read_text()
+    mtime = (finished_run / "best_model.pt").stat().st_mtime_ns
+    proc = run_cli(finished_run)
+    assert "already complete" in proc.stdout + proc.stderr
+    assert (finished_run / "metrics.json").read_text() == before
+    assert (finished_run / "best_model.pt").stat().st_mtime_ns == mtime
+
+
+def test_a_failing_run_records_failed_and_exits_nonzero(tmp_path: Path) -> None:
+    run_dir = tmp_path / "bad"
+    proc = run_cli(run_dir, "dataset=folder", f"dataset.root={tmp_path / 'nowhere'}", check=False)
+    assert proc.returncode != 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "failed"
+    assert "id_prop.csv not found" in metrics["error"]
+    log = (run_dir / "train.log").read_text()
+    assert "Traceback" in log and "DataError" in log
+
+
+def test_config_error_fails_before_any_work(tmp_path: Path) -> None:
+    run_dir = tmp_path / "cfg"
+    proc = run_cli(run_dir, 'fusion.middle_fusion_layers="5"', check=False)
+    assert proc.returncode != 0
+    assert "fusion.middle_fusion_layers" in proc.stderr
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_load_run_rebuilds_the_best_model(finished_run: Path) -> None:
+    import numpy as np
+
+    from fusion_tuner import build_datamodule, load_run
+
+    loaded = load_run(finished_run)
+    assert loaded.metrics["status"] == "completed"
+    assert loaded.config.arch.hidden_features == 32
+    dm = build_datamodule(loaded.config)
+    assert dm.splits == loaded.split
+    rows = {r["id"]: float(r["prediction"]) for r in read_csv(finished_run / "predictions_val.csv")}
+    from fusion_tuner.training.loop import evaluate
+
+    ev = evaluate(loaded.model, dm.loader("val", shuffle=False), loaded.config, __import__("torch").device("cpu"))
+    np.testing.assert_allclose(ev.prediction, [rows[i] for i in ev.ids], rtol=1e-4, atol=1e-5)
