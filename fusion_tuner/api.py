@@ -59,6 +59,23 @@ def _explain(exc: Exception) -> str:
     return msg
 
 
+NUMERIC_GROUPS = ("phase",)
+
+
+def normalize_overrides(overrides: Sequence[str]) -> list[str]:
+    """Quote numeric options of groups named by number: ``+phase=1`` -> ``+phase="1"``.
+
+    Hydra parses ``1`` as an int, and a config group option must be a string.
+    """
+    out = []
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if sep and key.lstrip("+~") in NUMERIC_GROUPS and value.isdigit():
+            o = f'{key}="{value}"'
+        out.append(o)
+    return out
+
+
 def compose_config(overrides: Sequence[str] = (), *, check: bool = True) -> Config:
     """Compose ``conf/config.yaml`` with Hydra overrides, without running a Hydra app.
 
@@ -80,7 +97,7 @@ def compose_config(overrides: Sequence[str] = (), *, check: bool = True) -> Conf
     register_configs()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir())):
-            cfg = compose(config_name="config", overrides=list(overrides))
+            cfg = compose(config_name="config", overrides=normalize_overrides(overrides))
         obj: Any = OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError([_explain(exc)]) from exc

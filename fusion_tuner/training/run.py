@@ -315,8 +315,10 @@ def _progress(epochs: range, mode: str):
     return epochs
 
 
-def train(cfg: Config, run_dir: str | Path) -> dict[str, Any]:
+def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[str, Any]:
     """Train one run into ``run_dir`` and return its ``metrics.json`` content.
+
+    ``sweep`` names the multirun this run belongs to (its W&B group unless logger.group is set).
 
     A failing run records ``status: failed`` and the error in ``metrics.json``, the traceback in
     ``train.log``, and re-raises so that the launcher sees the failure.
@@ -339,7 +341,7 @@ def train(cfg: Config, run_dir: str | Path) -> dict[str, Any]:
                 "config_hash": config_hash(cfg), "budget": cfg.budget.name, "pid": os.getpid()}  # fmt: skip
         write_json(metrics_path, base)
         trainer = Trainer(cfg, run_dir)
-        defaults = {"group": cfg.experiment_name, "job_type": cfg.experiment_name,
+        defaults = {"group": sweep or cfg.experiment_name, "job_type": cfg.experiment_name,
                     "name": f"{cfg.experiment_name}-seed{cfg.random_seed}"}  # fmt: skip
         trainer.logger = NullLogger()
         failed = True

@@ -1,0 +1,174 @@
+"""Training and inference throughput (crystals/s) and peak RSS at the plan's model sizes.
+
+Usage: python bench/train_step.py [--store DIR] [--batches N] [--threads 2]
+
+Variants, each in its own process (so peak RSS is its own), on the same structures in the same
+batches of 64 (forward + loss + backward + AdamW step for training):
+  (a) graph   fusion_tuner's ALIGNN encoder alone (4 ALIGNN + 4 GCN layers, hidden 256, emb 64)
+  (b) fused   the full fused model, with the tiny text encoder frozen and its outputs cached
+  (c) alignn  upstream alignn.models.alignn_atomwise_pure.ALIGNNAtomWisePure (same sizes,
+              calculate_gradient=False), when `alignn` is installed
+Prints the figures and the ratios (a)/(c), (b)/(a) and RSS (a)/(c).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "jarvis_dft3d_mini"
+SIZES = {"alignn_layers": 4, "gcn_layers": 4, "hidden": 256, "embedding": 64}
+
+
+def _our_batches(store: Path, texts: Path, batch: int, freeze: bool):
+    from fusion_tuner import build_datamodule, compose_config
+    from fusion_tuner.data.dataset import CrystalDataset
+
+    cache = Path(tempfile.gettempdir()) / "fusion_tuner_bench_cache"
+    cfg = compose_config([
+        "dataset=jarvis", f"dataset.jarvis_dir={store}", f"dataset.descriptions={texts}",
+        f"dataset.cache_dir={cache}", f"text.freeze={str(freeze).lower()}",
+        "dataset.train_fraction=0.9", "dataset.val_fraction=0.1", "dataset.test_fraction=0.0",
+        f"batch.batch_size={batch}",
+    ])  # fmt: skip
+    dm = build_datamodule(cfg)  # the split only trains the tokenizer; the bench uses every crystal
+    all_rows = CrystalDataset(dm.graphs, dm.datasets["train"].tokens, list(range(len(dm.graphs["ids"]))),
+                              cfg.text.max_length, dm.info.pad_token_id)  # fmt: skip
+    from torch_geometric.loader import DataLoader
+
+    return cfg, dm, list(DataLoader(all_rows, batch_size=batch, shuffle=False))
+
+
+class GraphOnly(torch.nn.Module):
+    """fusion_tuner's ALIGNN encoder with a mean readout and a linear head."""
+
+    def __init__(self, cfg, info) -> None:
+        super().__init__()
+        from fusion_tuner.models.builders import build_model
+
+        full = build_model(cfg, info)
+        self.embedding, self.alignn_layers, self.gcn_layers = full.embedding, full.alignn_layers, full.gcn_layers
+        self.fc = torch.nn.Linear(cfg.arch.hidden_features, 1)
+
+    def forward(self, b):
+        from torch_geometric.utils import scatter
+
+        x, y, z = self.embedding(b.z, b.bond_length, b.angle_cos)
+        for layer in self.alignn_layers:
+            x, y, z = layer(x, y, z, b.edge_index, b.lg_edge_index)
+        for conv in self.gcn_layers:
+            x, y = conv(x, b.edge_index, y)
+        return self.fc(scatter(x, b.batch, dim=0, dim_size=b.num_graphs, reduce="mean")).squeeze(-1)
+
+
+def _upstream(store: Path, ids_in_order: list[list[str]]):
+    from alignn.models.alignn_atomwise_pure import ALIGNNAtomWisePure, ALIGNNAtomWisePureConfig
+    from alignn.torch_graph_builder import batch_torch_graph_pairs, build_pure_torch_graph
+    from jarvis.core.atoms import Atoms
+    from jarvis.db.figshare import data
+
+    records = {r["jid"]: r for r in data("dft_3d", store_dir=str(store))}
+    batches = []
+    for ids in ids_in_order:
+        pairs = [build_pure_torch_graph(Atoms.from_dict(records[i]["atoms"]), two_body_cutoff=8.0,
+                                        max_neighbors=12) for i in ids]  # fmt: skip
+        g, lg = batch_torch_graph_pairs(pairs)
+        y = torch.tensor([0.0 if records[i]["optb88vdw_bandgap"] == "na" else float(records[i]["optb88vdw_bandgap"]) for i in ids])
+        batches.append(((g, lg, None), y))
+    model = ALIGNNAtomWisePure(ALIGNNAtomWisePureConfig(
+        name="alignn_atomwise_pure", alignn_layers=SIZES["alignn_layers"], gcn_layers=SIZES["gcn_layers"],
+        hidden_features=SIZES["hidden"], embedding_features=SIZES["embedding"], atom_input_features=92,
+        calculate_gradient=False, use_penalty=False,
+    ))  # fmt: skip
+    return model, batches
+
+
+def _time(model, batches, forward, train: bool) -> float:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train(train)
+    n, start = 0, None
+    for i, (inp, y) in enumerate(batches):
+        if i == 1:  # the first batch warms up allocators and caches
+            start, n = time.perf_counter(), 0
+        if train:
+            loss = torch.nn.functional.mse_loss(forward(model, inp), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        else:
+            with torch.no_grad():
+                forward(model, inp)
+        n += len(y)
+    return n / (time.perf_counter() - start)
+
+
+def run_variant(variant: str, store: Path, texts: Path, n_batches: int) -> dict:
+    torch.manual_seed(0)
+    cfg, dm, ours = _our_batches(store, texts, 64, freeze=True)
+    ours = ours[: n_batches + 1]
+    if variant == "graph":
+        model = GraphOnly(cfg, dm.info)
+        batches, fwd = [(b, b.y) for b in ours], lambda m, b: m(b)
+    elif variant == "fused":
+        from fusion_tuner.models.builders import build_model
+
+        model = build_model(cfg, dm.info)
+        batches, fwd = [(b, b.y) for b in ours], lambda m, b: m(b).prediction
+    else:
+        model, batches = _upstream(store, [list(b.sample_id) for b in ours])
+        fwd = lambda m, g: m(g)["out"]  # noqa: E731
+    del dm
+    train = _time(model, batches, fwd, train=True)
+    infer = _time(model, batches, fwd, train=False)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"variant": variant, "train": train, "infer": infer, "rss_mb": rss_mb,
+            "params": sum(p.numel() for p in model.parameters())}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=SHARED / "store_full")
+    parser.add_argument("--texts", type=Path, default=SHARED / "describe_text.json.zip")
+    parser.add_argument("--batches", type=int, default=17, help="timed batches of 64 (17 = all 1,104)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variant", choices=("graph", "fused", "alignn"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, args.store.resolve(), args.texts.resolve(), args.batches)))
+        return
+    try:
+        import alignn  # noqa: F401
+
+        variants = ("graph", "fused", "alignn")
+    except ImportError:
+        variants = ("graph", "fused")
+        print("upstream alignn not installed (pip install alignn): no (c) and no (a)/(c) ratio")
+    res = {}
+    for v in variants:
+        out = subprocess.run([sys.executable, __file__, "--variant", v, "--store", str(args.store),
+                              "--texts", str(args.texts), "--batches", str(args.batches),
+                              "--threads", str(args.threads)], capture_output=True, text=True, check=True)  # fmt: skip
+        res[v] = json.loads(out.stdout.strip().splitlines()[-1])
+        r = res[v]
+        print(f"({'abc'[variants.index(v)]}) {v:7s} train {r['train']:7.1f} crystals/s  infer {r['infer']:7.1f} "
+              f"crystals/s  peak RSS {r['rss_mb']:7.0f} MB  params {r['params']:,}")  # fmt: skip
+    a, b = res["graph"], res["fused"]
+    print(f"(b)/(a) training time cost: {a['train'] / b['train']:.2f}x  (goal <= 1.5)")
+    if "alignn" in res:
+        c = res["alignn"]
+        print(f"(a)/(c) training throughput: {a['train'] / c['train']:.2f}  (goal >= 1.0)")
+        print(f"(a)/(c) inference throughput: {a['infer'] / c['infer']:.2f}")
+        print(f"peak RSS (a)/(c): {a['rss_mb'] / c['rss_mb']:.2f}  (goal <= 1.0)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""``python -m fusion_tuner.summary SWEEP_DIR [--threshold 0.02]``: (re)write a sweep's summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fusion_tuner.sweeps import write_summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fusion_tuner.summary", description=__doc__)
+    parser.add_argument("sweep_dir", type=Path, help="a multirun directory (outputs/multirun/...)")
+    parser.add_argument("--threshold", type=float, default=0.02,
+                        help="relative change of validation MAE that counts as down/up (default 0.02)")  # fmt: skip
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        print(f"error: sweep directory {args.sweep_dir} not found", file=sys.stderr)
+        return 2
+    summary = write_summary(args.sweep_dir, args.threshold)
+    print((args.sweep_dir / "summary.md").read_text())
+    bad = sum(r["status"] != "completed" for r in summary.rows)
+    print(f"wrote summary.csv, summary.md, summary.png in {args.sweep_dir} ({bad} run(s) not completed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
