@@ -15,7 +15,7 @@ from torch import nn
 def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
     """Sum rows of ``src`` (M, C) into ``size`` buckets given by ``index`` (M,)."""
     out = src.new_zeros((size, src.size(1)))
-    return out.index_add_(0, index, src)
+    return out.scatter_add_(0, index.unsqueeze(-1).expand_as(src), src)
 
 
 class RBFExpansion(nn.Module):
@@ -53,21 +53,24 @@ class EdgeGatedGraphConv(nn.Module):
         x_t'   = x_t + SiLU(LN(D x_t + sum_s sigmoid(m_st) * E x_s / sum_s sigmoid(m_st)))
         y_st'  = y_st + SiLU(LN(m_st))
 
-    ``dropout`` (the plan's ``graph_dropout``) acts on both updates before the residual. The four
-    node projections are one fused matrix product. A layer whose edge output nothing reads (the
-    last of a stack) is built with ``edge_output=False``: it returns ``y`` unchanged and has no
-    edge normalisation, so no weight in the model is dead.
+    ``dropout`` (the plan's ``graph_dropout``) acts on the node update before its residual, so
+    in an ALIGNN layer atoms (atom-graph convolution) and bonds (line-graph convolution) are
+    each dropped out once; the angle features, by far the largest tensor, are not. The four
+    node projections are one matrix product.
+    A layer whose edge output nothing reads (the last of a stack) is built with
+    ``edge_output=False``: it returns ``y`` unchanged and has no edge normalisation, so no
+    weight in the model is dead.
 
     Args:
         hidden (int): feature width of nodes and edges.
-        dropout (float): dropout probability on the updates.
+        dropout (float): dropout probability on the node update.
         edge_output (bool): compute the edge update ``y'``.
     """
 
     def __init__(self, hidden: int, dropout: float = 0.0, edge_output: bool = True) -> None:
         super().__init__()
         self.hidden = hidden
-        self.node_proj = nn.Linear(hidden, 4 * hidden)  # A, B, D, E stacked
+        self.node_proj = nn.Linear(hidden, 4 * hidden)  # A, E, B, D stacked
         self.edge_gate = nn.Linear(hidden, hidden)  # C
         self.norm_nodes = nn.LayerNorm(hidden)
         self.norm_edges = nn.LayerNorm(hidden) if edge_output else None
@@ -77,15 +80,17 @@ class EdgeGatedGraphConv(nn.Module):
         self, x: torch.Tensor, edge_index: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         src, dst = edge_index
-        a, b, d, e = self.node_proj(x).split(self.hidden, dim=-1)  # each (N, H)
-        m = a[src] + b[dst] + self.edge_gate(y)  # (E, H)
+        h = self.hidden
+        a, e, b, d = self.node_proj(x).split(h, dim=-1)  # each (N, H)
+        # index_select, not a[src]: its backward is index_add_, much faster than index_put_
+        m = a.index_select(0, src) + b.index_select(0, dst) + self.edge_gate(y)  # (E, H)
         sigma = torch.sigmoid(m)
-        num = scatter_sum(sigma * e[src], dst, x.size(0))  # (N, H)
+        num = scatter_sum(sigma * e.index_select(0, src), dst, x.size(0))  # (N, H)
         den = scatter_sum(sigma, dst, x.size(0))
         x_new = x + self.dropout(F.silu(self.norm_nodes(d + num / (den + 1e-6))))
         if self.norm_edges is None:
             return x_new, y
-        return x_new, y + self.dropout(F.silu(self.norm_edges(m)))
+        return x_new, y + F.silu(self.norm_edges(m))
 
 
 class ALIGNNLayer(nn.Module):
