@@ -136,7 +136,11 @@ stop() {
   [ -s /run/mysqld/mysqld.pid ] && kill "$(cat /run/mysqld/mysqld.pid)" 2>/dev/null || true
   pkill -x munged 2>/dev/null || true
   for _ in $(seq 1 20); do
-    pgrep -x 'slurmd|slurmctld|slurmdbd|mariadbd|munged' >/dev/null || break
+    local alive=0
+    for daemon in slurmd slurmctld slurmdbd mariadbd munged; do
+      pgrep -x "$daemon" >/dev/null && alive=1
+    done
+    [ "$alive" = 0 ] && break
     sleep 0.5
   done
   [ "${1:-}" = quiet ] || log "stopped"

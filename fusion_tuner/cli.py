@@ -27,11 +27,12 @@ def _main(cfg: DictConfig) -> float:
     from fusion_tuner.training.run import train
 
     typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    validate(typed)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode != RunMode.MULTIRUN:
+        validate(typed)  # before anything is written
         return float(train(typed, run_dir)["val"]["mae"])
+    # in a sweep, train() validates too, so a bad grid point is recorded as a failed run
     sweep = "/".join(Path(str(hc.sweep.dir)).parts[-2:])
     try:
         return float(train(typed, run_dir, sweep=sweep)["val"]["mae"])

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from fusion_tuner import __version__
-from fusion_tuner.config import Config
+from fusion_tuner.config import Config, validate
 from fusion_tuner.data.cache import atomic_write_text
 from fusion_tuner.errors import CheckpointError
 from fusion_tuner.training import checkpoint as ckpt_io
@@ -327,18 +327,23 @@ def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[st
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.json"
     with _FileLog(run_dir / "train.log"):
-        if metrics_path.is_file():
-            previous = json.loads(metrics_path.read_text())
-            if previous.get("status") == "completed":
-                if previous.get("config_hash") != config_hash(cfg):
-                    raise CheckpointError(
-                        f"{run_dir} holds a completed run of a different config "
-                        f"({previous.get('config_hash')} != {config_hash(cfg)}); use a new run directory"
-                    )
-                log.info("run in %s is already complete (config %s): nothing to do", run_dir, previous["config_hash"])
-                return previous
+        previous = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        if previous.get("status") == "completed":
+            if previous.get("config_hash") != config_hash(cfg):
+                raise CheckpointError(
+                    f"{run_dir} holds a completed run of a different config "
+                    f"({previous.get('config_hash')} != {config_hash(cfg)}); use a new run directory"
+                )
+            log.info("run in %s is already complete (config %s): nothing to do", run_dir, previous["config_hash"])
+            return previous
+        action = {"failed": "rerun after failure", "running": "resumed after interruption"}.get(
+            previous.get("status", ""), "fresh"
+        )
+        log.info("run %s: %s", run_dir.name, action)
+        attempts = [*previous.get("attempts", []), {"action": action, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}]
         base = {"status": "running", "experiment": cfg.experiment_name, "seed": cfg.random_seed,
-                "config_hash": config_hash(cfg), "budget": cfg.budget.name, "pid": os.getpid()}  # fmt: skip
+                "config_hash": config_hash(cfg), "budget": cfg.budget.name, "pid": os.getpid(),
+                "attempts": attempts}  # fmt: skip
         write_json(metrics_path, base)
         trainer = Trainer(cfg, run_dir)
         defaults = {"group": sweep or cfg.experiment_name, "job_type": cfg.experiment_name,
@@ -347,10 +352,11 @@ def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[st
         failed = True
         start = time.perf_counter()
         try:
+            validate(cfg)
             trainer.logger = build_logger(cfg.logger, run_dir, ckpt_io.config_to_dict(cfg), defaults)
             trainer.setup()
             trainer.fit()
-            metrics = trainer.finish(time.perf_counter() - start)
+            metrics = trainer.finish(time.perf_counter() - start) | {"attempts": attempts}
             write_json(metrics_path, metrics)
             trainer.logger.summary({f"{s}/{k}": metrics[s][k] for s in ("train", "val", "test") for k in ("mae", "rmse", "r2")}
                                    | {"gap_ratio": metrics["gap_ratio"], "best_epoch": metrics["best_epoch"],

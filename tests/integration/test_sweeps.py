@@ -1,0 +1,83 @@
+"""Multiruns with the basic and the submitit-local launchers: failure isolation, summary, rerun."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import write_folder
+from tests.integration.test_train_cli import TINY
+
+pytestmark = pytest.mark.integration
+
+QUICK = [*TINY, "budget=quick", "budget.max_epochs=2"]
+
+
+def sweep(sweep_dir: Path, *overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fusion_tuner", "-m", f"hydra.sweep.dir={sweep_dir}", *QUICK, *overrides],
+        capture_output=True, text=True, timeout=timeout, env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
+def summary_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
+    with (sweep_dir / "summary.csv").open() as fh:
+        return {r["run_dir"]: r for r in csv.DictReader(fh)}
+
+
+def two_folders(tmp_path: Path) -> tuple[Path, Path]:
+    good = write_folder(tmp_path / "good", n=40)
+    bad = tmp_path / "bad"  # no id_prop.csv yet: the run on it fails
+    bad.mkdir()
+    return good, bad
+
+
+FOLDER_SWEEP = ("dataset=folder", "hydra.sweep.subdir=run${hydra.job.num}")
+
+
+@pytest.mark.parametrize("launcher", ["basic", "local"])
+def test_a_failing_run_never_stops_the_others(tmp_path: Path, launcher: str) -> None:
+    good, bad = two_folders(tmp_path)
+    extra = ["hydra/launcher=local", "hydra.launcher.tasks_per_node=1"] if launcher == "local" else []
+    out = sweep(tmp_path / "sw", *FOLDER_SWEEP, f"dataset.root={good},{bad}", *extra)
+    assert out.returncode != 0, "a sweep with a failed run must exit non-zero"
+    rows = summary_rows(tmp_path / "sw")
+    assert rows["run0"]["status"] == "completed" and float(rows["run0"]["val_mae"]) > 0
+    assert rows["run1"]["status"] == "failed"
+    assert "id_prop.csv not found" in rows["run1"]["error"]
+    md = (tmp_path / "sw" / "summary.md").read_text()
+    assert "## Runs that failed or did not finish" in md
+
+
+def test_rerun_into_the_sweep_dir_skips_completed_and_reruns_failed(tmp_path: Path) -> None:
+    good, bad = two_folders(tmp_path)
+    args = (*FOLDER_SWEEP, f"dataset.root={good},{bad}")
+    assert sweep(tmp_path / "sw", *args).returncode != 0
+    done = (tmp_path / "sw" / "run0" / "metrics.json").read_text()
+    write_folder(bad, n=40)  # fix the failing input, then the same command again
+    again = sweep(tmp_path / "sw", *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already complete" in again.stdout + again.stderr
+    assert (tmp_path / "sw" / "run0" / "metrics.json").read_text() == done  # skipped, untouched
+    rows = summary_rows(tmp_path / "sw")
+    assert [rows[r]["status"] for r in ("run0", "run1")] == ["completed", "completed"]
+    attempts = json.loads((tmp_path / "sw" / "run1" / "metrics.json").read_text())["attempts"]
+    assert [a["action"] for a in attempts] == ["fresh", "rerun after failure"]
+
+
+def test_seed_sweep_names_runs_by_experiment_and_seed(tmp_path: Path) -> None:
+    out = sweep(tmp_path / "sw", "experiment=baseline,e09_no_cross_attention", "random_seed=1,2",
+                "dataset.demo_size=40")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path / "sw").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert names == ["baseline-seed1", "baseline-seed2", "e09_no_cross_attention-seed1",
+                     "e09_no_cross_attention-seed2"]  # fmt: skip
+    md = (tmp_path / "sw" / "summary.md").read_text()
+    assert "**e09_no_cross_attention** (2 run(s))" in md
+    assert "## Verdict" in md
