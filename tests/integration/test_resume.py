@@ -18,7 +18,7 @@ from tests.integration.test_train_cli import TINY, run_cli
 pytestmark = pytest.mark.integration
 
 RESUME = ["scheduler.epochs=6", "trainer.deterministic=true", "regularization.graph_dropout=0.3"]
-TIMING = {"wall_time_s", "train_crystals_per_s", "pid"}
+TIMING = {"wall_time_s", "train_crystals_per_s", "pid", "attempts"}
 
 
 def comparable_metrics(run_dir: Path) -> dict:
@@ -57,3 +57,5 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     assert "resumed from last.pt" in out.stdout + out.stderr
     assert comparable_history(killed) == comparable_history(reference)
     assert comparable_metrics(killed) == comparable_metrics(reference)
+    attempts = json.loads((killed / "metrics.json").read_text())["attempts"]
+    assert [a["action"] for a in attempts] == ["fresh", "resumed after interruption"]
