@@ -175,6 +175,7 @@ class BudgetConfig:
     name: str = "full"
     max_epochs: int | None = None  # caps scheduler.epochs
     max_structures: int | None = None  # caps the number of crystals loaded
+    max_warmup_fraction: float | None = None  # caps warmup_steps at this fraction of the run's steps
 
 
 @dataclass
@@ -399,6 +400,7 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_min(p, "trainer.num_threads", t.num_threads, 1)
     _check_min(p, "budget.max_epochs", b.max_epochs, 1)
     _check_min(p, "budget.max_structures", b.max_structures, 20)
+    _check_range(p, "budget.max_warmup_fraction", b.max_warmup_fraction, 0.0, 1.0)
     _check_choice(p, "logger.backend", lg.backend, LOGGER_BACKENDS)
     _check_choice(p, "logger.mode", lg.mode, WANDB_MODES)
 

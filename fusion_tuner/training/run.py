@@ -11,6 +11,7 @@ reports that the run is complete.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -154,7 +155,17 @@ class Trainer:
         self.train_loader = self.dm.loader("train", generator=self.loader_gen)
         steps = len(self.train_loader)
         self.optimizer = build_optimizer(self.model, cfg.scheduler, cfg.regularization.weight_decay)
-        self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, self.max_epochs, steps)
+        sched_cfg = cfg.scheduler
+        frac = cfg.budget.max_warmup_fraction
+        if frac is not None and sched_cfg.warmup_steps > frac * self.max_epochs * steps:
+            capped = int(frac * self.max_epochs * steps)
+            log.warning(
+                "budget=%s caps warmup_steps %d -> %d (%.0f%% of the run's %d steps)",
+                cfg.budget.name, sched_cfg.warmup_steps, capped, 100 * frac, self.max_epochs * steps,
+            )  # fmt: skip
+            sched_cfg = dataclasses.replace(sched_cfg, warmup_steps=capped)
+        self.warmup_steps_used = sched_cfg.warmup_steps
+        self.scheduler = build_scheduler(self.optimizer, sched_cfg, self.max_epochs, steps)
         self.stopper = EarlyStopping(cfg.scheduler.n_early_stopping, cfg.scheduler.min_delta)
         self.can_fire = self.stopper.can_fire(self.max_epochs)
         n_params = sum(p.numel() for p in self.model.parameters())
@@ -293,6 +304,7 @@ class Trainer:
             "stop_reason": self.stop_reason,
             "early_stopping_can_fire": self.can_fire,
             "n_early_stopping": self.cfg.scheduler.n_early_stopping,
+            "warmup_steps_used": self.warmup_steps_used,
             **results,
             "gap_ratio": results["val"]["mae"] / train_mae if train_mae > 0 else float("inf"),
             "wall_time_s": wall,

@@ -127,5 +127,5 @@ def test_config_hash_ignores_tracking_and_paths_only() -> None:
 
 def test_budget_caps_epochs() -> None:
     assert max_epochs(compose()) == 100
-    assert max_epochs(compose("budget=quick")) == 3
+    assert max_epochs(compose("budget=quick")) == 8
     assert max_epochs(compose("budget=quick", "scheduler.epochs=2")) == 2

@@ -1,0 +1,145 @@
+"""``analyze compare --runs A B``: two models on the same recorded splits, with paired statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fusion_tuner.analysis.report import pyplot, savefig, table, write_outputs
+from fusion_tuner.analysis.runs import AnalysisError, RunRef, device_for, locate, same_ids, split_loader
+from fusion_tuner.training.loop import regression_metrics
+
+SPLITS = ("train", "val", "test")
+
+
+def predictions_on(run: RunRef, split: str, ids: list[str], device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """(target, prediction) of the run's best model on ``ids``, in that order.
+
+    Uses the run's ``predictions_<split>.csv`` (written by the best model) when it covers the ids;
+    otherwise evaluates the checkpoint on the recorded split.
+    """
+    saved = run.predictions(split)
+    if saved is not None and set(saved[0]) == set(ids):
+        pos = {cid: i for i, cid in enumerate(saved[0])}
+        order = [pos[i] for i in ids]
+        return saved[1][order], saved[2][order]
+    model, _, _, loader = split_loader(run, ids)
+    dev = device_for(device)
+    model.to(dev).eval()
+    targets, preds = [], []
+    with torch.no_grad():
+        for batch in loader:
+            out = model(batch.to(dev))
+            targets.append(batch.y.double().cpu().numpy())
+            preds.append(out.prediction.double().cpu().numpy())
+    return np.concatenate(targets), np.concatenate(preds)
+
+
+def paired_bootstrap(err_a: np.ndarray, err_b: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """MAE(B) - MAE(A) and its 95% percentile bootstrap interval, resampling crystals in pairs."""
+    rng = np.random.default_rng(seed)
+    diff = np.abs(err_b) - np.abs(err_a)
+    idx = rng.integers(0, len(diff), size=(n_boot, len(diff)))
+    boots = diff[idx].mean(axis=1)
+    return float(diff.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def wilcoxon_p(err_a: np.ndarray, err_b: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of |err_A| vs |err_B| (1.0 when all pairs tie)."""
+    from scipy.stats import wilcoxon
+
+    d = np.abs(err_b) - np.abs(err_a)
+    if np.all(d == 0):
+        return 1.0
+    return float(wilcoxon(np.abs(err_a), np.abs(err_b), zero_method="wilcox").pvalue)
+
+
+def target_bins(y: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Ranges to break errors down by: exact zeros (metals, for band gaps) and quartiles of the rest."""
+    bins: list[tuple[str, np.ndarray]] = []
+    zero = y == 0
+    if zero.mean() >= 0.05:
+        bins.append(("target = 0 (metals)", zero))
+    rest = ~zero if bins else np.ones_like(zero)
+    if rest.sum() >= 4:
+        qs = np.quantile(y[rest], [0, 0.25, 0.5, 0.75, 1.0])
+        for lo, hi, k in zip(qs[:-1], qs[1:], range(4), strict=True):
+            sel = rest & (y >= lo) & ((y <= hi) if k == 3 else (y < hi))
+            label = f"[{lo:.3g}, {hi:.3g}{']' if k == 3 else ')'}" + (" (non-zero)" if bins and k == 0 else "")
+            bins.append((label, sel))
+    return bins
+
+
+def run_compare(runs: list[str], out: Path, names: list[str] | None = None, device: str = "auto") -> dict[str, Any]:
+    a, b = (locate(p, names[i] if names else None) for i, p in enumerate(runs))
+    if a.name == b.name:
+        b.name = f"{b.name} (B)"
+    same_ids(a, b, "test")  # refuse before any work if the test sets differ
+    res: dict[str, Any] = {"names": [a.name, b.name], "runs": [str(a.run_dir), str(b.run_dir)], "splits": {}}
+    data: dict[str, Any] = {}
+    for split in SPLITS:
+        ids = same_ids(a, b, split)
+        if not ids:
+            continue
+        (ya, pa), (yb, pb) = predictions_on(a, split, ids, device), predictions_on(b, split, ids, device)
+        if not np.allclose(ya, yb):
+            raise AnalysisError(f"the two runs have different targets for the same {split} ids (different datasets?)")
+        data[split] = (ids, ya, pa, pb)
+        res["splits"][split] = {a.name: regression_metrics(ya, pa), b.name: regression_metrics(ya, pb)}
+    for name in (a.name, b.name):
+        tr, va = res["splits"]["train"][name]["mae"], res["splits"]["val"][name]["mae"]
+        res.setdefault("gap_ratio", {})[name] = va / tr if tr > 0 else float("inf")
+    ids, y, pa, pb = data["test"]
+    diff, lo, hi = paired_bootstrap(pa - y, pb - y)
+    res["test_mae_difference"] = {"B_minus_A": diff, "ci95": [lo, hi], "n_boot": 10_000,
+                                  "wilcoxon_p": wilcoxon_p(pa - y, pb - y), "n": len(ids)}  # fmt: skip
+    res["by_target_range"] = [
+        {"range": label, "n": int(sel.sum()), a.name: float(np.abs(pa - y)[sel].mean()),
+         b.name: float(np.abs(pb - y)[sel].mean())}
+        for label, sel in target_bins(y) if sel.any()
+    ]  # fmt: skip
+    _plots(a.name, b.name, y, pa, pb, out)
+    rows = []
+    for split, m in res["splits"].items():
+        for name in (a.name, b.name):
+            mm = m[name]
+            rows.append([split, name, mm["mae"], mm["rmse"], mm["r2"], mm["max_error"], mm["n"]])
+    header = ["split", "run", "MAE", "RMSE", "R²", "max error", "n"]
+    t = res["test_mae_difference"]
+    stat = (f"Test MAE({b.name}) − MAE({a.name}) = {t['B_minus_A']:+.4g}, 95% paired bootstrap CI "
+            f"[{t['ci95'][0]:+.4g}, {t['ci95'][1]:+.4g}], Wilcoxon signed-rank p = {t['wilcoxon_p']:.3g} (n = {t['n']}).")  # fmt: skip
+    gaps = ", ".join(f"{k}: {v:.3g}" for k, v in res["gap_ratio"].items())
+    by_range = table(["test target range", "n", a.name, b.name],
+                     [[r["range"], r["n"], r[a.name], r[b.name]] for r in res["by_target_range"]])  # fmt: skip
+    md = "\n".join([f"# {a.name} vs {b.name}", "", table(header, rows), "", f"Gap ratio (val/train MAE): {gaps}.",
+                    "", stat, "", "Test MAE by target range:", "", by_range, "",
+                    "![parity](parity.png)", "", "![errors](errors.png)"])  # fmt: skip
+    write_outputs(out, "compare", res, md)
+    print(table(header, rows))
+    print(stat)
+    return res
+
+
+def _plots(name_a: str, name_b: str, y: np.ndarray, pa: np.ndarray, pb: np.ndarray, out: Path) -> None:
+    plt = pyplot()
+    out.mkdir(parents=True, exist_ok=True)
+    lo, hi = float(min(y.min(), pa.min(), pb.min())), float(max(y.max(), pa.max(), pb.max()))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), sharex=True, sharey=True)
+    for ax, p, name in zip(axes, (pa, pb), (name_a, name_b), strict=True):
+        ax.scatter(y, p, s=8, alpha=0.6)
+        ax.plot([lo, hi], [lo, hi], color="k", lw=1)
+        ax.set_title(f"{name}: test MAE {np.abs(p - y).mean():.3g}")
+        ax.set_xlabel("target")
+    axes[0].set_ylabel("prediction")
+    savefig(fig, out / "parity.png")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    bins = np.linspace(float(min((pa - y).min(), (pb - y).min())), float(max((pa - y).max(), (pb - y).max())), 40)
+    ax.hist(pa - y, bins=bins, alpha=0.55, label=name_a)
+    ax.hist(pb - y, bins=bins, alpha=0.55, label=name_b)
+    ax.set_xlabel("prediction − target (test)")
+    ax.set_ylabel("crystals")
+    ax.legend()
+    savefig(fig, out / "errors.png")

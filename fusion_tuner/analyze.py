@@ -1,0 +1,83 @@
+"""``python -m fusion_tuner.analyze <command> ...``: trustworthy analysis of trained runs.
+
+Every command reads run directories or checkpoints only (no Hydra app, no W&B), works on CPU or
+GPU, writes a JSON of its numbers, PNG figures and a Markdown report into ``--out DIR``, and
+prints its key table. Commands: ``curves``, ``cka``, ``compare``, ``ensemble``, ``data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fusion_tuner.errors import CheckpointError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fusion_tuner.analyze", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("curves", help="overlay training curves of several runs")
+    c.add_argument("runs", nargs="+", help="run directories")
+    c.add_argument("--names", nargs="+", help="labels, one per run (default: directory names)")
+
+    k = sub.add_parser("cka", help="CKA between every stage of two models on run A's recorded split")
+    k.add_argument("--runs", nargs=2, required=True, metavar=("A", "B"), help="run directories or checkpoints")
+    k.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"))
+    k.add_argument("--split", default="test", choices=("train", "val", "test"))
+    k.add_argument("--rbf", action="store_true", help="also RBF-kernel CKA (n <= 6000)")
+    k.add_argument("--device", default="auto")
+
+    m = sub.add_parser("compare", help="two runs on the same recorded splits, with paired statistics")
+    m.add_argument("--runs", nargs=2, required=True, metavar=("A", "B"))
+    m.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"))
+    m.add_argument("--device", default="auto")
+
+    e = sub.add_parser("ensemble", help="average the test predictions of several runs (e.g. seeds)")
+    e.add_argument("runs", nargs="*", help="run directories")
+    e.add_argument("--glob", help="a pattern of run directories, e.g. 'outputs/multirun/ens/*-seed*'")
+
+    d = sub.add_parser("data", help="the plan's data check on a run's recorded split")
+    d.add_argument("run", help="a run directory")
+
+    for sp in (c, k, m, e, d):
+        sp.add_argument("--out", type=Path, required=True, help="folder for the JSON, figures and report")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from fusion_tuner.analysis.cka import CKAError
+    from fusion_tuner.analysis.runs import AnalysisError
+
+    try:
+        if args.command == "curves":
+            from fusion_tuner.analysis.curves import run_curves
+
+            run_curves(args.runs, args.out, args.names)
+        elif args.command == "cka":
+            from fusion_tuner.analysis.similarity import run_cka
+
+            run_cka(args.runs, args.out, args.names, args.split, args.rbf, args.device)
+        elif args.command == "compare":
+            from fusion_tuner.analysis.compare import run_compare
+
+            run_compare(args.runs, args.out, args.names, args.device)
+        elif args.command == "ensemble":
+            from fusion_tuner.analysis.ensemble import run_ensemble
+
+            run_ensemble(args.runs, args.out, args.glob)
+        else:
+            from fusion_tuner.analysis.data_check import run_data_check
+
+            run_data_check(args.run, args.out)
+    except (AnalysisError, CKAError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
