@@ -22,7 +22,9 @@ from fusion_tuner.data.features import featurize_crystal
 from fusion_tuner.data.graphs import bond_cosines, line_graph
 from fusion_tuner.data.records import crystal_from_jarvis_atoms
 
-DEFAULT_STORE = Path(__file__).resolve().parents[1] / ".." / "shared/data/jarvis_dft3d_mini/store_full"
+DEFAULT_STORE = (
+    Path(__file__).resolve().parents[1] / ".." / "shared/data/jarvis_dft3d_mini/store_full"
+)
 
 
 def ours(raw: list[dict], cutoff: float, k: int) -> tuple[float, float]:
@@ -48,7 +50,7 @@ def upstream(raw: list[dict], cutoff: float, k: int) -> tuple[float, float] | No
     start = time.perf_counter()
     bonds = atoms = 0
     for rec in raw:
-        g, lg = build_pure_torch_graph(
+        g, _lg = build_pure_torch_graph(
             Atoms.from_dict(rec["atoms"]), two_body_cutoff=cutoff, max_neighbors=k
         )
         bonds += g.num_edges

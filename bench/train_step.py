@@ -57,7 +57,11 @@ class GraphOnly(torch.nn.Module):
         from fusion_tuner.models.builders import build_model
 
         full = build_model(cfg, info)
-        self.embedding, self.alignn_layers, self.gcn_layers = full.embedding, full.alignn_layers, full.gcn_layers
+        self.embedding, self.alignn_layers, self.gcn_layers = (
+            full.embedding,
+            full.alignn_layers,
+            full.gcn_layers,
+        )
         self.fc = torch.nn.Linear(cfg.arch.hidden_features, 1)
 
     def forward(self, b):
@@ -83,7 +87,14 @@ def _upstream(store: Path, ids_in_order: list[list[str]]):
         pairs = [build_pure_torch_graph(Atoms.from_dict(records[i]["atoms"]), two_body_cutoff=8.0,
                                         max_neighbors=12) for i in ids]  # fmt: skip
         g, lg = batch_torch_graph_pairs(pairs)
-        y = torch.tensor([0.0 if records[i]["optb88vdw_bandgap"] == "na" else float(records[i]["optb88vdw_bandgap"]) for i in ids])
+        y = torch.tensor(
+            [
+                0.0
+                if records[i]["optb88vdw_bandgap"] == "na"
+                else float(records[i]["optb88vdw_bandgap"])
+                for i in ids
+            ]
+        )
         batches.append(((g, lg, None), y))
     model = ALIGNNAtomWisePure(ALIGNNAtomWisePureConfig(
         name="alignn_atomwise_pure", alignn_layers=SIZES["alignn_layers"], gcn_layers=SIZES["gcn_layers"],
@@ -151,16 +162,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=SHARED / "store_full")
     parser.add_argument("--texts", type=Path, default=SHARED / "describe_text.json.zip")
-    parser.add_argument("--batches", type=int, default=17, help="timed batches of 64 (17 = all 1,104)")
+    parser.add_argument(
+        "--batches", type=int, default=17, help="timed batches of 64 (17 = all 1,104)"
+    )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--graph-dropout", type=float, default=0.15,
-                        help="graph_dropout of (a) and (b): the plan's 0.15, or 0 to match upstream (no dropout)")
+    parser.add_argument(
+        "--graph-dropout",
+        type=float,
+        default=0.15,
+        help="graph_dropout of (a) and (b): the plan's 0.15, or 0 to match upstream (no dropout)",
+    )
     parser.add_argument("--variant", choices=("graph", "fused", "alignn"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.variant:
-        print(json.dumps(run_variant(args.variant, args.store.resolve(), args.texts.resolve(), args.batches,
-                                     args.graph_dropout)))
+        print(
+            json.dumps(
+                run_variant(
+                    args.variant,
+                    args.store.resolve(),
+                    args.texts.resolve(),
+                    args.batches,
+                    args.graph_dropout,
+                )
+            )
+        )
         return
     try:
         import alignn  # noqa: F401

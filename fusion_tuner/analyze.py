@@ -15,34 +15,46 @@ from fusion_tuner.errors import CheckpointError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fusion_tuner.analyze", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m fusion_tuner.analyze", description=__doc__.split("\n\n")[0]
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("curves", help="overlay training curves of several runs")
     c.add_argument("runs", nargs="+", help="run directories")
     c.add_argument("--names", nargs="+", help="labels, one per run (default: directory names)")
 
-    k = sub.add_parser("cka", help="CKA between every stage of two models on run A's recorded split")
-    k.add_argument("--runs", nargs=2, required=True, metavar=("A", "B"), help="run directories or checkpoints")
+    k = sub.add_parser(
+        "cka", help="CKA between every stage of two models on run A's recorded split"
+    )
+    k.add_argument(
+        "--runs", nargs=2, required=True, metavar=("A", "B"), help="run directories or checkpoints"
+    )
     k.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"))
     k.add_argument("--split", default="test", choices=("train", "val", "test"))
     k.add_argument("--rbf", action="store_true", help="also RBF-kernel CKA (n <= 6000)")
     k.add_argument("--device", default="auto")
 
-    m = sub.add_parser("compare", help="two runs on the same recorded splits, with paired statistics")
+    m = sub.add_parser(
+        "compare", help="two runs on the same recorded splits, with paired statistics"
+    )
     m.add_argument("--runs", nargs=2, required=True, metavar=("A", "B"))
     m.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"))
     m.add_argument("--device", default="auto")
 
     e = sub.add_parser("ensemble", help="average the test predictions of several runs (e.g. seeds)")
     e.add_argument("runs", nargs="*", help="run directories")
-    e.add_argument("--glob", help="a pattern of run directories, e.g. 'outputs/multirun/ens/*-seed*'")
+    e.add_argument(
+        "--glob", help="a pattern of run directories, e.g. 'outputs/multirun/ens/*-seed*'"
+    )
 
     d = sub.add_parser("data", help="the plan's data check on a run's recorded split")
     d.add_argument("run", help="a run directory")
 
     for sp in (c, k, m, e, d):
-        sp.add_argument("--out", type=Path, required=True, help="folder for the JSON, figures and report")
+        sp.add_argument(
+            "--out", type=Path, required=True, help="folder for the JSON, figures and report"
+        )
     return p
 
 

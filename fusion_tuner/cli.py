@@ -37,7 +37,9 @@ def _main(cfg: DictConfig) -> float:
     try:
         return float(train(typed, run_dir, sweep=sweep)["val"]["mae"])
     except Exception as exc:  # recorded in the run's metrics.json; the sweep goes on
-        log.error("run %s failed (%s: %s); the other runs go on", run_dir.name, type(exc).__name__, exc)
+        log.error(
+            "run %s failed (%s: %s); the other runs go on", run_dir.name, type(exc).__name__, exc
+        )
         return float("nan")
 
 
@@ -51,7 +53,9 @@ def _summarise_sweeps() -> bool:
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
         print((sweep_dir / "summary.md").read_text())
-        print(f"summary: {sweep_dir / 'summary.md'} ({len(summary.rows)} runs, {len(bad)} not completed)")
+        print(
+            f"summary: {sweep_dir / 'summary.md'} ({len(summary.rows)} runs, {len(bad)} not completed)"
+        )
         ok = ok and not bad
     return ok
 

@@ -37,7 +37,9 @@ class DatasetConfig:
     source: str = "demo"  # demo | jarvis | folder
     target: str = "synthetic_gap"  # property to predict (jarvis: any numeric key)
     name: str = "dft_3d"  # jarvis.db.figshare dataset name
-    jarvis_dir: str | None = None  # figshare download cache; None: $FUSION_TUNER_JARVIS_DIR or <cache>/jarvis
+    jarvis_dir: str | None = (
+        None  # figshare download cache; None: $FUSION_TUNER_JARVIS_DIR or <cache>/jarvis
+    )
     root: str | None = None  # folder source: directory with id_prop.csv and structure files
     descriptions: str | None = None  # optional id -> text file (CSV id,description or JSON[.zip])
     limit: int | None = None  # keep only the first N usable records
@@ -54,7 +56,9 @@ class DatasetConfig:
     bond_rbf_bins: int = 80  # Gaussian centres for bond lengths over [0, cutoff]
     angle_rbf_bins: int = 40  # Gaussian centres for bond-angle cosines over [-1, 1]
     max_drop_fraction: float = 0.05  # stop if more unreadable structures than this are dropped
-    cache_dir: str | None = None  # featurised cache; None: $FUSION_TUNER_CACHE_DIR or ~/.cache/fusion_tuner
+    cache_dir: str | None = (
+        None  # featurised cache; None: $FUSION_TUNER_CACHE_DIR or ~/.cache/fusion_tuner
+    )
     num_workers: int = 0  # processes used to featurise (0: in this process)
 
 
@@ -175,7 +179,9 @@ class BudgetConfig:
     name: str = "full"
     max_epochs: int | None = None  # caps scheduler.epochs
     max_structures: int | None = None  # caps the number of crystals loaded
-    max_warmup_fraction: float | None = None  # caps warmup_steps at this fraction of the run's steps
+    max_warmup_fraction: float | None = (
+        None  # caps warmup_steps at this fraction of the run's steps
+    )
 
 
 @dataclass

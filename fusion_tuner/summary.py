@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = write_summary(args.sweep_dir, args.threshold)
     print((args.sweep_dir / "summary.md").read_text())
     bad = sum(r["status"] != "completed" for r in summary.rows)
-    print(f"wrote summary.csv, summary.md, summary.png in {args.sweep_dir} ({bad} run(s) not completed)")
+    print(
+        f"wrote summary.csv, summary.md, summary.png in {args.sweep_dir} ({bad} run(s) not completed)"
+    )
     return 0
 
 

@@ -84,7 +84,9 @@ def load_runs(sweep_dir: Path) -> list[Run]:
     for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not ((d / ".hydra").is_dir() or (d / "metrics.json").is_file()):
             continue
-        metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else {}
+        metrics = (
+            json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else {}
+        )
         config = _read_yaml(d / ".hydra" / "config.yaml") or {}
         overrides = _read_yaml(d / ".hydra" / "overrides.yaml") or []
         status = metrics.get("status", "not started")
@@ -98,12 +100,23 @@ def load_runs(sweep_dir: Path) -> list[Run]:
         found = [sorted(r.overrides) for r in runs]
         for job in json.loads(plan_path.read_text())["jobs"]:
             if sorted(job) not in found:
-                exp = next((o.split("=", 1)[1] for o in job if o.split("=")[0].lstrip("+") == "experiment"), "?")
-                runs.append(Run(name="(missing)", experiment=exp, seed=None, status="missing", overrides=job))
+                exp = next(
+                    (
+                        o.split("=", 1)[1]
+                        for o in job
+                        if o.split("=")[0].lstrip("+") == "experiment"
+                    ),
+                    "?",
+                )
+                runs.append(
+                    Run(
+                        name="(missing)", experiment=exp, seed=None, status="missing", overrides=job
+                    )
+                )
     return runs
 
 
-def _experiment_order(runs: list[Run], plan: list[list[str]] | None) -> list[str]:
+def _experiment_order(runs: list[Run]) -> list[str]:
     order: list[str] = []
     for r in runs:
         if r.experiment not in order:
@@ -125,7 +138,9 @@ def decide(exp: list[float], base: list[float], threshold: float) -> tuple[str, 
     if not exp or not base:
         return NONE, math.nan, math.nan
     (me, se), (mb, sb) = _mean_std(exp), _mean_std(base)
-    stderr = math.sqrt(se**2 / len(exp) + sb**2 / len(base)) if len(exp) > 1 and len(base) > 1 else 0.0
+    stderr = (
+        math.sqrt(se**2 / len(exp) + sb**2 / len(base)) if len(exp) > 1 and len(base) > 1 else 0.0
+    )
     margin = max(threshold * mb, 2 * stderr)
     d = me - mb
     return (DOWN if d < -margin else UP if d > margin else SAME), d, margin
@@ -151,7 +166,9 @@ def _fmt(v: Any, digits: int = 4) -> str:
 @dataclass
 class Summary:
     rows: list[dict[str, Any]]
-    decisions: dict[str, tuple[str, float, float, int]]  # experiment -> (decision, delta, margin, n)
+    decisions: dict[
+        str, tuple[str, float, float, int]
+    ]  # experiment -> (decision, delta, margin, n)
     verdict: str
     threshold: float
 
@@ -164,17 +181,28 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
     reference = _flatten(next((r.config for r in base_runs if r.config), {}))
     if not reference and runs:  # no baseline: show what differs from the values all runs share
         flat = [_flatten(r.config) for r in runs if r.config]
-        reference = {k: v for k, v in flat[0].items() if all(f.get(k) == v for f in flat)} if flat else {}
-    order = _experiment_order(runs, None)
+        reference = (
+            {k: v for k, v in flat[0].items() if all(f.get(k) == v for f in flat)} if flat else {}
+        )
+    order = _experiment_order(runs)
     decisions: dict[str, tuple[str, float, float, int]] = {}
     for exp in order:
         vals = [r.val_mae for r in runs if r.experiment == exp and r.val_mae is not None]
-        decision, delta, margin = decide(vals, base_vals, threshold) if exp != "baseline" else (NONE, 0.0, 0.0)
-        decisions[exp] = (decision if exp != "baseline" else "(reference)", delta, margin, len(vals))
+        decision, delta, margin = (
+            decide(vals, base_vals, threshold) if exp != "baseline" else (NONE, 0.0, 0.0)
+        )
+        decisions[exp] = (
+            decision if exp != "baseline" else "(reference)",
+            delta,
+            margin,
+            len(vals),
+        )
     base_by_seed = {r.seed: r.val_mae for r in base_runs if r.val_mae is not None}
     base_mean = _mean_std(base_vals)[0] if base_vals else None
     rows = []
-    for r in sorted(runs, key=lambda r: (order.index(r.experiment), r.seed if r.seed is not None else -1)):
+    for r in sorted(
+        runs, key=lambda r: (order.index(r.experiment), r.seed if r.seed is not None else -1)
+    ):
         m = r.metrics
         ref = base_by_seed.get(r.seed, base_mean)
         delta = r.val_mae - ref if r.val_mae is not None and ref is not None else None
@@ -257,7 +285,9 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
         if exp == "baseline":
             continue
         hint = f" — {NEXT_STEP[decision]}" if decision in NEXT_STEP else ""
-        lines.append(f"- **{exp}** ({n} run(s)): {decision}, Δ = {_fmt(delta)} (margin {_fmt(margin)}){hint}")
+        lines.append(
+            f"- **{exp}** ({n} run(s)): {decision}, Δ = {_fmt(delta)} (margin {_fmt(margin)}){hint}"
+        )
     lines += [
         "", f"Rule: a change counts when |Δ| > max({s.threshold:g} × baseline val MAE, 2 × standard "
         "error of Δ across seeds); smaller changes are 'unchanged'.", "",
@@ -293,7 +323,13 @@ def _plot(s: Summary, path: Path) -> None:
         d = s.decisions[e][0]
         colors.append({DOWN: "tab:green", UP: "tab:red", SAME: "tab:grey"}.get(d, "tab:blue"))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(exps)), 4.5))
-    ax.bar(range(len(exps)), [0 if math.isnan(m) else m for m in means], yerr=errs, color=colors, capsize=4)
+    ax.bar(
+        range(len(exps)),
+        [0 if math.isnan(m) else m for m in means],
+        yerr=errs,
+        color=colors,
+        capsize=4,
+    )
     for i, m in enumerate(means):
         if math.isnan(m):
             ax.text(i, 0, "no result", ha="center", va="bottom", rotation=90, fontsize=8)
@@ -340,7 +376,9 @@ class SweepSummaryCallback(Callback):
         try:
             jobs = plan_jobs(config.hydra)
         except Exception as exc:  # private Hydra API: degrade to "found runs only", and say so
-            log.warning("could not expand the sweep's job list (%s); missing runs will not be listed", exc)
+            log.warning(
+                "could not expand the sweep's job list (%s); missing runs will not be listed", exc
+            )
             return
         atomic_write_text(json.dumps({"jobs": jobs}, indent=1), sweep_dir / PLAN_FILE)
 

@@ -97,7 +97,9 @@ def wandb_offline_records(run_dir: Path) -> dict[str, Any]:
             if which == "history":
                 out["history"].append({_key(i): json.loads(i.value_json) for i in rec.history.item})
             elif which == "summary":
-                out["summary"].update({_key(i): json.loads(i.value_json) for i in rec.summary.update})
+                out["summary"].update(
+                    {_key(i): json.loads(i.value_json) for i in rec.summary.update}
+                )
             elif which == "run":
                 out["run"].append(rec.run)
             elif which == "exit":

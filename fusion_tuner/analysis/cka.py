@@ -58,7 +58,13 @@ class CKAAccumulator:
         if list(stages) != self._names:
             raise CKAError(f"stages changed between batches: {list(stages)} != {self._names}")
         z = np.concatenate([np.asarray(stages[s], dtype=np.float64) for s in self._names], axis=1)
-        q = np.stack([np.einsum("ij,ij->i", z[:, self._offsets[s]], z[:, self._offsets[s]]) for s in self._names], 1)
+        q = np.stack(
+            [
+                np.einsum("ij,ij->i", z[:, self._offsets[s]], z[:, self._offsets[s]])
+                for s in self._names
+            ],
+            1,
+        )
         self._zz += z.T @ z
         self._z += z.sum(0)
         self._zq += z.T @ q
@@ -98,19 +104,32 @@ class CKAAccumulator:
         if debiased and self.n < 4:
             raise CKAError(f"debiased CKA needs at least 4 samples, got {self.n}")
         for s in (a, b):
-            norm = self._hsic_unbiased(s, s) if debiased else float((self._centered_cross(s, s) ** 2).sum())
-            if not norm > 1e-12 * max(1.0, float(np.abs(self._zz[self._offsets[s], self._offsets[s]]).max())):
-                raise CKAError(f"stage {s!r} has (numerically) constant features over these {self.n} samples: CKA is undefined")
+            norm = (
+                self._hsic_unbiased(s, s)
+                if debiased
+                else float((self._centered_cross(s, s) ** 2).sum())
+            )
+            if not norm > 1e-12 * max(
+                1.0, float(np.abs(self._zz[self._offsets[s], self._offsets[s]]).max())
+            ):
+                raise CKAError(
+                    f"stage {s!r} has (numerically) constant features over these {self.n} samples: CKA is undefined"
+                )
         if debiased:
             num = self._hsic_unbiased(a, b)
             den = np.sqrt(self._hsic_unbiased(a, a) * self._hsic_unbiased(b, b))
         else:
             num = float((self._centered_cross(a, b) ** 2).sum())
-            den = np.sqrt(float((self._centered_cross(a, a) ** 2).sum()) * float((self._centered_cross(b, b) ** 2).sum()))
+            den = np.sqrt(
+                float((self._centered_cross(a, a) ** 2).sum())
+                * float((self._centered_cross(b, b) ** 2).sum())
+            )
         return float(num / den)
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray, debiased: bool = False, batch_size: int = 4096) -> float:
+def linear_cka(
+    x: np.ndarray, y: np.ndarray, debiased: bool = False, batch_size: int = 4096
+) -> float:
     """Exact linear CKA of two (n, d) arrays, streamed in feature space (float64)."""
     if x.shape[0] != y.shape[0]:
         raise CKAError(f"sample counts differ: {x.shape[0]} != {y.shape[0]} (nothing is truncated)")

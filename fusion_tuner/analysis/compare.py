@@ -9,13 +9,22 @@ import numpy as np
 import torch
 
 from fusion_tuner.analysis.report import pyplot, savefig, table, write_outputs
-from fusion_tuner.analysis.runs import AnalysisError, RunRef, device_for, locate, same_ids, split_loader
+from fusion_tuner.analysis.runs import (
+    AnalysisError,
+    RunRef,
+    device_for,
+    locate,
+    same_ids,
+    split_loader,
+)
 from fusion_tuner.training.loop import regression_metrics
 
 SPLITS = ("train", "val", "test")
 
 
-def predictions_on(run: RunRef, split: str, ids: list[str], device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def predictions_on(
+    run: RunRef, split: str, ids: list[str], device: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """(target, prediction) of the run's best model on ``ids``, in that order.
 
     Uses the run's ``predictions_<split>.csv`` (written by the best model) when it covers the ids;
@@ -38,7 +47,9 @@ def predictions_on(run: RunRef, split: str, ids: list[str], device: str = "auto"
     return np.concatenate(targets), np.concatenate(preds)
 
 
-def paired_bootstrap(err_a: np.ndarray, err_b: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(
+    err_a: np.ndarray, err_b: np.ndarray, n_boot: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
     """MAE(B) - MAE(A) and its 95% percentile bootstrap interval, resampling crystals in pairs."""
     rng = np.random.default_rng(seed)
     diff = np.abs(err_b) - np.abs(err_a)
@@ -68,27 +79,43 @@ def target_bins(y: np.ndarray) -> list[tuple[str, np.ndarray]]:
         qs = np.quantile(y[rest], [0, 0.25, 0.5, 0.75, 1.0])
         for lo, hi, k in zip(qs[:-1], qs[1:], range(4), strict=True):
             sel = rest & (y >= lo) & ((y <= hi) if k == 3 else (y < hi))
-            label = f"[{lo:.3g}, {hi:.3g}{']' if k == 3 else ')'}" + (" (non-zero)" if bins and k == 0 else "")
+            label = f"[{lo:.3g}, {hi:.3g}{']' if k == 3 else ')'}" + (
+                " (non-zero)" if bins and k == 0 else ""
+            )
             bins.append((label, sel))
     return bins
 
 
-def run_compare(runs: list[str], out: Path, names: list[str] | None = None, device: str = "auto") -> dict[str, Any]:
+def run_compare(
+    runs: list[str], out: Path, names: list[str] | None = None, device: str = "auto"
+) -> dict[str, Any]:
     a, b = (locate(p, names[i] if names else None) for i, p in enumerate(runs))
     if a.name == b.name:
         b.name = f"{b.name} (B)"
     same_ids(a, b, "test")  # refuse before any work if the test sets differ
-    res: dict[str, Any] = {"names": [a.name, b.name], "runs": [str(a.run_dir), str(b.run_dir)], "splits": {}}
+    res: dict[str, Any] = {
+        "names": [a.name, b.name],
+        "runs": [str(a.run_dir), str(b.run_dir)],
+        "splits": {},
+    }
     data: dict[str, Any] = {}
     for split in SPLITS:
         ids = same_ids(a, b, split)
         if not ids:
             continue
-        (ya, pa), (yb, pb) = predictions_on(a, split, ids, device), predictions_on(b, split, ids, device)
+        (ya, pa), (yb, pb) = (
+            predictions_on(a, split, ids, device),
+            predictions_on(b, split, ids, device),
+        )
         if not np.allclose(ya, yb):
-            raise AnalysisError(f"the two runs have different targets for the same {split} ids (different datasets?)")
+            raise AnalysisError(
+                f"the two runs have different targets for the same {split} ids (different datasets?)"
+            )
         data[split] = (ids, ya, pa, pb)
-        res["splits"][split] = {a.name: regression_metrics(ya, pa), b.name: regression_metrics(ya, pb)}
+        res["splits"][split] = {
+            a.name: regression_metrics(ya, pa),
+            b.name: regression_metrics(ya, pb),
+        }
     for name in (a.name, b.name):
         tr, va = res["splits"]["train"][name]["mae"], res["splits"]["val"][name]["mae"]
         res.setdefault("gap_ratio", {})[name] = va / tr if tr > 0 else float("inf")
@@ -123,7 +150,9 @@ def run_compare(runs: list[str], out: Path, names: list[str] | None = None, devi
     return res
 
 
-def _plots(name_a: str, name_b: str, y: np.ndarray, pa: np.ndarray, pb: np.ndarray, out: Path) -> None:
+def _plots(
+    name_a: str, name_b: str, y: np.ndarray, pa: np.ndarray, pb: np.ndarray, out: Path
+) -> None:
     plt = pyplot()
     out.mkdir(parents=True, exist_ok=True)
     lo, hi = float(min(y.min(), pa.min(), pb.min())), float(max(y.max(), pa.max(), pb.max()))
@@ -136,7 +165,9 @@ def _plots(name_a: str, name_b: str, y: np.ndarray, pa: np.ndarray, pb: np.ndarr
     axes[0].set_ylabel("prediction")
     savefig(fig, out / "parity.png")
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    bins = np.linspace(float(min((pa - y).min(), (pb - y).min())), float(max((pa - y).max(), (pb - y).max())), 40)
+    bins = np.linspace(
+        float(min((pa - y).min(), (pb - y).min())), float(max((pa - y).max(), (pb - y).max())), 40
+    )
     ax.hist(pa - y, bins=bins, alpha=0.55, label=name_a)
     ax.hist(pb - y, bins=bins, alpha=0.55, label=name_b)
     ax.set_xlabel("prediction − target (test)")

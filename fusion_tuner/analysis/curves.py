@@ -21,7 +21,10 @@ def run_curves(run_dirs: list[str], out: Path, names: list[str] | None = None) -
     for k, run in enumerate(runs):
         hist = run.history()
         ep = np.array([int(r["epoch"]) for r in hist])
-        col = {c: np.array([float(r[c]) for r in hist]) for c in ("train_mae", "val_mae", "train_loss", "val_loss")}
+        col = {
+            c: np.array([float(r[c]) for r in hist])
+            for c in ("train_mae", "val_mae", "train_loss", "val_loss")
+        }
         gap = col["val_mae"] / np.maximum(col["train_mae"], 1e-12)
         color = f"C{k % 10}"
         best_i = int(np.argmin(col["val_mae"]))

@@ -26,7 +26,7 @@ def robust_z(y: np.ndarray) -> np.ndarray:
 
 def _stats(y: np.ndarray) -> dict[str, float]:
     q = np.quantile(y, [0.25, 0.5, 0.75]) if len(y) else [np.nan] * 3
-    return {"n": int(len(y)), "mean": float(y.mean()), "std": float(y.std()), "min": float(y.min()),
+    return {"n": len(y), "mean": float(y.mean()), "std": float(y.std()), "min": float(y.min()),
             "q25": float(q[0]), "median": float(q[1]), "q75": float(q[2]), "max": float(y.max()),
             "fraction_zero": float((y == 0).mean())}  # fmt: skip
 
@@ -46,7 +46,9 @@ def run_data_check(run_dir: str, out: Path) -> dict[str, Any]:
     row_of = {cid: i for i, cid in enumerate(dm.graphs["ids"])}
     missing = [i for ids in split.values() for i in ids if i not in row_of]
     if missing:
-        raise AnalysisError(f"{len(missing)} recorded ids are not in the run's data (e.g. {missing[:3]})")
+        raise AnalysisError(
+            f"{len(missing)} recorded ids are not in the run's data (e.g. {missing[:3]})"
+        )
     targets = dm.graphs["targets"].numpy()
     z_all, ptr = dm.graphs["z"].numpy(), dm.graphs["atom_ptr"].numpy()
     symbol = {v: k for k, v in atomic_numbers().items()}
@@ -58,8 +60,14 @@ def run_data_check(run_dir: str, out: Path) -> dict[str, Any]:
     everything = np.concatenate(list(y.values()))
     zs = robust_z(everything)
     labels = [(s, i) for s, ids in split.items() if ids for i in ids]
-    flagged = sorted((abs(z), s, cid, float(v), float(z)) for (s, cid), v, z in zip(labels, everything, zs, strict=True) if abs(z) > ROBUST_Z)[::-1]
-    res["outliers"] = [{"id": cid, "split": s, "value": v, "robust_z": z} for _, s, cid, v, z in flagged]
+    flagged = sorted(
+        (abs(z), s, cid, float(v), float(z))
+        for (s, cid), v, z in zip(labels, everything, zs, strict=True)
+        if abs(z) > ROBUST_Z
+    )[::-1]
+    res["outliers"] = [
+        {"id": cid, "split": s, "value": v, "robust_z": z} for _, s, cid, v, z in flagged
+    ]
     counts: dict[str, dict[str, int]] = {}
     sizes: dict[str, list[int]] = {}
     for s, ids in split.items():
@@ -80,7 +88,10 @@ def run_data_check(run_dir: str, out: Path) -> dict[str, Any]:
     ]  # fmt: skip
     res["normalizer"] = ckpt.get("normalizer")
     _plots(y, sizes, out)
-    stat_rows = [[s, *[v[k] for k in ("n", "mean", "std", "min", "median", "max", "fraction_zero")]] for s, v in res["stats"].items()]
+    stat_rows = [
+        [s, *[v[k] for k in ("n", "mean", "std", "min", "median", "max", "fraction_zero")]]
+        for s, v in res["stats"].items()
+    ]
     header = ["split", "n", "mean", "std", "min", "median", "max", "fraction = 0"]
     ks_rows = [[k, v["statistic"], v["p_value"]] for k, v in res["ks"].items()]
     md = "\n".join([
@@ -99,7 +110,9 @@ def run_data_check(run_dir: str, out: Path) -> dict[str, Any]:
     write_outputs(out, "data", res, md)
     print(table(header, stat_rows))
     print(table(["pair", "KS statistic", "p-value"], ks_rows))
-    print(f"{len(res['outliers'])} outliers; rare-in-train elements: {[r['element'] for r in res['rare_in_train']]}")
+    print(
+        f"{len(res['outliers'])} outliers; rare-in-train elements: {[r['element'] for r in res['rare_in_train']]}"
+    )
     return res
 
 

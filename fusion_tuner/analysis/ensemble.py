@@ -19,7 +19,11 @@ from fusion_tuner.training.loop import regression_metrics
 def _identity(run: RunRef) -> tuple[Any, ...]:
     import yaml
 
-    cfg = yaml.safe_load((run.run_dir / ".hydra" / "config.yaml").read_text()) if (run.run_dir / ".hydra" / "config.yaml").is_file() else None
+    cfg = (
+        yaml.safe_load((run.run_dir / ".hydra" / "config.yaml").read_text())
+        if (run.run_dir / ".hydra" / "config.yaml").is_file()
+        else None
+    )
     if cfg is None:
         from fusion_tuner.training.checkpoint import load_checkpoint
 
@@ -33,7 +37,9 @@ def gather_members(run_dirs: list[str], pattern: str | None) -> list[RunRef]:
     if pattern:
         paths += sorted(p for p in globlib.glob(pattern) if Path(p).is_dir())
     if len(paths) < 2:
-        raise AnalysisError(f"an ensemble needs at least 2 runs, got {len(paths)} ({pattern or run_dirs})")
+        raise AnalysisError(
+            f"an ensemble needs at least 2 runs, got {len(paths)} ({pattern or run_dirs})"
+        )
     return [locate(p) for p in paths]
 
 
@@ -58,12 +64,18 @@ def run_ensemble(run_dirs: list[str], out: Path, pattern: str | None = None) -> 
             )
     order = [{cid: i for i, cid in enumerate(ids)} for ids, _, _ in preds]
     y = preds[0][1][[order[0][i] for i in ids0]]
-    p = np.stack([pr[2][[o[i] for i in ids0]] for pr, o in zip(preds, order, strict=True)])  # (k, n)
+    p = np.stack(
+        [pr[2][[o[i] for i in ids0]] for pr, o in zip(preds, order, strict=True)]
+    )  # (k, n)
     mean, std = p.mean(0), p.std(0)
     err = np.abs(mean - y)
     from scipy.stats import spearmanr
 
-    rho = float(spearmanr(std, err).statistic) if np.ptp(std) > 0 and np.ptp(err) > 0 else float("nan")
+    rho = (
+        float(spearmanr(std, err).statistic)
+        if np.ptp(std) > 0 and np.ptp(err) > 0
+        else float("nan")
+    )
     member_metrics = {m.name: regression_metrics(y, p[k]) for k, m in enumerate(members)}
     res = {
         "members": [str(m.run_dir) for m in members], "n_test": len(ids0),
@@ -75,7 +87,15 @@ def run_ensemble(run_dirs: list[str], out: Path, pattern: str | None = None) -> 
     w = csv.writer(buf)
     w.writerow(["id", "target", "mean", "std", *[f"member_{k + 1}" for k in range(len(members))]])
     for i, cid in enumerate(ids0):
-        w.writerow([cid, f"{y[i]:.6g}", f"{mean[i]:.6g}", f"{std[i]:.6g}", *[f"{p[k, i]:.6g}" for k in range(len(members))]])
+        w.writerow(
+            [
+                cid,
+                f"{y[i]:.6g}",
+                f"{mean[i]:.6g}",
+                f"{std[i]:.6g}",
+                *[f"{p[k, i]:.6g}" for k in range(len(members))],
+            ]
+        )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(buf.getvalue(), out / "ensemble_predictions.csv")
     plt = pyplot()
@@ -87,7 +107,10 @@ def run_ensemble(run_dirs: list[str], out: Path, pattern: str | None = None) -> 
     savefig(fig, out / "uncertainty.png")
     rows = [["ensemble (mean)", *[res["ensemble"][k] for k in ("mae", "rmse", "r2")]],
             ["members' average", *[res["members_mean"][k] for k in ("mae", "rmse", "r2")]]]  # fmt: skip
-    rows += [[f"member {k + 1}: {m.name}", *[member_metrics[m.name][x] for x in ("mae", "rmse", "r2")]] for k, m in enumerate(members)]
+    rows += [
+        [f"member {k + 1}: {m.name}", *[member_metrics[m.name][x] for x in ("mae", "rmse", "r2")]]
+        for k, m in enumerate(members)
+    ]
     header = ["test", "MAE", "RMSE", "R²"]
     md = "\n".join([f"# Ensemble of {len(members)} runs (test split, n = {len(ids0)})", "", table(header, rows), "",
                     f"Uncertainty–error rank correlation (Spearman, std vs |error|): {rho:.3f}.", "",

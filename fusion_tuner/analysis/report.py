@@ -28,7 +28,9 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 def write_outputs(out: Path, name: str, numbers: dict[str, Any], markdown: str) -> None:
     """``<out>/<name>.json`` and ``<out>/<name>.md``, written atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps(numbers, indent=1, default=_json_default) + "\n", out / f"{name}.json")
+    atomic_write_text(
+        json.dumps(numbers, indent=1, default=_json_default) + "\n", out / f"{name}.json"
+    )
     atomic_write_text(markdown + "\n", out / f"{name}.md")
 
 

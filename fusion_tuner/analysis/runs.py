@@ -38,7 +38,9 @@ class RunRef:
     def split(self) -> dict[str, list[str]]:
         path = self.run_dir / "split.json"
         if not path.is_file():
-            raise AnalysisError(f"{path} not found: the run's recorded split is needed to evaluate on it")
+            raise AnalysisError(
+                f"{path} not found: the run's recorded split is needed to evaluate on it"
+            )
         return json.loads(path.read_text())
 
     def history(self) -> list[dict[str, str]]:
@@ -64,7 +66,9 @@ def locate(path: str | Path, name: str | None = None) -> RunRef:
     if p.is_dir():
         ckpt = p / "best_model.pt"
         if not ckpt.is_file():
-            raise CheckpointError(f"{p} has no best_model.pt: is it a completed fusion_tuner run directory?")
+            raise CheckpointError(
+                f"{p} has no best_model.pt: is it a completed fusion_tuner run directory?"
+            )
         return RunRef(p, ckpt, name or p.name)
     if p.is_file():
         return RunRef(p.parent, p, name or p.parent.name)
@@ -102,11 +106,19 @@ def split_loader(run: RunRef, ids: list[str], batch_size: int = 64):
     row_of = {cid: i for i, cid in enumerate(dm.graphs["ids"])}
     missing = [i for i in ids if i not in row_of]
     if missing:
-        raise AnalysisError(f"{run.name}: {len(missing)} recorded ids are not in its data (e.g. {missing[:3]})")
+        raise AnalysisError(
+            f"{run.name}: {len(missing)} recorded ids are not in its data (e.g. {missing[:3]})"
+        )
     tokens = dm.datasets["train"].tokens
-    ds = CrystalDataset(dm.graphs, tokens, [row_of[i] for i in ids], cfg.text.max_length, dm.info.pad_token_id)
+    ds = CrystalDataset(
+        dm.graphs, tokens, [row_of[i] for i in ids], cfg.text.max_length, dm.info.pad_token_id
+    )
     return model, cfg, dm, DataLoader(ds, batch_size=batch_size, shuffle=False)
 
 
 def device_for(name: str = "auto") -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+    return torch.device(
+        "cuda"
+        if name == "auto" and torch.cuda.is_available()
+        else ("cpu" if name == "auto" else name)
+    )

@@ -56,13 +56,24 @@ def run_cka(
         "estimator": "linear CKA, exact in feature space (float64); debiased = unbiased HSIC",
     }  # fmt: skip
     for key, debiased in (("linear", False), ("linear_debiased", True)):
-        result[key] = [[acc.cka(f"A:{sa}", f"B:{sb}", debiased) for sb in stages_b] for sa in stages_a]
-        result[f"{key}_diagonal"] = {s: acc.cka(f"A:{s}", f"B:{s}", debiased) for s in stages_a if s in stages_b}
+        result[key] = [
+            [acc.cka(f"A:{sa}", f"B:{sb}", debiased) for sb in stages_b] for sa in stages_a
+        ]
+        result[f"{key}_diagonal"] = {
+            s: acc.cka(f"A:{s}", f"B:{s}", debiased) for s in stages_a if s in stages_b
+        }
     if rbf:
         if n > RBF_MAX_N:
-            raise CKAError(f"--rbf needs n <= {RBF_MAX_N} (n x n Gram matrices); this split has {n}")
-        full = [{s: np.concatenate([bt[s] for bt in pm]) for s in st} for pm, st in zip(per_model, (stages_a, stages_b), strict=True)]
-        result["rbf_diagonal"] = {s: rbf_cka(full[0][s], full[1][s]) for s in stages_a if s in stages_b}
+            raise CKAError(
+                f"--rbf needs n <= {RBF_MAX_N} (n x n Gram matrices); this split has {n}"
+            )
+        full = [
+            {s: np.concatenate([bt[s] for bt in pm]) for s in st}
+            for pm, st in zip(per_model, (stages_a, stages_b), strict=True)
+        ]
+        result["rbf_diagonal"] = {
+            s: rbf_cka(full[0][s], full[1][s]) for s in stages_a if s in stages_b
+        }
     _heatmap(result, out / "cka_heatmap.png")
     diag_rows = [[s, result["linear_diagonal"][s], result["linear_debiased_diagonal"][s],
                   result.get("rbf_diagonal", {}).get(s)] for s in result["linear_diagonal"]]  # fmt: skip
@@ -85,7 +96,9 @@ def run_cka(
 def _heatmap(result: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     m = np.array(result["linear"])
-    fig, ax = plt.subplots(figsize=(1.1 * len(result["stages_B"]) + 2, 0.9 * len(result["stages_A"]) + 1.5))
+    fig, ax = plt.subplots(
+        figsize=(1.1 * len(result["stages_B"]) + 2, 0.9 * len(result["stages_A"]) + 1.5)
+    )
     im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(m.shape[1]), result["stages_B"], rotation=35, ha="right")
     ax.set_yticks(range(m.shape[0]), result["stages_A"])
@@ -93,7 +106,15 @@ def _heatmap(result: dict[str, Any], path: Path) -> None:
     ax.set_ylabel(result["names"][0])
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, fmt(m[i, j], 2), ha="center", va="center", color="w" if m[i, j] < 0.6 else "k", fontsize=8)
+            ax.text(
+                j,
+                i,
+                fmt(m[i, j], 2),
+                ha="center",
+                va="center",
+                color="w" if m[i, j] < 0.6 else "k",
+                fontsize=8,
+            )
     fig.colorbar(im, ax=ax, label="linear CKA")
     ax.set_title(f"CKA on the {result['split']} split (n={result['n']})")
     path.parent.mkdir(parents=True, exist_ok=True)

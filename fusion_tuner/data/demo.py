@@ -101,7 +101,7 @@ PROTOTYPES: tuple[Prototype, ...] = (
     Prototype("rock-salt", "cubic", "Fm-3m", _fcc(), ((0, (0, 0, 0)), (1, (0.5, 0.5, 0.5))),
               (CATIONS_1_2, ANIONS_1_2), 0.5, 6, (0, 1)),
     Prototype("CsCl", "cubic", "Pm-3m", np.eye(3), ((0, (0, 0, 0)), (1, (0.5, 0.5, 0.5))),
-              (ALKALI + ("Ag", "Cu"), HALOGEN), SQ3 / 2, 8, (0, 1)),
+              ((*ALKALI, "Ag", "Cu"), HALOGEN), SQ3 / 2, 8, (0, 1)),
     Prototype("zinc-blende", "cubic", "F-43m", _fcc(), ((0, (0, 0, 0)), (1, (0.25, 0.25, 0.25))),
               (ALKALINE + TRIVALENT, CHALCOGEN + PNICTOGEN), SQ3 / 4, 4, (0, 1)),
     Prototype("wurtzite", "hexagonal", "P6_3mc", _hex(WURTZITE_C),
@@ -110,7 +110,7 @@ PROTOTYPES: tuple[Prototype, ...] = (
               (ALKALINE + TRIVALENT, CHALCOGEN + PNICTOGEN), 0.375 * WURTZITE_C, 4, (0, 1)),
     Prototype("fluorite", "cubic", "Fm-3m", _fcc(),
               ((0, (0, 0, 0)), (1, (0.25, 0.25, 0.25)), (1, (0.75, 0.75, 0.75))),
-              (ALKALINE + TETRAVALENT, HALOGEN + ("O",)), SQ3 / 4, 8, (0, 1)),
+              (ALKALINE + TETRAVALENT, (*HALOGEN, "O")), SQ3 / 4, 8, (0, 1)),
     Prototype("perovskite", "cubic", "Pm-3m", np.eye(3),
               ((0, (0.5, 0.5, 0.5)), (1, (0, 0, 0)),
                (2, (0.5, 0.5, 0.0)), (2, (0.5, 0.0, 0.5)), (2, (0.0, 0.5, 0.5))),
@@ -119,7 +119,7 @@ PROTOTYPES: tuple[Prototype, ...] = (
               ((0, (0, 0, 0)), (0, (0.5, 0.5, 0.5)),
                (1, (RUTILE_U, RUTILE_U, 0)), (1, (1 - RUTILE_U, 1 - RUTILE_U, 0)),
                (1, (0.5 + RUTILE_U, 0.5 - RUTILE_U, 0.5)), (1, (0.5 - RUTILE_U, 0.5 + RUTILE_U, 0.5))),
-              (TETRAVALENT + ("Mg", "Zn"), ("O", "F", "S")), math.sqrt(2) * RUTILE_U, 6, (0, 1)),
+              ((*TETRAVALENT, "Mg", "Zn"), ("O", "F", "S")), math.sqrt(2) * RUTILE_U, 6, (0, 1)),
     Prototype("bcc", "cubic", "Im-3m", _bcc(), ((0, (0, 0, 0)),), (METALS,), SQ3 / 2, 8, (0, 0)),
     Prototype("fcc", "cubic", "Fm-3m", _fcc(), ((0, (0, 0, 0)),), (METALS,), 1 / math.sqrt(2),
               12, (0, 0)),
@@ -198,6 +198,5 @@ def generate_demo(n: int = 600, seed: int = 0, noise: float = 0.05) -> list[Crys
     """Generate ``n`` crystals, cycling through the prototype families (deterministic in seed)."""
     rng = np.random.default_rng(seed)
     return [
-        _make_crystal(index, PROTOTYPES[index % len(PROTOTYPES)], rng, noise)
-        for index in range(n)
+        _make_crystal(index, PROTOTYPES[index % len(PROTOTYPES)], rng, noise) for index in range(n)
     ]

@@ -54,9 +54,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def parallel_map(
-    fn: Callable[[Any], list[Any]], chunks: list[Any], num_workers: int
-) -> list[Any]:
+def parallel_map(fn: Callable[[Any], list[Any]], chunks: list[Any], num_workers: int) -> list[Any]:
     """Map ``fn`` over ``chunks`` in this process (``num_workers=0``) or a spawn-free fork pool."""
     if num_workers <= 0 or len(chunks) <= 1:
         return [row for chunk in chunks for row in fn(chunk)]

@@ -223,9 +223,13 @@ class CrystalDataModule:
         loaded = functools.cache(self._load_records)
         feats = self.cache_root / "features"
         gkey = cache_key(self._graph_settings())
-        self.graphs, g_hit = load_or_build(feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded()))
+        self.graphs, g_hit = load_or_build(
+            feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded())
+        )
         tkey = cache_key(self._text_settings(gkey))
-        texts, t_hit = load_or_build(feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded()))
+        texts, t_hit = load_or_build(
+            feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded())
+        )
         failed = self.graphs["load_report"]["unreadable"] + self.graphs["failed"] + texts["failed"]
         self._check_drops(failed)
         texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))

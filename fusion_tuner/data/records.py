@@ -169,7 +169,11 @@ def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadRepor
     with id_prop.open(newline="") as fh:
         rows = [r for r in csv.reader(fh) if r and r[0].strip()]
     report = LoadReport(source=f"folder:{root}", n_raw=len(rows))
-    texts = read_descriptions(root / "descriptions.csv") if (root / "descriptions.csv").is_file() else {}
+    texts = (
+        read_descriptions(root / "descriptions.csv")
+        if (root / "descriptions.csv").is_file()
+        else {}
+    )
     crystals: list[Crystal] = []
     for row in rows:
         fname = row[0].strip()
@@ -187,7 +191,9 @@ def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadRepor
         try:
             lattice, cart, elements = _read_structure(path)
         except Exception as exc:  # jarvis parsers raise anything from IndexError to ValueError
-            report.unreadable.append((fname, f"unreadable {path.name}: {type(exc).__name__}: {exc}"))
+            report.unreadable.append(
+                (fname, f"unreadable {path.name}: {type(exc).__name__}: {exc}")
+            )
             continue
         text = texts.get(fname, texts.get(canonical_id(fname)))
         crystals.append(Crystal(fname, lattice, cart, elements, value, text))
@@ -217,7 +223,9 @@ def read_descriptions(path: Path, variant: str = "desc_2") -> dict[str, str]:
         for key, value in raw.items():
             if isinstance(value, dict):
                 if variant not in value:
-                    raise DataError(f"{path}: entry {key!r} has no {variant!r} (text.describe_variant)")
+                    raise DataError(
+                        f"{path}: entry {key!r} has no {variant!r} (text.describe_variant)"
+                    )
                 value = value[variant]
             out[str(key)] = str(value)
         return out

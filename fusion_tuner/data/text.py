@@ -90,7 +90,9 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, torc
     """Token ids of each text (truncated to ``max_length``), concatenated with offsets."""
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     lengths = np.array([len(ids) for ids in encoded], dtype=np.int64)
-    flat = np.fromiter((t for ids in encoded for t in ids), dtype=np.int64, count=int(lengths.sum()))
+    flat = np.fromiter(
+        (t for ids in encoded for t in ids), dtype=np.int64, count=int(lengths.sum())
+    )
     return {
         "token_ids": torch.from_numpy(flat).to(torch.int32),
         "token_ptr": torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)])),

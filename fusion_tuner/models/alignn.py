@@ -41,7 +41,9 @@ class MLPLayer(nn.Sequential):
     """Linear -> LayerNorm -> SiLU."""
 
     def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__(nn.Linear(in_features, out_features), nn.LayerNorm(out_features), nn.SiLU())
+        super().__init__(
+            nn.Linear(in_features, out_features), nn.LayerNorm(out_features), nn.SiLU()
+        )
 
 
 class EdgeGatedGraphConv(nn.Module):

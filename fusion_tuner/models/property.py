@@ -29,7 +29,6 @@ from fusion_tuner.models.alignn import ALIGNNEmbedding, ALIGNNLayer, EdgeGatedGr
 from fusion_tuner.models.fusion import (
     CrossModalAttention,
     FineGrainedAttention,
-    MiddleFusion,
     info_nce,
     masked_mean,
 )
@@ -110,7 +109,9 @@ class FusionPropertyModel(nn.Module):
         mask = batch.attention_mask.bool()
         length = int(mask.sum(1).max())  # trim padding shared by the whole batch
         ids = list(batch.sample_id) if hasattr(batch, "sample_id") else None
-        tokens, pooled = self.text_encoder(batch.input_ids[:, :length], mask[:, :length].long(), ids)
+        tokens, pooled = self.text_encoder(
+            batch.input_ids[:, :length], mask[:, :length].long(), ids
+        )
         return tokens, pooled, mask[:, :length]
 
     def forward(self, batch) -> ModelOutput:
@@ -120,7 +121,10 @@ class FusionPropertyModel(nn.Module):
         x, y, z = self.embedding(batch.z, batch.bond_length, batch.angle_cos)
         n_graphs = batch.num_graphs
         counts = torch.bincount(batch.batch, minlength=n_graphs)
-        slot = torch.arange(x.size(0), device=x.device) - (torch.cumsum(counts, 0) - counts)[batch.batch]
+        slot = (
+            torch.arange(x.size(0), device=x.device)
+            - (torch.cumsum(counts, 0) - counts)[batch.batch]
+        )
         dense_index = (batch.batch, slot)
         dense_shape = (n_graphs, int(counts.max()))
         for number, layer in enumerate(self.alignn_layers, start=1):
@@ -159,7 +163,9 @@ class FusionPropertyModel(nn.Module):
 
 def gcn_stack(n: int, hidden: int, dropout: float) -> nn.ModuleList:
     """``n`` edge-gated convolutions; the last one skips its unread edge update."""
-    return nn.ModuleList(EdgeGatedGraphConv(hidden, dropout, edge_output=i < n - 1) for i in range(n))
+    return nn.ModuleList(
+        EdgeGatedGraphConv(hidden, dropout, edge_output=i < n - 1) for i in range(n)
+    )
 
 
 def alignn_stack(n: int, hidden: int, dropout: float, gcn_follows: bool) -> nn.ModuleList:
@@ -167,4 +173,6 @@ def alignn_stack(n: int, hidden: int, dropout: float, gcn_follows: bool) -> nn.M
     bonds_out = [i < n - 1 or gcn_follows for i in range(n)]
     # layer i's angles are read only by layer i + 1's line-graph update, if it has one
     angles_out = [i < n - 1 and bonds_out[i + 1] for i in range(n)]
-    return nn.ModuleList(ALIGNNLayer(hidden, dropout, bonds_out[i], angles_out[i]) for i in range(n))
+    return nn.ModuleList(
+        ALIGNNLayer(hidden, dropout, bonds_out[i], angles_out[i]) for i in range(n)
+    )

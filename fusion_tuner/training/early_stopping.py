@@ -40,4 +40,8 @@ class EarlyStopping:
         return {"best": self.best, "best_epoch": self.best_epoch, "counter": self.counter}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch, self.counter = state["best"], state["best_epoch"], state["counter"]
+        self.best, self.best_epoch, self.counter = (
+            state["best"],
+            state["best_epoch"],
+            state["counter"],
+        )

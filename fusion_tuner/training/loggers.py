@@ -62,7 +62,9 @@ class WandbLogger:
         try:
             import wandb
         except ImportError as exc:
-            raise ImportError("logger=wandb needs the wandb package (pip install wandb), or use logger=none") from exc
+            raise ImportError(
+                "logger=wandb needs the wandb package (pip install wandb), or use logger=none"
+            ) from exc
         self.mode = resolve_wandb_mode(cfg.mode)
         self._wandb = wandb
         self.run = wandb.init(

@@ -109,4 +109,6 @@ def evaluate(
         n += batch.num_graphs
     target = np.concatenate(targets) if targets else np.zeros(0)
     prediction = np.concatenate(preds) if preds else np.zeros(0)
-    return Evaluation(ids, target, prediction, regression_metrics(target, prediction), loss_sum / max(n, 1))
+    return Evaluation(
+        ids, target, prediction, regression_metrics(target, prediction), loss_sum / max(n, 1)
+    )

@@ -45,7 +45,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, s: SchedulerConfig, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, s: SchedulerConfig, weight_decay: float
+) -> torch.optim.Optimizer:
     """``scheduler.optimizer`` over :func:`param_groups` at ``scheduler.learning_rate``."""
     groups = param_groups(model, weight_decay)
     if s.optimizer == "adamw":

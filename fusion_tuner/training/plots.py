@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 
-def plot_curves(history: list[dict[str, Any]], best_epoch: int, path: Path, title: str = "") -> None:
+def plot_curves(
+    history: list[dict[str, Any]], best_epoch: int, path: Path, title: str = ""
+) -> None:
     """Three panels: loss, MAE (train vs val) and the gap ratio val MAE / train MAE per epoch."""
     import matplotlib
 
@@ -16,13 +18,26 @@ def plot_curves(history: list[dict[str, Any]], best_epoch: int, path: Path, titl
     import matplotlib.pyplot as plt
 
     epochs = np.array([row["epoch"] for row in history])
-    col = {k: np.array([float(row[k]) for row in history]) for k in ("train_loss", "val_loss", "train_mae", "val_mae")}
+    col = {
+        k: np.array([float(row[k]) for row in history])
+        for k in ("train_loss", "val_loss", "train_mae", "val_mae")
+    }
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for ax, key, label in ((axes[0], "loss", "loss (standardised target)"), (axes[1], "mae", "MAE (target units)")):
+    for ax, key, label in (
+        (axes[0], "loss", "loss (standardised target)"),
+        (axes[1], "mae", "MAE (target units)"),
+    ):
         ax.plot(epochs, col[f"train_{key}"], label="train", color="tab:blue")
         ax.plot(epochs, col[f"val_{key}"], label="validation", color="tab:orange")
         if key == "mae":
-            ax.fill_between(epochs, col["train_mae"], col["val_mae"], color="tab:red", alpha=0.12, label="train-val gap")
+            ax.fill_between(
+                epochs,
+                col["train_mae"],
+                col["val_mae"],
+                color="tab:red",
+                alpha=0.12,
+                label="train-val gap",
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
     gap = col["val_mae"] / np.maximum(col["train_mae"], 1e-12)

@@ -47,7 +47,12 @@ HISTORY_COLUMNS = (
     "epoch_seconds", "val_rmse", "val_r2", "best_val_mae", "gap_ratio",
 )  # fmt: skip
 # Fields that change how a run is tracked or where caches live, not what it computes.
-HASH_EXCLUDED = {("logger",), ("trainer", "progress"), ("dataset", "cache_dir"), ("dataset", "num_workers")}
+HASH_EXCLUDED = {
+    ("logger",),
+    ("trainer", "progress"),
+    ("dataset", "cache_dir"),
+    ("dataset", "num_workers"),
+}
 
 
 def config_hash(cfg: Config) -> str:
@@ -76,7 +81,9 @@ def seed_everything(seed: int) -> None:
 def pick_device(name: str) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError("trainer.device=cuda but no CUDA device is visible; use trainer.device=auto")
+            raise RuntimeError(
+                "trainer.device=cuda but no CUDA device is visible; use trainer.device=auto"
+            )
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -94,7 +101,10 @@ def write_csv(path: Path, columns: tuple[str, ...] | list[str], rows: list[dict[
 
 
 def write_predictions(path: Path, ev: Evaluation) -> None:
-    rows = [{"id": i, "target": f"{t:.6g}", "prediction": f"{p:.6g}"} for i, t, p in zip(ev.ids, ev.target, ev.prediction, strict=True)]
+    rows = [
+        {"id": i, "target": f"{t:.6g}", "prediction": f"{p:.6g}"}
+        for i, t, p in zip(ev.ids, ev.target, ev.prediction, strict=True)
+    ]
     write_csv(path, ("id", "target", "prediction"), rows)
 
 
@@ -103,7 +113,9 @@ class _FileLog:
 
     def __init__(self, path: Path) -> None:
         self.handler = logging.FileHandler(path)
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
 
     def __enter__(self) -> _FileLog:
         pkg = logging.getLogger("fusion_tuner")
@@ -129,7 +141,9 @@ class Trainer:
         self.start_epoch = 1
         self.best_val = math.inf
         self.best_epoch = -1
-        self.stop_reason = "max_epochs" if self.max_epochs == cfg.scheduler.epochs else "budget_max_epochs"
+        self.stop_reason = (
+            "max_epochs" if self.max_epochs == cfg.scheduler.epochs else "budget_max_epochs"
+        )
         self.train_seconds = 0.0
         self.train_crystals = 0
 
@@ -209,7 +223,10 @@ class Trainer:
             "config_hash": self.hash,
             "data_info": self.dm.info.as_dict(),
             "model_state": self.model.state_dict(),
-            "normalizer": {"mean": float(self.model.target_mean), "std": float(self.model.target_std)},
+            "normalizer": {
+                "mean": float(self.model.target_mean),
+                "std": float(self.model.target_std),
+            },
             "epoch": epoch,
             "best_epoch": self.best_epoch,
             "best_val_mae": self.best_val,
@@ -252,7 +269,9 @@ class Trainer:
 
     def fit(self) -> None:
         cfg = self.cfg
-        finished = self.history and (self.stop_reason == "early_stopping" or self.start_epoch > self.max_epochs)
+        finished = self.history and (
+            self.stop_reason == "early_stopping" or self.start_epoch > self.max_epochs
+        )
         epochs = range(self.start_epoch, self.max_epochs + 1) if not finished else range(0)
         bar = _progress(epochs, cfg.trainer.progress)
         val_loader = self.dm.loader("val", shuffle=False)
@@ -261,7 +280,9 @@ class Trainer:
             self.loader_gen.manual_seed(cfg.random_seed * 100_003 + epoch)
             torch.manual_seed(cfg.random_seed * 100_003 + epoch)
             lr = self.optimizer.param_groups[0]["lr"]
-            tr = train_epoch(self.model, self.train_loader, self.optimizer, self.scheduler, cfg, self.device)
+            tr = train_epoch(
+                self.model, self.train_loader, self.optimizer, self.scheduler, cfg, self.device
+            )
             self.train_seconds += tr["seconds"]
             self.train_crystals += tr["crystals"]
             val = evaluate(self.model, val_loader, cfg, self.device)
@@ -293,7 +314,9 @@ class Trainer:
             ev = evaluate(self.model, self.dm.loader(split, shuffle=False), self.cfg, self.device)
             write_predictions(self.run_dir / f"predictions_{split}.csv", ev)
             results[split] = {k: ev.metrics[k] for k in ("mae", "rmse", "r2", "n")}
-        plot_curves(self.history, self.best_epoch, self.run_dir / "curves.png", self.cfg.experiment_name)
+        plot_curves(
+            self.history, self.best_epoch, self.run_dir / "curves.png", self.cfg.experiment_name
+        )
         train_mae = results["train"]["mae"]
         return {
             "status": "completed",
@@ -308,7 +331,9 @@ class Trainer:
             **results,
             "gap_ratio": results["val"]["mae"] / train_mae if train_mae > 0 else float("inf"),
             "wall_time_s": wall,
-            "train_crystals_per_s": self.train_crystals / self.train_seconds if self.train_seconds else 0.0,
+            "train_crystals_per_s": self.train_crystals / self.train_seconds
+            if self.train_seconds
+            else 0.0,
             "seed": self.cfg.random_seed,
             "config_hash": self.hash,
             "budget": self.cfg.budget.name,
@@ -346,13 +371,20 @@ def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[st
                     f"{run_dir} holds a completed run of a different config "
                     f"({previous.get('config_hash')} != {config_hash(cfg)}); use a new run directory"
                 )
-            log.info("run in %s is already complete (config %s): nothing to do", run_dir, previous["config_hash"])
+            log.info(
+                "run in %s is already complete (config %s): nothing to do",
+                run_dir,
+                previous["config_hash"],
+            )
             return previous
         action = {"failed": "rerun after failure", "running": "resumed after interruption"}.get(
             previous.get("status", ""), "fresh"
         )
         log.info("run %s: %s", run_dir.name, action)
-        attempts = [*previous.get("attempts", []), {"action": action, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}]
+        attempts = [
+            *previous.get("attempts", []),
+            {"action": action, "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
+        ]
         base = {"status": "running", "experiment": cfg.experiment_name, "seed": cfg.random_seed,
                 "config_hash": config_hash(cfg), "budget": cfg.budget.name, "pid": os.getpid(),
                 "attempts": attempts}  # fmt: skip
@@ -365,7 +397,9 @@ def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[st
         start = time.perf_counter()
         try:
             validate(cfg)
-            trainer.logger = build_logger(cfg.logger, run_dir, ckpt_io.config_to_dict(cfg), defaults)
+            trainer.logger = build_logger(
+                cfg.logger, run_dir, ckpt_io.config_to_dict(cfg), defaults
+            )
             trainer.setup()
             trainer.fit()
             metrics = trainer.finish(time.perf_counter() - start) | {"attempts": attempts}
@@ -382,7 +416,9 @@ def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[st
             return metrics
         except BaseException as exc:
             log.error("run failed:\n%s", traceback.format_exc())
-            write_json(metrics_path, base | {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            write_json(
+                metrics_path, base | {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            )
             raise
         finally:
             trainer.logger.finish(failed=failed)

@@ -44,7 +44,16 @@ def ok(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_curves(runs, tmp_path: Path) -> None:
-    out = ok("curves", str(runs["base"]), str(runs["nocross"]), "--names", "Original", "Tuned", "--out", str(tmp_path))
+    out = ok(
+        "curves",
+        str(runs["base"]),
+        str(runs["nocross"]),
+        "--names",
+        "Original",
+        "Tuned",
+        "--out",
+        str(tmp_path),
+    )
     res = json.loads((tmp_path / "curves.json").read_text())
     assert set(res["runs"]) == {"Original", "Tuned"}
     assert res["runs"]["Original"]["stop_epoch"] == 3
@@ -57,8 +66,22 @@ def test_cka_cross_matrix_on_the_recorded_test_split(runs, tmp_path: Path) -> No
     res = json.loads((tmp_path / "cka.json").read_text())
     split = json.loads((runs["base"] / "split.json").read_text())
     assert res["n"] == len(split["test"]) == 8
-    assert res["stages_A"] == ["graph", "text", "graph_fine", "text_fine", "graph_final", "text_final", "fused"]
-    assert res["stages_B"] == ["graph", "text", "graph_fine", "text_fine", "fused"]  # no cross-modal stages
+    assert res["stages_A"] == [
+        "graph",
+        "text",
+        "graph_fine",
+        "text_fine",
+        "graph_final",
+        "text_final",
+        "fused",
+    ]
+    assert res["stages_B"] == [
+        "graph",
+        "text",
+        "graph_fine",
+        "text_fine",
+        "fused",
+    ]  # no cross-modal stages
     assert np.array(res["linear"]).shape == (7, 5)
     assert set(res["linear_diagonal"]) == {"graph", "text", "graph_fine", "text_fine", "fused"}
     assert all(0 <= v <= 1 + 1e-9 for row in res["linear"] for v in row)
@@ -67,7 +90,16 @@ def test_cka_cross_matrix_on_the_recorded_test_split(runs, tmp_path: Path) -> No
 
 
 def test_cka_of_a_model_with_itself_is_one(runs, tmp_path: Path) -> None:
-    ok("cka", "--runs", str(runs["base"]), str(runs["base"] / "best_model.pt"), "--split", "val", "--out", str(tmp_path))
+    ok(
+        "cka",
+        "--runs",
+        str(runs["base"]),
+        str(runs["base"] / "best_model.pt"),
+        "--split",
+        "val",
+        "--out",
+        str(tmp_path),
+    )
     res = json.loads((tmp_path / "cka.json").read_text())
     assert all(v == pytest.approx(1.0, abs=1e-9) for v in res["linear_diagonal"].values())
 
@@ -91,7 +123,9 @@ def test_compare_two_runs_reports_every_split(runs, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["compare", "cka"])
 def test_runs_with_different_test_ids_are_refused(runs, tmp_path: Path, command: str) -> None:
-    out = analyze(command, "--runs", str(runs["base"]), str(runs["othersplit"]), "--out", str(tmp_path))
+    out = analyze(
+        command, "--runs", str(runs["base"]), str(runs["othersplit"]), "--out", str(tmp_path)
+    )
     assert out.returncode == 2
     assert "splits differ" in out.stderr and "only in" in out.stderr
 
@@ -104,7 +138,9 @@ def test_ensemble_of_seeds(runs, tmp_path: Path) -> None:
     assert list(rows[0]) == ["id", "target", "mean", "std", "member_1", "member_2"]
     assert len(rows) == res["n_test"] == 8
     r = rows[0]
-    assert float(r["mean"]) == pytest.approx((float(r["member_1"]) + float(r["member_2"])) / 2, abs=2e-5)
+    assert float(r["mean"]) == pytest.approx(
+        (float(r["member_1"]) + float(r["member_2"])) / 2, abs=2e-5
+    )
     assert "uncertainty_error_spearman" in res and (tmp_path / "uncertainty.png").is_file()
 
 

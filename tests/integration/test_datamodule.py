@@ -111,7 +111,11 @@ def test_real_jarvis_sample_with_shipped_texts(shared_data: Path, tmp_path: Path
 
 def test_real_jarvis_full_store_with_leaderboard_split(shared_data: Path, tmp_path: Path) -> None:
     mini = shared_data / "jarvis_dft3d_mini"
-    split = shared_data / "jarvis_leaderboard_dft3d" / "SinglePropertyPrediction_dft_3d_optb88vdw_bandgap.json.zip"
+    split = (
+        shared_data
+        / "jarvis_leaderboard_dft3d"
+        / "SinglePropertyPrediction_dft_3d_optb88vdw_bandgap.json.zip"
+    )
     cfg = compose(
         "dataset=jarvis", f"dataset.jarvis_dir={mini / 'store_full'}",
         f"dataset.descriptions={mini / 'describe_text.json.zip'}", f"dataset.split_file={split}",
@@ -121,7 +125,9 @@ def test_real_jarvis_full_store_with_leaderboard_split(shared_data: Path, tmp_pa
     missing = dm.report["split_file"]["missing_from_data"]
     assert missing["test"] > 5000  # the mini store holds a small part of the leaderboard ids
     sizes = dm.report["split_sizes"]
-    assert sum(sizes.values()) + dm.report["split_file"]["not_in_split_file"] == dm.report["n_usable"]
+    assert (
+        sum(sizes.values()) + dm.report["split_file"]["not_in_split_file"] == dm.report["n_usable"]
+    )
     assert sizes["test"] > 0 and sizes["val"] > 0
     check_batch(dm, "train")
 

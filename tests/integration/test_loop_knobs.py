@@ -44,8 +44,14 @@ def signature(tmp_path: Path, *overrides: str) -> dict:
 
 
 def changed(a: dict, b: dict) -> list[str]:
-    out = [k for k in ("lrs", "schedule", "first_batch", "epochs_run", "groups", "optimizer") if a[k] != b[k]]
-    if a["update"].shape != b["update"].shape or not torch.allclose(a["update"], b["update"], atol=1e-7):
+    out = [
+        k
+        for k in ("lrs", "schedule", "first_batch", "epochs_run", "groups", "optimizer")
+        if a[k] != b[k]
+    ]
+    if a["update"].shape != b["update"].shape or not torch.allclose(
+        a["update"], b["update"], atol=1e-7
+    ):
         out.append("update")
     return out
 
@@ -69,7 +75,9 @@ def baseline(tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize(("override", "expected"), LOOP_KNOBS, ids=[k for k, _ in LOOP_KNOBS])
-def test_every_loop_knob_is_live(baseline: dict, tmp_path: Path, override: str, expected: set) -> None:
+def test_every_loop_knob_is_live(
+    baseline: dict, tmp_path: Path, override: str, expected: set
+) -> None:
     got = set(changed(baseline, signature(tmp_path, override)))
     assert expected <= got, f"{override} changed only {sorted(got)}"
 

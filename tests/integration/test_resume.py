@@ -28,7 +28,9 @@ def comparable_metrics(run_dir: Path) -> dict:
 
 def comparable_history(run_dir: Path) -> list[dict]:
     with (run_dir / "history.csv").open() as fh:
-        return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(fh)]
+        return [
+            {k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(fh)
+        ]
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
@@ -37,7 +39,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
 
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={killed}", *TINY, *RESUME]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ
+    )
     history = killed / "history.csv"
     deadline = time.time() + 300
     while time.time() < deadline:

@@ -44,7 +44,9 @@ FOLDER_SWEEP = ("dataset=folder", "hydra.sweep.subdir=run${hydra.job.num}")
 @pytest.mark.parametrize("launcher", ["basic", "local"])
 def test_a_failing_run_never_stops_the_others(tmp_path: Path, launcher: str) -> None:
     good, bad = two_folders(tmp_path)
-    extra = ["hydra/launcher=local", "hydra.launcher.tasks_per_node=1"] if launcher == "local" else []
+    extra = (
+        ["hydra/launcher=local", "hydra.launcher.tasks_per_node=1"] if launcher == "local" else []
+    )
     out = sweep(tmp_path / "sw", *FOLDER_SWEEP, f"dataset.root={good},{bad}", *extra)
     assert out.returncode != 0, "a sweep with a failed run must exit non-zero"
     rows = summary_rows(tmp_path / "sw")
@@ -75,7 +77,9 @@ def test_seed_sweep_names_runs_by_experiment_and_seed(tmp_path: Path) -> None:
     out = sweep(tmp_path / "sw", "experiment=baseline,e09_no_cross_attention", "random_seed=1,2",
                 "dataset.demo_size=40")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    names = sorted(p.name for p in (tmp_path / "sw").iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = sorted(
+        p.name for p in (tmp_path / "sw").iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     assert names == ["baseline-seed1", "baseline-seed2", "e09_no_cross_attention-seed1",
                      "e09_no_cross_attention-seed2"]  # fmt: skip
     md = (tmp_path / "sw" / "summary.md").read_text()

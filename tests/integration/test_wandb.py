@@ -25,7 +25,9 @@ def tiny(*extra: str):
 
 
 def test_offline_run_records_metrics_config_and_group(tmp_path: Path, offline_wandb) -> None:
-    metrics = train(tiny("experiment_name=e08_weaker_cross_attention", "logger.group=phase3"), tmp_path / "a")
+    metrics = train(
+        tiny("experiment_name=e08_weaker_cross_attention", "logger.group=phase3"), tmp_path / "a"
+    )
     rec = wandb_offline_records(tmp_path / "a")
     assert len(rec["files"]) == 1  # auto mode without an API key is offline
     assert [h["epoch"] for h in rec["history"]] == [1, 2]

@@ -30,7 +30,9 @@ def _cluster_problem() -> str | None:
     if shutil.which("sbatch") is None or shutil.which("sacct") is None:
         return "sbatch/sacct not found"
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"sinfo failed: {exc}"
     if out.returncode != 0 or not {"idle", "mixed", "allocated"} & set(out.stdout.split()):
@@ -45,7 +47,9 @@ def slurm_cluster() -> None:
         return
     if os.environ.get("FUSION_TUNER_REQUIRE_SLURM") == "1":
         pytest.fail(f"FUSION_TUNER_REQUIRE_SLURM=1 but the cluster is not reachable: {problem}")
-    pytest.skip(f"no SLURM cluster reachable ({problem}); start one with .ci/slurm-cluster.sh start")
+    pytest.skip(
+        f"no SLURM cluster reachable ({problem}); start one with .ci/slurm-cluster.sh start"
+    )
 
 
 def sweep_cmd(sweep_dir: Path, *overrides: str) -> list[str]:
@@ -64,12 +68,16 @@ def rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
 
 
 def test_two_run_grid_as_a_job_array(tmp_path: Path) -> None:
-    out = run(sweep_cmd(tmp_path / "sw", "budget=quick", "experiment=baseline,e09_no_cross_attention"))
+    out = run(
+        sweep_cmd(tmp_path / "sw", "budget=quick", "experiment=baseline,e09_no_cross_attention")
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     got = rows(tmp_path / "sw")
     assert {k: v["status"] for k, v in got.items()} == {
         "baseline-seed42": "completed", "e09_no_cross_attention-seed42": "completed"}  # fmt: skip
-    assert (tmp_path / "sw" / "summary.md").is_file() and (tmp_path / "sw" / "summary.png").is_file()
+    assert (tmp_path / "sw" / "summary.md").is_file() and (
+        tmp_path / "sw" / "summary.png"
+    ).is_file()
     assert list((tmp_path / "sw" / ".submitit").iterdir()), "submitit wrote no job folder"
 
 
@@ -83,7 +91,9 @@ def _job_id(sweep_dir: Path) -> str:
 def test_requeued_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sw"
     # long enough (~1 min) that the requeue (SIGTERM, then SIGKILL after KillWait) lands mid-run
-    cmd = sweep_cmd(sweep_dir, "experiment=baseline", "scheduler.epochs=60", "dataset.demo_size=200")
+    cmd = sweep_cmd(
+        sweep_dir, "experiment=baseline", "scheduler.epochs=60", "dataset.demo_size=200"
+    )
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     history = sweep_dir / "baseline-seed42" / "history.csv"
     deadline = time.time() + 300

@@ -31,7 +31,9 @@ def test_invariant_to_rotation_and_isotropic_scaling() -> None:
     base = linear_cka(x, y)
     assert linear_cka(x @ q, y) == pytest.approx(base, abs=1e-10)
     assert linear_cka(7.5 * x, 0.01 * y) == pytest.approx(base, abs=1e-10)
-    assert linear_cka(x @ q * 3.0, y, debiased=True) == pytest.approx(linear_cka(x, y, debiased=True), abs=1e-10)
+    assert linear_cka(x @ q * 3.0, y, debiased=True) == pytest.approx(
+        linear_cka(x, y, debiased=True), abs=1e-10
+    )
 
 
 @pytest.mark.parametrize("debiased", [False, True])
@@ -51,7 +53,9 @@ def test_debiased_is_near_zero_for_independent_features_where_biased_is_not() ->
 
 def test_streaming_does_not_depend_on_batching() -> None:
     x, y = rng(8).normal(size=(101, 5)), rng(9).normal(size=(101, 7))
-    assert linear_cka(x, y, batch_size=1000) == pytest.approx(linear_cka(x, y, batch_size=4), abs=1e-12)
+    assert linear_cka(x, y, batch_size=1000) == pytest.approx(
+        linear_cka(x, y, batch_size=4), abs=1e-12
+    )
 
 
 def test_constant_features_raise_a_clear_error() -> None:

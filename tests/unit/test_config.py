@@ -84,7 +84,9 @@ def test_unknown_group_option_lists_choices() -> None:
 
 
 def test_fusion_layer_out_of_range_fails_before_data() -> None:
-    with pytest.raises(ConfigError, match=r"fusion\.middle_fusion_layers=\[5\].*1\.\.arch\.alignn_layers=4"):
+    with pytest.raises(
+        ConfigError, match=r"fusion\.middle_fusion_layers=\[5\].*1\.\.arch\.alignn_layers=4"
+    ):
         compose_config(['fusion.middle_fusion_layers="5"'])
 
 
@@ -112,5 +114,5 @@ def test_switched_off_components_skip_their_rules() -> None:
 
 
 def test_folder_source_needs_root() -> None:
-    with pytest.raises(ConfigError, match="dataset.root"):
+    with pytest.raises(ConfigError, match=r"dataset\.root"):
         compose_config(["dataset=folder"])

@@ -103,6 +103,12 @@ def test_phase_grid_is_the_plan_grid_and_composes(phase: str) -> None:
 
 
 def test_phase_composes_with_other_overrides() -> None:
-    cfg = compose_config(["+phase=2", "experiment=e03_two_layer_fusion", "dataset=jarvis", "random_seed=3"])
-    assert (cfg.dataset.source, cfg.random_seed, cfg.fusion.middle_fusion_layers) == ("jarvis", 3, [2, 3])
+    cfg = compose_config(
+        ["+phase=2", "experiment=e03_two_layer_fusion", "dataset=jarvis", "random_seed=3"]
+    )
+    assert (cfg.dataset.source, cfg.random_seed, cfg.fusion.middle_fusion_layers) == (
+        "jarvis",
+        3,
+        [2, 3],
+    )
     assert len(PHASES) == 4 and Path(CONF_DIR / "phase" / "1.yaml").is_file()

@@ -70,7 +70,9 @@ def test_line_graph_pairs_incoming_with_outgoing_bonds_and_angles() -> None:
     # T = sum over bonds of the in-degree of their source atom
     assert lg.shape[1] == sum(np.sum(dst == s) for s in src)
     cos = bond_cosines(r, lg)
-    pairs = {(int(src[a]), int(dst[a]), int(dst[b])): float(c) for a, b, c in zip(*lg, cos)}
+    pairs = {
+        (int(src[a]), int(dst[a]), int(dst[b])): float(c) for a, b, c in zip(*lg, cos, strict=True)
+    }
     assert pairs[(0, 1, 2)] == pytest.approx(-1.0)  # straight angle at atom 1
     assert pairs[(2, 1, 0)] == pytest.approx(-1.0)
     assert pairs[(0, 1, 0)] == pytest.approx(1.0)  # backtracking, as ALIGNN's line graph has

@@ -96,7 +96,9 @@ def test_same_config_same_seed_is_reproducible(data) -> None:
 
 def test_stages_have_documented_names_and_shapes(data) -> None:
     info, batch = data
-    cfg = compose(*DATA, "attention.fine_grained_hidden_dim=128", "attention.cross_modal_hidden_dim=64")
+    cfg = compose(
+        *DATA, "attention.fine_grained_hidden_dim=128", "attention.cross_modal_hidden_dim=64"
+    )
     model = build_model(cfg, info).eval()
     out = model(batch)
     shapes = {k: tuple(v.shape) for k, v in out.stages.items()}
@@ -111,8 +113,16 @@ def test_stages_have_documented_names_and_shapes(data) -> None:
 @pytest.mark.parametrize(
     ("overrides", "absent", "module"),
     [
-        (("attention.use_fine_grained_attention=false",), {"graph_fine", "text_fine"}, "fine_grained"),
-        (("attention.use_cross_modal_attention=false",), {"graph_final", "text_final"}, "cross_modal"),
+        (
+            ("attention.use_fine_grained_attention=false",),
+            {"graph_fine", "text_fine"},
+            "fine_grained",
+        ),
+        (
+            ("attention.use_cross_modal_attention=false",),
+            {"graph_final", "text_final"},
+            "cross_modal",
+        ),
         (("fusion.use_middle_fusion=false",), set(), "middle_fusion"),
     ],
 )

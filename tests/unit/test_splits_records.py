@@ -26,7 +26,11 @@ def test_fixed_split_matches_canonical_ids_and_counts_missing() -> None:
     ids = ["POSCAR-JVASP-1.vasp", "POSCAR-JVASP-2.vasp", "JVASP-3", "JVASP-9"]
     wanted = {"train": ["JVASP-1", "JVASP-3", "JVASP-77"], "val": ["JVASP-2"], "test": ["JVASP-5"]}
     got, report = splits.fixed_split(ids, wanted)
-    assert got == {"train": ["POSCAR-JVASP-1.vasp", "JVASP-3"], "val": ["POSCAR-JVASP-2.vasp"], "test": []}
+    assert got == {
+        "train": ["POSCAR-JVASP-1.vasp", "JVASP-3"],
+        "val": ["POSCAR-JVASP-2.vasp"],
+        "test": [],
+    }
     assert report["missing_from_data"] == {"train": 1, "val": 0, "test": 1}
     assert report["not_in_split_file"] == 1
 

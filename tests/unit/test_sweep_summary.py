@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fusion_tuner.sweeps import DOWN, NONE, SAME, UP, decide, write_summary
 from fusion_tuner.summary import main as summary_main
+from fusion_tuner.sweeps import DOWN, NONE, SAME, UP, decide, write_summary
 
 
 def fake_run(sweep: Path, exp: str, seed: int, val: float | None, status: str = "completed",
@@ -22,7 +22,9 @@ def fake_run(sweep: Path, exp: str, seed: int, val: float | None, status: str = 
     cfg = {"experiment_name": exp, "random_seed": seed, "regularization": {"graph_dropout": 0.15}}
     cfg.update(config or {})
     (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"experiment={exp}", f"random_seed={seed}"]))
+    (d / ".hydra" / "overrides.yaml").write_text(
+        yaml.safe_dump([f"experiment={exp}", f"random_seed={seed}"])
+    )
     metrics = {"status": status, "experiment": exp, "seed": seed}
     if status == "completed":
         metrics |= {
@@ -55,7 +57,13 @@ def test_decide_rule_with_seeds_needs_more_than_the_noise() -> None:
 
 def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> None:
     fake_run(tmp_path, "baseline", 1, 1.0)
-    fake_run(tmp_path, "e01_conservative_regularization", 1, 0.9, config={"regularization": {"graph_dropout": 0.2}})
+    fake_run(
+        tmp_path,
+        "e01_conservative_regularization",
+        1,
+        0.9,
+        config={"regularization": {"graph_dropout": 0.2}},
+    )
     fake_run(tmp_path, "e02_aggressive_regularization", 1, 1.2, gap=2.5, can_fire=False,
              config={"regularization": {"graph_dropout": 0.25}})  # fmt: skip
     fake_run(tmp_path, "e06_lower_lr", 1, None, status="failed",
@@ -71,7 +79,9 @@ def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> Non
                          "e06_lower_lr", "e07_conservative_lr"}  # fmt: skip
     assert rows["e01_conservative_regularization"]["decision"] == DOWN
     assert rows["e01_conservative_regularization"]["delta_val_mae_pct"] == pytest.approx(-10.0)
-    assert rows["e01_conservative_regularization"]["overrides"] == "regularization.graph_dropout=0.2"
+    assert (
+        rows["e01_conservative_regularization"]["overrides"] == "regularization.graph_dropout=0.2"
+    )
     assert rows["e02_aggressive_regularization"]["decision"] == UP
     assert "overfitting (gap > 2x)" in rows["e02_aggressive_regularization"]["flags"]
     assert "early stopping could not fire" in rows["e02_aggressive_regularization"]["flags"]
