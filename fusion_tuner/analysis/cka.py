@@ -128,7 +128,7 @@ class CKAAccumulator:
 
 
 def linear_cka(
-    x: np.ndarray, y: np.ndarray, debiased: bool = False, batch_size: int = 4096
+    x: np.ndarray, y: np.ndarray, debiased: bool = False, batch_size: int = 1024
 ) -> float:
     """Exact linear CKA of two (n, d) arrays, streamed in feature space (float64)."""
     if x.shape[0] != y.shape[0]:
