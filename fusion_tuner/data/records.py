@@ -45,6 +45,16 @@ class LoadReport:
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
     limited: int = 0  # usable records left out by dataset.limit / budget.max_structures
 
+    def admit(self, value: float | None, kept: int, limit: int | None) -> bool:
+        """Count a record without a usable target or beyond the limit; True if it is to be read."""
+        if value is None:
+            self.missing_target += 1
+            return False
+        if limit is not None and kept >= limit:
+            self.limited += 1
+            return False
+        return True
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -125,11 +135,7 @@ def load_jarvis(
     crystals: list[Crystal] = []
     for rec in raw:
         value = _as_float(rec.get(target))
-        if value is None:
-            report.missing_target += 1
-            continue
-        if limit is not None and len(crystals) >= limit:
-            report.limited += 1
+        if not report.admit(value, len(crystals), limit):
             continue
         cid = str(rec.get("jid", rec.get("id", len(crystals))))
         try:
@@ -178,11 +184,7 @@ def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadRepor
     for row in rows:
         fname = row[0].strip()
         value = _as_float(row[1]) if len(row) > 1 else None
-        if value is None:
-            report.missing_target += 1
-            continue
-        if limit is not None and len(crystals) >= limit:
-            report.limited += 1
+        if not report.admit(value, len(crystals), limit):
             continue
         path = next((p for p in (root / fname, root / "structures" / fname) if p.is_file()), None)
         if path is None:
