@@ -85,3 +85,23 @@ def test_seed_sweep_names_runs_by_experiment_and_seed(tmp_path: Path) -> None:
     md = (tmp_path / "sw" / "summary.md").read_text()
     assert "**e09_no_cross_attention** (2 run(s))" in md
     assert "## Verdict" in md
+
+
+def test_wandb_runs_of_a_sweep_share_the_sweep_as_group(tmp_path: Path) -> None:
+    from tests.helpers import wandb_offline_records
+
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY")}
+    sweep_dir = tmp_path / "phaseX" / "2026-01-01_00-00-00"
+    out = subprocess.run(
+        [sys.executable, "-m", "fusion_tuner", "-m", f"hydra.sweep.dir={sweep_dir}", *QUICK,
+         "experiment=baseline,e09_no_cross_attention", "logger=wandb", "logger.mode=offline"],
+        capture_output=True, text=True, timeout=900, env=env | {"WANDB_SILENT": "true"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    for name, job_type in (
+        ("baseline-seed42", "baseline"),
+        ("e09_no_cross_attention-seed42", "e09_no_cross_attention"),
+    ):
+        run = wandb_offline_records(sweep_dir / name)["run"][0]
+        assert run.run_group == "phaseX/2026-01-01_00-00-00"
+        assert (run.job_type, run.display_name) == (job_type, name)
