@@ -141,3 +141,41 @@ def test_real_alignn_folder(shared_data: Path, tmp_path: Path) -> None:
     dm = build_datamodule(cfg)
     assert dm.report["n_usable"] == 50 and not dm.report["dropped"]
     check_batch(dm)
+
+
+def test_featurising_in_worker_processes_gives_identical_graphs(tmp_path: Path) -> None:
+    base = ["dataset.demo_size=40", "text.max_length=32"]
+    serial = build_datamodule(compose(*base, cache=tmp_path / "a"))
+    parallel = build_datamodule(compose(*base, "dataset.num_workers=2", cache=tmp_path / "b"))
+    for key in ("z", "edge_index", "r", "atom_ptr", "edge_ptr"):
+        assert serial.graphs[key].equal(parallel.graphs[key]), key
+    assert serial.graphs["ids"] == parallel.graphs["ids"]
+
+
+def test_text_source_describe_replaces_the_datasets_own_text(tmp_path: Path) -> None:
+    own = build_datamodule(compose("dataset.demo_size=24", cache=tmp_path))
+    desc = build_datamodule(
+        compose(
+            "dataset.demo_size=24",
+            "text.source=describe",
+            "text.describe_variant=desc_3",
+            cache=tmp_path,
+        )
+    )
+    assert own.report["cache"]["graphs"][0] == desc.report["cache"]["graphs"][0]  # graphs reused
+    a = own.tokenizer.decode(own.datasets["train"][0].input_ids[0], skip_special_tokens=True)
+    b = desc.tokenizer.decode(desc.datasets["train"][0].input_ids[0], skip_special_tokens=True)
+    assert "structure" in a and "spacegroup" in b and a != b
+
+
+def test_max_neighbors_sets_the_bonds_per_atom(tmp_path: Path) -> None:
+    dm = build_datamodule(
+        compose("dataset.demo_size=20", "dataset.max_neighbors=6", cache=tmp_path)
+    )
+    batch = next(iter(dm.loader("train", batch_size=4)))
+    assert batch.edge_index.size(1) == 6 * batch.num_nodes
+
+
+def test_hub_text_model_offline_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="text=tiny"):
+        build_datamodule(compose("dataset.demo_size=20", "text=matscibert", cache=tmp_path))

@@ -22,7 +22,7 @@ BASE = [*TINY, "dataset.demo_size=48", "batch.batch_size=8", "scheduler.epochs=4
 def signature(tmp_path: Path, *overrides: str) -> dict:
     cfg = compose_config([*BASE, *overrides])
     run_dir = tmp_path / str(abs(hash(overrides)))
-    run_dir.mkdir()
+    run_dir.mkdir(parents=True)
     trainer = Trainer(cfg, run_dir)
     trainer.logger = NullLogger()
     trainer.setup()
@@ -66,6 +66,7 @@ LOOP_KNOBS = [
     ("batch.batch_size=4", {"first_batch", "update"}),
     ("regularization.weight_decay=0.002", {"groups", "update"}),
     ("random_seed=7", {"first_batch", "update"}),
+    ("trainer.grad_clip_norm=0.001", {"update"}),
 ]
 
 
@@ -80,6 +81,25 @@ def test_every_loop_knob_is_live(
 ) -> None:
     got = set(changed(baseline, signature(tmp_path, override)))
     assert expected <= got, f"{override} changed only {sorted(got)}"
+
+
+@pytest.mark.parametrize(
+    ("base", "override"),
+    [
+        (("scheduler.optimizer=sgd",), "scheduler.momentum=0.5"),
+        (("trainer.loss=huber",), "trainer.huber_delta=0.1"),
+        (
+            ("scheduler.scheduler=step", "scheduler.warmup_steps=0", "scheduler.step_size=1"),
+            "scheduler.step_gamma=0.1",
+        ),
+    ],
+)
+def test_dependent_loop_knobs_are_live(
+    tmp_path: Path, base: tuple[str, ...], override: str
+) -> None:
+    a = signature(tmp_path / "a", *base)
+    b = signature(tmp_path / "b", *base, override)
+    assert {"update"} <= set(changed(a, b)), override
 
 
 def test_early_stopping_fires_with_patience(tmp_path: Path) -> None:
