@@ -65,11 +65,26 @@ def _key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
-def wandb_offline_records(run_dir: Path) -> dict[str, Any]:
+def wandb_offline_records(run_dir: Path, timeout: float = 60.0) -> dict[str, Any]:
     """Parse the offline ``run-*.wandb`` file(s) of a run (a LevelDB-style log of protobufs).
+
+    wandb's core process writes the file asynchronously and may still be flushing it when
+    ``finish()`` has returned, so this re-reads until every file ends with its exit record (or
+    ``timeout`` passes; then the caller's assertions see what is there).
 
     Returns {"history": [dict], "summary": dict, "run": [RunRecord], "exit": [exit codes]}.
     """
+    import time
+
+    deadline = time.time() + timeout
+    while True:
+        out = _parse_wandb_files(run_dir)
+        if (out["files"] and len(out["exit"]) == len(out["files"])) or time.time() > deadline:
+            return out
+        time.sleep(0.5)
+
+
+def _parse_wandb_files(run_dir: Path) -> dict[str, Any]:
     import struct
 
     from wandb.proto import wandb_internal_pb2
