@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from hydra.experimental.callback import Callback
 
+from fusion_tuner.analysis.report import fmt
 from fusion_tuner.data.cache import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -156,11 +157,7 @@ def _distinguishing(run: Run, reference: dict[str, Any]) -> str:
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return str(v)
+    return fmt(v, digits, missing="")
 
 
 @dataclass

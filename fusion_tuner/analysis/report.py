@@ -10,9 +10,10 @@ from typing import Any
 from fusion_tuner.data.cache import atomic_write_text
 
 
-def fmt(v: Any, digits: int = 4) -> str:
+def fmt(v: Any, digits: int = 4, missing: str = "—") -> str:
+    """A number with ``digits`` significant digits; ``missing`` for None or NaN."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
+        return missing
     if isinstance(v, float):
         return f"{v:.{digits}g}"
     return str(v)
