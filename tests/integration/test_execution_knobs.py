@@ -1,0 +1,53 @@
+"""Knobs that change how a run executes, not what it computes: each still does what it says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fusion_tuner import build_datamodule
+from fusion_tuner.training.run import _progress, pick_device
+from tests.conftest import compose
+
+pytestmark = pytest.mark.integration
+
+
+def test_progress_modes() -> None:
+    from tqdm import tqdm
+
+    assert isinstance(_progress(range(3), "bar"), tqdm)
+    assert isinstance(_progress(range(3), "line"), range)
+    assert isinstance(_progress(range(3), "auto"), range)  # pytest's stderr is not a terminal
+
+
+def test_cuda_device_without_cuda_says_what_to_do() -> None:
+    assert pick_device("cpu").type == "cpu"
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    with pytest.raises(RuntimeError, match=r"trainer\.device=auto"):
+        pick_device("cuda")
+    assert pick_device("auto").type == "cpu"
+
+
+def test_loader_workers_give_the_same_batches(tmp_path: Path) -> None:
+    dm = build_datamodule(compose("dataset.demo_size=40", "text.max_length=32", cache=tmp_path))
+    one = [b.sample_id for b in dm.loader("val", shuffle=False, num_workers=0)]
+    two = [b.sample_id for b in dm.loader("val", shuffle=False, num_workers=2)]
+    assert one == two and one
+
+
+def test_demo_seed_noise_and_vocabulary_size(tmp_path: Path) -> None:
+    base = ("dataset.demo_size=40", "text.max_length=32")
+    ref = build_datamodule(compose(*base, cache=tmp_path))
+    seed = build_datamodule(compose(*base, "dataset.demo_seed=1", cache=tmp_path))
+    noise = build_datamodule(compose(*base, "dataset.demo_noise=0.5", cache=tmp_path))
+    vocab = build_datamodule(compose(*base, "text.tiny_vocab_size=150", cache=tmp_path))
+    assert not ref.graphs["targets"].equal(seed.graphs["targets"])
+    assert not ref.graphs["z"].equal(seed.graphs["z"]) or not ref.graphs["r"].equal(
+        seed.graphs["r"]
+    )
+    assert ref.graphs["z"].equal(noise.graphs["z"])  # same crystals, other noise on the target
+    assert not ref.graphs["targets"].equal(noise.graphs["targets"])
+    assert vocab.info.vocab_size == 150 < ref.info.vocab_size
