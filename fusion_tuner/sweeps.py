@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def load_runs(sweep_dir: Path) -> list[Run]:
                         for o in job
                         if o.split("=")[0].lstrip("+") == "experiment"
                     ),
-                    "?",
+                    "baseline",  # no experiment override: the default config is the baseline
                 )
                 runs.append(
                     Run(
@@ -344,6 +345,34 @@ def _plot(s: Summary, path: Path) -> None:
     tmp.replace(path)
 
 
+NAMED_BY_DEFAULT = ("experiment", "random_seed")
+
+
+def check_subdir(jobs: list[list[str]], subdir: str) -> None:
+    """Refuse, before any run starts, a sweep whose run directories would collide.
+
+    Every key whose value varies across the jobs must appear in ``hydra.sweep.subdir`` (the
+    default names experiment and seed), unless the subdir is unique per job anyway.
+    """
+    if "hydra.job.num" in subdir or "override_dirname" in subdir:
+        return
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        for o in job:
+            key, _, value = o.partition("=")
+            values.setdefault(key.lstrip("+~"), set()).add(value)
+    unnamed = [
+        k for k, v in values.items() if len(v) > 1 and k not in NAMED_BY_DEFAULT and k not in subdir
+    ]
+    if unnamed:
+        example = "-".join(f"{k.split('.')[-1]}${{{k}}}" for k in unnamed)
+        raise ValueError(
+            f"this sweep varies {', '.join(unnamed)} but hydra.sweep.subdir={subdir!r} does not name "
+            f"it, so runs would share a directory. Add it, e.g. "
+            f"hydra.sweep.subdir='${{experiment_name}}-seed${{random_seed}}-{example}'"
+        )
+
+
 def plan_jobs(hydra_cfg: Any) -> list[list[str]]:
     """The override list of every job of a sweep, as Hydra's basic sweeper expands it."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -367,17 +396,28 @@ class SweepSummaryCallback(Callback):
         self.threshold = threshold
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        ACTIVE_SWEEPS.append((sweep_dir, self.threshold))
         try:
             jobs = plan_jobs(config.hydra)
         except Exception as exc:  # private Hydra API: degrade to "found runs only", and say so
             log.warning(
                 "could not expand the sweep's job list (%s); missing runs will not be listed", exc
             )
-            return
-        atomic_write_text(json.dumps({"jobs": jobs}, indent=1), sweep_dir / PLAN_FILE)
+            jobs = None
+        if jobs is not None:
+            subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"])
+            try:
+                check_subdir(jobs, subdir)
+            except ValueError as exc:
+                # Hydra turns a callback's exceptions into warnings; this one must stop the sweep
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(2) from exc
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        ACTIVE_SWEEPS.append((sweep_dir, self.threshold))
+        if jobs is not None:
+            atomic_write_text(json.dumps({"jobs": jobs}, indent=1), sweep_dir / PLAN_FILE)
 
 
 # Sweeps started in this process (the CLI writes their summaries when Hydra returns or raises).

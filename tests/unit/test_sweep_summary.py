@@ -122,3 +122,21 @@ def test_summary_cli(tmp_path: Path, capsys) -> None:
     assert summary_main([str(tmp_path)]) == 0
     assert "Sweep summary" in capsys.readouterr().out
     assert summary_main([str(tmp_path / "nope")]) == 2
+
+
+def test_colliding_run_directories_are_refused_before_any_run() -> None:
+    from fusion_tuner.sweeps import check_subdir
+
+    default = "${experiment_name}-seed${random_seed}"
+    grid = [
+        ["+phase=1", "experiment=baseline", "random_seed=1"],
+        ["+phase=1", "experiment=e01", "random_seed=2"],
+    ]
+    check_subdir(grid, default)  # experiment and seed are named
+    swept = [["regularization.graph_dropout=0.1"], ["regularization.graph_dropout=0.2"]]
+    with pytest.raises(
+        ValueError, match=r"varies regularization\.graph_dropout.*graph_dropout\$\{regularization"
+    ):
+        check_subdir(swept, default)
+    check_subdir(swept, default + "-gd${regularization.graph_dropout}")
+    check_subdir(swept, "run${hydra.job.num}")
