@@ -14,7 +14,7 @@ import tracemalloc
 
 import numpy as np
 
-from fusion_tuner.analysis.cka import gram_cka, linear_cka
+from fusion_tuner.analysis.cka_estimators import gram_cka, linear_cka
 
 
 def measure(fn, repeat: int) -> tuple[float, float, float]:

@@ -32,7 +32,6 @@ SIZES = {"alignn_layers": 4, "gcn_layers": 4, "hidden": 256, "embedding": 64}
 
 def _our_batches(store: Path, texts: Path, batch: int, freeze: bool):
     from fusion_tuner import build_datamodule, compose_config
-    from fusion_tuner.data.dataset import CrystalDataset
 
     cache = Path(tempfile.gettempdir()) / "fusion_tuner_bench_cache"
     cfg = compose_config([
@@ -42,11 +41,7 @@ def _our_batches(store: Path, texts: Path, batch: int, freeze: bool):
         f"batch.batch_size={batch}",
     ])  # fmt: skip
     dm = build_datamodule(cfg)  # the split only trains the tokenizer; the bench uses every crystal
-    all_rows = CrystalDataset(dm.graphs, dm.datasets["train"].tokens, list(range(len(dm.graphs["ids"]))),
-                              cfg.text.max_length, dm.info.pad_token_id)  # fmt: skip
-    from torch_geometric.loader import DataLoader
-
-    return cfg, dm, list(DataLoader(all_rows, batch_size=batch, shuffle=False))
+    return cfg, dm, list(dm.loader(list(dm.graphs["ids"]), batch_size=batch, shuffle=False))
 
 
 class GraphOnly(torch.nn.Module):

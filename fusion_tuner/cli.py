@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -15,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from fusion_tuner.api import CONF_DIR, normalize_overrides
+from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
 
 log = logging.getLogger("fusion_tuner")
@@ -43,13 +44,14 @@ def _main(cfg: DictConfig) -> float:
         return float("nan")
 
 
-def _summarise_sweeps() -> bool:
-    """Write the summary of every sweep this process ran; True if all their runs completed."""
-    from fusion_tuner.sweeps import ACTIVE_SWEEPS, write_summary
+def _summarise_sweeps(session_file: Path) -> bool:
+    """Write the summary of every sweep recorded in ``session_file``; True if all their runs
+    completed."""
+    from fusion_tuner.sweeps.callback import read_session
+    from fusion_tuner.sweeps.report import write_summary
 
     ok = True
-    while ACTIVE_SWEEPS:
-        sweep_dir, threshold = ACTIVE_SWEEPS.pop(0)
+    for sweep_dir, threshold in read_session(session_file):
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
         print((sweep_dir / "summary.md").read_text())
@@ -73,14 +75,17 @@ def main() -> None:
     A multirun exits non-zero when any of its runs failed or is missing; every run still ran.
     """
     register_configs()
-    sys.argv[1:] = normalize_args(sys.argv[1:])
-    code = 0
-    try:
-        _main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        if not _summarise_sweeps():
-            code = code or 1
+    with tempfile.TemporaryDirectory(prefix="fusion_tuner-") as tmp:
+        session = Path(tmp) / "sweeps.jsonl"
+        args = normalize_args(sys.argv[1:])
+        sys.argv[1:] = [*args, f"hydra.callbacks.sweep_summary.session_file={session}"]
+        code = 0
+        try:
+            _main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            if not _summarise_sweeps(session):
+                code = code or 1
     if code:
         sys.exit(code)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fusion_tuner.sweeps import write_summary
+from fusion_tuner.sweeps.report import write_summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from fusion_tuner.analysis.report import pyplot, savefig, table, write_outputs
-from fusion_tuner.analysis.runs import AnalysisError, locate
+from fusion_tuner.analysis.report import write_outputs
+from fusion_tuner.errors import AnalysisError
+from fusion_tuner.io import pyplot, save_figure
+from fusion_tuner.markdown import table
+from fusion_tuner.rundir import locate
 
 RARE = 5  # an element in fewer training crystals than this is "rare"
 ROBUST_Z = 3.5  # Iglewicz & Hoaglin's outlier threshold on the modified z-score
@@ -35,14 +38,12 @@ def run_data_check(run_dir: str, out: Path) -> dict[str, Any]:
     from scipy.stats import ks_2samp
 
     from fusion_tuner.data.graphs import atomic_numbers
-    from fusion_tuner.data.module import CrystalDataModule
-    from fusion_tuner.training.checkpoint import config_from_dict, load_checkpoint
+    from fusion_tuner.data.module import build_datamodule
 
     run = locate(run_dir)
-    ckpt = load_checkpoint(run.checkpoint)
-    cfg = config_from_dict(ckpt["config"])
-    dm = CrystalDataModule(cfg).setup()
-    split = run.split()
+    cfg = run.config
+    dm = build_datamodule(cfg)
+    split = run.split
     row_of = {cid: i for i, cid in enumerate(dm.graphs["ids"])}
     missing = [i for ids in split.values() for i in ids if i not in row_of]
     if missing:
@@ -53,7 +54,7 @@ def run_data_check(run_dir: str, out: Path) -> dict[str, Any]:
     z_all, ptr = dm.graphs["z"].numpy(), dm.graphs["atom_ptr"].numpy()
     symbol = {v: k for k, v in atomic_numbers().items()}
     y = {s: targets[[row_of[i] for i in ids]] for s, ids in split.items() if ids}
-    res: dict[str, Any] = {"run": str(run.run_dir), "target": cfg.dataset.target,
+    res: dict[str, Any] = {"run": str(run.path), "target": cfg.dataset.target,
                            "stats": {s: _stats(v) for s, v in y.items()}}  # fmt: skip
     res["ks"] = {f"train_vs_{s}": dict(zip(("statistic", "p_value"), map(float, ks_2samp(y["train"], y[s])), strict=True))
                  for s in ("val", "test") if s in y}  # fmt: skip
@@ -86,7 +87,7 @@ def run_data_check(run_dir: str, out: Path) -> dict[str, Any]:
         {"element": el, "train": c.get("train", 0), "val": c.get("val", 0), "test": c.get("test", 0)}
         for el, c in sorted(counts.items()) if (c.get("val", 0) or c.get("test", 0)) and c.get("train", 0) < RARE
     ]  # fmt: skip
-    res["normalizer"] = ckpt.get("normalizer")
+    res["normalizer"] = run.checkpoint.get("normalizer")
     _plots(y, sizes, out)
     stat_rows = [
         [s, *[v[k] for k in ("n", "mean", "std", "min", "median", "max", "fraction_zero")]]
@@ -129,4 +130,4 @@ def _plots(y: dict[str, np.ndarray], sizes: dict[str, list[int]], out: Path) -> 
     for ax in axes:
         ax.set_ylabel("density")
         ax.legend()
-    savefig(fig, out / "targets.png")
+    save_figure(fig, out / "targets.png")

@@ -16,7 +16,6 @@ build arguments and do not invalidate the cache.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,11 +24,12 @@ from typing import Any
 import torch
 from torch_geometric.loader import DataLoader
 
-from fusion_tuner.config import Config
+from fusion_tuner.config import Config, max_structures
 from fusion_tuner.data import features, records, splits, text
-from fusion_tuner.data.cache import atomic_write_text, cache_key, load_or_build
+from fusion_tuner.data.cache import load_or_build
 from fusion_tuner.data.dataset import CrystalDataset
 from fusion_tuner.errors import DataError
+from fusion_tuner.io import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,6 @@ class DataInfo:
         return asdict(self)
 
 
-def effective_limit(cfg: Config) -> int | None:
-    """``dataset.limit`` capped by ``budget.max_structures``."""
-    caps = [v for v in (cfg.dataset.limit, cfg.budget.max_structures) if v is not None]
-    return min(caps) if caps else None
-
-
 def _file_signature(paths: list[Path]) -> list[tuple[str, int, int]]:
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file())
 
@@ -80,6 +74,7 @@ class CrystalDataModule:
         self.graphs: dict[str, Any] = {}
         self.splits: dict[str, list[str]] = {}
         self.datasets: dict[str, CrystalDataset] = {}
+        self.tokens: dict[str, torch.Tensor] = {}
         self.tokenizer: Any = None
         self.info: DataInfo | None = None
         self.report: dict[str, Any] = {}
@@ -87,7 +82,7 @@ class CrystalDataModule:
     # ----------------------------------------------------------------------------------- keys
     def _source_settings(self) -> dict[str, Any]:
         d = self.cfg.dataset
-        base = {"source": d.source, "limit": effective_limit(self.cfg), "target": d.target}
+        base = {"source": d.source, "limit": max_structures(self.cfg), "target": d.target}
         if d.source == "demo":
             from fusion_tuner.data.demo import GENERATOR_VERSION
 
@@ -122,7 +117,7 @@ class CrystalDataModule:
 
     # ------------------------------------------------------------------------------- loading
     def _load_records(self) -> tuple[list[records.Crystal], records.LoadReport]:
-        d, limit = self.cfg.dataset, effective_limit(self.cfg)
+        d, limit = self.cfg.dataset, max_structures(self.cfg)
         if d.source == "demo":
             from fusion_tuner.data.demo import generate_demo
 
@@ -222,11 +217,11 @@ class CrystalDataModule:
         cfg = self.cfg
         loaded = functools.cache(self._load_records)
         feats = self.cache_root / "features"
-        gkey = cache_key(self._graph_settings())
+        gkey = stable_hash(self._graph_settings())
         self.graphs, g_hit = load_or_build(
             feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded())
         )
-        tkey = cache_key(self._text_settings(gkey))
+        tkey = stable_hash(self._text_settings(gkey))
         texts, t_hit = load_or_build(
             feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded())
         )
@@ -236,7 +231,7 @@ class CrystalDataModule:
         split_report = self._make_split(texts["ids"])
         self.tokenizer = self._load_tokenizer(texts_by_id)
         tok_id = text.tokenizer_identity(self.tokenizer)
-        okey = cache_key({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
+        okey = stable_hash({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
         tokens, k_hit = load_or_build(
             feats / f"tokens-{okey}.pt",
             lambda: text.tokenize(
@@ -244,18 +239,15 @@ class CrystalDataModule:
                 cfg.text.max_length,
             ),
         )  # fmt: skip
-        row_of = {cid: row for row, cid in enumerate(self.graphs["ids"])}
+        self.tokens = tokens
         pad = int(self.tokenizer.pad_token_id)
-        self.datasets = {
-            name: CrystalDataset(self.graphs, tokens, [row_of[i] for i in ids], cfg.text.max_length, pad)
-            for name, ids in self.splits.items()
-        }  # fmt: skip
         self.info = DataInfo(
             source=cfg.dataset.source, target=cfg.dataset.target, atom_features="cgcnn",
             atom_feature_dim=92, cutoff=cfg.dataset.cutoff, max_neighbors=cfg.dataset.max_neighbors,
             vocab_size=len(self.tokenizer), pad_token_id=pad, max_length=cfg.text.max_length,
             tokenizer_id=tok_id, text_model=cfg.text.model_name_or_path,
         )  # fmt: skip
+        self.datasets = {name: self.dataset(ids) for name, ids in self.splits.items()}
         self.report = {
             "load": self.graphs["load_report"],
             "dropped": failed,
@@ -271,19 +263,37 @@ class CrystalDataModule:
         return self
 
     # ------------------------------------------------------------------------------- outputs
+    def dataset(self, ids: list[str]) -> CrystalDataset:
+        """The crystals ``ids`` (in that order) as a dataset; an id not in the data is an error."""
+        if self.info is None:
+            raise RuntimeError("call setup() before asking for datasets")
+        row_of = {cid: row for row, cid in enumerate(self.graphs["ids"])}
+        missing = [i for i in ids if i not in row_of]
+        if missing:
+            raise DataError(
+                f"{len(missing)} of {len(ids)} ids are not in the featurised data "
+                f"(e.g. {missing[:3]})"
+            )
+        return CrystalDataset(
+            self.graphs, self.tokens, [row_of[i] for i in ids], self.info.max_length,
+            self.info.pad_token_id,
+        )  # fmt: skip
+
     def loader(
         self,
-        split: str,
+        split: str | list[str],
         batch_size: int | None = None,
         shuffle: bool | None = None,
         generator: torch.Generator | None = None,
         num_workers: int | None = None,
     ) -> DataLoader:
-        """A PyG loader over one split (shuffled for ``train`` unless told otherwise)."""
+        """A PyG loader over a split (``train`` is shuffled unless told otherwise) or over an
+        explicit list of ids (in that order)."""
         if not self.datasets:
             raise RuntimeError("call setup() before asking for loaders")
+        dataset = self.datasets[split] if isinstance(split, str) else self.dataset(split)
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=batch_size or self.cfg.batch.batch_size,
             shuffle=(split == "train") if shuffle is None else shuffle,
             generator=generator,
@@ -299,7 +309,8 @@ class CrystalDataModule:
     def test_loader(self, **kwargs: Any) -> DataLoader:
         return self.loader("test", **kwargs)
 
-    def write_split(self, run_dir: Path) -> None:
-        """Write ``split.json`` (ids per split) and ``data_report.json`` into the run directory."""
-        atomic_write_text(json.dumps(self.splits, indent=1), Path(run_dir) / "split.json")
-        atomic_write_text(json.dumps(self.report, indent=1), Path(run_dir) / "data_report.json")
+
+def build_datamodule(cfg: Config, setup: bool = True) -> CrystalDataModule:
+    """The data module of ``cfg``; with ``setup`` it is featurised (or loaded from the cache)."""
+    dm = CrystalDataModule(cfg)
+    return dm.setup() if setup else dm

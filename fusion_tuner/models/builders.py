@@ -97,19 +97,3 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
         head=head,
         contrastive=contrastive,
     )
-
-
-def total_loss(out, y: torch.Tensor, model: FusionPropertyModel, cfg: Config) -> torch.Tensor:
-    """Task loss on the standardised target plus ``contrastive_loss_weight`` x InfoNCE."""
-    import torch.nn.functional as F
-
-    target = model.normalize(y)
-    if cfg.trainer.loss == "mse":
-        loss = F.mse_loss(out.normalized, target)
-    elif cfg.trainer.loss == "l1":
-        loss = F.l1_loss(out.normalized, target)
-    else:
-        loss = F.huber_loss(out.normalized, target, delta=cfg.trainer.huber_delta)
-    if out.contrastive_loss is not None:
-        loss = loss + cfg.fusion.contrastive_loss_weight * out.contrastive_loss
-    return loss

@@ -9,6 +9,7 @@ import pytest
 
 from fusion_tuner import build_datamodule
 from fusion_tuner.errors import DataError
+from fusion_tuner.rundir import RunDir
 from tests.conftest import compose
 from tests.helpers import jarvis_records, write_folder, write_jarvis_store
 
@@ -53,7 +54,9 @@ def test_changing_a_setting_rebuilds_only_what_depends_on_it(tmp_path: Path) -> 
 
 def test_split_json_is_written_with_ids(tmp_path: Path) -> None:
     dm = build_datamodule(compose("dataset.demo_size=40", "text.max_length=32", cache=tmp_path))
-    dm.write_split(tmp_path / "run")
+    files = RunDir(tmp_path / "run")
+    files.write_split(dm.splits)
+    files.write_data_report(dm.report)
     written = json.loads((tmp_path / "run" / "split.json").read_text())
     assert written == dm.splits
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fusion_tuner import build_datamodule
-from fusion_tuner.training.run import _progress, pick_device
+from fusion_tuner.runtime import resolve_device as pick_device
+from fusion_tuner.training.console import progress as _progress
 from tests.conftest import compose
 
 pytestmark = pytest.mark.integration

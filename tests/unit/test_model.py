@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fusion_tuner.models.builders import build_model, total_loss
+from fusion_tuner.models.builders import build_model
 from fusion_tuner.models.property import STAGES
+from fusion_tuner.training.losses import total_loss
 from tests.conftest import compose
 
 DATA = ("dataset.demo_size=40", "text.max_length=48")

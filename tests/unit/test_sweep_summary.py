@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from fusion_tuner.summary import main as summary_main
-from fusion_tuner.sweeps import DOWN, NONE, SAME, UP, decide, write_summary
+from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.summary import DOWN, NONE, SAME, UP, decide
 
 
 def fake_run(sweep: Path, exp: str, seed: int, val: float | None, status: str = "completed",
@@ -125,7 +126,7 @@ def test_summary_cli(tmp_path: Path, capsys) -> None:
 
 
 def test_colliding_run_directories_are_refused_before_any_run() -> None:
-    from fusion_tuner.sweeps import check_subdir
+    from fusion_tuner.sweeps.plan import check_subdir
 
     default = "${experiment_name}-seed${random_seed}"
     grid = [
