@@ -29,4 +29,6 @@ def gap_ratio(val_mae: Any, train_mae: Any) -> Any:
     if np.ndim(val_mae) == 0 and np.ndim(train_mae) == 0:
         return float(val_mae) / float(train_mae) if train_mae > 0 else float("inf")
     val, train = np.asarray(val_mae, dtype=float), np.asarray(train_mae, dtype=float)
-    return np.divide(val, train, out=np.full(np.broadcast(val, train).shape, np.inf), where=train > 0)
+    return np.divide(
+        val, train, out=np.full(np.broadcast(val, train).shape, np.inf), where=train > 0
+    )

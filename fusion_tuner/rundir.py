@@ -258,7 +258,9 @@ class Run:
     def experiment(self) -> str:
         if self._planned is not None:
             return self._planned[0]
-        return str(self.settings.get("experiment_name") or self.metrics.get("experiment", self.name))
+        return str(
+            self.settings.get("experiment_name") or self.metrics.get("experiment", self.name)
+        )
 
     @property
     def seed(self) -> int | None:

@@ -52,10 +52,14 @@ def run_cka(
     if n != len(ids):
         raise CKAError(f"collected {n} samples for {len(ids)} ids")
     result: dict[str, Any] = {
-        "runs": {"A": str(a.path), "B": str(b.path)}, "names": [a.name, b.name],
-        "split": split, "n": n, "stages_A": stages_a, "stages_B": stages_b,
+        "runs": {"A": str(a.path), "B": str(b.path)},
+        "names": [a.name, b.name],
+        "split": split,
+        "n": n,
+        "stages_A": stages_a,
+        "stages_B": stages_b,
         "estimator": "linear CKA, exact in feature space (float64); debiased = unbiased HSIC",
-    }  # fmt: skip
+    }
     for key, debiased in (("linear", False), ("linear_debiased", True)):
         result[key] = [
             [acc.cka(f"A:{sa}", f"B:{sb}", debiased) for sb in stages_b] for sa in stages_a
@@ -76,18 +80,37 @@ def run_cka(
             s: rbf_cka(full[0][s], full[1][s]) for s in stages_a if s in stages_b
         }
     _heatmap(result, out / "cka_heatmap.png")
-    diag_rows = [[s, result["linear_diagonal"][s], result["linear_debiased_diagonal"][s],
-                  result.get("rbf_diagonal", {}).get(s)] for s in result["linear_diagonal"]]  # fmt: skip
+    diag_rows = [
+        [
+            s,
+            result["linear_diagonal"][s],
+            result["linear_debiased_diagonal"][s],
+            result.get("rbf_diagonal", {}).get(s),
+        ]
+        for s in result["linear_diagonal"]
+    ]
     header = ["stage", "linear CKA", "debiased", "RBF"]
-    md = "\n".join([
-        f"# CKA: {a.name} vs {b.name} on the {split} split (n = {n})", "",
-        "Same-named stages (diagonal):", "", table(header, diag_rows), "",
-        "Full cross matrix (linear CKA; rows: A's stages, columns: B's):", "",
-        table(["A \\ B", *stages_b], [[sa, *row] for sa, row in zip(stages_a, result["linear"], strict=True)]),
-        "", "![heatmap](cka_heatmap.png)", "",
-        "Reading it with the plan: `text_fine` low (0.2-0.4) means fusion acts; `text_final` / `fused` "
-        "falling from ~0.98 to 0.85-0.92 means the fusion's effect survives to the end.",
-    ])  # fmt: skip
+    md = "\n".join(
+        [
+            f"# CKA: {a.name} vs {b.name} on the {split} split (n = {n})",
+            "",
+            "Same-named stages (diagonal):",
+            "",
+            table(header, diag_rows),
+            "",
+            "Full cross matrix (linear CKA; rows: A's stages, columns: B's):",
+            "",
+            table(
+                ["A \\ B", *stages_b],
+                [[sa, *row] for sa, row in zip(stages_a, result["linear"], strict=True)],
+            ),
+            "",
+            "![heatmap](cka_heatmap.png)",
+            "",
+            "Reading it with the plan: `text_fine` low (0.2-0.4) means fusion acts; `text_final` / `fused` "
+            "falling from ~0.98 to 0.85-0.92 means the fusion's effect survives to the end.",
+        ]
+    )
     write_outputs(out, "cka", result, md)
     print(f"CKA {a.name} vs {b.name}, {split} split, n={n}")
     print(table(header, diag_rows))

@@ -108,13 +108,23 @@ def run_compare(
         res.setdefault("gap_ratio", {})[name] = gap_ratio(va, tr)
     ids, y, pa, pb = data["test"]
     diff, lo, hi = paired_bootstrap(pa - y, pb - y)
-    res["test_mae_difference"] = {"B_minus_A": diff, "ci95": [lo, hi], "n_boot": 10_000,
-                                  "wilcoxon_p": wilcoxon_p(pa - y, pb - y), "n": len(ids)}  # fmt: skip
+    res["test_mae_difference"] = {
+        "B_minus_A": diff,
+        "ci95": [lo, hi],
+        "n_boot": 10_000,
+        "wilcoxon_p": wilcoxon_p(pa - y, pb - y),
+        "n": len(ids),
+    }
     res["by_target_range"] = [
-        {"range": label, "n": int(sel.sum()), a.name: float(np.abs(pa - y)[sel].mean()),
-         b.name: float(np.abs(pb - y)[sel].mean())}
-        for label, sel in target_bins(y) if sel.any()
-    ]  # fmt: skip
+        {
+            "range": label,
+            "n": int(sel.sum()),
+            a.name: float(np.abs(pa - y)[sel].mean()),
+            b.name: float(np.abs(pb - y)[sel].mean()),
+        }
+        for label, sel in target_bins(y)
+        if sel.any()
+    ]
     _plots(a.name, b.name, y, pa, pb, out)
     rows = []
     for split, m in res["splits"].items():
@@ -123,14 +133,34 @@ def run_compare(
             rows.append([split, name, mm["mae"], mm["rmse"], mm["r2"], mm["max_error"], mm["n"]])
     header = ["split", "run", "MAE", "RMSE", "R²", "max error", "n"]
     t = res["test_mae_difference"]
-    stat = (f"Test MAE({b.name}) − MAE({a.name}) = {t['B_minus_A']:+.4g}, 95% paired bootstrap CI "
-            f"[{t['ci95'][0]:+.4g}, {t['ci95'][1]:+.4g}], Wilcoxon signed-rank p = {t['wilcoxon_p']:.3g} (n = {t['n']}).")  # fmt: skip
+    stat = (
+        f"Test MAE({b.name}) − MAE({a.name}) = {t['B_minus_A']:+.4g}, 95% paired bootstrap CI "
+        f"[{t['ci95'][0]:+.4g}, {t['ci95'][1]:+.4g}], Wilcoxon signed-rank p = {t['wilcoxon_p']:.3g} (n = {t['n']})."
+    )
     gaps = ", ".join(f"{k}: {v:.3g}" for k, v in res["gap_ratio"].items())
-    by_range = table(["test target range", "n", a.name, b.name],
-                     [[r["range"], r["n"], r[a.name], r[b.name]] for r in res["by_target_range"]])  # fmt: skip
-    md = "\n".join([f"# {a.name} vs {b.name}", "", table(header, rows), "", f"Gap ratio (val/train MAE): {gaps}.",
-                    "", stat, "", "Test MAE by target range:", "", by_range, "",
-                    "![parity](parity.png)", "", "![errors](errors.png)"])  # fmt: skip
+    by_range = table(
+        ["test target range", "n", a.name, b.name],
+        [[r["range"], r["n"], r[a.name], r[b.name]] for r in res["by_target_range"]],
+    )
+    md = "\n".join(
+        [
+            f"# {a.name} vs {b.name}",
+            "",
+            table(header, rows),
+            "",
+            f"Gap ratio (val/train MAE): {gaps}.",
+            "",
+            stat,
+            "",
+            "Test MAE by target range:",
+            "",
+            by_range,
+            "",
+            "![parity](parity.png)",
+            "",
+            "![errors](errors.png)",
+        ]
+    )
     write_outputs(out, "compare", res, md)
     print(table(header, rows))
     print(stat)

@@ -12,8 +12,16 @@ from fusion_tuner.markdown import table
 from fusion_tuner.rundir import locate
 from fusion_tuner.training.plots import history_columns, plot_curves
 
-HEADER = ["run", "best epoch", "stop epoch", "stop reason", "best val MAE", "train MAE @best",
-          "gap @best", "final gap"]  # fmt: skip
+HEADER = [
+    "run",
+    "best epoch",
+    "stop epoch",
+    "stop reason",
+    "best val MAE",
+    "train MAE @best",
+    "gap @best",
+    "final gap",
+]
 
 
 def run_curves(run_dirs: list[str], out: Path, names: list[str] | None = None) -> dict[str, Any]:
@@ -37,15 +45,37 @@ def run_curves(run_dirs: list[str], out: Path, names: list[str] | None = None) -
             "gap_trend": float(col["gap"][-1] - col["gap"][best_i]),
         }
         summary["runs"][run.name] = info
-        rows.append([run.name, *(info[k] for k in ("best_epoch", "stop_epoch", "stop_reason",
-                     "best_val_mae", "train_mae_at_best", "gap_ratio_at_best", "final_gap_ratio"))])  # fmt: skip
+        rows.append(
+            [
+                run.name,
+                *(
+                    info[k]
+                    for k in (
+                        "best_epoch",
+                        "stop_epoch",
+                        "stop_reason",
+                        "best_val_mae",
+                        "train_mae_at_best",
+                        "gap_ratio_at_best",
+                        "final_gap_ratio",
+                    )
+                ),
+            ]
+        )
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(curves, out / "curves.png")
-    md = "\n".join([
-        "# Training curves", "", table(HEADER, rows), "",
-        "Gap ratio = validation MAE / training MAE (train MAE measured in train mode, as logged per "
-        "epoch). The plan's target is a gap below 2.", "", "![curves](curves.png)",
-    ])  # fmt: skip
+    md = "\n".join(
+        [
+            "# Training curves",
+            "",
+            table(HEADER, rows),
+            "",
+            "Gap ratio = validation MAE / training MAE (train MAE measured in train mode, as logged per "
+            "epoch). The plan's target is a gap below 2.",
+            "",
+            "![curves](curves.png)",
+        ]
+    )
     write_outputs(out, "curves", summary, md)
     print(table(HEADER, rows))
     return summary

@@ -69,11 +69,16 @@ def run_ensemble(run_dirs: list[str], out: Path, pattern: str | None = None) -> 
     )
     member_metrics = {m.name: regression_metrics(y, p[k]) for k, m in enumerate(members)}
     res = {
-        "members": [str(m.path) for m in members], "n_test": len(ids0),
-        "ensemble": regression_metrics(y, mean), "members_metrics": member_metrics,
-        "members_mean": {k: float(np.mean([mm[k] for mm in member_metrics.values()])) for k in ("mae", "rmse", "r2")},
+        "members": [str(m.path) for m in members],
+        "n_test": len(ids0),
+        "ensemble": regression_metrics(y, mean),
+        "members_metrics": member_metrics,
+        "members_mean": {
+            k: float(np.mean([mm[k] for mm in member_metrics.values()]))
+            for k in ("mae", "rmse", "r2")
+        },
         "uncertainty_error_spearman": rho,
-    }  # fmt: skip
+    }
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["id", "target", "mean", "std", *[f"member_{k + 1}" for k in range(len(members))]])
@@ -96,16 +101,26 @@ def run_ensemble(run_dirs: list[str], out: Path, pattern: str | None = None) -> 
     ax.set_ylabel("|ensemble mean − target|")
     ax.set_title(f"Spearman ρ = {rho:.3f} (n = {len(ids0)})")
     save_figure(fig, out / "uncertainty.png")
-    rows = [["ensemble (mean)", *[res["ensemble"][k] for k in ("mae", "rmse", "r2")]],
-            ["members' average", *[res["members_mean"][k] for k in ("mae", "rmse", "r2")]]]  # fmt: skip
+    rows = [
+        ["ensemble (mean)", *[res["ensemble"][k] for k in ("mae", "rmse", "r2")]],
+        ["members' average", *[res["members_mean"][k] for k in ("mae", "rmse", "r2")]],
+    ]
     rows += [
         [f"member {k + 1}: {m.name}", *[member_metrics[m.name][x] for x in ("mae", "rmse", "r2")]]
         for k, m in enumerate(members)
     ]
     header = ["test", "MAE", "RMSE", "R²"]
-    md = "\n".join([f"# Ensemble of {len(members)} runs (test split, n = {len(ids0)})", "", table(header, rows), "",
-                    f"Uncertainty–error rank correlation (Spearman, std vs |error|): {rho:.3f}.", "",
-                    "![uncertainty](uncertainty.png)"])  # fmt: skip
+    md = "\n".join(
+        [
+            f"# Ensemble of {len(members)} runs (test split, n = {len(ids0)})",
+            "",
+            table(header, rows),
+            "",
+            f"Uncertainty–error rank correlation (Spearman, std vs |error|): {rho:.3f}.",
+            "",
+            "![uncertainty](uncertainty.png)",
+        ]
+    )
     write_outputs(out, "ensemble", res, md)
     print(table(header, rows))
     return res

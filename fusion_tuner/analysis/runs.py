@@ -37,8 +37,7 @@ def loader_for(run: Run, ids: list[str], batch_size: int = 64) -> Any:
             f"{run.name}: the data now tokenises differently ({dm.info.tokenizer_id}) than when the "
             f"model was trained ({run.data_info['tokenizer_id']})"
         )
-    row_of = set(dm.graphs["ids"])
-    missing = [i for i in ids if i not in row_of]
+    missing = [i for i in ids if i not in dm.graphs.row_of]
     if missing:
         raise AnalysisError(
             f"{run.name}: {len(missing)} recorded ids are not in its data (e.g. {missing[:3]})"

@@ -28,6 +28,7 @@ from fusion_tuner.config import Config, max_structures
 from fusion_tuner.data import features, records, splits, text
 from fusion_tuner.data.cache import load_or_build
 from fusion_tuner.data.dataset import CrystalDataset
+from fusion_tuner.data.store import GraphStore
 from fusion_tuner.errors import DataError
 from fusion_tuner.io import stable_hash
 
@@ -71,7 +72,7 @@ class CrystalDataModule:
             if cfg.dataset.cache_dir
             else records.default_cache_root()
         )
-        self.graphs: dict[str, Any] = {}
+        self.graphs: GraphStore | None = None
         self.splits: dict[str, list[str]] = {}
         self.datasets: dict[str, CrystalDataset] = {}
         self.tokens: dict[str, torch.Tensor] = {}
@@ -87,9 +88,11 @@ class CrystalDataModule:
             from fusion_tuner.data.demo import GENERATOR_VERSION
 
             return base | {
-                "demo_size": d.demo_size, "demo_seed": d.demo_seed, "demo_noise": d.demo_noise,
+                "demo_size": d.demo_size,
+                "demo_seed": d.demo_seed,
+                "demo_noise": d.demo_noise,
                 "generator": GENERATOR_VERSION,
-            }  # fmt: skip
+            }
         if d.source == "jarvis":
             from jarvis.db.figshare import get_db_info
 
@@ -103,17 +106,20 @@ class CrystalDataModule:
     def _graph_settings(self) -> dict[str, Any]:
         d = self.cfg.dataset
         return self._source_settings() | {
-            "cutoff": d.cutoff, "max_neighbors": d.max_neighbors,
+            "cutoff": d.cutoff,
+            "max_neighbors": d.max_neighbors,
             "feature_version": features.FEATURE_VERSION,
-        }  # fmt: skip
+        }
 
     def _text_settings(self, graph_key: str) -> dict[str, Any]:
         d, t = self.cfg.dataset, self.cfg.text
         desc = Path(d.descriptions).expanduser().resolve() if d.descriptions else None
         return {
-            "graphs": graph_key, "source": t.source, "variant": t.describe_variant,
+            "graphs": graph_key,
+            "source": t.source,
+            "variant": t.describe_variant,
             "descriptions": [str(desc), _file_signature([desc])] if desc else None,
-        }  # fmt: skip
+        }
 
     # ------------------------------------------------------------------------------- loading
     def _load_records(self) -> tuple[list[records.Crystal], records.LoadReport]:
@@ -136,18 +142,23 @@ class CrystalDataModule:
         crystals, report = loaded
         log.info("featurising %d crystals (%s)", len(crystals), report.source)
         entry = features.featurize_all(
-            crystals, self.cfg.dataset.cutoff, self.cfg.dataset.max_neighbors,
+            crystals,
+            self.cfg.dataset.cutoff,
+            self.cfg.dataset.max_neighbors,
             self.cfg.dataset.num_workers,
-        )  # fmt: skip
+        )
         entry["load_report"] = report.as_dict()
         return entry
 
     def _build_texts(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:
         d, t = self.cfg.dataset, self.cfg.text
-        wanted = set(self.graphs["ids"])
+        wanted = set(self.graphs.ids)
         crystals = [c for c in loaded[0] if c.id in wanted]
-        extra = records.read_descriptions(Path(d.descriptions).expanduser(), t.describe_variant) \
-            if d.descriptions else {}  # fmt: skip
+        extra = (
+            records.read_descriptions(Path(d.descriptions).expanduser(), t.describe_variant)
+            if d.descriptions
+            else {}
+        )
         own: dict[str, str] = {}
         for c in crystals:
             found = c.text or extra.get(c.id) or extra.get(records.canonical_id(c.id))
@@ -165,13 +176,13 @@ class CrystalDataModule:
             log.info("describing %d crystals with Atoms.describe()", len(missing))
             generated, failed = features.describe_all(missing, t.describe_variant, d.num_workers)
             own.update(generated)
-        ids = [i for i in self.graphs["ids"] if i in own]
+        ids = [i for i in self.graphs.ids if i in own]
         return {"ids": ids, "texts": [own[i] for i in ids], "failed": failed}
 
     def _check_drops(self, failed: list[list[str]]) -> None:
-        lr = self.graphs["load_report"]
+        lr = self.graphs.load_report
         attempted = lr["n_raw"] - lr["missing_target"] - lr["limited"]
-        if attempted <= 0 or not self.graphs["ids"]:
+        if attempted <= 0 or not self.graphs.ids:
             raise DataError(
                 f"no usable crystals from {lr['source']} ({lr['n_raw']} records, "
                 f"{lr['missing_target']} without dataset.target={self.cfg.dataset.target!r})"
@@ -218,14 +229,15 @@ class CrystalDataModule:
         loaded = functools.cache(self._load_records)
         feats = self.cache_root / "features"
         gkey = stable_hash(self._graph_settings())
-        self.graphs, g_hit = load_or_build(
+        entry, g_hit = load_or_build(
             feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded())
         )
+        self.graphs = GraphStore.from_dict(entry)
         tkey = stable_hash(self._text_settings(gkey))
         texts, t_hit = load_or_build(
             feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded())
         )
-        failed = self.graphs["load_report"]["unreadable"] + self.graphs["failed"] + texts["failed"]
+        failed = self.graphs.load_report["unreadable"] + self.graphs.failed + texts["failed"]
         self._check_drops(failed)
         texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
         split_report = self._make_split(texts["ids"])
@@ -235,21 +247,29 @@ class CrystalDataModule:
         tokens, k_hit = load_or_build(
             feats / f"tokens-{okey}.pt",
             lambda: text.tokenize(
-                self.tokenizer, [texts_by_id.get(i, "") for i in self.graphs["ids"]],
+                self.tokenizer,
+                [texts_by_id.get(i, "") for i in self.graphs.ids],
                 cfg.text.max_length,
             ),
-        )  # fmt: skip
+        )
         self.tokens = tokens
         pad = int(self.tokenizer.pad_token_id)
         self.info = DataInfo(
-            source=cfg.dataset.source, target=cfg.dataset.target, atom_features="cgcnn",
-            atom_feature_dim=92, cutoff=cfg.dataset.cutoff, max_neighbors=cfg.dataset.max_neighbors,
-            vocab_size=len(self.tokenizer), pad_token_id=pad, max_length=cfg.text.max_length,
-            tokenizer_id=tok_id, text_model=cfg.text.model_name_or_path,
-        )  # fmt: skip
+            source=cfg.dataset.source,
+            target=cfg.dataset.target,
+            atom_features="cgcnn",
+            atom_feature_dim=92,
+            cutoff=cfg.dataset.cutoff,
+            max_neighbors=cfg.dataset.max_neighbors,
+            vocab_size=len(self.tokenizer),
+            pad_token_id=pad,
+            max_length=cfg.text.max_length,
+            tokenizer_id=tok_id,
+            text_model=cfg.text.model_name_or_path,
+        )
         self.datasets = {name: self.dataset(ids) for name, ids in self.splits.items()}
         self.report = {
-            "load": self.graphs["load_report"],
+            "load": self.graphs.load_report,
             "dropped": failed,
             "n_usable": len(texts["ids"]),
             "split_sizes": {k: len(v) for k, v in self.splits.items()},
@@ -258,8 +278,12 @@ class CrystalDataModule:
         }
         log.info(
             "data: %d usable crystals, split %s, cache hits graphs=%s texts=%s tokens=%s",
-            len(texts["ids"]), self.report["split_sizes"], g_hit, t_hit, k_hit,
-        )  # fmt: skip
+            len(texts["ids"]),
+            self.report["split_sizes"],
+            g_hit,
+            t_hit,
+            k_hit,
+        )
         return self
 
     # ------------------------------------------------------------------------------- outputs
@@ -267,17 +291,13 @@ class CrystalDataModule:
         """The crystals ``ids`` (in that order) as a dataset; an id not in the data is an error."""
         if self.info is None:
             raise RuntimeError("call setup() before asking for datasets")
-        row_of = {cid: row for row, cid in enumerate(self.graphs["ids"])}
-        missing = [i for i in ids if i not in row_of]
-        if missing:
-            raise DataError(
-                f"{len(missing)} of {len(ids)} ids are not in the featurised data "
-                f"(e.g. {missing[:3]})"
-            )
         return CrystalDataset(
-            self.graphs, self.tokens, [row_of[i] for i in ids], self.info.max_length,
+            self.graphs,
+            self.tokens,
+            self.graphs.rows(ids),
+            self.info.max_length,
             self.info.pad_token_id,
-        )  # fmt: skip
+        )
 
     def loader(
         self,

@@ -21,9 +21,21 @@ from fusion_tuner.sweeps.summary import (
 )
 
 MARKDOWN_COLUMNS = (
-    "experiment", "seed", "status", "val_mae", "delta_val_mae_pct", "decision", "train_mae",
-    "test_mae", "test_r2", "gap_ratio", "best_epoch", "epochs_run", "stop_reason", "flags",
-)  # fmt: skip
+    "experiment",
+    "seed",
+    "status",
+    "val_mae",
+    "delta_val_mae_pct",
+    "decision",
+    "train_mae",
+    "test_mae",
+    "test_r2",
+    "gap_ratio",
+    "best_epoch",
+    "epochs_run",
+    "stop_reason",
+    "flags",
+)
 
 
 def write_summary(sweep_dir: str | Path, threshold: float = 0.02) -> Summary:

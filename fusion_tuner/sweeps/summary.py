@@ -29,10 +29,26 @@ NEXT_STEP = {
 # Shown in their own columns, so not repeated among what distinguishes a run.
 OWN_COLUMNS = ("experiment_name", "random_seed")
 COLUMNS = (
-    "experiment", "seed", "status", "overrides", "best_epoch", "epochs_run", "stop_reason",
-    "train_mae", "val_mae", "test_mae", "val_r2", "test_r2", "gap_ratio", "delta_val_mae",
-    "delta_val_mae_pct", "decision", "flags", "error", "run_dir",
-)  # fmt: skip
+    "experiment",
+    "seed",
+    "status",
+    "overrides",
+    "best_epoch",
+    "epochs_run",
+    "stop_reason",
+    "train_mae",
+    "val_mae",
+    "test_mae",
+    "val_r2",
+    "test_r2",
+    "gap_ratio",
+    "delta_val_mae",
+    "delta_val_mae_pct",
+    "decision",
+    "flags",
+    "error",
+    "run_dir",
+)
 
 
 def load_runs(sweep_dir: Path) -> list[Run]:

@@ -58,6 +58,15 @@ class _Tally:
         )
 
 
+def _forward(model: torch.nn.Module, batch, cfg: Config, device: torch.device) -> tuple:
+    """Move a batch to ``device``; return it with the model's output and the loss."""
+    batch = batch.to(device)
+    with autocast(device, cfg.trainer.bf16):
+        out = model(batch)
+        loss = total_loss(out, batch.y, model, cfg)
+    return batch, out, loss
+
+
 def train_epoch(
     model: torch.nn.Module,
     batches: Iterable,
@@ -71,10 +80,7 @@ def train_epoch(
     model.train()
     tally = _Tally()
     for batch in batches:
-        batch = batch.to(device)
-        with autocast(device, cfg.trainer.bf16):
-            out = model(batch)
-            loss = total_loss(out, batch.y, model, cfg)
+        batch, out, loss = _forward(model, batch, cfg, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.trainer.grad_clip_norm is not None:
@@ -93,9 +99,5 @@ def evaluate(
     model.eval()
     tally = _Tally()
     for batch in batches:
-        batch = batch.to(device)
-        with autocast(device, cfg.trainer.bf16):
-            out = model(batch)
-            loss = total_loss(out, batch.y, model, cfg)
-        tally.add(batch, out, loss)
+        tally.add(*_forward(model, batch, cfg, device))
     return tally.result(cfg.fusion.use_contrastive_loss)

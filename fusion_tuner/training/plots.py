@@ -18,8 +18,10 @@ CurveRun = tuple[str, Sequence[dict[str, Any]], int]  # (name, history rows, bes
 def history_columns(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Epochs, losses and MAEs of ``history`` rows (from ``history.csv`` or ``last.pt``) as
     arrays, plus the per-epoch gap ratio."""
-    col = {k: np.array([float(r[k]) for r in history]) for k in
-           ("epoch", "train_loss", "val_loss", "train_mae", "val_mae")}  # fmt: skip
+    col = {
+        k: np.array([float(r[k]) for r in history])
+        for k in ("epoch", "train_loss", "val_loss", "train_mae", "val_mae")
+    }
     col["gap"] = gap_ratio(col["val_mae"], col["train_mae"])
     return col
 
@@ -40,8 +42,14 @@ def plot_curves(runs: Sequence[CurveRun], path: Path, title: str = "") -> None:
             if len(ep):
                 ax.plot([ep[-1]], [col[f"val_{key}"][-1]], marker="x", color=color)
         if len(runs) == 1:
-            axes[0].fill_between(ep, col["train_mae"], col["val_mae"], color="tab:red",
-                                 alpha=0.12, label="train–val gap")  # fmt: skip
+            axes[0].fill_between(
+                ep,
+                col["train_mae"],
+                col["val_mae"],
+                color="tab:red",
+                alpha=0.12,
+                label="train–val gap",
+            )
         axes[2].plot(ep, col["gap"], color=color, label=name)
     axes[0].set_ylabel("MAE (target units)")
     axes[1].set_ylabel("loss (standardised target)")

@@ -65,10 +65,14 @@ def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[st
             {"action": action, "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
         ]
         base = {
-            "status": RUNNING, "experiment": cfg.experiment_name, "seed": cfg.random_seed,
-            "config_hash": digest, "budget": cfg.budget.name, "pid": os.getpid(),
+            "status": RUNNING,
+            "experiment": cfg.experiment_name,
+            "seed": cfg.random_seed,
+            "config_hash": digest,
+            "budget": cfg.budget.name,
+            "pid": os.getpid(),
             "attempts": attempts,
-        }  # fmt: skip
+        }
         files.write_metrics(base)
         logger: MetricLogger = NullLogger()
         failed, start = True, time.perf_counter()
@@ -87,9 +91,12 @@ def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[st
             logger.summary(_final_summary(metrics))
             log.info(
                 "done: best epoch %d, val MAE %.4f, test MAE %.4f, gap ratio %.2f (%s)",
-                metrics["best_epoch"], metrics["val"]["mae"], metrics["test"]["mae"],
-                metrics["gap_ratio"], metrics["stop_reason"],
-            )  # fmt: skip
+                metrics["best_epoch"],
+                metrics["val"]["mae"],
+                metrics["test"]["mae"],
+                metrics["gap_ratio"],
+                metrics["stop_reason"],
+            )
             failed = False
             return metrics
         except BaseException as exc:

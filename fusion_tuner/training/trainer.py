@@ -59,8 +59,12 @@ def _warmup_steps(cfg: Config, epochs: int, steps: int) -> int:
         capped = int(frac * epochs * steps)
         log.warning(
             "budget=%s caps warmup_steps %d -> %d (%.0f%% of the run's %d steps)",
-            cfg.budget.name, warmup, capped, 100 * frac, epochs * steps,
-        )  # fmt: skip
+            cfg.budget.name,
+            warmup,
+            capped,
+            100 * frac,
+            epochs * steps,
+        )
         return capped
     return warmup
 
@@ -121,9 +125,17 @@ class Trainer:
         )
         stopper = EarlyStopping(cfg.scheduler.n_early_stopping, cfg.scheduler.min_delta)
         trainer = cls(
-            cfg, files, dm, model, optimizer, scheduler, stopper, device,
-            logger or NullLogger(), warmup,
-        )  # fmt: skip
+            cfg,
+            files,
+            dm,
+            model,
+            optimizer,
+            scheduler,
+            stopper,
+            device,
+            logger or NullLogger(),
+            warmup,
+        )
         trainer._announce(steps)
         if files.last_checkpoint.is_file():
             trainer.resume(ckpt_io.load_checkpoint(files.last_checkpoint, device))
@@ -133,15 +145,20 @@ class Trainer:
         params = list(self.model.parameters())
         log.info(
             "model: %d parameters (%d trainable); %d epochs max, %d steps/epoch, device %s",
-            sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad),
-            self.max_epochs, steps, self.device,
-        )  # fmt: skip
+            sum(p.numel() for p in params),
+            sum(p.numel() for p in params if p.requires_grad),
+            self.max_epochs,
+            steps,
+            self.device,
+        )
         if not self.can_fire:
             log.warning(
                 "EARLY STOPPING CANNOT FIRE: n_early_stopping=%d >= %d epochs; the run will train "
                 "all %d epochs (metrics.json records early_stopping_can_fire: false)",
-                self.cfg.scheduler.n_early_stopping, self.max_epochs, self.max_epochs,
-            )  # fmt: skip
+                self.cfg.scheduler.n_early_stopping,
+                self.max_epochs,
+                self.max_epochs,
+            )
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -208,7 +225,9 @@ class Trainer:
         """Train from the next epoch until ``max_epochs`` or early stopping."""
         cfg, p = self.cfg, self.progress
         done = p.history and (p.stop_reason == "early_stopping" or p.next_epoch > self.max_epochs)
-        bar = progress(range(p.next_epoch, self.max_epochs + 1) if not done else [], cfg.trainer.progress)
+        bar = progress(
+            range(p.next_epoch, self.max_epochs + 1) if not done else [], cfg.trainer.progress
+        )
         for epoch in bar:
             # data order and dropout depend only on (seed, epoch): exact after a resume
             self.loader_gen.manual_seed(cfg.random_seed * 100_003 + epoch)
@@ -249,8 +268,12 @@ class Trainer:
         log.info(
             "early stopping at epoch %d: val MAE did not improve on %.4f (epoch %d) by more than "
             "min_delta=%g for %d epochs",
-            epoch, self.stopper.best, self.stopper.best_epoch, s.min_delta, s.n_early_stopping,
-        )  # fmt: skip
+            epoch,
+            self.stopper.best,
+            self.stopper.best_epoch,
+            s.min_delta,
+            s.n_early_stopping,
+        )
 
     # ---------------------------------------------------------------------------- finish
     def finish(self, wall_seconds: float) -> dict[str, Any]:
@@ -265,10 +288,13 @@ class Trainer:
             results[split] = {k: ev.metrics[k] for k in ("mae", "rmse", "r2", "n")}
         p = self.progress
         plot_curves(
-            [(self.cfg.experiment_name, p.history, p.best_epoch)], self.files.curves,
+            [(self.cfg.experiment_name, p.history, p.best_epoch)],
+            self.files.curves,
             title=self.cfg.experiment_name,
-        )  # fmt: skip
-        default_stop = "max_epochs" if self.max_epochs == self.cfg.scheduler.epochs else "budget_max_epochs"
+        )
+        default_stop = (
+            "max_epochs" if self.max_epochs == self.cfg.scheduler.epochs else "budget_max_epochs"
+        )
         return {
             "status": COMPLETED,
             "experiment": self.cfg.experiment_name,

@@ -66,10 +66,14 @@ def test_split_json_is_written_with_ids(tmp_path: Path) -> None:
 def test_jarvis_from_local_cache_with_describe_texts(tmp_path: Path) -> None:
     store = write_jarvis_store(tmp_path / "store", jarvis_records(16))
     cfg = compose(
-        "dataset=jarvis", f"dataset.jarvis_dir={store}", "text.max_length=64",
-        "dataset.train_fraction=0.5", "dataset.val_fraction=0.25", "dataset.test_fraction=0.25",
+        "dataset=jarvis",
+        f"dataset.jarvis_dir={store}",
+        "text.max_length=64",
+        "dataset.train_fraction=0.5",
+        "dataset.val_fraction=0.25",
+        "dataset.test_fraction=0.25",
         cache=tmp_path / "cache",
-    )  # fmt: skip
+    )
     dm = build_datamodule(cfg)
     assert dm.report["load"]["missing_target"] == 3
     assert dm.report["n_usable"] == 13
@@ -103,9 +107,12 @@ def test_real_jarvis_sample_with_shipped_texts(shared_data: Path, tmp_path: Path
     store = shared_data / "jarvis_dft3d_mini" / "store_sample50"
     texts = shared_data / "jarvis_dft3d_mini" / "describe_text.json.zip"
     cfg = compose(
-        "dataset=jarvis", f"dataset.jarvis_dir={store}", f"dataset.descriptions={texts}",
-        "text.source=dataset", cache=tmp_path,
-    )  # fmt: skip
+        "dataset=jarvis",
+        f"dataset.jarvis_dir={store}",
+        f"dataset.descriptions={texts}",
+        "text.source=dataset",
+        cache=tmp_path,
+    )
     dm = build_datamodule(cfg)
     assert dm.report["n_usable"] == 50
     assert [len(v) for v in dm.splits.values()] == [40, 5, 5]
@@ -120,10 +127,12 @@ def test_real_jarvis_full_store_with_leaderboard_split(shared_data: Path, tmp_pa
         / "SinglePropertyPrediction_dft_3d_optb88vdw_bandgap.json.zip"
     )
     cfg = compose(
-        "dataset=jarvis", f"dataset.jarvis_dir={mini / 'store_full'}",
-        f"dataset.descriptions={mini / 'describe_text.json.zip'}", f"dataset.split_file={split}",
+        "dataset=jarvis",
+        f"dataset.jarvis_dir={mini / 'store_full'}",
+        f"dataset.descriptions={mini / 'describe_text.json.zip'}",
+        f"dataset.split_file={split}",
         cache=tmp_path,
-    )  # fmt: skip
+    )
     dm = build_datamodule(cfg)
     missing = dm.report["split_file"]["missing_from_data"]
     assert missing["test"] > 5000  # the mini store holds a small part of the leaderboard ids
@@ -151,8 +160,8 @@ def test_featurising_in_worker_processes_gives_identical_graphs(tmp_path: Path) 
     serial = build_datamodule(compose(*base, cache=tmp_path / "a"))
     parallel = build_datamodule(compose(*base, "dataset.num_workers=2", cache=tmp_path / "b"))
     for key in ("z", "edge_index", "r", "atom_ptr", "edge_ptr"):
-        assert serial.graphs[key].equal(parallel.graphs[key]), key
-    assert serial.graphs["ids"] == parallel.graphs["ids"]
+        assert getattr(serial.graphs, key).equal(getattr(parallel.graphs, key)), key
+    assert serial.graphs.ids == parallel.graphs.ids
 
 
 def test_text_source_describe_replaces_the_datasets_own_text(tmp_path: Path) -> None:

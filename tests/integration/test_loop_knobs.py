@@ -15,8 +15,13 @@ from tests.integration.test_train_cli import TINY
 
 pytestmark = pytest.mark.integration
 
-BASE = [*TINY, "dataset.demo_size=48", "batch.batch_size=8", "scheduler.epochs=4",
-        "scheduler.min_delta=100"]  # fmt: skip  # min_delta=100: no epoch ever "improves"
+BASE = [
+    *TINY,
+    "dataset.demo_size=48",
+    "batch.batch_size=8",
+    "scheduler.epochs=4",
+    "scheduler.min_delta=100",
+]  # min_delta=100: no epoch ever "improves"
 
 
 def signature(tmp_path: Path, *overrides: str) -> dict:
