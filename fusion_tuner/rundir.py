@@ -5,6 +5,7 @@ A run directory (``outputs/runs/<experiment>/<time>/`` or one run of a sweep) ho
 
     .hydra/config.yaml, overrides.yaml   the resolved config and the overrides (Hydra's)
     split.json                           ids per split
+    ids_train_val_test.json              the same split in upstream ALIGNN's form
     data_report.json                     what was loaded, dropped and why, cache hits
     train.log                            the log, tracebacks included
     history.csv                          one row per epoch (see training/epoch.py)
@@ -96,6 +97,11 @@ class RunDir:
         return self.path / "split.json"
 
     @property
+    def alignn_split(self) -> Path:
+        """The split as upstream ALIGNN's ``ids_train_val_test.json`` (id_train/id_val/id_test)."""
+        return self.path / "ids_train_val_test.json"
+
+    @property
     def data_report(self) -> Path:
         return self.path / "data_report.json"
 
@@ -166,7 +172,12 @@ class RunDir:
         write_json(self.metrics, metrics)
 
     def write_split(self, splits: dict[str, list[str]]) -> None:
+        """``split.json`` and, beside it, ALIGNN's ``ids_train_val_test.json`` of the same ids
+        (so that upstream ALIGNN can be trained on exactly this split)."""
+        from fusion_tuner.data.records import alignn_split
+
         write_json(self.split, splits)
+        write_json(self.alignn_split, alignn_split(splits))
 
     def write_data_report(self, report: dict[str, Any]) -> None:
         write_json(self.data_report, report)
