@@ -142,6 +142,10 @@ class RunDir:
             raise RunError(f"{self.split} not found: the run's recorded split is needed")
         return json.loads(self.split.read_text())
 
+    def read_data_report(self) -> dict[str, Any]:
+        """``data_report.json`` (an empty dict when absent)."""
+        return json.loads(self.data_report.read_text()) if self.data_report.is_file() else {}
+
     def read_history(self) -> list[dict[str, str]]:
         if not self.history.is_file():
             raise RunError(f"{self.history} not found")
