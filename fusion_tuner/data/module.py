@@ -63,10 +63,16 @@ class CrystalDataModule:
     """Builds train/val/test datasets and loaders from a :class:`Config`.
 
     Call :meth:`setup` once (it featurises, or loads from the cache), then :meth:`loader`.
+
+    Args:
+        cfg: the run's config.
+        tokenizer_dir: a saved tokenizer to use instead of the one ``cfg.text`` names (a
+            fine-tuned run reuses its source run's, see ``training/finetune.py``).
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, tokenizer_dir: Path | None = None) -> None:
         self.cfg = cfg
+        self.tokenizer_dir = tokenizer_dir
         self.cache_root = (
             Path(cfg.dataset.cache_dir).expanduser()
             if cfg.dataset.cache_dir
@@ -225,6 +231,10 @@ class CrystalDataModule:
 
     def _load_tokenizer(self, texts_by_id: dict[str, str]):
         t = self.cfg.text
+        if self.tokenizer_dir is not None:
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(str(self.tokenizer_dir))
         if t.model_name_or_path is None:
             train_texts = [texts_by_id[i] for i in self.splits["train"]]
             return text.tiny_tokenizer(train_texts, t.tiny_vocab_size, self.cache_root)
