@@ -80,4 +80,9 @@ if m.get("status") != "completed" or m.get("budget") != "quick":
     sys.exit(f"the demo run did not complete: {m}")
 print(f"demo run completed: {m['epochs_run']} epoch, val MAE {m['val']['mae']:.4f}")
 PY
+echo "== the installed commands"
+for cmd in fusion-tuner-predict fusion-tuner-export fusion-tuner-analyze; do
+    "$work/venv/bin/$cmd" --help >/dev/null
+done
+"$py" -m fusion_tuner.predict --help >/dev/null
 echo "install check passed in $((SECONDS - start)) s"

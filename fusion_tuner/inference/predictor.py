@@ -163,15 +163,22 @@ def _texts(
     return texts, [(cid, why) for cid, why in failed]
 
 
+def _graph_settings(info: dict[str, Any]) -> dict[str, Any]:
+    """The featurisation settings a run recorded in its ``DataInfo`` (the neighbour strategy
+    once runs record one)."""
+    keys = ("cutoff", "max_neighbors", "neighbor_strategy")
+    return {k: info[k] for k in keys if k in info}
+
+
 def _graphs(crystals: list[Crystal], info: dict[str, Any]) -> tuple[GraphStore, list]:
     """The crystals featurised with the run's recorded settings; returns (store, skipped)."""
+    settings = _graph_settings(info)
     log.info(
-        "featurising %d crystals (cutoff %s, %s neighbours)",
+        "featurising %d crystals (%s)",
         len(crystals),
-        info["cutoff"],
-        info["max_neighbors"],
+        ", ".join(f"{k}={v}" for k, v in settings.items()),
     )
-    entry = features.featurize_all(crystals, info["cutoff"], info["max_neighbors"])
+    entry = features.featurize_all(crystals, **settings)
     store = GraphStore.from_dict(entry | {"load_report": {}})
     return store, [(cid, why) for cid, why in store.failed]
 
@@ -288,7 +295,7 @@ def predict(
         if tkey not in texts:
             texts[tkey] = _texts(run, crystals, desc)
         by_id, t_failed = texts[tkey]
-        gkey = (info["cutoff"], info["max_neighbors"])
+        gkey = tuple(_graph_settings(info).items())
         if gkey not in graphs:
             graphs[gkey] = _graphs(crystals, info)
         store, g_failed = graphs[gkey]
