@@ -130,7 +130,10 @@ def _own_texts(run: Run, crystals: list[Crystal], extra: dict[str, str]) -> dict
 def _check_texts(members: list[Run], crystals: list[Crystal], descriptions: Path | None) -> None:
     """Refuse, before any work, a run whose texts new crystals cannot be given as in training."""
     for run in members:
-        if descriptions is not None or _describes_missing(run):
+        cfg = run.config
+        from_file = bool(cfg.dataset.descriptions) and cfg.text.source != "describe"
+        needs_texts = from_file or not _describes_missing(run)  # never Atoms.describe() alone
+        if descriptions is not None or not needs_texts:
             continue
         missing = [c.id for c in crystals if not c.text]
         if missing:
@@ -155,6 +158,7 @@ def _texts(
     if not missing:
         return texts, []
     if not _describes_missing(run):  # _check_texts made sure that a file was given
+        # (a run that described the crystals its file missed describes new ones too)
         reason = f"no description in {descriptions} (the run's texts came from such a file)"
         return texts, [(c.id, reason) for c in missing]
     log.info("describing %d crystals with Atoms.describe()[%s]", len(missing), t.describe_variant)
