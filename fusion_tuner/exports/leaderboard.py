@@ -205,14 +205,15 @@ def _metadata(run: Run, csv_name: str, who: Contributor) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def _run_sh(run: Run, benchmark: str) -> str:
+def _run_sh(run: Run, benchmark: str, split_file: Path) -> str:
     overrides = " ".join(shlex.quote(o) for o in run.overrides)
     return (
         "#!/usr/bin/env bash\n"
         f"# How this contribution was made with fusion_tuner {__version__}: train, then export.\n"
         "set -euo pipefail\n"
         f"python -m fusion_tuner {overrides} hydra.run.dir=run\n"
-        f"python -m fusion_tuner.export leaderboard run --benchmark {benchmark} --out .\n"
+        f"python -m fusion_tuner.export leaderboard run --benchmark {benchmark} "
+        f"--split-file {shlex.quote(str(split_file))} --out .\n"
     )
 
 
@@ -243,7 +244,8 @@ def export_leaderboard(
             f"run {run.name} predicts {cfg.dataset.target} (dataset.target), the benchmark "
             f"{benchmark} is {prop}"
         )
-    labels = read_benchmark(_benchmark_file(run, benchmark, split_file))["test"]
+    bench_file = _benchmark_file(run, benchmark, split_file)
+    labels = read_benchmark(bench_file)["test"]
     jarvis_ids = _check_ids(preds.ids, labels, run)
     _check_labels(preds.target, preds.ids, jarvis_ids, labels)
     by_jarvis = {jarvis_ids[i]: p for i, p in zip(preds.ids, preds.prediction, strict=True)}
@@ -263,7 +265,7 @@ def export_leaderboard(
     atomic_write_bytes(zipped.getvalue(), csv_zip)
     meta = _metadata(run, csv_zip.name, who)
     write_json(out / "metadata.json", meta)
-    atomic_write_text(_run_sh(run, benchmark), out / "run.sh")
+    atomic_write_text(_run_sh(run, benchmark, bench_file), out / "run.sh")
     (out / "run.sh").chmod(0o755)
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if "@" not in meta.get("author_email", "@"):

@@ -73,7 +73,9 @@ class PredictionTable:
 
 
 # ------------------------------------------------------------------------------ the runs
-def _load_members(runs: Sequence[str | Path | Run]) -> list[Run]:
+def _load_members(runs: Sequence[str | Path | Run] | str | Path | Run) -> list[Run]:
+    if isinstance(runs, (str, Path, Run)):
+        runs = [runs]
     if not runs:
         raise PredictError("give at least one run directory or checkpoint (--runs)")
     members = [r if isinstance(r, Run) else locate(r) for r in runs]
@@ -244,7 +246,7 @@ def _run_model(
 
 # ------------------------------------------------------------------------------ predict
 def predict(
-    runs: Sequence[str | Path | Run],
+    runs: Sequence[str | Path | Run] | str | Path,
     structures: Sequence[str | Path] | str | Path,
     descriptions: str | Path | None = None,
     device: str = "auto",
@@ -254,7 +256,7 @@ def predict(
     """Predict with one run, or average several (a seed ensemble), on new crystals.
 
     Args:
-        runs: run directories or checkpoint files (all predicting the same target).
+        runs: a run directory or checkpoint file, or several (all predicting the same target).
         structures: structure files, folders of them, ALIGNN folders (``id_prop.csv``; their
             targets are carried into the rows) or tables with a structure column.
         descriptions: texts for the new crystals (CSV ``id,description`` or JSON), needed when

@@ -91,7 +91,10 @@ def test_contribution_files(run_and_benchmark, tmp_path, capsys) -> None:
     assert f"dataset.split_file={bench}" in meta["training"]["overrides"]
     # what the leaderboard's metadata check needs and was not given is named, never invented
     assert "project_url, git_url" in stderr and "project_url" not in meta
-    assert "python -m fusion_tuner " in (out / "run.sh").read_text()
+    run_sh = (out / "run.sh").read_text()
+    assert "python -m fusion_tuner dataset.demo_size=60 " in run_sh
+    assert f"dataset.split_file={bench} hydra.run.dir=run\n" in run_sh
+    assert f"--benchmark {BENCHMARK} --split-file {bench} --out ." in run_sh
 
 
 def test_refused_when_test_ids_differ(run_and_benchmark, tmp_path, capsys) -> None:

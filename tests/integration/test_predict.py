@@ -138,7 +138,7 @@ def test_python_api_is_the_function_and_the_command_module_still_runs(runs, test
 
     assert callable(predict) and predict.__module__ == "fusion_tuner.inference.predictor"
     assert fusion_tuner.predict is predict and callable(main)
-    table = predict([runs[0]], test_folders[0])  # its descriptions.csv gives the texts
+    table = predict(str(runs[0]), test_folders[0])  # its descriptions.csv gives the texts
     want = recorded(runs[0])
     assert table.columns == ["id", "target", "prediction"] and not table.skipped
     got = {r["id"].removeprefix("POSCAR-").removesuffix(".vasp"): r["prediction"] for r in table}
