@@ -7,6 +7,7 @@ dataclasses, validates it (before any data is touched) and trains into Hydra's o
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +21,9 @@ from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
 
 log = logging.getLogger("fusion_tuner")
+
+# The session file through which the sweep callback tells main() which sweeps ran.
+SESSION_ENV = "FUSION_TUNER_SWEEP_SESSION"
 
 
 # An absolute path: ``python -m fusion_tuner`` would resolve "../conf" as a Python package.
@@ -62,6 +66,13 @@ def _summarise_sweeps(session_file: Path) -> bool:
     return ok
 
 
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def normalize_args(args: list[str]) -> list[str]:
     """Put ``-m`` first (Hydra's parser needs it before the overrides; users write
     ``+phase=1 -m seed=1,2``) and quote numeric group options (see ``normalize_overrides``)."""
@@ -75,16 +86,18 @@ def main() -> None:
     A multirun exits non-zero when any of its runs failed or is missing; every run still ran.
     """
     register_configs()
+    sys.argv[1:] = normalize_args(sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="fusion_tuner-") as tmp:
         session = Path(tmp) / "sweeps.jsonl"
-        args = normalize_args(sys.argv[1:])
-        sys.argv[1:] = [*args, f"hydra.callbacks.sweep_summary.session_file={session}"]
+        previous = os.environ.get(SESSION_ENV)
+        os.environ[SESSION_ENV] = str(session)  # read by conf/config.yaml's sweep callback
         code = 0
         try:
             _main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         finally:
+            _restore_env(SESSION_ENV, previous)
             if not _summarise_sweeps(session):
                 code = code or 1
     if code:

@@ -184,3 +184,15 @@ def test_load_run_rebuilds_the_best_model(finished_run: Path) -> None:
         __import__("torch").device("cpu"),
     )
     np.testing.assert_allclose(ev.prediction, [rows[i] for i in ev.ids], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("order", ["flag_first", "flag_last"])
+def test_cfg_job_prints_the_composed_config_with_overrides(order: str) -> None:
+    args = ["--cfg", "job"]
+    over = ["regularization.graph_dropout=0.3", "+phase=1"]
+    argv = [*args, *over] if order == "flag_first" else [*over, *args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusion_tuner", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "graph_dropout: 0.3" in proc.stdout
