@@ -14,7 +14,7 @@ import tracemalloc
 
 import numpy as np
 
-from fusion_tuner.analysis.cka import gram_cka, linear_cka
+from fusion_tuner.analysis.cka_estimators import gram_cka, linear_cka
 
 
 def measure(fn, repeat: int) -> tuple[float, float, float]:
@@ -40,8 +40,13 @@ def main() -> None:
     x = rng.normal(size=(args.n, args.d)).astype(np.float32)
     y = (0.5 * x + rng.normal(size=(args.n, args.d))).astype(np.float32)
     feat = measure(lambda: linear_cka(x, y), args.repeat)
-    gram = measure(lambda: gram_cka(x.astype(np.float64) @ x.T.astype(np.float64),
-                                    y.astype(np.float64) @ y.T.astype(np.float64)), args.repeat)  # fmt: skip
+    gram = measure(
+        lambda: gram_cka(
+            x.astype(np.float64) @ x.T.astype(np.float64),
+            y.astype(np.float64) @ y.T.astype(np.float64),
+        ),
+        args.repeat,
+    )
     assert abs(feat[0] - gram[0]) < 1e-9, (feat[0], gram[0])
     print(f"n={args.n}, d={args.d}, CKA={feat[0]:.6f} (both)")
     print(f"feature space : {feat[1] * 1e3:8.1f} ms, peak {feat[2]:8.1f} MiB")

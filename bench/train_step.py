@@ -32,21 +32,23 @@ SIZES = {"alignn_layers": 4, "gcn_layers": 4, "hidden": 256, "embedding": 64}
 
 def _our_batches(store: Path, texts: Path, batch: int, freeze: bool):
     from fusion_tuner import build_datamodule, compose_config
-    from fusion_tuner.data.dataset import CrystalDataset
 
     cache = Path(tempfile.gettempdir()) / "fusion_tuner_bench_cache"
-    cfg = compose_config([
-        "dataset=jarvis", f"dataset.jarvis_dir={store}", f"dataset.descriptions={texts}",
-        f"dataset.cache_dir={cache}", f"text.freeze={str(freeze).lower()}",
-        "dataset.train_fraction=0.9", "dataset.val_fraction=0.1", "dataset.test_fraction=0.0",
-        f"batch.batch_size={batch}",
-    ])  # fmt: skip
+    cfg = compose_config(
+        [
+            "dataset=jarvis",
+            f"dataset.jarvis_dir={store}",
+            f"dataset.descriptions={texts}",
+            f"dataset.cache_dir={cache}",
+            f"text.freeze={str(freeze).lower()}",
+            "dataset.train_fraction=0.9",
+            "dataset.val_fraction=0.1",
+            "dataset.test_fraction=0.0",
+            f"batch.batch_size={batch}",
+        ]
+    )
     dm = build_datamodule(cfg)  # the split only trains the tokenizer; the bench uses every crystal
-    all_rows = CrystalDataset(dm.graphs, dm.datasets["train"].tokens, list(range(len(dm.graphs["ids"]))),
-                              cfg.text.max_length, dm.info.pad_token_id)  # fmt: skip
-    from torch_geometric.loader import DataLoader
-
-    return cfg, dm, list(DataLoader(all_rows, batch_size=batch, shuffle=False))
+    return cfg, dm, list(dm.loader(list(dm.graphs.ids), batch_size=batch, shuffle=False))
 
 
 class GraphOnly(torch.nn.Module):
@@ -84,8 +86,12 @@ def _upstream(store: Path, ids_in_order: list[list[str]]):
     records = {r["jid"]: r for r in data("dft_3d", store_dir=str(store))}
     batches = []
     for ids in ids_in_order:
-        pairs = [build_pure_torch_graph(Atoms.from_dict(records[i]["atoms"]), two_body_cutoff=8.0,
-                                        max_neighbors=12) for i in ids]  # fmt: skip
+        pairs = [
+            build_pure_torch_graph(
+                Atoms.from_dict(records[i]["atoms"]), two_body_cutoff=8.0, max_neighbors=12
+            )
+            for i in ids
+        ]
         g, lg = batch_torch_graph_pairs(pairs)
         y = torch.tensor(
             [
@@ -96,11 +102,18 @@ def _upstream(store: Path, ids_in_order: list[list[str]]):
             ]
         )
         batches.append(((g, lg, None), y))
-    model = ALIGNNAtomWisePure(ALIGNNAtomWisePureConfig(
-        name="alignn_atomwise_pure", alignn_layers=SIZES["alignn_layers"], gcn_layers=SIZES["gcn_layers"],
-        hidden_features=SIZES["hidden"], embedding_features=SIZES["embedding"], atom_input_features=92,
-        calculate_gradient=False, use_penalty=False,
-    ))  # fmt: skip
+    model = ALIGNNAtomWisePure(
+        ALIGNNAtomWisePureConfig(
+            name="alignn_atomwise_pure",
+            alignn_layers=SIZES["alignn_layers"],
+            gcn_layers=SIZES["gcn_layers"],
+            hidden_features=SIZES["hidden"],
+            embedding_features=SIZES["embedding"],
+            atom_input_features=92,
+            calculate_gradient=False,
+            use_penalty=False,
+        )
+    )
     return model, batches
 
 
@@ -154,8 +167,13 @@ def run_variant(variant: str, store: Path, texts: Path, n_batches: int, dropout:
     train = _time(model, batches, fwd, train=True)
     rss_mb = _peak_rss_mb()
     infer = _time(model, batches, fwd, train=False)
-    return {"variant": variant, "train": train, "infer": infer, "rss_mb": rss_mb,
-            "params": sum(p.numel() for p in model.parameters())}  # fmt: skip
+    return {
+        "variant": variant,
+        "train": train,
+        "infer": infer,
+        "rss_mb": rss_mb,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def main() -> None:
@@ -198,14 +216,33 @@ def main() -> None:
     print(f"graph_dropout of (a) and (b): {args.graph_dropout}")
     res = {}
     for v in variants:
-        out = subprocess.run([sys.executable, __file__, "--variant", v, "--store", str(args.store),
-                              "--texts", str(args.texts), "--batches", str(args.batches),
-                              "--threads", str(args.threads), "--graph-dropout", str(args.graph_dropout)],
-                             capture_output=True, text=True, check=True)  # fmt: skip
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--variant",
+                v,
+                "--store",
+                str(args.store),
+                "--texts",
+                str(args.texts),
+                "--batches",
+                str(args.batches),
+                "--threads",
+                str(args.threads),
+                "--graph-dropout",
+                str(args.graph_dropout),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         res[v] = json.loads(out.stdout.strip().splitlines()[-1])
         r = res[v]
-        print(f"({'abc'[variants.index(v)]}) {v:7s} train {r['train']:7.1f} crystals/s  infer {r['infer']:7.1f} "
-              f"crystals/s  peak RSS {r['rss_mb']:7.0f} MB  params {r['params']:,}")  # fmt: skip
+        print(
+            f"({'abc'[variants.index(v)]}) {v:7s} train {r['train']:7.1f} crystals/s  infer {r['infer']:7.1f} "
+            f"crystals/s  peak RSS {r['rss_mb']:7.0f} MB  params {r['params']:,}"
+        )
     a, b = res["graph"], res["fused"]
     print(f"(b)/(a) training time cost: {a['train'] / b['train']:.2f}x  (goal <= 1.5)")
     if "alignn" in res:

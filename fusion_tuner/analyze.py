@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fusion_tuner.errors import CheckpointError
+from fusion_tuner.errors import AnalysisError, CheckpointError, RunError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,8 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from fusion_tuner.analysis.cka import CKAError
-    from fusion_tuner.analysis.runs import AnalysisError
+    from fusion_tuner.analysis.cka_estimators import CKAError
 
     try:
         if args.command == "curves":
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
             run_curves(args.runs, args.out, args.names)
         elif args.command == "cka":
-            from fusion_tuner.analysis.similarity import run_cka
+            from fusion_tuner.analysis.cka import run_cka
 
             run_cka(args.runs, args.out, args.names, args.split, args.rbf, args.device)
         elif args.command == "compare":
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             from fusion_tuner.analysis.data_check import run_data_check
 
             run_data_check(args.run, args.out)
-    except (AnalysisError, CKAError, CheckpointError) as exc:
+    except (AnalysisError, CKAError, CheckpointError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}/")

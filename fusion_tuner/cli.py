@@ -7,7 +7,9 @@ dataclasses, validates it (before any data is touched) and trains into Hydra's o
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -15,10 +17,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from fusion_tuner.api import CONF_DIR, normalize_overrides
+from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
 
 log = logging.getLogger("fusion_tuner")
+
+# The session file through which the sweep callback tells main() which sweeps ran.
+SESSION_ENV = "FUSION_TUNER_SWEEP_SESSION"
 
 
 # An absolute path: ``python -m fusion_tuner`` would resolve "../conf" as a Python package.
@@ -43,13 +48,14 @@ def _main(cfg: DictConfig) -> float:
         return float("nan")
 
 
-def _summarise_sweeps() -> bool:
-    """Write the summary of every sweep this process ran; True if all their runs completed."""
-    from fusion_tuner.sweeps import ACTIVE_SWEEPS, write_summary
+def _summarise_sweeps(session_file: Path) -> bool:
+    """Write the summary of every sweep recorded in ``session_file``; True if all their runs
+    completed."""
+    from fusion_tuner.sweeps.callback import read_session
+    from fusion_tuner.sweeps.report import write_summary
 
     ok = True
-    while ACTIVE_SWEEPS:
-        sweep_dir, threshold = ACTIVE_SWEEPS.pop(0)
+    for sweep_dir, threshold in read_session(session_file):
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
         print((sweep_dir / "summary.md").read_text())
@@ -58,6 +64,13 @@ def _summarise_sweeps() -> bool:
         )
         ok = ok and not bad
     return ok
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def normalize_args(args: list[str]) -> list[str]:
@@ -74,13 +87,18 @@ def main() -> None:
     """
     register_configs()
     sys.argv[1:] = normalize_args(sys.argv[1:])
-    code = 0
-    try:
-        _main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        if not _summarise_sweeps():
-            code = code or 1
+    with tempfile.TemporaryDirectory(prefix="fusion_tuner-") as tmp:
+        session = Path(tmp) / "sweeps.jsonl"
+        previous = os.environ.get(SESSION_ENV)
+        os.environ[SESSION_ENV] = str(session)  # read by conf/config.yaml's sweep callback
+        code = 0
+        try:
+            _main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            _restore_env(SESSION_ENV, previous)
+            if not _summarise_sweeps(session):
+                code = code or 1
     if code:
         sys.exit(code)

@@ -9,13 +9,15 @@ rules that span fields and reports every violation in one :class:`ConfigError`.
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
 from fusion_tuner.errors import ConfigError
+from fusion_tuner.io import stable_hash
 
 DATA_SOURCES = ("demo", "jarvis", "folder")
 TEXT_SOURCES = ("auto", "describe", "dataset")
@@ -34,51 +36,75 @@ PROGRESS = ("auto", "bar", "line")
 class DatasetConfig:
     """Where crystals come from, how they are split and turned into graphs."""
 
-    source: str = "demo"  # demo | jarvis | folder
-    target: str = "synthetic_gap"  # property to predict (jarvis: any numeric key)
-    name: str = "dft_3d"  # jarvis.db.figshare dataset name
-    jarvis_dir: str | None = (
-        None  # figshare download cache; None: $FUSION_TUNER_JARVIS_DIR or <cache>/jarvis
-    )
-    root: str | None = None  # folder source: directory with id_prop.csv and structure files
-    descriptions: str | None = None  # optional id -> text file (CSV id,description or JSON[.zip])
-    limit: int | None = None  # keep only the first N usable records
-    demo_size: int = 600  # number of generated demo crystals
-    demo_seed: int = 0  # seed of the demo generator (not the model seed)
-    demo_noise: float = 0.05  # std of the noise added to the demo target
-    split_file: str | None = None  # JSON {"train": {id: v}, "val": ..., "test": ...}, zipped or not
+    # demo | jarvis | folder
+    source: str = "demo"
+    # property to predict (jarvis: any numeric key)
+    target: str = "synthetic_gap"
+    # jarvis.db.figshare dataset name
+    name: str = "dft_3d"
+    # figshare download cache; None: $FUSION_TUNER_JARVIS_DIR or <cache>/jarvis
+    jarvis_dir: str | None = None
+    # folder source: directory with id_prop.csv and structure files
+    root: str | None = None
+    # optional id -> text file (CSV id,description or JSON[.zip])
+    descriptions: str | None = None
+    # keep only the first N usable records
+    limit: int | None = None
+    # number of generated demo crystals
+    demo_size: int = 600
+    # seed of the demo generator (not the model seed)
+    demo_seed: int = 0
+    # std of the noise added to the demo target
+    demo_noise: float = 0.05
+    # JSON {"train": {id: v}, "val": ..., "test": ...}, zipped or not
+    split_file: str | None = None
     train_fraction: float = 0.8
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    split_seed: int = 123  # seeds the random split only; the model seed is random_seed
-    cutoff: float = 8.0  # neighbour search radius in Angstrom
-    max_neighbors: int = 12  # k of the k-nearest-neighbour graph
-    bond_rbf_bins: int = 80  # Gaussian centres for bond lengths over [0, cutoff]
-    angle_rbf_bins: int = 40  # Gaussian centres for bond-angle cosines over [-1, 1]
-    max_drop_fraction: float = 0.05  # stop if more unreadable structures than this are dropped
-    cache_dir: str | None = (
-        None  # featurised cache; None: $FUSION_TUNER_CACHE_DIR or ~/.cache/fusion_tuner
-    )
-    num_workers: int = 0  # processes used to featurise (0: in this process)
+    # seeds the random split only; the model seed is random_seed
+    split_seed: int = 123
+    # neighbour search radius in Angstrom
+    cutoff: float = 8.0
+    # k of the k-nearest-neighbour graph
+    max_neighbors: int = 12
+    # Gaussian centres for bond lengths over [0, cutoff]
+    bond_rbf_bins: int = 80
+    # Gaussian centres for bond-angle cosines over [-1, 1]
+    angle_rbf_bins: int = 40
+    # stop if more unreadable structures than this are dropped
+    max_drop_fraction: float = 0.05
+    # featurised cache; None: $FUSION_TUNER_CACHE_DIR or ~/.cache/fusion_tuner
+    cache_dir: str | None = None
+    # processes used to featurise (0: in this process)
+    num_workers: int = 0
 
 
 @dataclass
 class TextConfig:
     """The text encoder, its tokenizer and where descriptions come from."""
 
-    model_name_or_path: str | None = None  # None: a tiny BERT built from the fields below
-    max_length: int = 128  # tokens kept per description
-    freeze: bool = False  # keep every encoder weight fixed
-    train_last_n_layers: int = -1  # when not frozen: fine-tune only the last N layers (-1: all)
-    pooling: str = "cls"  # cls | mean: how the pooled text vector is formed
-    source: str = "auto"  # auto: dataset text if present else describe(); describe | dataset
-    describe_variant: str = "desc_2"  # which text of jarvis Atoms.describe() is used
-    frozen_cache_mb: int = 512  # memory budget for cached outputs of a frozen encoder
+    # None: a tiny BERT built from the fields below
+    model_name_or_path: str | None = None
+    # tokens kept per description
+    max_length: int = 128
+    # keep every encoder weight fixed
+    freeze: bool = False
+    # when not frozen: fine-tune only the last N layers (-1: all)
+    train_last_n_layers: int = -1
+    # cls | mean: how the pooled text vector is formed
+    pooling: str = "cls"
+    # auto: dataset text if present else describe(); describe | dataset
+    source: str = "auto"
+    # which text of jarvis Atoms.describe() is used
+    describe_variant: str = "desc_2"
+    # memory budget for cached outputs of a frozen encoder
+    frozen_cache_mb: int = 512
     tiny_hidden_size: int = 64
     tiny_num_layers: int = 2
     tiny_num_heads: int = 2
     tiny_intermediate_size: int = 128
-    tiny_vocab_size: int = 1000  # WordPiece vocabulary trained on the training texts
+    # WordPiece vocabulary trained on the training texts
+    tiny_vocab_size: int = 1000
 
 
 @dataclass
@@ -116,16 +142,26 @@ class SchedulerConfig:
     """Plan tier 3: optimiser, learning-rate schedule, epochs and early stopping."""
 
     learning_rate: float = 0.001
-    optimizer: str = "adamw"  # adamw | adam | sgd
-    scheduler: str = "onecycle"  # onecycle | lambda | cosine | step | none
-    warmup_steps: int = 2000  # optimizer steps of linear warm-up (onecycle: its rising phase)
-    epochs: int = 100  # hard cap on epochs
-    n_early_stopping: int = 150  # patience in epochs on validation MAE
-    min_delta: float = 0.001  # an improvement must beat the best val MAE by more than this
-    min_lr_ratio: float = 0.01  # cosine: floor as a fraction of learning_rate
-    step_size: int = 30  # step: epochs between decays
-    step_gamma: float = 0.5  # step: decay factor
-    momentum: float = 0.9  # sgd only
+    # adamw | adam | sgd
+    optimizer: str = "adamw"
+    # onecycle | lambda | cosine | step | none
+    scheduler: str = "onecycle"
+    # optimizer steps of linear warm-up (onecycle: its rising phase)
+    warmup_steps: int = 2000
+    # hard cap on epochs
+    epochs: int = 100
+    # patience in epochs on validation MAE
+    n_early_stopping: int = 150
+    # an improvement must beat the best val MAE by more than this
+    min_delta: float = 0.001
+    # cosine: floor as a fraction of learning_rate
+    min_lr_ratio: float = 0.01
+    # step: epochs between decays
+    step_size: int = 30
+    # step: decay factor
+    step_gamma: float = 0.5
+    # sgd only
+    momentum: float = 0.9
 
 
 @dataclass
@@ -161,15 +197,23 @@ class ArchConfig:
 class TrainerConfig:
     """How a run executes; none of this changes what is being tuned."""
 
-    loss: str = "mse"  # mse | l1 | huber (task loss on the standardised target)
+    # mse | l1 | huber (task loss on the standardised target)
+    loss: str = "mse"
     huber_delta: float = 1.0
-    grad_clip_norm: float | None = 5.0  # None: no clipping
-    device: str = "auto"  # auto | cpu | cuda
-    bf16: bool = False  # bf16 autocast on CUDA
-    num_workers: int = 0  # DataLoader worker processes
-    deterministic: bool = False  # torch deterministic algorithms (CPU runs become bit-reproducible)
-    progress: str = "auto"  # auto: a bar on a terminal, one line per epoch otherwise | bar | line
-    num_threads: int | None = None  # torch intra-op threads; None: torch's default
+    # None: no clipping
+    grad_clip_norm: float | None = 5.0
+    # auto | cpu | cuda
+    device: str = "auto"
+    # bf16 autocast on CUDA
+    bf16: bool = False
+    # DataLoader worker processes
+    num_workers: int = 0
+    # torch deterministic algorithms (CPU runs become bit-reproducible)
+    deterministic: bool = False
+    # auto: a bar on a terminal, one line per epoch otherwise | bar | line
+    progress: str = "auto"
+    # torch intra-op threads; None: torch's default
+    num_threads: int | None = None
 
 
 @dataclass
@@ -177,25 +221,31 @@ class BudgetConfig:
     """Caps for quick runs; ``full`` leaves the plan's settings untouched."""
 
     name: str = "full"
-    max_epochs: int | None = None  # caps scheduler.epochs
-    max_structures: int | None = None  # caps the number of crystals loaded
-    max_warmup_fraction: float | None = (
-        None  # caps warmup_steps at this fraction of the run's steps
-    )
+    # caps scheduler.epochs
+    max_epochs: int | None = None
+    # caps the number of crystals loaded
+    max_structures: int | None = None
+    # caps warmup_steps at this fraction of the run's steps
+    max_warmup_fraction: float | None = None
 
 
 @dataclass
 class LoggerConfig:
     """Experiment tracking besides the plain files every run writes."""
 
-    backend: str = "none"  # none | wandb
+    # none | wandb
+    backend: str = "none"
     project: str = "fusion_tuner"
     entity: str | None = None
-    group: str | None = None  # None: the sweep (or experiment) name
-    job_type: str | None = None  # None: the experiment name
-    name: str | None = None  # None: experiment (and seed)
+    # None: the sweep (or experiment) name
+    group: str | None = None
+    # None: the experiment name
+    job_type: str | None = None
+    # None: experiment (and seed)
+    name: str | None = None
     tags: list[str] = field(default_factory=list)
-    mode: str = "auto"  # auto: online with an API key, else offline | online | offline | disabled
+    # auto: online with an API key, else offline | online | offline | disabled
+    mode: str = "auto"
 
 
 @dataclass
@@ -213,8 +263,55 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    experiment_name: str = "baseline"  # set by conf/experiment/*.yaml; names run dirs and W&B jobs
-    random_seed: int = 42  # seeds model init, data order and dropout
+    # set by conf/experiment/*.yaml; names run dirs and W&B jobs
+    experiment_name: str = "baseline"
+    # seeds model init, data order and dropout
+    random_seed: int = 42
+
+
+# Keys that change how a run is tracked, shown or where its caches live, never what it computes:
+# left out of the config hash and of what distinguishes the runs of a sweep.
+RESULT_NEUTRAL_KEYS = ("logger", "trainer.progress", "dataset.cache_dir", "dataset.num_workers")
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as ``{"dotted.key": value}``."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def is_result_neutral(key: str) -> bool:
+    """True for a dotted key in (or under) :data:`RESULT_NEUTRAL_KEYS`."""
+    return any(key == k or key.startswith(f"{k}.") for k in RESULT_NEUTRAL_KEYS)
+
+
+def config_hash(cfg: Config | dict[str, Any]) -> str:
+    """Hash of the resolved config without its result-neutral keys: two runs with the same
+    hash compute the same thing."""
+    raw = asdict(cfg) if isinstance(cfg, Config) else copy.deepcopy(cfg)
+    for key in RESULT_NEUTRAL_KEYS:
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    return stable_hash(raw)
+
+
+def max_epochs(cfg: Config) -> int:
+    """``scheduler.epochs``, capped by ``budget.max_epochs``: a hard cap, also after a resume."""
+    cap = cfg.budget.max_epochs
+    return min(cfg.scheduler.epochs, cap) if cap is not None else cfg.scheduler.epochs
+
+
+def max_structures(cfg: Config) -> int | None:
+    """``dataset.limit`` capped by ``budget.max_structures`` (None: no limit)."""
+    caps = [v for v in (cfg.dataset.limit, cfg.budget.max_structures) if v is not None]
+    return min(caps) if caps else None
 
 
 def register_configs() -> None:

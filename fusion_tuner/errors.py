@@ -22,3 +22,11 @@ class DataError(RuntimeError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, incompatible, or unsafe to load."""
+
+
+class RunError(RuntimeError):
+    """A run directory lacks a file it needs, or is not a fusion_tuner run directory."""
+
+
+class AnalysisError(ValueError):
+    """Inputs that cannot be compared as asked (different test ids, different targets, ...)."""

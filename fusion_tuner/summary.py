@@ -6,14 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from fusion_tuner.sweeps import write_summary
+from fusion_tuner.sweeps.report import write_summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fusion_tuner.summary", description=__doc__)
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory (outputs/multirun/...)")
-    parser.add_argument("--threshold", type=float, default=0.02,
-                        help="relative change of validation MAE that counts as down/up (default 0.02)")  # fmt: skip
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.02,
+        help="relative change of validation MAE that counts as down/up (default 0.02)",
+    )
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"error: sweep directory {args.sweep_dir} not found", file=sys.stderr)

@@ -14,17 +14,22 @@ def jarvis_records(n: int = 40, seed: int = 0) -> list[dict]:
     """Demo crystals as JARVIS ``dft_3d`` records (``jid``, ``atoms``, a few numeric keys)."""
     out = []
     for i, c in enumerate(generate_demo(n, seed)):
-        out.append({
-            "jid": f"JVASP-{1000 + i}",
-            "formula": "".join(c.elements),
-            "atoms": {
-                "lattice_mat": c.lattice.tolist(), "coords": c.cart.tolist(),
-                "elements": c.elements, "cartesian": True, "props": [""] * len(c.elements),
-            },
-            "optb88vdw_bandgap": round(c.target, 4) if i % 7 else "na",
-            "formation_energy_peratom": -0.1 * i,
-            "spg_symbol": "Fm-3m",
-        })  # fmt: skip
+        out.append(
+            {
+                "jid": f"JVASP-{1000 + i}",
+                "formula": "".join(c.elements),
+                "atoms": {
+                    "lattice_mat": c.lattice.tolist(),
+                    "coords": c.cart.tolist(),
+                    "elements": c.elements,
+                    "cartesian": True,
+                    "props": [""] * len(c.elements),
+                },
+                "optb88vdw_bandgap": round(c.target, 4) if i % 7 else "na",
+                "formation_energy_peratom": -0.1 * i,
+                "spg_symbol": "Fm-3m",
+            }
+        )
     return out
 
 

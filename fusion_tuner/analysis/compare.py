@@ -6,24 +6,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from fusion_tuner.analysis.report import pyplot, savefig, table, write_outputs
-from fusion_tuner.analysis.runs import (
-    AnalysisError,
-    RunRef,
-    device_for,
-    locate,
-    same_ids,
-    split_loader,
-)
-from fusion_tuner.training.loop import regression_metrics
+from fusion_tuner.analysis.report import write_outputs
+from fusion_tuner.analysis.runs import predict_ids, same_ids
+from fusion_tuner.errors import AnalysisError
+from fusion_tuner.io import pyplot, save_figure
+from fusion_tuner.markdown import table
+from fusion_tuner.metrics import gap_ratio, regression_metrics
+from fusion_tuner.rundir import Run, locate
+from fusion_tuner.runtime import resolve_device
 
 SPLITS = ("train", "val", "test")
 
 
 def predictions_on(
-    run: RunRef, split: str, ids: list[str], device: str = "auto"
+    run: Run, split: str, ids: list[str], device: str = "auto"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(target, prediction) of the run's best model on ``ids``, in that order.
 
@@ -31,20 +28,10 @@ def predictions_on(
     otherwise evaluates the checkpoint on the recorded split.
     """
     saved = run.predictions(split)
-    if saved is not None and set(saved[0]) == set(ids):
-        pos = {cid: i for i, cid in enumerate(saved[0])}
-        order = [pos[i] for i in ids]
-        return saved[1][order], saved[2][order]
-    model, _, _, loader = split_loader(run, ids)
-    dev = device_for(device)
-    model.to(dev).eval()
-    targets, preds = [], []
-    with torch.no_grad():
-        for batch in loader:
-            out = model(batch.to(dev))
-            targets.append(batch.y.double().cpu().numpy())
-            preds.append(out.prediction.double().cpu().numpy())
-    return np.concatenate(targets), np.concatenate(preds)
+    aligned = saved.aligned(ids) if saved is not None else None
+    if aligned is not None:
+        return aligned
+    return predict_ids(run, ids, resolve_device(device))
 
 
 def paired_bootstrap(
@@ -95,7 +82,7 @@ def run_compare(
     same_ids(a, b, "test")  # refuse before any work if the test sets differ
     res: dict[str, Any] = {
         "names": [a.name, b.name],
-        "runs": [str(a.run_dir), str(b.run_dir)],
+        "runs": [str(a.path), str(b.path)],
         "splits": {},
     }
     data: dict[str, Any] = {}
@@ -118,16 +105,26 @@ def run_compare(
         }
     for name in (a.name, b.name):
         tr, va = res["splits"]["train"][name]["mae"], res["splits"]["val"][name]["mae"]
-        res.setdefault("gap_ratio", {})[name] = va / tr if tr > 0 else float("inf")
+        res.setdefault("gap_ratio", {})[name] = gap_ratio(va, tr)
     ids, y, pa, pb = data["test"]
     diff, lo, hi = paired_bootstrap(pa - y, pb - y)
-    res["test_mae_difference"] = {"B_minus_A": diff, "ci95": [lo, hi], "n_boot": 10_000,
-                                  "wilcoxon_p": wilcoxon_p(pa - y, pb - y), "n": len(ids)}  # fmt: skip
+    res["test_mae_difference"] = {
+        "B_minus_A": diff,
+        "ci95": [lo, hi],
+        "n_boot": 10_000,
+        "wilcoxon_p": wilcoxon_p(pa - y, pb - y),
+        "n": len(ids),
+    }
     res["by_target_range"] = [
-        {"range": label, "n": int(sel.sum()), a.name: float(np.abs(pa - y)[sel].mean()),
-         b.name: float(np.abs(pb - y)[sel].mean())}
-        for label, sel in target_bins(y) if sel.any()
-    ]  # fmt: skip
+        {
+            "range": label,
+            "n": int(sel.sum()),
+            a.name: float(np.abs(pa - y)[sel].mean()),
+            b.name: float(np.abs(pb - y)[sel].mean()),
+        }
+        for label, sel in target_bins(y)
+        if sel.any()
+    ]
     _plots(a.name, b.name, y, pa, pb, out)
     rows = []
     for split, m in res["splits"].items():
@@ -136,14 +133,34 @@ def run_compare(
             rows.append([split, name, mm["mae"], mm["rmse"], mm["r2"], mm["max_error"], mm["n"]])
     header = ["split", "run", "MAE", "RMSE", "R²", "max error", "n"]
     t = res["test_mae_difference"]
-    stat = (f"Test MAE({b.name}) − MAE({a.name}) = {t['B_minus_A']:+.4g}, 95% paired bootstrap CI "
-            f"[{t['ci95'][0]:+.4g}, {t['ci95'][1]:+.4g}], Wilcoxon signed-rank p = {t['wilcoxon_p']:.3g} (n = {t['n']}).")  # fmt: skip
+    stat = (
+        f"Test MAE({b.name}) − MAE({a.name}) = {t['B_minus_A']:+.4g}, 95% paired bootstrap CI "
+        f"[{t['ci95'][0]:+.4g}, {t['ci95'][1]:+.4g}], Wilcoxon signed-rank p = {t['wilcoxon_p']:.3g} (n = {t['n']})."
+    )
     gaps = ", ".join(f"{k}: {v:.3g}" for k, v in res["gap_ratio"].items())
-    by_range = table(["test target range", "n", a.name, b.name],
-                     [[r["range"], r["n"], r[a.name], r[b.name]] for r in res["by_target_range"]])  # fmt: skip
-    md = "\n".join([f"# {a.name} vs {b.name}", "", table(header, rows), "", f"Gap ratio (val/train MAE): {gaps}.",
-                    "", stat, "", "Test MAE by target range:", "", by_range, "",
-                    "![parity](parity.png)", "", "![errors](errors.png)"])  # fmt: skip
+    by_range = table(
+        ["test target range", "n", a.name, b.name],
+        [[r["range"], r["n"], r[a.name], r[b.name]] for r in res["by_target_range"]],
+    )
+    md = "\n".join(
+        [
+            f"# {a.name} vs {b.name}",
+            "",
+            table(header, rows),
+            "",
+            f"Gap ratio (val/train MAE): {gaps}.",
+            "",
+            stat,
+            "",
+            "Test MAE by target range:",
+            "",
+            by_range,
+            "",
+            "![parity](parity.png)",
+            "",
+            "![errors](errors.png)",
+        ]
+    )
     write_outputs(out, "compare", res, md)
     print(table(header, rows))
     print(stat)
@@ -163,7 +180,7 @@ def _plots(
         ax.set_title(f"{name}: test MAE {np.abs(p - y).mean():.3g}")
         ax.set_xlabel("target")
     axes[0].set_ylabel("prediction")
-    savefig(fig, out / "parity.png")
+    save_figure(fig, out / "parity.png")
     fig, ax = plt.subplots(figsize=(7, 4.2))
     bins = np.linspace(
         float(min((pa - y).min(), (pb - y).min())), float(max((pa - y).max(), (pb - y).max())), 40
@@ -173,4 +190,4 @@ def _plots(
     ax.set_xlabel("prediction − target (test)")
     ax.set_ylabel("crystals")
     ax.legend()
-    savefig(fig, out / "errors.png")
+    save_figure(fig, out / "errors.png")

@@ -10,29 +10,20 @@ from typing import Any
 
 import numpy as np
 
-from fusion_tuner.analysis.report import pyplot, savefig, table, write_outputs
-from fusion_tuner.analysis.runs import AnalysisError, RunRef, locate
-from fusion_tuner.data.cache import atomic_write_text
-from fusion_tuner.training.loop import regression_metrics
+from fusion_tuner.analysis.report import write_outputs
+from fusion_tuner.errors import AnalysisError
+from fusion_tuner.io import atomic_write_text, pyplot, save_figure
+from fusion_tuner.markdown import table
+from fusion_tuner.metrics import regression_metrics
+from fusion_tuner.rundir import Run, locate
 
 
-def _identity(run: RunRef) -> tuple[Any, ...]:
-    import yaml
-
-    cfg = (
-        yaml.safe_load((run.run_dir / ".hydra" / "config.yaml").read_text())
-        if (run.run_dir / ".hydra" / "config.yaml").is_file()
-        else None
-    )
-    if cfg is None:
-        from fusion_tuner.training.checkpoint import load_checkpoint
-
-        cfg = load_checkpoint(run.checkpoint)["config"]
-    d = cfg["dataset"]
+def _identity(run: Run) -> tuple[Any, ...]:
+    d = run.settings["dataset"]
     return (d["source"], d.get("name"), d.get("root"), d["target"])
 
 
-def gather_members(run_dirs: list[str], pattern: str | None) -> list[RunRef]:
+def gather_members(run_dirs: list[str], pattern: str | None) -> list[Run]:
     paths = list(run_dirs)
     if pattern:
         paths += sorted(p for p in globlib.glob(pattern) if Path(p).is_dir())
@@ -53,8 +44,8 @@ def run_ensemble(run_dirs: list[str], out: Path, pattern: str | None = None) -> 
     for m in members:
         p = m.predictions("test")
         if p is None:
-            raise AnalysisError(f"{m.run_dir} has no predictions_test.csv: is the run completed?")
-        preds.append(p)
+            raise AnalysisError(f"{m.path} has no predictions_test.csv: is the run completed?")
+        preds.append((p.ids, p.target, p.prediction))
     ids0 = preds[0][0]
     for m, (ids, _, _) in zip(members, preds, strict=True):
         if set(ids) != set(ids0):
@@ -78,11 +69,16 @@ def run_ensemble(run_dirs: list[str], out: Path, pattern: str | None = None) -> 
     )
     member_metrics = {m.name: regression_metrics(y, p[k]) for k, m in enumerate(members)}
     res = {
-        "members": [str(m.run_dir) for m in members], "n_test": len(ids0),
-        "ensemble": regression_metrics(y, mean), "members_metrics": member_metrics,
-        "members_mean": {k: float(np.mean([mm[k] for mm in member_metrics.values()])) for k in ("mae", "rmse", "r2")},
+        "members": [str(m.path) for m in members],
+        "n_test": len(ids0),
+        "ensemble": regression_metrics(y, mean),
+        "members_metrics": member_metrics,
+        "members_mean": {
+            k: float(np.mean([mm[k] for mm in member_metrics.values()]))
+            for k in ("mae", "rmse", "r2")
+        },
         "uncertainty_error_spearman": rho,
-    }  # fmt: skip
+    }
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["id", "target", "mean", "std", *[f"member_{k + 1}" for k in range(len(members))]])
@@ -104,17 +100,27 @@ def run_ensemble(run_dirs: list[str], out: Path, pattern: str | None = None) -> 
     ax.set_xlabel("ensemble std (predicted uncertainty)")
     ax.set_ylabel("|ensemble mean − target|")
     ax.set_title(f"Spearman ρ = {rho:.3f} (n = {len(ids0)})")
-    savefig(fig, out / "uncertainty.png")
-    rows = [["ensemble (mean)", *[res["ensemble"][k] for k in ("mae", "rmse", "r2")]],
-            ["members' average", *[res["members_mean"][k] for k in ("mae", "rmse", "r2")]]]  # fmt: skip
+    save_figure(fig, out / "uncertainty.png")
+    rows = [
+        ["ensemble (mean)", *[res["ensemble"][k] for k in ("mae", "rmse", "r2")]],
+        ["members' average", *[res["members_mean"][k] for k in ("mae", "rmse", "r2")]],
+    ]
     rows += [
         [f"member {k + 1}: {m.name}", *[member_metrics[m.name][x] for x in ("mae", "rmse", "r2")]]
         for k, m in enumerate(members)
     ]
     header = ["test", "MAE", "RMSE", "R²"]
-    md = "\n".join([f"# Ensemble of {len(members)} runs (test split, n = {len(ids0)})", "", table(header, rows), "",
-                    f"Uncertainty–error rank correlation (Spearman, std vs |error|): {rho:.3f}.", "",
-                    "![uncertainty](uncertainty.png)"])  # fmt: skip
+    md = "\n".join(
+        [
+            f"# Ensemble of {len(members)} runs (test split, n = {len(ids0)})",
+            "",
+            table(header, rows),
+            "",
+            f"Uncertainty–error rank correlation (Spearman, std vs |error|): {rho:.3f}.",
+            "",
+            "![uncertainty](uncertainty.png)",
+        ]
+    )
     write_outputs(out, "ensemble", res, md)
     print(table(header, rows))
     return res

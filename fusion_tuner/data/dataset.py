@@ -14,6 +14,7 @@ import torch
 from torch_geometric.data import Data
 
 from fusion_tuner.data.graphs import bond_cosines, line_graph
+from fusion_tuner.data.store import GraphStore
 
 
 class CrystalGraphData(Data):
@@ -45,11 +46,11 @@ class CrystalGraphData(Data):
 
 
 class CrystalDataset(torch.utils.data.Dataset):
-    """Samples drawn from a graph-cache entry and a token-cache entry, for a subset of rows.
+    """Samples drawn from the graph store and a token-cache entry, for a subset of rows.
 
     Args:
-        graphs (dict): entry from :func:`fusion_tuner.data.features.featurize_all`.
-        tokens (dict): ``token_ids``/``token_ptr`` aligned with ``graphs["ids"]``.
+        graphs (GraphStore): the featurised crystals.
+        tokens (dict): ``token_ids``/``token_ptr`` aligned with ``graphs.ids``.
         rows (list[int]): which crystals of the entry this dataset serves.
         max_length (int): padded token length.
         pad_token_id (int): id used for padding.
@@ -57,7 +58,7 @@ class CrystalDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        graphs: dict[str, Any],
+        graphs: GraphStore,
         tokens: dict[str, torch.Tensor],
         rows: list[int],
         max_length: int,
@@ -74,34 +75,32 @@ class CrystalDataset(torch.utils.data.Dataset):
 
     @property
     def ids(self) -> list[str]:
-        return [self.graphs["ids"][r] for r in self.rows]
+        return [self.graphs.ids[r] for r in self.rows]
 
     @property
     def targets(self) -> torch.Tensor:
-        return self.graphs["targets"][self.rows]
+        return self.graphs.targets[self.rows]
 
     def __getitem__(self, index: int) -> CrystalGraphData:
         row = self.rows[index]
         g = self.graphs
-        a0, a1 = int(g["atom_ptr"][row]), int(g["atom_ptr"][row + 1])
-        e0, e1 = int(g["edge_ptr"][row]), int(g["edge_ptr"][row + 1])
-        edge_index = g["edge_index"][:, e0:e1].numpy().astype(np.int64)
-        r = g["r"][e0:e1].numpy()
-        lg = line_graph(edge_index, a1 - a0)
+        n_atoms = g.num_atoms(row)
+        edge_index, r = g.bonds(row)
+        lg = line_graph(edge_index, n_atoms)
         t0, t1 = int(self.tokens["token_ptr"][row]), int(self.tokens["token_ptr"][row + 1])
         ids = torch.full((1, self.max_length), self.pad_token_id, dtype=torch.long)
         ids[0, : t1 - t0] = self.tokens["token_ids"][t0:t1].long()
         mask = torch.zeros((1, self.max_length), dtype=torch.long)
         mask[0, : t1 - t0] = 1
         return CrystalGraphData(
-            z=g["z"][a0:a1].long(),
+            z=g.atomic_numbers(row).long(),
             edge_index=torch.from_numpy(edge_index),
             bond_length=torch.from_numpy(np.linalg.norm(r, axis=1)),
             lg_edge_index=torch.from_numpy(lg),
             angle_cos=torch.from_numpy(bond_cosines(r.astype(np.float64), lg)),
             input_ids=ids,
             attention_mask=mask,
-            y=g["targets"][row : row + 1].float(),
-            sample_id=g["ids"][row],
-            num_nodes=a1 - a0,
+            y=g.targets[row : row + 1].float(),
+            sample_id=g.ids[row],
+            num_nodes=n_atoms,
         )

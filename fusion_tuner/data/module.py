@@ -16,7 +16,6 @@ build arguments and do not invalidate the cache.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,11 +24,13 @@ from typing import Any
 import torch
 from torch_geometric.loader import DataLoader
 
-from fusion_tuner.config import Config
+from fusion_tuner.config import Config, max_structures
 from fusion_tuner.data import features, records, splits, text
-from fusion_tuner.data.cache import atomic_write_text, cache_key, load_or_build
+from fusion_tuner.data.cache import load_or_build
 from fusion_tuner.data.dataset import CrystalDataset
+from fusion_tuner.data.store import GraphStore
 from fusion_tuner.errors import DataError
+from fusion_tuner.io import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,6 @@ class DataInfo:
         return asdict(self)
 
 
-def effective_limit(cfg: Config) -> int | None:
-    """``dataset.limit`` capped by ``budget.max_structures``."""
-    caps = [v for v in (cfg.dataset.limit, cfg.budget.max_structures) if v is not None]
-    return min(caps) if caps else None
-
-
 def _file_signature(paths: list[Path]) -> list[tuple[str, int, int]]:
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file())
 
@@ -77,9 +72,10 @@ class CrystalDataModule:
             if cfg.dataset.cache_dir
             else records.default_cache_root()
         )
-        self.graphs: dict[str, Any] = {}
+        self.graphs: GraphStore | None = None
         self.splits: dict[str, list[str]] = {}
         self.datasets: dict[str, CrystalDataset] = {}
+        self.tokens: dict[str, torch.Tensor] = {}
         self.tokenizer: Any = None
         self.info: DataInfo | None = None
         self.report: dict[str, Any] = {}
@@ -87,14 +83,16 @@ class CrystalDataModule:
     # ----------------------------------------------------------------------------------- keys
     def _source_settings(self) -> dict[str, Any]:
         d = self.cfg.dataset
-        base = {"source": d.source, "limit": effective_limit(self.cfg), "target": d.target}
+        base = {"source": d.source, "limit": max_structures(self.cfg), "target": d.target}
         if d.source == "demo":
             from fusion_tuner.data.demo import GENERATOR_VERSION
 
             return base | {
-                "demo_size": d.demo_size, "demo_seed": d.demo_seed, "demo_noise": d.demo_noise,
+                "demo_size": d.demo_size,
+                "demo_seed": d.demo_seed,
+                "demo_noise": d.demo_noise,
                 "generator": GENERATOR_VERSION,
-            }  # fmt: skip
+            }
         if d.source == "jarvis":
             from jarvis.db.figshare import get_db_info
 
@@ -108,21 +106,24 @@ class CrystalDataModule:
     def _graph_settings(self) -> dict[str, Any]:
         d = self.cfg.dataset
         return self._source_settings() | {
-            "cutoff": d.cutoff, "max_neighbors": d.max_neighbors,
+            "cutoff": d.cutoff,
+            "max_neighbors": d.max_neighbors,
             "feature_version": features.FEATURE_VERSION,
-        }  # fmt: skip
+        }
 
     def _text_settings(self, graph_key: str) -> dict[str, Any]:
         d, t = self.cfg.dataset, self.cfg.text
         desc = Path(d.descriptions).expanduser().resolve() if d.descriptions else None
         return {
-            "graphs": graph_key, "source": t.source, "variant": t.describe_variant,
+            "graphs": graph_key,
+            "source": t.source,
+            "variant": t.describe_variant,
             "descriptions": [str(desc), _file_signature([desc])] if desc else None,
-        }  # fmt: skip
+        }
 
     # ------------------------------------------------------------------------------- loading
     def _load_records(self) -> tuple[list[records.Crystal], records.LoadReport]:
-        d, limit = self.cfg.dataset, effective_limit(self.cfg)
+        d, limit = self.cfg.dataset, max_structures(self.cfg)
         if d.source == "demo":
             from fusion_tuner.data.demo import generate_demo
 
@@ -141,18 +142,23 @@ class CrystalDataModule:
         crystals, report = loaded
         log.info("featurising %d crystals (%s)", len(crystals), report.source)
         entry = features.featurize_all(
-            crystals, self.cfg.dataset.cutoff, self.cfg.dataset.max_neighbors,
+            crystals,
+            self.cfg.dataset.cutoff,
+            self.cfg.dataset.max_neighbors,
             self.cfg.dataset.num_workers,
-        )  # fmt: skip
+        )
         entry["load_report"] = report.as_dict()
         return entry
 
     def _build_texts(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:
         d, t = self.cfg.dataset, self.cfg.text
-        wanted = set(self.graphs["ids"])
+        wanted = set(self.graphs.ids)
         crystals = [c for c in loaded[0] if c.id in wanted]
-        extra = records.read_descriptions(Path(d.descriptions).expanduser(), t.describe_variant) \
-            if d.descriptions else {}  # fmt: skip
+        extra = (
+            records.read_descriptions(Path(d.descriptions).expanduser(), t.describe_variant)
+            if d.descriptions
+            else {}
+        )
         own: dict[str, str] = {}
         for c in crystals:
             found = c.text or extra.get(c.id) or extra.get(records.canonical_id(c.id))
@@ -170,13 +176,13 @@ class CrystalDataModule:
             log.info("describing %d crystals with Atoms.describe()", len(missing))
             generated, failed = features.describe_all(missing, t.describe_variant, d.num_workers)
             own.update(generated)
-        ids = [i for i in self.graphs["ids"] if i in own]
+        ids = [i for i in self.graphs.ids if i in own]
         return {"ids": ids, "texts": [own[i] for i in ids], "failed": failed}
 
     def _check_drops(self, failed: list[list[str]]) -> None:
-        lr = self.graphs["load_report"]
+        lr = self.graphs.load_report
         attempted = lr["n_raw"] - lr["missing_target"] - lr["limited"]
-        if attempted <= 0 or not self.graphs["ids"]:
+        if attempted <= 0 or not self.graphs.ids:
             raise DataError(
                 f"no usable crystals from {lr['source']} ({lr['n_raw']} records, "
                 f"{lr['missing_target']} without dataset.target={self.cfg.dataset.target!r})"
@@ -222,42 +228,48 @@ class CrystalDataModule:
         cfg = self.cfg
         loaded = functools.cache(self._load_records)
         feats = self.cache_root / "features"
-        gkey = cache_key(self._graph_settings())
-        self.graphs, g_hit = load_or_build(
+        gkey = stable_hash(self._graph_settings())
+        entry, g_hit = load_or_build(
             feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded())
         )
-        tkey = cache_key(self._text_settings(gkey))
+        self.graphs = GraphStore.from_dict(entry)
+        tkey = stable_hash(self._text_settings(gkey))
         texts, t_hit = load_or_build(
             feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded())
         )
-        failed = self.graphs["load_report"]["unreadable"] + self.graphs["failed"] + texts["failed"]
+        failed = self.graphs.load_report["unreadable"] + self.graphs.failed + texts["failed"]
         self._check_drops(failed)
         texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
         split_report = self._make_split(texts["ids"])
         self.tokenizer = self._load_tokenizer(texts_by_id)
         tok_id = text.tokenizer_identity(self.tokenizer)
-        okey = cache_key({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
+        okey = stable_hash({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
         tokens, k_hit = load_or_build(
             feats / f"tokens-{okey}.pt",
             lambda: text.tokenize(
-                self.tokenizer, [texts_by_id.get(i, "") for i in self.graphs["ids"]],
+                self.tokenizer,
+                [texts_by_id.get(i, "") for i in self.graphs.ids],
                 cfg.text.max_length,
             ),
-        )  # fmt: skip
-        row_of = {cid: row for row, cid in enumerate(self.graphs["ids"])}
+        )
+        self.tokens = tokens
         pad = int(self.tokenizer.pad_token_id)
-        self.datasets = {
-            name: CrystalDataset(self.graphs, tokens, [row_of[i] for i in ids], cfg.text.max_length, pad)
-            for name, ids in self.splits.items()
-        }  # fmt: skip
         self.info = DataInfo(
-            source=cfg.dataset.source, target=cfg.dataset.target, atom_features="cgcnn",
-            atom_feature_dim=92, cutoff=cfg.dataset.cutoff, max_neighbors=cfg.dataset.max_neighbors,
-            vocab_size=len(self.tokenizer), pad_token_id=pad, max_length=cfg.text.max_length,
-            tokenizer_id=tok_id, text_model=cfg.text.model_name_or_path,
-        )  # fmt: skip
+            source=cfg.dataset.source,
+            target=cfg.dataset.target,
+            atom_features="cgcnn",
+            atom_feature_dim=92,
+            cutoff=cfg.dataset.cutoff,
+            max_neighbors=cfg.dataset.max_neighbors,
+            vocab_size=len(self.tokenizer),
+            pad_token_id=pad,
+            max_length=cfg.text.max_length,
+            tokenizer_id=tok_id,
+            text_model=cfg.text.model_name_or_path,
+        )
+        self.datasets = {name: self.dataset(ids) for name, ids in self.splits.items()}
         self.report = {
-            "load": self.graphs["load_report"],
+            "load": self.graphs.load_report,
             "dropped": failed,
             "n_usable": len(texts["ids"]),
             "split_sizes": {k: len(v) for k, v in self.splits.items()},
@@ -266,24 +278,42 @@ class CrystalDataModule:
         }
         log.info(
             "data: %d usable crystals, split %s, cache hits graphs=%s texts=%s tokens=%s",
-            len(texts["ids"]), self.report["split_sizes"], g_hit, t_hit, k_hit,
-        )  # fmt: skip
+            len(texts["ids"]),
+            self.report["split_sizes"],
+            g_hit,
+            t_hit,
+            k_hit,
+        )
         return self
 
     # ------------------------------------------------------------------------------- outputs
+    def dataset(self, ids: list[str]) -> CrystalDataset:
+        """The crystals ``ids`` (in that order) as a dataset; an id not in the data is an error."""
+        if self.info is None:
+            raise RuntimeError("call setup() before asking for datasets")
+        return CrystalDataset(
+            self.graphs,
+            self.tokens,
+            self.graphs.rows(ids),
+            self.info.max_length,
+            self.info.pad_token_id,
+        )
+
     def loader(
         self,
-        split: str,
+        split: str | list[str],
         batch_size: int | None = None,
         shuffle: bool | None = None,
         generator: torch.Generator | None = None,
         num_workers: int | None = None,
     ) -> DataLoader:
-        """A PyG loader over one split (shuffled for ``train`` unless told otherwise)."""
+        """A PyG loader over a split (``train`` is shuffled unless told otherwise) or over an
+        explicit list of ids (in that order)."""
         if not self.datasets:
             raise RuntimeError("call setup() before asking for loaders")
+        dataset = self.datasets[split] if isinstance(split, str) else self.dataset(split)
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=batch_size or self.cfg.batch.batch_size,
             shuffle=(split == "train") if shuffle is None else shuffle,
             generator=generator,
@@ -299,7 +329,8 @@ class CrystalDataModule:
     def test_loader(self, **kwargs: Any) -> DataLoader:
         return self.loader("test", **kwargs)
 
-    def write_split(self, run_dir: Path) -> None:
-        """Write ``split.json`` (ids per split) and ``data_report.json`` into the run directory."""
-        atomic_write_text(json.dumps(self.splits, indent=1), Path(run_dir) / "split.json")
-        atomic_write_text(json.dumps(self.report, indent=1), Path(run_dir) / "data_report.json")
+
+def build_datamodule(cfg: Config, setup: bool = True) -> CrystalDataModule:
+    """The data module of ``cfg``; with ``setup`` it is featurised (or loaded from the cache)."""
+    dm = CrystalDataModule(cfg)
+    return dm.setup() if setup else dm

@@ -27,15 +27,23 @@ def build_text_encoder(cfg: Config, info: dict[str, Any], pretrained: bool = Tru
     t = cfg.text
     if t.model_name_or_path is None:
         model = tiny_bert(
-            info["vocab_size"], t.tiny_hidden_size, t.tiny_num_layers, t.tiny_num_heads,
-            t.tiny_intermediate_size, info["max_length"], info["pad_token_id"],
-        )  # fmt: skip
+            info["vocab_size"],
+            t.tiny_hidden_size,
+            t.tiny_num_layers,
+            t.tiny_num_heads,
+            t.tiny_intermediate_size,
+            info["max_length"],
+            info["pad_token_id"],
+        )
     else:
         model = hub_encoder(t.model_name_or_path, pretrained=pretrained)
     return TextEncoder(
-        model, pooling=t.pooling, freeze=t.freeze, train_last_n_layers=t.train_last_n_layers,
+        model,
+        pooling=t.pooling,
+        freeze=t.freeze,
+        train_last_n_layers=t.train_last_n_layers,
         cache_bytes=t.frozen_cache_mb * 2**20,
-    )  # fmt: skip
+    )
 
 
 def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> FusionPropertyModel:
@@ -62,9 +70,12 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
     if fus.use_middle_fusion:
         for layer in fus.middle_fusion_layers:
             middle[str(layer)] = MiddleFusion(
-                h, d, fus.middle_fusion_hidden_dim, fus.middle_fusion_num_heads,
+                h,
+                d,
+                fus.middle_fusion_hidden_dim,
+                fus.middle_fusion_num_heads,
                 reg.middle_fusion_dropout,
-            )  # fmt: skip
+            )
     fine = None
     g_dim, t_dim, atom_dim, token_dim = h, d, h, d
     if att.use_fine_grained_attention:
@@ -75,17 +86,23 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
     if att.use_cross_modal_attention:
         c = att.cross_modal_hidden_dim
         cross = CrossModalAttention(
-            g_dim, t_dim, atom_dim, token_dim, c, att.cross_modal_num_heads,
+            g_dim,
+            t_dim,
+            atom_dim,
+            token_dim,
+            c,
+            att.cross_modal_num_heads,
             reg.cross_modal_dropout,
-        )  # fmt: skip
+        )
         g_dim = t_dim = c
     head = nn.Sequential(nn.Linear(g_dim + t_dim, h), nn.SiLU(), nn.Linear(h, 1))
     contrastive = None
     if fus.use_contrastive_loss:
         contrastive = (
-            nn.Linear(h, CONTRASTIVE_DIM), nn.Linear(d, CONTRASTIVE_DIM),
+            nn.Linear(h, CONTRASTIVE_DIM),
+            nn.Linear(d, CONTRASTIVE_DIM),
             fus.contrastive_temperature,
-        )  # fmt: skip
+        )
     return FusionPropertyModel(
         embedding=embedding,
         alignn_layers=alignn_stack(arch.alignn_layers, h, reg.graph_dropout, arch.gcn_layers > 0),
@@ -97,19 +114,3 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
         head=head,
         contrastive=contrastive,
     )
-
-
-def total_loss(out, y: torch.Tensor, model: FusionPropertyModel, cfg: Config) -> torch.Tensor:
-    """Task loss on the standardised target plus ``contrastive_loss_weight`` x InfoNCE."""
-    import torch.nn.functional as F
-
-    target = model.normalize(y)
-    if cfg.trainer.loss == "mse":
-        loss = F.mse_loss(out.normalized, target)
-    elif cfg.trainer.loss == "l1":
-        loss = F.l1_loss(out.normalized, target)
-    else:
-        loss = F.huber_loss(out.normalized, target, delta=cfg.trainer.huber_delta)
-    if out.contrastive_loss is not None:
-        loss = loss + cfg.fusion.contrastive_loss_weight * out.contrastive_loss
-    return loss

@@ -150,9 +150,10 @@ class FusionPropertyModel(nn.Module):
         contrastive = None
         if self.contrastive_graph is not None:
             contrastive = info_nce(
-                self.contrastive_graph(graph_vec), self.contrastive_text(text_vec),
+                self.contrastive_graph(graph_vec),
+                self.contrastive_text(text_vec),
                 float(self.contrastive_temperature),
-            )  # fmt: skip
+            )
         return ModelOutput(
             prediction=normalized * self.target_std + self.target_mean,
             normalized=normalized,

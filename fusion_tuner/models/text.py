@@ -24,10 +24,14 @@ def tiny_bert(
     from transformers import BertConfig, BertModel
 
     config = BertConfig(
-        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, intermediate_size=intermediate,
-        max_position_embeddings=max(max_length, 64), pad_token_id=pad_token_id,
-    )  # fmt: skip
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=max(max_length, 64),
+        pad_token_id=pad_token_id,
+    )
     return BertModel(config, add_pooling_layer=False)
 
 

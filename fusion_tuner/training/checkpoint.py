@@ -7,10 +7,9 @@ early-stopping and RNG states and the history so far, so a run resumes exactly.
 
 from __future__ import annotations
 
-import json
 import pickle
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ import torch
 
 from fusion_tuner import __version__
 from fusion_tuner.config import Config
-from fusion_tuner.data.cache import atomic_torch_save
 from fusion_tuner.errors import CheckpointError
+from fusion_tuner.io import atomic_torch_save
 
 FORMAT = 1
 
@@ -92,39 +91,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
         raise CheckpointError(f"{path} is not a fusion_tuner checkpoint (no model_state/config)")
     return ckpt
-
-
-@dataclass
-class LoadedRun:
-    """A trained model rebuilt from files alone."""
-
-    model: torch.nn.Module
-    config: Config
-    data_info: dict[str, Any]
-    checkpoint: dict[str, Any]
-    run_dir: Path | None = None
-    metrics: dict[str, Any] | None = None
-    split: dict[str, list[str]] | None = None
-
-
-def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[torch.nn.Module, Config]:
-    from fusion_tuner.models.builders import build_model
-
-    cfg = config_from_dict(ckpt["config"])
-    model = build_model(cfg, ckpt["data_info"], pretrained_text=False)
-    model.load_state_dict(ckpt["model_state"])
-    model.eval()
-    return model, cfg
-
-
-def load_run(run_dir: str | Path, which: str = "best_model.pt") -> LoadedRun:
-    """Rebuild model, config and normaliser of a run directory from its files alone."""
-    run_dir = Path(run_dir)
-    ckpt = load_checkpoint(run_dir / which)
-    model, cfg = model_from_checkpoint(ckpt)
-    metrics = split = None
-    if (run_dir / "metrics.json").is_file():
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    if (run_dir / "split.json").is_file():
-        split = json.loads((run_dir / "split.json").read_text())
-    return LoadedRun(model, cfg, ckpt["data_info"], ckpt, run_dir, metrics, split)

@@ -1,37 +1,70 @@
-"""One epoch of training, and evaluation: model, loader, optimizer in; floats out."""
+"""One pass over a split: training (with optimizer steps) or evaluation. Both return an
+:class:`~fusion_tuner.training.epoch.Evaluation`."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from fusion_tuner.config import Config
-from fusion_tuner.models.builders import total_loss
-
-
-def regression_metrics(target: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE, R^2, max error and n, in the target's units."""
-    err = prediction - target
-    n = int(target.size)
-    ss_tot = float(((target - target.mean()) ** 2).sum()) if n else 0.0
-    return {
-        "mae": float(np.abs(err).mean()) if n else float("nan"),
-        "rmse": float(np.sqrt((err**2).mean())) if n else float("nan"),
-        "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
-        "max_error": float(np.abs(err).max()) if n else float("nan"),
-        "n": n,
-    }
+from fusion_tuner.metrics import regression_metrics
+from fusion_tuner.training.epoch import Evaluation
+from fusion_tuner.training.losses import total_loss
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; nothing otherwise."""
     if bf16 and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+class _Tally:
+    """Accumulates per-crystal predictions and crystal-weighted losses over batches."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.targets: list[np.ndarray] = []
+        self.preds: list[np.ndarray] = []
+        self.loss = self.contrastive = 0.0
+        self.start = time.perf_counter()
+
+    def add(self, batch, out, loss: torch.Tensor) -> None:
+        b = batch.num_graphs
+        self.ids.extend(batch.sample_id)
+        self.targets.append(batch.y.detach().double().cpu().numpy())
+        self.preds.append(out.prediction.detach().double().cpu().numpy())
+        self.loss += float(loss.detach()) * b
+        if out.contrastive_loss is not None:
+            self.contrastive += float(out.contrastive_loss.detach()) * b
+
+    def result(self, with_contrastive: bool) -> Evaluation:
+        n = len(self.ids)
+        target = np.concatenate(self.targets) if self.targets else np.zeros(0)
+        prediction = np.concatenate(self.preds) if self.preds else np.zeros(0)
+        return Evaluation(
+            ids=self.ids,
+            target=target,
+            prediction=prediction,
+            metrics=regression_metrics(target, prediction),
+            loss=self.loss / max(n, 1),
+            contrastive_loss=self.contrastive / n if with_contrastive and n else math.nan,
+            seconds=time.perf_counter() - self.start,
+        )
+
+
+def _forward(model: torch.nn.Module, batch, cfg: Config, device: torch.device) -> tuple:
+    """Move a batch to ``device``; return it with the model's output and the loss."""
+    batch = batch.to(device)
+    with autocast(device, cfg.trainer.bf16):
+        out = model(batch)
+        loss = total_loss(out, batch.y, model, cfg)
+    return batch, out, loss
 
 
 def train_epoch(
@@ -41,51 +74,21 @@ def train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     cfg: Config,
     device: torch.device,
-) -> dict[str, float]:
-    """One pass over the training batches, stepping the schedule per optimizer step.
-
-    Returns train_loss (task + weighted contrastive, crystal-weighted mean), train_mae (in
-    train mode, in target units), contrastive_loss (or nan), crystals, seconds.
-    """
+) -> Evaluation:
+    """One pass over the training batches, stepping the schedule per optimizer step; metrics
+    are of the train-mode predictions made along the way."""
     model.train()
-    start = time.perf_counter()
-    loss_sum = mae_sum = con_sum = 0.0
-    n = 0
+    tally = _Tally()
     for batch in batches:
-        batch = batch.to(device)
-        with autocast(device, cfg.trainer.bf16):
-            out = model(batch)
-            loss = total_loss(out, batch.y, model, cfg)
+        batch, out, loss = _forward(model, batch, cfg, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.trainer.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip_norm)
         optimizer.step()
         scheduler.step()
-        b = batch.num_graphs
-        n += b
-        loss_sum += float(loss.detach()) * b
-        mae_sum += float((out.prediction.detach().float() - batch.y).abs().sum())
-        if out.contrastive_loss is not None:
-            con_sum += float(out.contrastive_loss.detach()) * b
-    return {
-        "train_loss": loss_sum / max(n, 1),
-        "train_mae": mae_sum / max(n, 1),
-        "contrastive_loss": con_sum / n if cfg.fusion.use_contrastive_loss and n else float("nan"),
-        "crystals": n,
-        "seconds": time.perf_counter() - start,
-    }
-
-
-@dataclass
-class Evaluation:
-    """Predictions on one split plus their metrics (target units) and mean loss."""
-
-    ids: list[str]
-    target: np.ndarray
-    prediction: np.ndarray
-    metrics: dict[str, float]
-    loss: float
+        tally.add(batch, out, loss)
+    return tally.result(cfg.fusion.use_contrastive_loss)
 
 
 @torch.no_grad()
@@ -94,21 +97,7 @@ def evaluate(
 ) -> Evaluation:
     """Eval-mode predictions for every crystal of ``batches``, in loader order."""
     model.eval()
-    ids: list[str] = []
-    targets, preds = [], []
-    loss_sum, n = 0.0, 0
+    tally = _Tally()
     for batch in batches:
-        batch = batch.to(device)
-        with autocast(device, cfg.trainer.bf16):
-            out = model(batch)
-            loss = total_loss(out, batch.y, model, cfg)
-        ids.extend(batch.sample_id)
-        targets.append(batch.y.double().cpu().numpy())
-        preds.append(out.prediction.double().cpu().numpy())
-        loss_sum += float(loss) * batch.num_graphs
-        n += batch.num_graphs
-    target = np.concatenate(targets) if targets else np.zeros(0)
-    prediction = np.concatenate(preds) if preds else np.zeros(0)
-    return Evaluation(
-        ids, target, prediction, regression_metrics(target, prediction), loss_sum / max(n, 1)
-    )
+        tally.add(*_forward(model, batch, cfg, device))
+    return tally.result(cfg.fusion.use_contrastive_loss)

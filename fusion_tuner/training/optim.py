@@ -36,9 +36,12 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             (decay if p.dim() >= 2 else no_decay).append(p)
     log.info(
         "optimizer groups: %d tensors (%d values) with weight decay %g, %d tensors (%d) without",
-        len(decay), sum(p.numel() for p in decay), weight_decay, len(no_decay),
+        len(decay),
+        sum(p.numel() for p in decay),
+        weight_decay,
+        len(no_decay),
         sum(p.numel() for p in no_decay),
-    )  # fmt: skip
+    )
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -101,6 +104,10 @@ def build_scheduler(
     if s.scheduler != "none" and s.warmup_steps >= total:
         log.warning(
             "warmup_steps=%d >= the run's %d optimizer steps (%d epochs x %d): the learning rate "
-            "never finishes warming up", s.warmup_steps, total, epochs, steps_per_epoch,
-        )  # fmt: skip
+            "never finishes warming up",
+            s.warmup_steps,
+            total,
+            epochs,
+            steps_per_epoch,
+        )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(s, total, steps_per_epoch))

@@ -1,59 +1,64 @@
-"""curves.png: loss and MAE, train vs validation, best and stop epochs, and the train-val gap."""
+"""Training curves: MAE and loss (train vs validation) and the gap ratio per epoch, for one run
+(each run's ``curves.png``) or several overlaid (``analyze curves``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fusion_tuner.io import pyplot, save_figure
+from fusion_tuner.metrics import gap_ratio
 
-def plot_curves(
-    history: list[dict[str, Any]], best_epoch: int, path: Path, title: str = ""
-) -> None:
-    """Three panels: loss, MAE (train vs val) and the gap ratio val MAE / train MAE per epoch."""
-    import matplotlib
+CurveRun = tuple[str, Sequence[dict[str, Any]], int]  # (name, history rows, best epoch)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    epochs = np.array([row["epoch"] for row in history])
+def history_columns(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Epochs, losses and MAEs of ``history`` rows (from ``history.csv`` or ``last.pt``) as
+    arrays, plus the per-epoch gap ratio."""
     col = {
-        k: np.array([float(row[k]) for row in history])
-        for k in ("train_loss", "val_loss", "train_mae", "val_mae")
+        k: np.array([float(r[k]) for r in history])
+        for k in ("epoch", "train_loss", "val_loss", "train_mae", "val_mae")
     }
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for ax, key, label in (
-        (axes[0], "loss", "loss (standardised target)"),
-        (axes[1], "mae", "MAE (target units)"),
-    ):
-        ax.plot(epochs, col[f"train_{key}"], label="train", color="tab:blue")
-        ax.plot(epochs, col[f"val_{key}"], label="validation", color="tab:orange")
-        if key == "mae":
-            ax.fill_between(
-                epochs,
+    col["gap"] = gap_ratio(col["val_mae"], col["train_mae"])
+    return col
+
+
+def plot_curves(runs: Sequence[CurveRun], path: Path, title: str = "") -> None:
+    """Three panels (MAE, loss, gap ratio); per run: train dashed, validation solid, the best
+    epoch dotted, the stop epoch marked ×. A single run also shades the train–val gap."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for k, (name, history, best_epoch) in enumerate(runs):
+        col, color = history_columns(history), f"C{k % 10}"
+        ep = col["epoch"]
+        for ax, key in ((axes[0], "mae"), (axes[1], "loss")):
+            ax.plot(ep, col[f"train_{key}"], color=color, ls="--", lw=1, label=f"{name} train")
+            ax.plot(ep, col[f"val_{key}"], color=color, lw=1.6, label=f"{name} val")
+            if best_epoch >= 0:
+                ax.axvline(best_epoch, color=color, ls=":", lw=1)
+            if len(ep):
+                ax.plot([ep[-1]], [col[f"val_{key}"][-1]], marker="x", color=color)
+        if len(runs) == 1:
+            axes[0].fill_between(
+                ep,
                 col["train_mae"],
                 col["val_mae"],
                 color="tab:red",
                 alpha=0.12,
-                label="train-val gap",
+                label="train–val gap",
             )
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-    gap = col["val_mae"] / np.maximum(col["train_mae"], 1e-12)
-    axes[2].plot(epochs, gap, color="tab:red")
-    axes[2].axhline(2.0, color="grey", ls=":", label="target gap 2x")
-    axes[2].set_xlabel("epoch")
+        axes[2].plot(ep, col["gap"], color=color, label=name)
+    axes[0].set_ylabel("MAE (target units)")
+    axes[1].set_ylabel("loss (standardised target)")
     axes[2].set_ylabel("val MAE / train MAE")
-    stop = int(epochs[-1]) if len(epochs) else 0
+    axes[2].axhline(2.0, color="grey", ls=":", lw=1, label="target gap 2×")
     for ax in axes:
-        if best_epoch >= 0:
-            ax.axvline(best_epoch, color="green", ls="--", label=f"best epoch {best_epoch}")
-        ax.axvline(stop, color="black", ls=":", label=f"stop epoch {stop}")
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    subtitle = "dashed: train, solid: validation, dotted line: best epoch, ×: stop epoch"
+    fig.suptitle(f"{title}\n{subtitle}" if title else subtitle)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)

@@ -33,8 +33,12 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def analyze(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fusion_tuner.analyze", *args], capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "fusion_tuner.analyze", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def ok(*args: str) -> subprocess.CompletedProcess:
@@ -61,8 +65,18 @@ def test_curves(runs, tmp_path: Path) -> None:
 
 
 def test_cka_cross_matrix_on_the_recorded_test_split(runs, tmp_path: Path) -> None:
-    ok("cka", "--runs", str(runs["base"]), str(runs["nocross"]), "--names", "Original", "Tuned",
-       "--rbf", "--out", str(tmp_path))  # fmt: skip
+    ok(
+        "cka",
+        "--runs",
+        str(runs["base"]),
+        str(runs["nocross"]),
+        "--names",
+        "Original",
+        "Tuned",
+        "--rbf",
+        "--out",
+        str(tmp_path),
+    )
     res = json.loads((tmp_path / "cka.json").read_text())
     split = json.loads((runs["base"] / "split.json").read_text())
     assert res["n"] == len(split["test"]) == 8

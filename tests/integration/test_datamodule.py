@@ -9,6 +9,7 @@ import pytest
 
 from fusion_tuner import build_datamodule
 from fusion_tuner.errors import DataError
+from fusion_tuner.rundir import RunDir
 from tests.conftest import compose
 from tests.helpers import jarvis_records, write_folder, write_jarvis_store
 
@@ -53,7 +54,9 @@ def test_changing_a_setting_rebuilds_only_what_depends_on_it(tmp_path: Path) -> 
 
 def test_split_json_is_written_with_ids(tmp_path: Path) -> None:
     dm = build_datamodule(compose("dataset.demo_size=40", "text.max_length=32", cache=tmp_path))
-    dm.write_split(tmp_path / "run")
+    files = RunDir(tmp_path / "run")
+    files.write_split(dm.splits)
+    files.write_data_report(dm.report)
     written = json.loads((tmp_path / "run" / "split.json").read_text())
     assert written == dm.splits
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
@@ -63,10 +66,14 @@ def test_split_json_is_written_with_ids(tmp_path: Path) -> None:
 def test_jarvis_from_local_cache_with_describe_texts(tmp_path: Path) -> None:
     store = write_jarvis_store(tmp_path / "store", jarvis_records(16))
     cfg = compose(
-        "dataset=jarvis", f"dataset.jarvis_dir={store}", "text.max_length=64",
-        "dataset.train_fraction=0.5", "dataset.val_fraction=0.25", "dataset.test_fraction=0.25",
+        "dataset=jarvis",
+        f"dataset.jarvis_dir={store}",
+        "text.max_length=64",
+        "dataset.train_fraction=0.5",
+        "dataset.val_fraction=0.25",
+        "dataset.test_fraction=0.25",
         cache=tmp_path / "cache",
-    )  # fmt: skip
+    )
     dm = build_datamodule(cfg)
     assert dm.report["load"]["missing_target"] == 3
     assert dm.report["n_usable"] == 13
@@ -100,9 +107,12 @@ def test_real_jarvis_sample_with_shipped_texts(shared_data: Path, tmp_path: Path
     store = shared_data / "jarvis_dft3d_mini" / "store_sample50"
     texts = shared_data / "jarvis_dft3d_mini" / "describe_text.json.zip"
     cfg = compose(
-        "dataset=jarvis", f"dataset.jarvis_dir={store}", f"dataset.descriptions={texts}",
-        "text.source=dataset", cache=tmp_path,
-    )  # fmt: skip
+        "dataset=jarvis",
+        f"dataset.jarvis_dir={store}",
+        f"dataset.descriptions={texts}",
+        "text.source=dataset",
+        cache=tmp_path,
+    )
     dm = build_datamodule(cfg)
     assert dm.report["n_usable"] == 50
     assert [len(v) for v in dm.splits.values()] == [40, 5, 5]
@@ -117,10 +127,12 @@ def test_real_jarvis_full_store_with_leaderboard_split(shared_data: Path, tmp_pa
         / "SinglePropertyPrediction_dft_3d_optb88vdw_bandgap.json.zip"
     )
     cfg = compose(
-        "dataset=jarvis", f"dataset.jarvis_dir={mini / 'store_full'}",
-        f"dataset.descriptions={mini / 'describe_text.json.zip'}", f"dataset.split_file={split}",
+        "dataset=jarvis",
+        f"dataset.jarvis_dir={mini / 'store_full'}",
+        f"dataset.descriptions={mini / 'describe_text.json.zip'}",
+        f"dataset.split_file={split}",
         cache=tmp_path,
-    )  # fmt: skip
+    )
     dm = build_datamodule(cfg)
     missing = dm.report["split_file"]["missing_from_data"]
     assert missing["test"] > 5000  # the mini store holds a small part of the leaderboard ids
@@ -148,8 +160,8 @@ def test_featurising_in_worker_processes_gives_identical_graphs(tmp_path: Path) 
     serial = build_datamodule(compose(*base, cache=tmp_path / "a"))
     parallel = build_datamodule(compose(*base, "dataset.num_workers=2", cache=tmp_path / "b"))
     for key in ("z", "edge_index", "r", "atom_ptr", "edge_ptr"):
-        assert serial.graphs[key].equal(parallel.graphs[key]), key
-    assert serial.graphs["ids"] == parallel.graphs["ids"]
+        assert getattr(serial.graphs, key).equal(getattr(parallel.graphs, key)), key
+    assert serial.graphs.ids == parallel.graphs.ids
 
 
 def test_text_source_describe_replaces_the_datasets_own_text(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fusion_tuner import build_datamodule
-from fusion_tuner.training.run import _progress, pick_device
+from fusion_tuner.runtime import resolve_device as pick_device
+from fusion_tuner.training.console import progress as _progress
 from tests.conftest import compose
 
 pytestmark = pytest.mark.integration
@@ -44,10 +45,8 @@ def test_demo_seed_noise_and_vocabulary_size(tmp_path: Path) -> None:
     seed = build_datamodule(compose(*base, "dataset.demo_seed=1", cache=tmp_path))
     noise = build_datamodule(compose(*base, "dataset.demo_noise=0.5", cache=tmp_path))
     vocab = build_datamodule(compose(*base, "text.tiny_vocab_size=150", cache=tmp_path))
-    assert not ref.graphs["targets"].equal(seed.graphs["targets"])
-    assert not ref.graphs["z"].equal(seed.graphs["z"]) or not ref.graphs["r"].equal(
-        seed.graphs["r"]
-    )
-    assert ref.graphs["z"].equal(noise.graphs["z"])  # same crystals, other noise on the target
-    assert not ref.graphs["targets"].equal(noise.graphs["targets"])
+    assert not ref.graphs.targets.equal(seed.graphs.targets)
+    assert not ref.graphs.z.equal(seed.graphs.z) or not ref.graphs.r.equal(seed.graphs.r)
+    assert ref.graphs.z.equal(noise.graphs.z)  # same crystals, other noise on the target
+    assert not ref.graphs.targets.equal(noise.graphs.targets)
     assert vocab.info.vocab_size == 150 < ref.info.vocab_size

@@ -14,11 +14,20 @@ from tests.integration.test_train_cli import run_cli
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SHORT_RUN = [
-    "dataset.demo_size=600", "arch.hidden_features=64", "arch.alignn_layers=2",
-    "arch.gcn_layers=1", "fusion.middle_fusion_hidden_dim=64", "attention.cross_modal_hidden_dim=64",
-    "attention.fine_grained_hidden_dim=64", "scheduler.epochs=30", "scheduler.warmup_steps=30",
-    "batch.batch_size=32", "trainer.loss=l1", "trainer.deterministic=true", "text.freeze=true",
-]  # fmt: skip
+    "dataset.demo_size=600",
+    "arch.hidden_features=64",
+    "arch.alignn_layers=2",
+    "arch.gcn_layers=1",
+    "fusion.middle_fusion_hidden_dim=64",
+    "attention.cross_modal_hidden_dim=64",
+    "attention.fine_grained_hidden_dim=64",
+    "scheduler.epochs=30",
+    "scheduler.warmup_steps=30",
+    "batch.batch_size=32",
+    "trainer.loss=l1",
+    "trainer.deterministic=true",
+    "text.freeze=true",
+]
 
 
 def test_short_demo_run_beats_the_mean_baseline(tmp_path: Path) -> None:

@@ -10,22 +10,25 @@ import torch
 
 from fusion_tuner import compose_config
 from fusion_tuner.training.loggers import NullLogger
-from fusion_tuner.training.run import Trainer
+from fusion_tuner.training.trainer import Trainer
 from tests.integration.test_train_cli import TINY
 
 pytestmark = pytest.mark.integration
 
-BASE = [*TINY, "dataset.demo_size=48", "batch.batch_size=8", "scheduler.epochs=4",
-        "scheduler.min_delta=100"]  # fmt: skip  # min_delta=100: no epoch ever "improves"
+BASE = [
+    *TINY,
+    "dataset.demo_size=48",
+    "batch.batch_size=8",
+    "scheduler.epochs=4",
+    "scheduler.min_delta=100",
+]  # min_delta=100: no epoch ever "improves"
 
 
 def signature(tmp_path: Path, *overrides: str) -> dict:
     cfg = compose_config([*BASE, *overrides])
     run_dir = tmp_path / str(abs(hash(overrides)))
     run_dir.mkdir(parents=True)
-    trainer = Trainer(cfg, run_dir)
-    trainer.logger = NullLogger()
-    trainer.setup()
+    trainer = Trainer.from_config(cfg, run_dir, NullLogger())
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.loader_gen.manual_seed(cfg.random_seed * 100_003 + 1)
     first_batch = list(next(iter(trainer.train_loader)).sample_id)

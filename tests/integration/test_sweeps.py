@@ -21,9 +21,20 @@ QUICK = [*TINY, "budget=quick", "budget.max_epochs=2"]
 
 def sweep(sweep_dir: Path, *overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "fusion_tuner", "-m", f"hydra.sweep.dir={sweep_dir}", *QUICK, *overrides],
-        capture_output=True, text=True, timeout=timeout, env=os.environ | {"PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fusion_tuner",
+            "-m",
+            f"hydra.sweep.dir={sweep_dir}",
+            *QUICK,
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
 
 
 def summary_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
@@ -74,14 +85,22 @@ def test_rerun_into_the_sweep_dir_skips_completed_and_reruns_failed(tmp_path: Pa
 
 
 def test_seed_sweep_names_runs_by_experiment_and_seed(tmp_path: Path) -> None:
-    out = sweep(tmp_path / "sw", "experiment=baseline,e09_no_cross_attention", "random_seed=1,2",
-                "dataset.demo_size=40")  # fmt: skip
+    out = sweep(
+        tmp_path / "sw",
+        "experiment=baseline,e09_no_cross_attention",
+        "random_seed=1,2",
+        "dataset.demo_size=40",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     names = sorted(
         p.name for p in (tmp_path / "sw").iterdir() if p.is_dir() and not p.name.startswith(".")
     )
-    assert names == ["baseline-seed1", "baseline-seed2", "e09_no_cross_attention-seed1",
-                     "e09_no_cross_attention-seed2"]  # fmt: skip
+    assert names == [
+        "baseline-seed1",
+        "baseline-seed2",
+        "e09_no_cross_attention-seed1",
+        "e09_no_cross_attention-seed2",
+    ]
     md = (tmp_path / "sw" / "summary.md").read_text()
     assert "**e09_no_cross_attention** (2 run(s))" in md
     assert "## Verdict" in md
@@ -93,10 +112,22 @@ def test_wandb_runs_of_a_sweep_share_the_sweep_as_group(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY")}
     sweep_dir = tmp_path / "phaseX" / "2026-01-01_00-00-00"
     out = subprocess.run(
-        [sys.executable, "-m", "fusion_tuner", "-m", f"hydra.sweep.dir={sweep_dir}", *QUICK,
-         "experiment=baseline,e09_no_cross_attention", "logger=wandb", "logger.mode=offline"],
-        capture_output=True, text=True, timeout=900, env=env | {"WANDB_SILENT": "true"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fusion_tuner",
+            "-m",
+            f"hydra.sweep.dir={sweep_dir}",
+            *QUICK,
+            "experiment=baseline,e09_no_cross_attention",
+            "logger=wandb",
+            "logger.mode=offline",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env | {"WANDB_SILENT": "true"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     for name, job_type in (
         ("baseline-seed42", "baseline"),

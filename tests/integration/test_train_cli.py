@@ -15,27 +15,53 @@ pytestmark = pytest.mark.integration
 
 # A small model and data: every component on, seconds per run.
 TINY = [
-    "dataset.demo_size=60", "text.max_length=48", "text.tiny_hidden_size=32",
-    "text.tiny_num_layers=1", "text.tiny_intermediate_size=64", "arch.hidden_features=32",
-    "arch.embedding_features=16", "arch.alignn_layers=2", "arch.gcn_layers=1",
-    "fusion.middle_fusion_hidden_dim=32", "attention.fine_grained_hidden_dim=32",
-    "attention.fine_grained_num_heads=4", "attention.cross_modal_hidden_dim=32",
-    "batch.batch_size=16", "scheduler.epochs=3", "scheduler.warmup_steps=4",
-    "trainer.progress=line", "trainer.num_threads=1",
-]  # fmt: skip
+    "dataset.demo_size=60",
+    "text.max_length=48",
+    "text.tiny_hidden_size=32",
+    "text.tiny_num_layers=1",
+    "text.tiny_intermediate_size=64",
+    "arch.hidden_features=32",
+    "arch.embedding_features=16",
+    "arch.alignn_layers=2",
+    "arch.gcn_layers=1",
+    "fusion.middle_fusion_hidden_dim=32",
+    "attention.fine_grained_hidden_dim=32",
+    "attention.fine_grained_num_heads=4",
+    "attention.cross_modal_hidden_dim=32",
+    "batch.batch_size=16",
+    "scheduler.epochs=3",
+    "scheduler.warmup_steps=4",
+    "trainer.progress=line",
+    "trainer.num_threads=1",
+]
 
 METRIC_KEYS = {
-    "status", "best_epoch", "epochs_run", "stop_reason", "early_stopping_can_fire", "train", "val",
-    "test", "gap_ratio", "wall_time_s", "train_crystals_per_s", "seed", "config_hash", "budget",
-}  # fmt: skip
+    "status",
+    "best_epoch",
+    "epochs_run",
+    "stop_reason",
+    "early_stopping_can_fire",
+    "train",
+    "val",
+    "test",
+    "gap_ratio",
+    "wall_time_s",
+    "train_crystals_per_s",
+    "seed",
+    "config_hash",
+    "budget",
+}
 
 
 def run_cli(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={run_dir}", *TINY, *overrides],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
     return proc
@@ -56,10 +82,20 @@ def finished_run(tmp_path_factory) -> Path:
 def test_run_writes_every_file(finished_run: Path) -> None:
     names = {p.name for p in finished_run.iterdir()}
     expected = {
-        ".hydra", "split.json", "train.log", "history.csv", "curves.png", "best_model.pt",
-        "last.pt", "predictions_train.csv", "predictions_val.csv", "predictions_test.csv",
-        "metrics.json", "data_report.json", "tokenizer",
-    }  # fmt: skip
+        ".hydra",
+        "split.json",
+        "train.log",
+        "history.csv",
+        "curves.png",
+        "best_model.pt",
+        "last.pt",
+        "predictions_train.csv",
+        "predictions_val.csv",
+        "predictions_test.csv",
+        "metrics.json",
+        "data_report.json",
+        "tokenizer",
+    }
     assert expected <= names
     metrics = json.loads((finished_run / "metrics.json").read_text())
     assert set(metrics) >= METRIC_KEYS
@@ -74,9 +110,15 @@ def test_run_writes_every_file(finished_run: Path) -> None:
 def test_history_and_best_epoch_are_consistent(finished_run: Path) -> None:
     history = read_csv(finished_run / "history.csv")
     assert list(history[0])[:8] == [
-        "epoch", "train_loss", "train_mae", "val_loss", "val_mae", "lr", "contrastive_loss",
+        "epoch",
+        "train_loss",
+        "train_mae",
+        "val_loss",
+        "val_mae",
+        "lr",
+        "contrastive_loss",
         "epoch_seconds",
-    ]  # fmt: skip
+    ]
     assert [int(r["epoch"]) for r in history] == [1, 2, 3]
     metrics = json.loads((finished_run / "metrics.json").read_text())
     val = [float(r["val_mae"]) for r in history]
@@ -142,3 +184,15 @@ def test_load_run_rebuilds_the_best_model(finished_run: Path) -> None:
         __import__("torch").device("cpu"),
     )
     np.testing.assert_allclose(ev.prediction, [rows[i] for i in ev.ids], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("order", ["flag_first", "flag_last"])
+def test_cfg_job_prints_the_composed_config_with_overrides(order: str) -> None:
+    args = ["--cfg", "job"]
+    over = ["regularization.graph_dropout=0.3", "+phase=1"]
+    argv = [*args, *over] if order == "flag_first" else [*over, *args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusion_tuner", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "graph_dropout: 0.3" in proc.stdout

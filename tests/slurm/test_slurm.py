@@ -21,9 +21,13 @@ pytestmark = [pytest.mark.slurm, pytest.mark.integration]
 
 # No GPUs on the test cluster, one core and a little memory per run.
 SLURM = [
-    "hydra/launcher=slurm", "hydra.launcher.gpus_per_task=null", "hydra.launcher.cpus_per_task=1",
-    "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=20", "trainer.num_threads=1",
-]  # fmt: skip
+    "hydra/launcher=slurm",
+    "hydra.launcher.gpus_per_task=null",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=20",
+    "trainer.num_threads=1",
+]
 
 
 def _cluster_problem() -> str | None:
@@ -53,13 +57,26 @@ def slurm_cluster() -> None:
 
 
 def sweep_cmd(sweep_dir: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "fusion_tuner", "-m", f"hydra.sweep.dir={sweep_dir}", *TINY, *SLURM,
-            *overrides]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "fusion_tuner",
+        "-m",
+        f"hydra.sweep.dir={sweep_dir}",
+        *TINY,
+        *SLURM,
+        *overrides,
+    ]
 
 
 def run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env=os.environ | {"PYTHONUNBUFFERED": "1"})  # fmt: skip
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
 
 
 def rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
@@ -74,7 +91,9 @@ def test_two_run_grid_as_a_job_array(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     got = rows(tmp_path / "sw")
     assert {k: v["status"] for k, v in got.items()} == {
-        "baseline-seed42": "completed", "e09_no_cross_attention-seed42": "completed"}  # fmt: skip
+        "baseline-seed42": "completed",
+        "e09_no_cross_attention-seed42": "completed",
+    }
     assert (tmp_path / "sw" / "summary.md").is_file() and (
         tmp_path / "sw" / "summary.png"
     ).is_file()
@@ -115,8 +134,15 @@ def test_failed_run_is_reported_and_the_other_completes(tmp_path: Path) -> None:
     good = write_folder(tmp_path / "good", n=40)
     bad = tmp_path / "bad"
     bad.mkdir()
-    out = run(sweep_cmd(tmp_path / "sw", "budget=quick", "dataset=folder", f"dataset.root={good},{bad}",
-                        "hydra.sweep.subdir=run${hydra.job.num}"))  # fmt: skip
+    out = run(
+        sweep_cmd(
+            tmp_path / "sw",
+            "budget=quick",
+            "dataset=folder",
+            f"dataset.root={good},{bad}",
+            "hydra.sweep.subdir=run${hydra.job.num}",
+        )
+    )
     assert out.returncode != 0
     got = rows(tmp_path / "sw")
     assert got["run0"]["status"] == "completed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusion_tuner.analysis.cka import (
+from fusion_tuner.analysis.cka_estimators import (
     CKAAccumulator,
     CKAError,
     gram_cka,
@@ -79,7 +79,7 @@ def test_rbf_cka_is_one_on_itself_and_limited_in_n() -> None:
     x = rng(12).normal(size=(60, 5))
     assert rbf_cka(x, x) == pytest.approx(1.0, abs=1e-12)
     assert 0 < rbf_cka(x, rng(13).normal(size=(60, 5))) < 0.5
-    from fusion_tuner.analysis import cka
+    from fusion_tuner.analysis import cka_estimators as cka
 
     with pytest.raises(CKAError, match="RBF_MAX_N"):
         rbf_cka(np.zeros((cka.RBF_MAX_N + 1, 1)), np.zeros((cka.RBF_MAX_N + 1, 1)))

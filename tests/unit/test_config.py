@@ -10,25 +10,39 @@ from fusion_tuner.errors import ConfigError
 
 PLAN_BASELINE = {
     "regularization": {
-        "graph_dropout": 0.15, "weight_decay": 0.0005, "cross_modal_dropout": 0.1,
-        "fine_grained_dropout": 0.2, "middle_fusion_dropout": 0.1,
+        "graph_dropout": 0.15,
+        "weight_decay": 0.0005,
+        "cross_modal_dropout": 0.1,
+        "fine_grained_dropout": 0.2,
+        "middle_fusion_dropout": 0.1,
     },
     "fusion": {
-        "use_middle_fusion": True, "middle_fusion_layers": [2], "middle_fusion_hidden_dim": 128,
-        "middle_fusion_num_heads": 2, "use_contrastive_loss": False,
-        "contrastive_loss_weight": 0.1, "contrastive_temperature": 0.1,
+        "use_middle_fusion": True,
+        "middle_fusion_layers": [2],
+        "middle_fusion_hidden_dim": 128,
+        "middle_fusion_num_heads": 2,
+        "use_contrastive_loss": False,
+        "contrastive_loss_weight": 0.1,
+        "contrastive_temperature": 0.1,
     },
     "scheduler": {
-        "learning_rate": 0.001, "optimizer": "adamw", "scheduler": "onecycle",
-        "warmup_steps": 2000, "epochs": 100, "n_early_stopping": 150,
+        "learning_rate": 0.001,
+        "optimizer": "adamw",
+        "scheduler": "onecycle",
+        "warmup_steps": 2000,
+        "epochs": 100,
+        "n_early_stopping": 150,
     },
     "attention": {
-        "cross_modal_num_heads": 4, "fine_grained_num_heads": 8, "cross_modal_hidden_dim": 256,
-        "fine_grained_hidden_dim": 256, "use_cross_modal_attention": True,
+        "cross_modal_num_heads": 4,
+        "fine_grained_num_heads": 8,
+        "cross_modal_hidden_dim": 256,
+        "fine_grained_hidden_dim": 256,
+        "use_cross_modal_attention": True,
     },
     "batch": {"batch_size": 128},
     "arch": {"alignn_layers": 4, "gcn_layers": 4, "hidden_features": 256, "embedding_features": 64},
-}  # fmt: skip
+}
 
 
 def test_default_config_is_the_plan_baseline() -> None:
@@ -92,17 +106,27 @@ def test_fusion_layer_out_of_range_fails_before_data() -> None:
 
 def test_all_violations_are_reported_together() -> None:
     with pytest.raises(ConfigError) as err:
-        compose_config([
-            "batch.batch_size=0", "attention.cross_modal_num_heads=3",
-            "dataset.train_fraction=0.9", "regularization.graph_dropout=1.0",
-            "fusion.middle_fusion_num_heads=3", "scheduler.optimizer=lion",
-        ])  # fmt: skip
+        compose_config(
+            [
+                "batch.batch_size=0",
+                "attention.cross_modal_num_heads=3",
+                "dataset.train_fraction=0.9",
+                "regularization.graph_dropout=1.0",
+                "fusion.middle_fusion_num_heads=3",
+                "scheduler.optimizer=lion",
+            ]
+        )
     problems = err.value.problems
     assert len(problems) == 6
     text = "\n".join(problems)
-    for key in ("batch.batch_size", "attention.cross_modal_num_heads", "train_fraction",
-                "regularization.graph_dropout", "fusion.middle_fusion_num_heads",
-                "scheduler.optimizer"):  # fmt: skip
+    for key in (
+        "batch.batch_size",
+        "attention.cross_modal_num_heads",
+        "train_fraction",
+        "regularization.graph_dropout",
+        "fusion.middle_fusion_num_heads",
+        "scheduler.optimizer",
+    ):
         assert key in text
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fusion_tuner import compose_config
-from fusion_tuner.api import CONF_DIR
+from fusion_tuner.compose import CONF_DIR
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 PHASES = sorted(p.stem for p in (CONF_DIR / "phase").glob("*.yaml"))
@@ -17,20 +17,44 @@ PHASES = sorted(p.stem for p in (CONF_DIR / "phase").glob("*.yaml"))
 # The tuning plan's tables, as (group.key: value) changes from the baseline.
 PLAN = {
     "baseline": {},
-    "e01_conservative_regularization": {"regularization.graph_dropout": 0.2, "regularization.weight_decay": 0.001,
-                                        "regularization.cross_modal_dropout": 0.15, "regularization.fine_grained_dropout": 0.25},
-    "e02_aggressive_regularization": {"regularization.graph_dropout": 0.25, "regularization.weight_decay": 0.002,
-                                      "regularization.cross_modal_dropout": 0.2, "regularization.fine_grained_dropout": 0.3},
-    "e03_two_layer_fusion": {"fusion.middle_fusion_layers": [2, 3], "fusion.middle_fusion_hidden_dim": 256,
-                             "fusion.middle_fusion_num_heads": 4},
-    "e04_early_fusion": {"fusion.middle_fusion_layers": [1, 2], "fusion.middle_fusion_hidden_dim": 256,
-                         "fusion.middle_fusion_num_heads": 4},
-    "e05_three_layer_fusion": {"fusion.middle_fusion_layers": [1, 2, 3], "fusion.middle_fusion_hidden_dim": 256,
-                               "fusion.middle_fusion_num_heads": 4},
-    "e06_lower_lr": {"scheduler.learning_rate": 0.0005, "scheduler.scheduler": "lambda",
-                     "scheduler.n_early_stopping": 100, "scheduler.epochs": 300},
-    "e07_conservative_lr": {"scheduler.learning_rate": 0.0003, "scheduler.scheduler": "cosine",
-                            "scheduler.n_early_stopping": 100},
+    "e01_conservative_regularization": {
+        "regularization.graph_dropout": 0.2,
+        "regularization.weight_decay": 0.001,
+        "regularization.cross_modal_dropout": 0.15,
+        "regularization.fine_grained_dropout": 0.25,
+    },
+    "e02_aggressive_regularization": {
+        "regularization.graph_dropout": 0.25,
+        "regularization.weight_decay": 0.002,
+        "regularization.cross_modal_dropout": 0.2,
+        "regularization.fine_grained_dropout": 0.3,
+    },
+    "e03_two_layer_fusion": {
+        "fusion.middle_fusion_layers": [2, 3],
+        "fusion.middle_fusion_hidden_dim": 256,
+        "fusion.middle_fusion_num_heads": 4,
+    },
+    "e04_early_fusion": {
+        "fusion.middle_fusion_layers": [1, 2],
+        "fusion.middle_fusion_hidden_dim": 256,
+        "fusion.middle_fusion_num_heads": 4,
+    },
+    "e05_three_layer_fusion": {
+        "fusion.middle_fusion_layers": [1, 2, 3],
+        "fusion.middle_fusion_hidden_dim": 256,
+        "fusion.middle_fusion_num_heads": 4,
+    },
+    "e06_lower_lr": {
+        "scheduler.learning_rate": 0.0005,
+        "scheduler.scheduler": "lambda",
+        "scheduler.n_early_stopping": 100,
+        "scheduler.epochs": 300,
+    },
+    "e07_conservative_lr": {
+        "scheduler.learning_rate": 0.0003,
+        "scheduler.scheduler": "cosine",
+        "scheduler.n_early_stopping": 100,
+    },
     "e08_weaker_cross_attention": {"attention.cross_modal_num_heads": 2},
     "e09_no_cross_attention": {"attention.use_cross_modal_attention": False},
     "e10_batch_64": {"batch.batch_size": 64},
@@ -38,36 +62,80 @@ PLAN = {
     "arch_hidden_128": {"arch.hidden_features": 128},
     "arch_shallow": {"arch.alignn_layers": 3, "arch.gcn_layers": 3},
     "tuned_regularization": {
-        "regularization.graph_dropout": 0.25, "regularization.weight_decay": 0.001,
-        "regularization.cross_modal_dropout": 0.15, "regularization.fine_grained_dropout": 0.25,
-        "regularization.middle_fusion_dropout": 0.15, "scheduler.learning_rate": 0.0005,
-        "scheduler.scheduler": "lambda", "scheduler.n_early_stopping": 100, "scheduler.epochs": 300},
+        "regularization.graph_dropout": 0.25,
+        "regularization.weight_decay": 0.001,
+        "regularization.cross_modal_dropout": 0.15,
+        "regularization.fine_grained_dropout": 0.25,
+        "regularization.middle_fusion_dropout": 0.15,
+        "scheduler.learning_rate": 0.0005,
+        "scheduler.scheduler": "lambda",
+        "scheduler.n_early_stopping": 100,
+        "scheduler.epochs": 300,
+    },
     "tuned_enhanced_fusion": {
-        "fusion.middle_fusion_layers": [2, 3], "fusion.middle_fusion_hidden_dim": 256,
-        "fusion.middle_fusion_num_heads": 4, "regularization.middle_fusion_dropout": 0.15,
-        "regularization.graph_dropout": 0.2, "regularization.weight_decay": 0.001,
-        "scheduler.learning_rate": 0.0005, "scheduler.n_early_stopping": 100, "scheduler.epochs": 300},
+        "fusion.middle_fusion_layers": [2, 3],
+        "fusion.middle_fusion_hidden_dim": 256,
+        "fusion.middle_fusion_num_heads": 4,
+        "regularization.middle_fusion_dropout": 0.15,
+        "regularization.graph_dropout": 0.2,
+        "regularization.weight_decay": 0.001,
+        "scheduler.learning_rate": 0.0005,
+        "scheduler.n_early_stopping": 100,
+        "scheduler.epochs": 300,
+    },
     "tuned_weak_cross_attention": {
-        "fusion.middle_fusion_layers": [2, 3], "fusion.middle_fusion_hidden_dim": 256,
-        "fusion.middle_fusion_num_heads": 4, "attention.cross_modal_num_heads": 2,
-        "regularization.graph_dropout": 0.2, "regularization.weight_decay": 0.001,
-        "scheduler.learning_rate": 0.0005},
+        "fusion.middle_fusion_layers": [2, 3],
+        "fusion.middle_fusion_hidden_dim": 256,
+        "fusion.middle_fusion_num_heads": 4,
+        "attention.cross_modal_num_heads": 2,
+        "regularization.graph_dropout": 0.2,
+        "regularization.weight_decay": 0.001,
+        "scheduler.learning_rate": 0.0005,
+    },
     "tuned_aggressive": {
-        "fusion.middle_fusion_layers": [1, 2, 3], "fusion.middle_fusion_hidden_dim": 256,
-        "fusion.middle_fusion_num_heads": 4, "regularization.graph_dropout": 0.3,
-        "regularization.weight_decay": 0.002, "regularization.cross_modal_dropout": 0.2,
-        "regularization.fine_grained_dropout": 0.3, "scheduler.learning_rate": 0.0003,
-        "batch.batch_size": 64},
-}  # fmt: skip
+        "fusion.middle_fusion_layers": [1, 2, 3],
+        "fusion.middle_fusion_hidden_dim": 256,
+        "fusion.middle_fusion_num_heads": 4,
+        "regularization.graph_dropout": 0.3,
+        "regularization.weight_decay": 0.002,
+        "regularization.cross_modal_dropout": 0.2,
+        "regularization.fine_grained_dropout": 0.3,
+        "scheduler.learning_rate": 0.0003,
+        "batch.batch_size": 64,
+    },
+}
 
 PHASE_GRIDS = {
-    "1": ["baseline", "e01_conservative_regularization", "e02_aggressive_regularization",
-          "e06_lower_lr", "e07_conservative_lr", "tuned_regularization"],
-    "2": ["baseline", "e03_two_layer_fusion", "e04_early_fusion", "e05_three_layer_fusion",
-          "tuned_enhanced_fusion"],
-    "3": ["baseline", "e08_weaker_cross_attention", "e09_no_cross_attention", "tuned_weak_cross_attention"],
-    "4": ["baseline", "e10_batch_64", "e11_batch_32", "arch_hidden_128", "arch_shallow", "tuned_aggressive"],
-}  # fmt: skip
+    "1": [
+        "baseline",
+        "e01_conservative_regularization",
+        "e02_aggressive_regularization",
+        "e06_lower_lr",
+        "e07_conservative_lr",
+        "tuned_regularization",
+    ],
+    "2": [
+        "baseline",
+        "e03_two_layer_fusion",
+        "e04_early_fusion",
+        "e05_three_layer_fusion",
+        "tuned_enhanced_fusion",
+    ],
+    "3": [
+        "baseline",
+        "e08_weaker_cross_attention",
+        "e09_no_cross_attention",
+        "tuned_weak_cross_attention",
+    ],
+    "4": [
+        "baseline",
+        "e10_batch_64",
+        "e11_batch_32",
+        "arch_hidden_128",
+        "arch_shallow",
+        "tuned_aggressive",
+    ],
+}
 
 
 def flat(cfg) -> dict:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fusion_tuner.models.builders import build_model, total_loss
+from fusion_tuner.models.builders import build_model
 from fusion_tuner.models.property import STAGES
+from fusion_tuner.training.losses import total_loss
 from tests.conftest import compose
 
 DATA = ("dataset.demo_size=40", "text.max_length=48")
@@ -103,9 +104,14 @@ def test_stages_have_documented_names_and_shapes(data) -> None:
     out = model(batch)
     shapes = {k: tuple(v.shape) for k, v in out.stages.items()}
     assert shapes == {
-        "graph": (6, 256), "text": (6, 64), "graph_fine": (6, 128), "text_fine": (6, 128),
-        "graph_final": (6, 64), "text_final": (6, 64), "fused": (6, 128),
-    }  # fmt: skip
+        "graph": (6, 256),
+        "text": (6, 64),
+        "graph_fine": (6, 128),
+        "text_fine": (6, 128),
+        "graph_final": (6, 64),
+        "text_final": (6, 64),
+        "fused": (6, 128),
+    }
     assert tuple(out.stages) == STAGES
     assert out.prediction.shape == (6,) and out.contrastive_loss is None
 

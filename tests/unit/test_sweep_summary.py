@@ -11,12 +11,21 @@ import pytest
 import yaml
 
 from fusion_tuner.summary import main as summary_main
-from fusion_tuner.sweeps import DOWN, NONE, SAME, UP, decide, write_summary
+from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.summary import DOWN, NONE, SAME, UP, decide
 
 
-def fake_run(sweep: Path, exp: str, seed: int, val: float | None, status: str = "completed",
-             config: dict | None = None, error: str | None = None, gap: float = 1.5,
-             can_fire: bool = True) -> Path:  # fmt: skip
+def fake_run(
+    sweep: Path,
+    exp: str,
+    seed: int,
+    val: float | None,
+    status: str = "completed",
+    config: dict | None = None,
+    error: str | None = None,
+    gap: float = 1.5,
+    can_fire: bool = True,
+) -> Path:
     d = sweep / f"{exp}-seed{seed}"
     (d / ".hydra").mkdir(parents=True)
     cfg = {"experiment_name": exp, "random_seed": seed, "regularization": {"graph_dropout": 0.15}}
@@ -28,12 +37,15 @@ def fake_run(sweep: Path, exp: str, seed: int, val: float | None, status: str = 
     metrics = {"status": status, "experiment": exp, "seed": seed}
     if status == "completed":
         metrics |= {
-            "best_epoch": 5, "epochs_run": 9, "stop_reason": "early_stopping",
-            "early_stopping_can_fire": can_fire, "gap_ratio": gap,
+            "best_epoch": 5,
+            "epochs_run": 9,
+            "stop_reason": "early_stopping",
+            "early_stopping_can_fire": can_fire,
+            "gap_ratio": gap,
             "train": {"mae": val / gap, "rmse": 1, "r2": 0.9, "n": 80},
             "val": {"mae": val, "rmse": 1, "r2": 0.8, "n": 10},
             "test": {"mae": val * 1.1, "rmse": 1, "r2": 0.7, "n": 10},
-        }  # fmt: skip
+        }
     if error:
         metrics["error"] = error
     (d / "metrics.json").write_text(json.dumps(metrics))
@@ -64,19 +76,45 @@ def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> Non
         0.9,
         config={"regularization": {"graph_dropout": 0.2}},
     )
-    fake_run(tmp_path, "e02_aggressive_regularization", 1, 1.2, gap=2.5, can_fire=False,
-             config={"regularization": {"graph_dropout": 0.25}})  # fmt: skip
-    fake_run(tmp_path, "e06_lower_lr", 1, None, status="failed",
-             error="Traceback...\nDataError: id_prop.csv not found")  # fmt: skip
-    (tmp_path / "sweep_plan.json").write_text(json.dumps({"jobs": [
-        ["experiment=baseline", "random_seed=1"], ["experiment=e01_conservative_regularization", "random_seed=1"],
-        ["experiment=e02_aggressive_regularization", "random_seed=1"], ["experiment=e06_lower_lr", "random_seed=1"],
-        ["experiment=e07_conservative_lr", "random_seed=1"],
-    ]}))  # fmt: skip
+    fake_run(
+        tmp_path,
+        "e02_aggressive_regularization",
+        1,
+        1.2,
+        gap=2.5,
+        can_fire=False,
+        config={"regularization": {"graph_dropout": 0.25}},
+    )
+    fake_run(
+        tmp_path,
+        "e06_lower_lr",
+        1,
+        None,
+        status="failed",
+        error="Traceback...\nDataError: id_prop.csv not found",
+    )
+    (tmp_path / "sweep_plan.json").write_text(
+        json.dumps(
+            {
+                "jobs": [
+                    ["experiment=baseline", "random_seed=1"],
+                    ["experiment=e01_conservative_regularization", "random_seed=1"],
+                    ["experiment=e02_aggressive_regularization", "random_seed=1"],
+                    ["experiment=e06_lower_lr", "random_seed=1"],
+                    ["experiment=e07_conservative_lr", "random_seed=1"],
+                ]
+            }
+        )
+    )
     s = write_summary(tmp_path, 0.02)
     rows = {r["experiment"]: r for r in s.rows}
-    assert set(rows) == {"baseline", "e01_conservative_regularization", "e02_aggressive_regularization",
-                         "e06_lower_lr", "e07_conservative_lr"}  # fmt: skip
+    assert set(rows) == {
+        "baseline",
+        "e01_conservative_regularization",
+        "e02_aggressive_regularization",
+        "e06_lower_lr",
+        "e07_conservative_lr",
+    }
     assert rows["e01_conservative_regularization"]["decision"] == DOWN
     assert rows["e01_conservative_regularization"]["delta_val_mae_pct"] == pytest.approx(-10.0)
     assert (
@@ -125,7 +163,7 @@ def test_summary_cli(tmp_path: Path, capsys) -> None:
 
 
 def test_colliding_run_directories_are_refused_before_any_run() -> None:
-    from fusion_tuner.sweeps import check_subdir
+    from fusion_tuner.sweeps.plan import check_subdir
 
     default = "${experiment_name}-seed${random_seed}"
     grid = [

@@ -10,12 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from fusion_tuner.config import SchedulerConfig
+from fusion_tuner.config import SchedulerConfig, config_hash, max_epochs
 from fusion_tuner.errors import CheckpointError
 from fusion_tuner.training.checkpoint import load_checkpoint, save_checkpoint
 from fusion_tuner.training.early_stopping import EarlyStopping
 from fusion_tuner.training.optim import build_optimizer, build_scheduler, param_groups
-from fusion_tuner.training.run import config_hash, max_epochs
 from tests.conftest import compose
 
 

@@ -1,11 +1,9 @@
-"""The Python API for notebooks and tests: compose a config, build data, model and runs.
+"""Composing a config without a Hydra app: ``conf/`` plus overrides, as typed dataclasses.
 
 Example::
 
-    from fusion_tuner import compose_config, build_datamodule
+    from fusion_tuner import compose_config
     cfg = compose_config(["budget=quick", "regularization=aggressive", "batch.batch_size=32"])
-    dm = build_datamodule(cfg)          # featurises once, then loads from the cache
-    batch = next(iter(dm.train_loader()))
 """
 
 from __future__ import annotations
@@ -14,13 +12,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fusion_tuner.config import Config, register_configs, validate
 from fusion_tuner.errors import ConfigError
-
-if TYPE_CHECKING:
-    from fusion_tuner.data.module import CrystalDataModule
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -102,39 +97,3 @@ def compose_config(overrides: Sequence[str] = (), *, check: bool = True) -> Conf
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError([_explain(exc)]) from exc
     return validate(obj) if check else obj
-
-
-def build_datamodule(cfg: Config, setup: bool = True) -> CrystalDataModule:
-    """The data module of ``cfg``; with ``setup`` it is featurised (or loaded from the cache)."""
-    from fusion_tuner.data.module import CrystalDataModule
-
-    dm = CrystalDataModule(cfg)
-    return dm.setup() if setup else dm
-
-
-def build_model(cfg: Config, data_info: Any):
-    """The fused model of ``cfg`` for the data described by ``data_info`` (see ``DataInfo``)."""
-    from fusion_tuner.models.builders import build_model as _build
-
-    return _build(cfg, data_info)
-
-
-def train(cfg: Config, run_dir: str | Path) -> dict[str, Any]:
-    """Train one run into ``run_dir`` (resuming from its ``last.pt``); returns ``metrics.json``."""
-    from fusion_tuner.training.run import train as _train
-
-    return _train(cfg, run_dir)
-
-
-def load_run(run_dir: str | Path, which: str = "best_model.pt"):
-    """Rebuild model, config, data info, metrics and split of a run directory from its files."""
-    from fusion_tuner.training.checkpoint import load_run as _load_run
-
-    return _load_run(run_dir, which)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` (refusing anything else)."""
-    from fusion_tuner.training.checkpoint import load_checkpoint as _load
-
-    return _load(path)

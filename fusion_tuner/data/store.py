@@ -1,0 +1,87 @@
+"""The graph-cache entry as a type: every crystal's atoms, bonds and target, concatenated.
+
+Stored on disk as a plain dict of tensors and lists (``torch.load(weights_only=True)`` reads
+it); :meth:`GraphStore.from_dict` checks its keys and version, :meth:`GraphStore.to_dict` is
+what :func:`fusion_tuner.data.features.featurize_all` produces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+
+from fusion_tuner.errors import DataError
+
+
+@dataclass(frozen=True)
+class GraphStore:
+    """Featurised crystals; row ``i`` is crystal ``ids[i]``.
+
+    Attributes:
+        ids (list[str]): crystal ids, one per row.
+        targets (Tensor): (C,) float64 targets in their own units.
+        z (Tensor): (N,) int16 atomic numbers of all crystals, concatenated.
+        atom_ptr (Tensor): (C + 1,) int64 offsets of each crystal's atoms in ``z``.
+        edge_index (Tensor): (2, E) int32 bonds ``src -> dst`` in per-crystal atom indices.
+        edge_ptr (Tensor): (C + 1,) int64 offsets of each crystal's bonds.
+        r (Tensor): (E, 3) float32 bond vectors (Angstrom).
+        failed (list): ``[id, reason]`` of crystals that could not be featurised.
+        load_report (dict): what the loader read and dropped (``LoadReport.as_dict``).
+        version (int): ``features.FEATURE_VERSION`` the entry was built with.
+    """
+
+    ids: list[str]
+    targets: torch.Tensor
+    z: torch.Tensor
+    atom_ptr: torch.Tensor
+    edge_index: torch.Tensor
+    edge_ptr: torch.Tensor
+    r: torch.Tensor
+    failed: list[list[str]]
+    load_report: dict[str, Any]
+    version: int
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> GraphStore:
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in entry]
+        if missing:
+            raise DataError(f"graph cache entry lacks {missing}: it was written by other code")
+        return cls(**{n: entry[n] for n in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        """Crystal id -> row."""
+        return {cid: row for row, cid in enumerate(self.ids)}
+
+    def rows(self, ids: list[str]) -> list[int]:
+        """Rows of ``ids``, in that order; an id not in the store is a :class:`DataError`."""
+        missing = [i for i in ids if i not in self.row_of]
+        if missing:
+            raise DataError(
+                f"{len(missing)} of {len(ids)} ids are not in the featurised data "
+                f"(e.g. {missing[:3]})"
+            )
+        return [self.row_of[i] for i in ids]
+
+    def atomic_numbers(self, row: int) -> torch.Tensor:
+        """(N_row,) int16 atomic numbers of one crystal."""
+        return self.z[int(self.atom_ptr[row]) : int(self.atom_ptr[row + 1])]
+
+    def num_atoms(self, row: int) -> int:
+        return int(self.atom_ptr[row + 1] - self.atom_ptr[row])
+
+    def bonds(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """``edge_index`` (2, E_row) int64 and bond vectors ``r`` (E_row, 3) of one crystal."""
+        e0, e1 = int(self.edge_ptr[row]), int(self.edge_ptr[row + 1])
+        return self.edge_index[:, e0:e1].numpy().astype(np.int64), self.r[e0:e1].numpy()

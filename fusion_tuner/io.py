@@ -1,0 +1,95 @@
+"""Small I/O helpers every layer uses: atomic writes, figures, a stable hash.
+
+Every file the package writes goes to a temporary name in the same folder (unique per process
+and call) and is renamed into place, so a reader never sees a half-written file and two
+processes never share a temporary file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+
+def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    _atomic_write(path, "w", lambda fh: fh.write(text))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` through a temporary file and a rename."""
+    import torch
+
+    _atomic_write(path, "wb", lambda fh: torch.save(obj, fh))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Indented JSON (numpy scalars and paths converted), written atomically."""
+    atomic_write_text(json.dumps(data, indent=1, default=_json_default) + "\n", path)
+
+
+def write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> None:
+    """A CSV with a header row; keys of ``rows`` outside ``columns`` are ignored."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(buf.getvalue(), path)
+
+
+def save_figure(fig: Any, path: Path, **kwargs: Any) -> None:
+    """Save a matplotlib figure as PNG through a temporary file, then close it."""
+    import matplotlib.pyplot as plt
+
+    kwargs.setdefault("dpi", 110)
+    kwargs.setdefault("bbox_inches", "tight")
+    try:
+        _atomic_write(path, "wb", lambda fh: fig.savefig(fh, format="png", **kwargs))
+    finally:
+        plt.close(fig)
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """A short SHA-256 of ``obj``'s sorted JSON form: the same settings give the same key."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def _json_default(v: Any) -> Any:
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, Path):
+        return str(v)
+    if hasattr(v, "item"):
+        return v.item()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")

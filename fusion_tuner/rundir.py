@@ -1,0 +1,343 @@
+"""The run directory: the one place that knows a run's files, reads and writes them, and says
+what state a run is in.
+
+A run directory (``outputs/runs/<experiment>/<time>/`` or one run of a sweep) holds::
+
+    .hydra/config.yaml, overrides.yaml   the resolved config and the overrides (Hydra's)
+    split.json                           ids per split
+    data_report.json                     what was loaded, dropped and why, cache hits
+    train.log                            the log, tracebacks included
+    history.csv                          one row per epoch (see training/epoch.py)
+    curves.png                           loss, MAE and gap ratio per epoch
+    best_model.pt, last.pt               lowest-validation-MAE model; everything to resume
+    predictions_{train,val,test}.csv     id, target, prediction (best model)
+    metrics.json                         status and results (keys: see the README)
+    tokenizer/                           the tokenizer the run used
+
+:class:`RunDir` is the layout (paths plus reading and atomic writing of each file);
+:class:`Run` is the one run type that the sweep summary, the analysis commands and prediction
+use: a run directory (or a checkpoint) with its metrics, config, split and, on demand, its model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fusion_tuner.errors import RunError
+from fusion_tuner.io import write_csv, write_json
+
+if TYPE_CHECKING:
+    import torch
+
+    from fusion_tuner.config import Config
+
+RUNNING, COMPLETED, FAILED, MISSING, NOT_STARTED = (
+    "running",
+    "completed",
+    "failed",
+    "missing",
+    "not started",
+)
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One ``predictions_<split>.csv``: ids with target and prediction, in file order."""
+
+    ids: list[str]
+    target: np.ndarray
+    prediction: np.ndarray
+
+    def aligned(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(target, prediction) in the order of ``ids``; None unless the file covers exactly them."""
+        if set(self.ids) != set(ids):
+            return None
+        pos = {cid: i for i, cid in enumerate(self.ids)}
+        order = [pos[i] for i in ids]
+        return self.target[order], self.prediction[order]
+
+
+class RunDir:
+    """Paths of a run directory and the reading and atomic writing of each of its files."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ------------------------------------------------------------------------------ paths
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.path / "best_model.pt"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / "last.pt"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def split(self) -> Path:
+        return self.path / "split.json"
+
+    @property
+    def data_report(self) -> Path:
+        return self.path / "data_report.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def curves(self) -> Path:
+        return self.path / "curves.png"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.path / "tokenizer"
+
+    @property
+    def hydra_config(self) -> Path:
+        return self.path / ".hydra" / "config.yaml"
+
+    @property
+    def hydra_overrides(self) -> Path:
+        return self.path / ".hydra" / "overrides.yaml"
+
+    def predictions(self, split: str) -> Path:
+        return self.path / f"predictions_{split}.csv"
+
+    def is_run(self) -> bool:
+        """True for a folder that a run has written into (Hydra's config or a metrics file)."""
+        return self.hydra_config.parent.is_dir() or self.metrics.is_file()
+
+    # ---------------------------------------------------------------------------- reading
+    def read_metrics(self) -> dict[str, Any]:
+        """``metrics.json`` (an empty dict when the run has not written one yet)."""
+        return json.loads(self.metrics.read_text()) if self.metrics.is_file() else {}
+
+    def read_split(self) -> dict[str, list[str]]:
+        if not self.split.is_file():
+            raise RunError(f"{self.split} not found: the run's recorded split is needed")
+        return json.loads(self.split.read_text())
+
+    def read_history(self) -> list[dict[str, str]]:
+        if not self.history.is_file():
+            raise RunError(f"{self.history} not found")
+        with self.history.open(newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def read_predictions(self, split: str) -> Predictions | None:
+        path = self.predictions(split)
+        if not path.is_file():
+            return None
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        return Predictions(
+            [r["id"] for r in rows],
+            np.array([float(r["target"]) for r in rows]),
+            np.array([float(r["prediction"]) for r in rows]),
+        )
+
+    def read_config(self) -> dict[str, Any]:
+        """Hydra's resolved config of the run as a plain dict ({} when absent)."""
+        return _read_yaml(self.hydra_config) or {}
+
+    def read_overrides(self) -> list[str]:
+        return list(_read_yaml(self.hydra_overrides) or [])
+
+    # ---------------------------------------------------------------------------- writing
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        write_json(self.metrics, metrics)
+
+    def write_split(self, splits: dict[str, list[str]]) -> None:
+        write_json(self.split, splits)
+
+    def write_data_report(self, report: dict[str, Any]) -> None:
+        write_json(self.data_report, report)
+
+    def write_history(self, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        write_csv(self.history, columns, rows)
+
+    def write_predictions(
+        self, split: str, ids: list[str], target: np.ndarray, prediction: np.ndarray
+    ) -> None:
+        rows = (
+            {"id": i, "target": f"{t:.6g}", "prediction": f"{p:.6g}"}
+            for i, t, p in zip(ids, target, prediction, strict=True)
+        )
+        write_csv(self.predictions(split), ("id", "target", "prediction"), rows)
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
+class Run:
+    """A run: its directory's files, and (loaded on first use) its best model.
+
+    Built by :func:`locate` (a run directory or a checkpoint file), by the sweep summary for
+    every run directory of a sweep, or with :meth:`missing` for a planned run that never
+    started. Attributes that read files are read once and kept.
+
+    Args:
+        path: the run directory (None for a planned run without one).
+        name: how reports call the run (default: the directory name).
+        checkpoint: the checkpoint the model comes from (default: ``best_model.pt``).
+    """
+
+    def __init__(
+        self, path: str | Path | None, name: str | None = None, checkpoint: Path | None = None
+    ) -> None:
+        self.files = RunDir(path) if path is not None else None
+        self.name = name or (self.files.path.name if self.files else "(missing)")
+        self.checkpoint_path = checkpoint or (self.files.best_checkpoint if self.files else None)
+        self._planned: tuple[str, list[str]] | None = None
+
+    @classmethod
+    def missing(cls, experiment: str, overrides: list[str]) -> Run:
+        """A planned run of a sweep that has no directory."""
+        run = cls(None)
+        run._planned = (experiment, list(overrides))
+        return run
+
+    def __repr__(self) -> str:
+        return f"Run({self.name!r}, {self.status})"
+
+    @property
+    def path(self) -> Path:
+        if self.files is None:
+            raise RunError(f"run {self.name} has no directory (it never started)")
+        return self.files.path
+
+    # -------------------------------------------------------------------- what files say
+    @cached_property
+    def metrics(self) -> dict[str, Any]:
+        return self.files.read_metrics() if self.files else {}
+
+    @cached_property
+    def settings(self) -> dict[str, Any]:
+        """The resolved config as a plain dict: Hydra's copy, else the checkpoint's."""
+        if self.files is None:
+            return {}
+        found = self.files.read_config()
+        if not found and self.checkpoint_path is not None and self.checkpoint_path.is_file():
+            found = dict(self.checkpoint["config"])
+        return found
+
+    @cached_property
+    def overrides(self) -> list[str]:
+        if self._planned is not None:
+            return self._planned[1]
+        return self.files.read_overrides() if self.files else []
+
+    @property
+    def status(self) -> str:
+        if self.files is None:
+            return MISSING
+        return str(self.metrics.get("status", NOT_STARTED))
+
+    @property
+    def experiment(self) -> str:
+        if self._planned is not None:
+            return self._planned[0]
+        return str(
+            self.settings.get("experiment_name") or self.metrics.get("experiment", self.name)
+        )
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.settings.get("random_seed", self.metrics.get("seed"))
+        return int(seed) if seed is not None else None
+
+    def result(self, split: str, key: str = "mae") -> float | None:
+        """A final metric of a completed run (``metrics.json``), e.g. ``result("val")``."""
+        value = self.metrics.get(split, {}).get(key) if self.status == COMPLETED else None
+        return float(value) if value is not None else None
+
+    @property
+    def val_mae(self) -> float | None:
+        return self.result("val")
+
+    @cached_property
+    def split(self) -> dict[str, list[str]]:
+        return self.files.read_split() if self.files else {}
+
+    @cached_property
+    def history(self) -> list[dict[str, str]]:
+        if self.files is None:
+            raise RunError(f"run {self.name} has no history (it never started)")
+        return self.files.read_history()
+
+    def predictions(self, split: str) -> Predictions | None:
+        return self.files.read_predictions(split) if self.files else None
+
+    # ------------------------------------------------------------------------- the model
+    @cached_property
+    def checkpoint(self) -> dict[str, Any]:
+        """The checkpoint's contents, read with ``weights_only=True``."""
+        from fusion_tuner.training.checkpoint import load_checkpoint
+
+        if self.checkpoint_path is None:
+            raise RunError(f"run {self.name} has no checkpoint")
+        return load_checkpoint(self.checkpoint_path)
+
+    @cached_property
+    def config(self) -> Config:
+        """The typed config the model was trained with (from the checkpoint)."""
+        from fusion_tuner.training.checkpoint import config_from_dict
+
+        return config_from_dict(self.checkpoint["config"])
+
+    @property
+    def data_info(self) -> dict[str, Any]:
+        return self.checkpoint["data_info"]
+
+    @cached_property
+    def model(self) -> torch.nn.Module:
+        """The checkpoint's model, rebuilt from the checkpoint alone, in eval mode."""
+        from fusion_tuner.models.builders import build_model
+
+        model = build_model(self.config, self.data_info, pretrained_text=False)
+        model.load_state_dict(self.checkpoint["model_state"])
+        return model.eval()
+
+
+def locate(path: str | Path, name: str | None = None) -> Run:
+    """A run from its directory (model: its ``best_model.pt``) or from a checkpoint file (the
+    file's folder is the run directory)."""
+    p = Path(path)
+    if p.is_dir():
+        files = RunDir(p)
+        if not files.best_checkpoint.is_file():
+            raise RunError(
+                f"{p} has no best_model.pt: is it a completed fusion_tuner run directory?"
+            )
+        return Run(p, name)
+    if p.is_file():
+        return Run(p.parent, name or p.parent.name, checkpoint=p)
+    raise RunError(f"{p} is neither a run directory nor a checkpoint file")
+
+
+def load_run(run_dir: str | Path, which: str = "best_model.pt") -> Run:
+    """A run directory with its model rebuilt from ``which`` (``best_model.pt`` or ``last.pt``)."""
+    run = Run(run_dir, checkpoint=Path(run_dir) / which)
+    run.model  # noqa: B018 - load now, so that a broken checkpoint fails here
+    return run

@@ -1,0 +1,73 @@
+"""The Hydra callback of every multirun: record the sweep and its plan when it starts.
+
+The summary itself is written by :func:`fusion_tuner.cli.main` once the launcher has returned
+*or failed* (Hydra skips ``on_multirun_end`` when a job fails), so that failed and missing runs
+are always listed. The CLI learns which sweeps ran from the session file it passes to this
+callback (``hydra.callbacks.sweep_summary.session_file``): one JSON line per sweep started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from fusion_tuner.sweeps.plan import check_subdir, plan_jobs, write_plan
+
+log = logging.getLogger(__name__)
+
+
+class SweepSummaryCallback(Callback):
+    """Configured under ``hydra.callbacks.sweep_summary`` in ``conf/config.yaml``.
+
+    Args:
+        threshold: relative change of validation MAE that counts as down/up in the summary.
+        session_file: where to append ``{"sweep_dir": ..., "threshold": ...}`` for each sweep
+            this process starts (set by the CLI; None: not recorded).
+    """
+
+    def __init__(self, threshold: float = 0.02, session_file: str | None = None) -> None:
+        self.threshold = threshold
+        self.session_file = session_file
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:
+            jobs = plan_jobs(config.hydra)
+        except Exception as exc:  # private Hydra API: degrade to "found runs only", and say so
+            log.warning(
+                "could not expand the sweep's job list (%s); missing runs will not be listed", exc
+            )
+            jobs = None
+        if jobs is not None:
+            subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"])
+            try:
+                check_subdir(jobs, subdir)
+            except ValueError as exc:
+                # Hydra turns a callback's exceptions into warnings; this one must stop the sweep
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(2) from exc
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if self.session_file:
+            with open(self.session_file, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"sweep_dir": str(sweep_dir), "threshold": self.threshold}))
+                fh.write("\n")
+        if jobs is not None:
+            write_plan(sweep_dir, jobs)
+
+
+def read_session(session_file: Path) -> list[tuple[Path, float]]:
+    """The sweeps recorded in a session file, in the order they started."""
+    if not session_file.is_file():
+        return []
+    lines = session_file.read_text(encoding="utf-8").splitlines()
+    return [
+        (Path(rec["sweep_dir"]), float(rec["threshold"]))
+        for rec in map(json.loads, filter(None, lines))
+    ]

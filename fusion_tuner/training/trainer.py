@@ -1,0 +1,318 @@
+"""The Trainer: everything one run needs, built up front; the epoch loop; the final evaluation.
+
+``Trainer.from_config(cfg, run_dir)`` builds data, model, optimizer, schedule, early stopping
+and logger, and resumes from the run's ``last.pt`` when there is one. ``fit()`` runs the epochs;
+``finish()`` evaluates the best model on every split and returns the ``metrics.json`` content.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fusion_tuner import __version__
+from fusion_tuner.config import Config, config_hash, max_epochs
+from fusion_tuner.data.module import CrystalDataModule
+from fusion_tuner.errors import CheckpointError
+from fusion_tuner.metrics import gap_ratio
+from fusion_tuner.models.builders import build_model
+from fusion_tuner.rundir import COMPLETED, RunDir
+from fusion_tuner.runtime import resolve_device, seed_everything
+from fusion_tuner.training import checkpoint as ckpt_io
+from fusion_tuner.training.console import progress
+from fusion_tuner.training.early_stopping import EarlyStopping
+from fusion_tuner.training.epoch import HISTORY_COLUMNS, EpochRecord
+from fusion_tuner.training.loggers import MetricLogger, NullLogger
+from fusion_tuner.training.loop import evaluate, train_epoch
+from fusion_tuner.training.optim import build_optimizer, build_scheduler
+from fusion_tuner.training.plots import plot_curves
+
+log = logging.getLogger("fusion_tuner")
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in ``last.pt`` and restored on resume."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val_mae: float = math.inf
+    best_epoch: int = -1
+    train_seconds: float = 0.0
+    train_crystals: int = 0
+    stop_reason: str | None = None
+
+    @property
+    def next_epoch(self) -> int:
+        return len(self.history) + 1
+
+
+def _warmup_steps(cfg: Config, epochs: int, steps: int) -> int:
+    """``scheduler.warmup_steps``, capped at ``budget.max_warmup_fraction`` of the run."""
+    frac, warmup = cfg.budget.max_warmup_fraction, cfg.scheduler.warmup_steps
+    if frac is not None and warmup > frac * epochs * steps:
+        capped = int(frac * epochs * steps)
+        log.warning(
+            "budget=%s caps warmup_steps %d -> %d (%.0f%% of the run's %d steps)",
+            cfg.budget.name,
+            warmup,
+            capped,
+            100 * frac,
+            epochs * steps,
+        )
+        return capped
+    return warmup
+
+
+class Trainer:
+    """One config, one run directory; build it with :meth:`from_config`."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        files: RunDir,
+        data: CrystalDataModule,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LambdaLR,
+        stopper: EarlyStopping,
+        device: torch.device,
+        logger: MetricLogger,
+        warmup_steps_used: int,
+    ) -> None:
+        self.cfg, self.files, self.dm, self.model = cfg, files, data, model
+        self.optimizer, self.scheduler, self.stopper = optimizer, scheduler, stopper
+        self.device, self.logger = device, logger
+        self.warmup_steps_used = warmup_steps_used
+        self.hash = config_hash(cfg)
+        self.max_epochs = max_epochs(cfg)
+        self.can_fire = stopper.can_fire(self.max_epochs)
+        self.progress = Progress()
+        self.loader_gen = torch.Generator()
+        self.train_loader = data.loader("train", generator=self.loader_gen)
+        self.val_loader = data.loader("val", shuffle=False)
+
+    @classmethod
+    def from_config(
+        cls, cfg: Config, run_dir: str | Path, logger: MetricLogger | None = None
+    ) -> Trainer:
+        """Build data, model, optimizer, schedule and early stopping for ``cfg``; write the
+        run's split, data report and tokenizer; resume from ``last.pt`` when present."""
+        files = RunDir(run_dir)
+        seed_everything(cfg.random_seed)
+        if cfg.trainer.num_threads:
+            torch.set_num_threads(cfg.trainer.num_threads)
+        torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
+        device = resolve_device(cfg.trainer.device)
+        dm = CrystalDataModule(cfg).setup()
+        files.write_split(dm.splits)
+        files.write_data_report(dm.report)
+        dm.tokenizer.save_pretrained(str(files.tokenizer))
+        seed_everything(cfg.random_seed)  # model init does not depend on what data loading drew
+        model = build_model(cfg, dm.info).to(device)
+        y = dm.datasets["train"].targets
+        model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
+        epochs, steps = max_epochs(cfg), math.ceil(len(dm.datasets["train"]) / cfg.batch.batch_size)
+        warmup = _warmup_steps(cfg, epochs, steps)
+        optimizer = build_optimizer(model, cfg.scheduler, cfg.regularization.weight_decay)
+        scheduler = build_scheduler(
+            optimizer, dataclasses.replace(cfg.scheduler, warmup_steps=warmup), epochs, steps
+        )
+        stopper = EarlyStopping(cfg.scheduler.n_early_stopping, cfg.scheduler.min_delta)
+        trainer = cls(
+            cfg,
+            files,
+            dm,
+            model,
+            optimizer,
+            scheduler,
+            stopper,
+            device,
+            logger or NullLogger(),
+            warmup,
+        )
+        trainer._announce(steps)
+        if files.last_checkpoint.is_file():
+            trainer.resume(ckpt_io.load_checkpoint(files.last_checkpoint, device))
+        return trainer
+
+    def _announce(self, steps: int) -> None:
+        params = list(self.model.parameters())
+        log.info(
+            "model: %d parameters (%d trainable); %d epochs max, %d steps/epoch, device %s",
+            sum(p.numel() for p in params),
+            sum(p.numel() for p in params if p.requires_grad),
+            self.max_epochs,
+            steps,
+            self.device,
+        )
+        if not self.can_fire:
+            log.warning(
+                "EARLY STOPPING CANNOT FIRE: n_early_stopping=%d >= %d epochs; the run will train "
+                "all %d epochs (metrics.json records early_stopping_can_fire: false)",
+                self.cfg.scheduler.n_early_stopping,
+                self.max_epochs,
+                self.max_epochs,
+            )
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.progress.history
+
+    # ---------------------------------------------------------------------- checkpoints
+    def resume(self, state: dict[str, Any]) -> None:
+        """Restore weights, optimizer, schedule, early stopping, RNGs and progress."""
+        if state.get("config_hash") != self.hash:
+            raise CheckpointError(
+                f"{self.files.last_checkpoint} was written by a different config "
+                f"(hash {state.get('config_hash')} != {self.hash}); use a new run directory"
+            )
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        ckpt_io.set_rng_state(state["rng"])
+        self.progress = Progress(
+            history=list(state["history"]),
+            best_val_mae=state["best_val_mae"],
+            best_epoch=state["best_epoch"],
+            train_seconds=state["train_seconds"],
+            train_crystals=state["train_crystals"],
+            stop_reason=state.get("stop_reason"),
+        )
+        log.info("resumed from last.pt at epoch %d", state["epoch"])
+
+    def _payload(self, epoch: int) -> dict[str, Any]:
+        """What both checkpoints hold: enough to rebuild the model from the file alone."""
+        return {
+            "config": ckpt_io.config_to_dict(self.cfg),
+            "config_hash": self.hash,
+            "data_info": self.dm.info.as_dict(),
+            "model_state": self.model.state_dict(),
+            "normalizer": {
+                "mean": float(self.model.target_mean),
+                "std": float(self.model.target_std),
+            },
+            "epoch": epoch,
+            "best_epoch": self.progress.best_epoch,
+            "best_val_mae": self.progress.best_val_mae,
+        }
+
+    def _save_last(self, epoch: int) -> None:
+        p = self.progress
+        ckpt_io.save_checkpoint(
+            self.files.last_checkpoint,
+            self._payload(epoch)
+            | {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "early_stopping": self.stopper.state_dict(),
+                "rng": ckpt_io.rng_state(),
+                "history": p.history,
+                "train_seconds": p.train_seconds,
+                "train_crystals": p.train_crystals,
+                "stop_reason": p.stop_reason,
+            },
+        )
+
+    # ---------------------------------------------------------------------------- epochs
+    def fit(self) -> None:
+        """Train from the next epoch until ``max_epochs`` or early stopping."""
+        cfg, p = self.cfg, self.progress
+        done = p.history and (p.stop_reason == "early_stopping" or p.next_epoch > self.max_epochs)
+        bar = progress(
+            range(p.next_epoch, self.max_epochs + 1) if not done else [], cfg.trainer.progress
+        )
+        for epoch in bar:
+            # data order and dropout depend only on (seed, epoch): exact after a resume
+            self.loader_gen.manual_seed(cfg.random_seed * 100_003 + epoch)
+            torch.manual_seed(cfg.random_seed * 100_003 + epoch)
+            lr = self.optimizer.param_groups[0]["lr"]
+            train = train_epoch(
+                self.model, self.train_loader, self.optimizer, self.scheduler, cfg, self.device
+            )
+            val = evaluate(self.model, self.val_loader, cfg, self.device)
+            p.train_seconds += train.seconds
+            p.train_crystals += train.crystals
+            if val.metrics["mae"] < p.best_val_mae:
+                p.best_val_mae, p.best_epoch = val.metrics["mae"], epoch
+                ckpt_io.save_checkpoint(self.files.best_checkpoint, self._payload(epoch))
+            stop = self.stopper.step(val.metrics["mae"], epoch)
+            if stop:
+                p.stop_reason = "early_stopping"
+            record = EpochRecord.of(epoch, train, val, lr, p.best_val_mae)
+            p.history.append(record.row())
+            self._save_last(epoch)
+            self.files.write_history(HISTORY_COLUMNS, p.history)
+            self.logger.log(record.tracked(), step=epoch)
+            self._show(bar, record)
+            if stop:
+                self._explain_stop(epoch)
+                break
+
+    def _show(self, bar: Any, record: EpochRecord) -> None:
+        line = record.console(self.max_epochs, self.progress.best_epoch)
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"val_mae {record.val_mae:.4f} best {record.best_val_mae:.4f}")
+            log.debug(line)
+        else:
+            log.info(line)
+
+    def _explain_stop(self, epoch: int) -> None:
+        s = self.cfg.scheduler
+        log.info(
+            "early stopping at epoch %d: val MAE did not improve on %.4f (epoch %d) by more than "
+            "min_delta=%g for %d epochs",
+            epoch,
+            self.stopper.best,
+            self.stopper.best_epoch,
+            s.min_delta,
+            s.n_early_stopping,
+        )
+
+    # ---------------------------------------------------------------------------- finish
+    def finish(self, wall_seconds: float) -> dict[str, Any]:
+        """Evaluate the best model on every split, write predictions and curves; return the
+        ``metrics.json`` content."""
+        best = ckpt_io.load_checkpoint(self.files.best_checkpoint, self.device)
+        self.model.load_state_dict(best["model_state"])
+        results: dict[str, Any] = {}
+        for split in ("train", "val", "test"):
+            ev = evaluate(self.model, self.dm.loader(split, shuffle=False), self.cfg, self.device)
+            self.files.write_predictions(split, ev.ids, ev.target, ev.prediction)
+            results[split] = {k: ev.metrics[k] for k in ("mae", "rmse", "r2", "n")}
+        p = self.progress
+        plot_curves(
+            [(self.cfg.experiment_name, p.history, p.best_epoch)],
+            self.files.curves,
+            title=self.cfg.experiment_name,
+        )
+        default_stop = (
+            "max_epochs" if self.max_epochs == self.cfg.scheduler.epochs else "budget_max_epochs"
+        )
+        return {
+            "status": COMPLETED,
+            "experiment": self.cfg.experiment_name,
+            "best_epoch": p.best_epoch,
+            "epochs_run": len(p.history),
+            "max_epochs": self.max_epochs,
+            "stop_reason": p.stop_reason or default_stop,
+            "early_stopping_can_fire": self.can_fire,
+            "n_early_stopping": self.cfg.scheduler.n_early_stopping,
+            "warmup_steps_used": self.warmup_steps_used,
+            **results,
+            "gap_ratio": gap_ratio(results["val"]["mae"], results["train"]["mae"]),
+            "wall_time_s": wall_seconds,
+            "train_crystals_per_s": p.train_crystals / p.train_seconds if p.train_seconds else 0.0,
+            "seed": self.cfg.random_seed,
+            "config_hash": self.hash,
+            "budget": self.cfg.budget.name,
+            "target": self.cfg.dataset.target,
+            "device": str(self.device),
+            "code_version": __version__,
+        }

@@ -1,0 +1,60 @@
+"""The sweep plan: job expansion through Hydra's basic sweeper (a private API, pinned here so
+that a Hydra upgrade that changes it fails loudly), the plan file, and the session file through
+which the CLI learns which sweeps ran."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from fusion_tuner.sweeps.callback import SweepSummaryCallback, read_session
+from fusion_tuner.sweeps.plan import expand_jobs, job_experiment, read_plan, write_plan
+
+
+def test_expand_jobs_is_the_cartesian_product_in_hydra_order() -> None:
+    jobs = expand_jobs({"experiment": "baseline,e06_lower_lr"}, ["random_seed=1,2", "budget=quick"])
+    assert jobs == [
+        ["experiment=baseline", "random_seed=1", "budget=quick"],
+        ["experiment=baseline", "random_seed=2", "budget=quick"],
+        ["experiment=e06_lower_lr", "random_seed=1", "budget=quick"],
+        ["experiment=e06_lower_lr", "random_seed=2", "budget=quick"],
+    ]
+
+
+def test_expand_jobs_keeps_plus_and_quoting_as_written() -> None:
+    assert expand_jobs({}, ['+phase="1"', "batch.batch_size=32,64"]) == [
+        ['+phase="1"', "batch.batch_size=32"],
+        ['+phase="1"', "batch.batch_size=64"],
+    ]
+
+
+def test_job_experiment_defaults_to_the_baseline() -> None:
+    assert job_experiment(["random_seed=1"]) == "baseline"
+    assert job_experiment(["+experiment=e03_two_layer_fusion"]) == "e03_two_layer_fusion"
+
+
+def test_plan_round_trip(tmp_path: Path) -> None:
+    assert read_plan(tmp_path) is None
+    write_plan(tmp_path, [["experiment=baseline"]])
+    assert read_plan(tmp_path) == [["experiment=baseline"]]
+
+
+def test_callback_records_the_sweep_in_the_session_file(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    session = tmp_path / "session.jsonl"
+    sweep_dir = tmp_path / "sweep"
+    hydra = {
+        "sweep": {"dir": str(sweep_dir), "subdir": "${experiment_name}-seed${random_seed}"},
+        "sweeper": {"params": {"experiment": "baseline,e01_conservative_regularization"}},
+        "overrides": {"task": ["random_seed=1"]},
+    }
+    config = SimpleNamespace(hydra=OmegaConf.create(hydra))
+    SweepSummaryCallback(0.05, str(session)).on_multirun_start(config)
+    assert read_session(session) == [(sweep_dir, 0.05)]
+    assert json.loads((sweep_dir / "sweep_plan.json").read_text())["jobs"] == [
+        ["experiment=baseline", "random_seed=1"],
+        ["experiment=e01_conservative_regularization", "random_seed=1"],
+    ]
+    assert read_session(tmp_path / "absent.jsonl") == []
