@@ -40,6 +40,7 @@ def _our_batches(store: Path, texts: Path, batch: int, freeze: bool):
         f"dataset.cache_dir={cache}", f"text.freeze={str(freeze).lower()}",
         "dataset.train_fraction=0.9", "dataset.val_fraction=0.1", "dataset.test_fraction=0.0",
         f"batch.batch_size={batch}",
+        "dataset.neighbor_strategy=pure",  # the graph of upstream's build_pure_torch_graph below
     ])  # fmt: skip
     dm = build_datamodule(cfg)  # the split only trains the tokenizer; the bench uses every crystal
     all_rows = CrystalDataset(dm.graphs, dm.datasets["train"].tokens, list(range(len(dm.graphs["ids"]))),
