@@ -87,15 +87,29 @@ def periodic_shifts(lattice: np.ndarray, cart: np.ndarray, radius: float) -> np.
         lattice (np.ndarray): (3, 3), rows are lattice vectors in Angstrom.
         cart (np.ndarray): (N, 3) Cartesian positions in Angstrom.
         radius (float): search radius in Angstrom.
+
+    Raises:
+        StructureError: the box of shifts to prune would exceed twice ``MAX_IMAGE_SITES``.
     """
     inv = np.linalg.inv(lattice)
     span = np.ptp(cart @ inv, axis=0)  # (3,)
     # |column k of inv| = 1 / (spacing of lattice planes k)
     reach = np.floor(radius * np.linalg.norm(inv, axis=0) + span + 1e-9).astype(np.int64)
+    n_box = int(np.prod(2 * reach + 1)) * cart.shape[0]
+    if n_box > 2 * MAX_IMAGE_SITES:
+        raise StructureError(_too_sparse(radius, n_box))
     shifts = _shift_box(*(int(n) for n in reach))
     diameter = 2.0 * np.sqrt(((cart - cart.mean(axis=0)) ** 2).sum(axis=1).max())
     limit = (radius + diameter) * (1 + 1e-9) + 1e-9
     return shifts[np.linalg.norm(shifts @ lattice, axis=1) <= limit]
+
+
+def _too_sparse(radius: float, n_sites: int) -> str:
+    return (
+        f"a neighbour search radius of {radius:.4g} A would enumerate {n_sites:,} periodic image "
+        f"sites (limit {MAX_IMAGE_SITES:,}); the cell is too sparse for this graph (a molecule "
+        "or slab in a large empty cell?)"
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -116,11 +130,7 @@ class _Images:
         self.shifts = periodic_shifts(lattice, cart, radius)  # (K, 3) int64
         n_sites = self.shifts.shape[0] * n
         if n_sites > MAX_IMAGE_SITES:
-            raise StructureError(
-                f"a neighbour search radius of {radius:.4g} A would enumerate {n_sites:,} "
-                f"periodic image sites (limit {MAX_IMAGE_SITES:,}); the cell is too sparse "
-                "for this graph (a molecule or slab in a large empty cell?)"
-            )
+            raise StructureError(_too_sparse(radius, n_sites))
         # offset + position, in jarvis-tools' order (np.dot(image, matrix) + coords), so that
         # distances are bitwise upstream's and exact ties are decided as upstream decides them
         offsets = self.shifts.astype(np.float64) @ lattice  # (K, 3)

@@ -119,8 +119,17 @@ def test_two_distant_atoms_in_a_big_cell_are_connected_or_refused_with_reason() 
 
 def test_a_radius_past_the_image_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(graphs, "MAX_IMAGE_SITES", 20)
-    with pytest.raises(StructureError, match="radius of 40 A would enumerate 33 periodic image"):
+    # 40 A in a 20 A cube: a box of 5^3 = 125 shifts, 33 of them within reach after pruning
+    with pytest.raises(StructureError, match="radius of 40 A would enumerate 125 periodic image"):
         crystal_graph(np.eye(3) * 20.0, np.zeros((1, 3)), 8.0, 12)
+    # two atoms 15.6 A apart in a 10 A cube: all 27 shifts of the box stay after pruning
+    monkeypatch.setattr(graphs, "MAX_IMAGE_SITES", 30)
+    with pytest.raises(StructureError, match="radius of 8 A would enumerate 54 periodic image"):
+        crystal_graph(np.eye(3) * 10.0, np.array([[0.0, 0, 0], [9.0, 9.0, 9.0]]), 8.0, 12)
+    # a cell that would need an absurd radius fails fast instead of exhausting memory
+    monkeypatch.undo()
+    with pytest.raises(StructureError, match="too sparse"):
+        crystal_graph(np.diag([2.0, 2.0, 1e9]), np.zeros((1, 3)), 8.0, 400)
 
 
 # ------------------------------------------------------------------------------------ pure
