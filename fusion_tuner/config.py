@@ -20,6 +20,7 @@ from fusion_tuner.errors import ConfigError
 from fusion_tuner.io import stable_hash
 
 DATA_SOURCES = ("demo", "jarvis", "folder")
+NEIGHBOR_STRATEGIES = ("k-nearest", "pure")  # fusion_tuner.data.graphs builds each
 TEXT_SOURCES = ("auto", "describe", "dataset")
 DESCRIBE_VARIANTS = ("desc_1", "desc_2", "desc_3")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -63,7 +64,12 @@ class DatasetConfig:
     test_fraction: float = 0.1
     # seeds the random split only; the model seed is random_seed
     split_seed: int = 123
-    # neighbour search radius in Angstrom
+    # how the atom graph is built: k-nearest (upstream ALIGNN's default: each atom's whole shell
+    # out to its max_neighbors-th neighbour, bonds in both directions, the radius grows from
+    # cutoff until every atom has max_neighbors) | pure (upstream's pure-torch builder: the
+    # max_neighbors nearest within cutoff, one direction, no growth)
+    neighbor_strategy: str = "k-nearest"
+    # neighbour search radius in Angstrom (k-nearest: where the search starts)
     cutoff: float = 8.0
     # k of the k-nearest-neighbour graph
     max_neighbors: int = 12
@@ -388,6 +394,7 @@ def _validate_dataset(c: Config, p: list[str]) -> None:
         )
     if d.split_file is None and (d.train_fraction <= 0 or d.val_fraction <= 0):
         p.append("dataset.train_fraction and dataset.val_fraction must be > 0")
+    _check_choice(p, "dataset.neighbor_strategy", d.neighbor_strategy, NEIGHBOR_STRATEGIES)
     _check_min(p, "dataset.cutoff", d.cutoff, 1e-3)
     _check_min(p, "dataset.max_neighbors", d.max_neighbors, 1)
     _check_min(p, "dataset.bond_rbf_bins", d.bond_rbf_bins, 2)

@@ -4,7 +4,8 @@ Three cache entries, each keyed by exactly what affects it, so that changing a s
 only what depends on it:
 
 * ``graphs-<key>.pt``: source identity (demo settings / JARVIS name, target and figshare file /
-  folder contents), target, limit, cutoff, max_neighbors, feature code version.
+  folder contents), target, limit, cutoff, max_neighbors, neighbor_strategy, feature code
+  version.
 * ``texts-<key>.pt``: the graph key plus text source, ``describe()`` variant, descriptions file.
 * ``tokens-<key>.pt``: the text key plus tokenizer identity and ``text.max_length``.
 
@@ -45,6 +46,7 @@ class DataInfo:
     atom_feature_dim: int
     cutoff: float
     max_neighbors: int
+    neighbor_strategy: str  # how the atom graph was built (k-nearest | pure)
     vocab_size: int
     pad_token_id: int
     max_length: int
@@ -108,6 +110,7 @@ class CrystalDataModule:
         return self._source_settings() | {
             "cutoff": d.cutoff,
             "max_neighbors": d.max_neighbors,
+            "neighbor_strategy": d.neighbor_strategy,
             "feature_version": features.FEATURE_VERSION,
         }
 
@@ -146,6 +149,7 @@ class CrystalDataModule:
             self.cfg.dataset.cutoff,
             self.cfg.dataset.max_neighbors,
             self.cfg.dataset.num_workers,
+            self.cfg.dataset.neighbor_strategy,
         )
         entry["load_report"] = report.as_dict()
         return entry
@@ -261,6 +265,7 @@ class CrystalDataModule:
             atom_feature_dim=92,
             cutoff=cfg.dataset.cutoff,
             max_neighbors=cfg.dataset.max_neighbors,
+            neighbor_strategy=cfg.dataset.neighbor_strategy,
             vocab_size=len(self.tokenizer),
             pad_token_id=pad,
             max_length=cfg.text.max_length,

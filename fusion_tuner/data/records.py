@@ -95,10 +95,16 @@ def numeric_keys(records: list[dict[str, Any]]) -> list[str]:
 
 
 def crystal_from_jarvis_atoms(cid: str, atoms: dict[str, Any], target: float) -> Crystal:
-    """Convert a JARVIS ``atoms`` dict (``lattice_mat``, ``coords``, ``elements``, ``cartesian``)."""
+    """Convert a JARVIS ``atoms`` dict (``lattice_mat``, ``coords``, ``elements``, ``cartesian``).
+
+    Positions are those jarvis-tools' ``Atoms`` gives (and upstream ALIGNN builds its graphs
+    from): fractional coordinates times the lattice rounded to 1e-5 A (jarvis' ``Lattice``
+    rounds), while periodic images use the lattice as given. The difference is below 1e-5 A, but
+    it decides exactly tied neighbour shells, so the graphs match upstream's bond for bond.
+    """
     lattice = np.asarray(atoms["lattice_mat"], dtype=np.float64).reshape(3, 3)
     coords = np.asarray(atoms["coords"], dtype=np.float64).reshape(-1, 3)
-    cart = coords if atoms.get("cartesian", False) else coords @ lattice
+    cart = coords if atoms.get("cartesian", False) else np.dot(coords, np.around(lattice, 5))
     elements = [str(e) for e in atoms["elements"]]
     if len(elements) != len(cart):
         raise ValueError(f"{len(elements)} elements for {len(cart)} positions")

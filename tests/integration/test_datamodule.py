@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from fusion_tuner import build_datamodule
 from fusion_tuner.errors import DataError
@@ -36,9 +38,13 @@ def test_demo_loads_from_cache_on_second_call(tmp_path: Path) -> None:
     assert second.splits == first.splits
     assert [len(second.splits[k]) for k in ("train", "val", "test")] == [48, 6, 6]
     check_batch(second)
-    # every crystal has 12 bonds (demo cells are dense)
+    # the default k-nearest graph: every atom receives at least 12 bonds, and every bond is
+    # there in both directions
     batch = next(iter(second.loader("val", batch_size=6)))
-    assert batch.edge_index.size(1) == 12 * batch.num_nodes
+    src, dst = batch.edge_index
+    assert int(torch.bincount(dst, minlength=batch.num_nodes).min()) >= 12
+    pairs = torch.stack([src, dst], dim=1).tolist()
+    assert sorted(pairs) == sorted(torch.stack([dst, src], dim=1).tolist())
 
 
 def test_changing_a_setting_rebuilds_only_what_depends_on_it(tmp_path: Path) -> None:
@@ -50,6 +56,9 @@ def test_changing_a_setting_rebuilds_only_what_depends_on_it(tmp_path: Path) -> 
     assert (length["graphs"][1], length["texts"][1], length["tokens"][1]) == (True, True, False)
     seed = build_datamodule(compose(*base, "dataset.split_seed=5", cache=tmp_path))
     assert seed.report["cache"]["graphs"][1] is True  # the split does not touch the graph cache
+    pure = build_datamodule(compose(*base, "dataset.neighbor_strategy=pure", cache=tmp_path))
+    assert pure.report["cache"]["graphs"][1] is False  # the strategy is part of the graph key
+    assert (pure.info.neighbor_strategy, seed.info.neighbor_strategy) == ("pure", "k-nearest")
 
 
 def test_split_json_is_written_with_ids(tmp_path: Path) -> None:
@@ -180,12 +189,63 @@ def test_text_source_describe_replaces_the_datasets_own_text(tmp_path: Path) -> 
     assert "structure" in a and "spacegroup" in b and a != b
 
 
-def test_max_neighbors_sets_the_bonds_per_atom(tmp_path: Path) -> None:
+@pytest.mark.parametrize("strategy", ["k-nearest", "pure"])
+def test_max_neighbors_sets_the_bonds_per_atom(tmp_path: Path, strategy: str) -> None:
     dm = build_datamodule(
-        compose("dataset.demo_size=20", "dataset.max_neighbors=6", cache=tmp_path)
+        compose(
+            "dataset.demo_size=20",
+            "dataset.max_neighbors=6",
+            f"dataset.neighbor_strategy={strategy}",
+            cache=tmp_path,
+        )
     )
     batch = next(iter(dm.loader("train", batch_size=4)))
-    assert batch.edge_index.size(1) == 6 * batch.num_nodes
+    received = torch.bincount(batch.edge_index[1], minlength=batch.num_nodes)
+    if strategy == "pure":  # exactly the 6 nearest per atom
+        assert received.tolist() == [6] * batch.num_nodes
+    else:  # at least the 6-th neighbour's shell per atom, plus the reverse bonds
+        assert int(received.min()) >= 6 and batch.edge_index.size(1) > 6 * batch.num_nodes
+
+
+@pytest.mark.parametrize("strategy", ["k-nearest", "pure"])
+def test_coincident_sites_and_edgeless_atoms_are_dropped_with_reasons(
+    tmp_path: Path, strategy: str
+) -> None:
+    from jarvis.core.atoms import Atoms
+    from jarvis.io.vasp.inputs import Poscar
+
+    root = write_folder(tmp_path / "f", n=20)
+    bad = {
+        # two sites at the same place of the crystal (fractional 0 and 1)
+        "coincident.vasp": Atoms(
+            lattice_mat=np.eye(3) * 4.0, coords=[[0, 0, 0], [1, 0, 0]], elements=["Na", "Cl"]
+        ),
+        # a 30 A cell with two atoms 26 A apart: no neighbour within 8 A
+        "isolated.vasp": Atoms(
+            lattice_mat=np.eye(3) * 30.0, coords=[[0, 0, 0], [0.5, 0.5, 0.5]], elements=["Na", "Cl"]
+        ),
+    }
+    with (root / "id_prop.csv").open("a") as fh:
+        for name, atoms in bad.items():
+            Poscar(atoms).write_file(str(root / name))
+            fh.write(f"{name},1.0\n")
+    dm = build_datamodule(
+        compose(
+            "dataset=folder",
+            f"dataset.root={root}",
+            "dataset.max_drop_fraction=0.2",
+            f"dataset.neighbor_strategy={strategy}",
+            cache=tmp_path / "c",
+        )
+    )
+    RunDir(tmp_path / "run").write_data_report(dm.report)
+    dropped = dict(json.loads((tmp_path / "run" / "data_report.json").read_text())["dropped"])
+    assert "sites 0 and 1 (its periodic image" in dropped["coincident.vasp"]
+    if strategy == "pure":
+        assert "have no neighbour within 8 A" in dropped["isolated.vasp"]
+        assert dm.report["n_usable"] == 20
+    else:  # the radius grows to 30 A: both atoms get bonds
+        assert "isolated.vasp" not in dropped and dm.report["n_usable"] == 21
 
 
 def test_hub_text_model_offline_says_what_to_do(tmp_path: Path) -> None:
