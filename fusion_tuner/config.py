@@ -10,14 +10,18 @@ rules that span fields and reports every violation in one :class:`ConfigError`.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
 
 from fusion_tuner.errors import ConfigError
 
-DATA_SOURCES = ("demo", "jarvis", "folder")
+DATA_SOURCES = ("demo", "jarvis", "folder", "table")
+DUPLICATE_POLICIES = ("error", "first", "drop")
 TEXT_SOURCES = ("auto", "describe", "dataset")
 DESCRIBE_VARIANTS = ("desc_1", "desc_2", "desc_3")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -34,14 +38,21 @@ PROGRESS = ("auto", "bar", "line")
 class DatasetConfig:
     """Where crystals come from, how they are split and turned into graphs."""
 
-    source: str = "demo"  # demo | jarvis | folder
-    target: str = "synthetic_gap"  # property to predict (jarvis: any numeric key)
+    source: str = "demo"  # demo | jarvis | folder | table
+    target: str = "synthetic_gap"  # property to predict (jarvis: any numeric key; table: a column)
     name: str = "dft_3d"  # jarvis.db.figshare dataset name
     jarvis_dir: str | None = (
         None  # figshare download cache; None: $FUSION_TUNER_JARVIS_DIR or <cache>/jarvis
     )
     root: str | None = None  # folder source: directory with id_prop.csv and structure files
+    # table source: a .csv / .json / .jsonl file (optionally .gz or a one-file .zip)
+    path: str | None = None
+    # table source: the column holding CIF / POSCAR text, a JARVIS Atoms or pymatgen Structure
+    # dict; None: the first of structure, cif, atoms, poscar that the table has
+    structure_column: str | None = None
+    id_column: str | None = None  # table source: the id column; None: the row number (from 0)
     descriptions: str | None = None  # optional id -> text file (CSV id,description or JSON[.zip])
+    duplicates: str = "error"  # an id that occurs twice: error | first (keep it) | drop (all)
     limit: int | None = None  # keep only the first N usable records
     demo_size: int = 600  # number of generated demo crystals
     demo_seed: int = 0  # seed of the demo generator (not the model seed)
@@ -276,11 +287,62 @@ def _check_divides(problems: list[str], dim_key: str, dim: int, heads_key: str, 
         )
 
 
+# Keys that only one source reads. Demo keys are left out: the others ignore them, so a shared
+# override list (tests, sweeps) may carry dataset.demo_size whatever the source.
+SOURCE_KEYS = {
+    "jarvis": ("name", "jarvis_dir"),
+    "folder": ("root",),
+    "table": ("path", "structure_column", "id_column"),
+}
+
+
+def dataset_file_problems(d: DatasetConfig) -> list[tuple[str, str]]:
+    """``(key, problem)`` for each data path the config names that does not exist.
+
+    Relative paths are relative to the working directory (Hydra does not change it here).
+    """
+    wanted = [("split_file", d.split_file, "file"), ("descriptions", d.descriptions, "file")]
+    if d.source == "folder":
+        wanted.insert(0, ("root", d.root, "folder"))
+    if d.source == "table":
+        wanted.insert(0, ("path", d.path, "file"))
+    out = []
+    for key, value, kind in wanted:
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        ok = path.is_dir() if kind == "folder" else path.is_file()
+        if not ok:
+            what = "no such folder" if kind == "folder" else "no such file"
+            if path.exists():
+                what = f"not a {kind}"
+            out.append((key, f"dataset.{key}={value}: {what} ({path.resolve()})"))
+    return out
+
+
 def _validate_dataset(c: Config, p: list[str]) -> None:
     d = c.dataset
     _check_choice(p, "dataset.source", d.source, DATA_SOURCES)
+    _check_choice(p, "dataset.duplicates", d.duplicates, DUPLICATE_POLICIES)
     if d.source == "folder" and not d.root:
         p.append("dataset.root must name the folder holding id_prop.csv when dataset.source=folder")
+    if d.source == "table" and not d.path:
+        p.append(
+            "dataset.path must name the table file (.csv, .json, .jsonl; optionally .gz / .zip) "
+            "when dataset.source=table"
+        )
+    defaults = DatasetConfig()
+    for source, keys in SOURCE_KEYS.items():
+        if source == d.source:
+            continue
+        for key in keys:
+            value = getattr(d, key)
+            if value != getattr(defaults, key):
+                p.append(
+                    f"dataset.{key}={value} is read only by dataset={source}, but "
+                    f"dataset.source={d.source}: add dataset={source} (or drop dataset.{key})"
+                )
+    p.extend(problem for _, problem in dataset_file_problems(d))
     for key in ("train_fraction", "val_fraction", "test_fraction"):
         _check_range(p, f"dataset.{key}", getattr(d, key), 0.0, 1.0)
     total = d.train_fraction + d.val_fraction + d.test_fraction
@@ -409,6 +471,72 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_range(p, "budget.max_warmup_fraction", b.max_warmup_fraction, 0.0, 1.0)
     _check_choice(p, "logger.backend", lg.backend, LOGGER_BACKENDS)
     _check_choice(p, "logger.mode", lg.mode, WANDB_MODES)
+
+
+def _typed_config(config: Any) -> Config | None:
+    """The typed config of a composed Hydra config (without its ``hydra`` node), or None."""
+    from omegaconf import OmegaConf, open_dict, read_write
+    from omegaconf.errors import OmegaConfBaseException
+
+    cfg = config.copy()
+    with read_write(cfg), open_dict(cfg):
+        cfg.pop("hydra", None)
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except OmegaConfBaseException:
+        return None  # the task function meets the same error and reports it in full
+
+
+def _stop(message: str) -> None:
+    # Hydra turns a callback's exceptions into warnings; SystemExit is not one of them
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class ValidateCallback(Callback):
+    """Hydra callback: check the config before Hydra creates a run or sweep directory.
+
+    A single run is validated in full (:func:`validate`). A sweep's base config is checked for
+    missing data files only, and only for keys the sweep does not vary (a grid point may fix
+    anything else; ``train`` validates each run and records a bad one as failed). Listed before
+    ``sweep_summary`` under ``hydra.callbacks`` in ``conf/config.yaml``.
+    """
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        typed = _typed_config(config)
+        if typed is not None:
+            try:
+                validate(typed)
+            except ConfigError as exc:
+                _stop(str(exc))
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        typed = _typed_config(config)
+        swept = _swept_keys(config.hydra)
+        if typed is None or swept is None or "dataset" in swept:
+            return
+        problems = [
+            msg
+            for key, msg in dataset_file_problems(typed.dataset)
+            if f"dataset.{key}" not in swept
+        ]
+        if problems:
+            _stop(str(ConfigError(problems)))
+
+
+def _swept_keys(hydra_cfg: Any) -> set[str] | None:
+    """Keys a multirun varies (sweep overrides and every ``hydra.sweeper.params`` key)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    params = hydra_cfg.sweeper.get("params") or {}
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(hydra_cfg.overrides.task))
+    except HydraException:
+        return None
+    keys = {str(k).lstrip("+~") for k in params}
+    keys |= {o.key_or_group.lstrip("+~") for o in parsed if o.is_sweep_override()}
+    return keys
 
 
 def validate(cfg: Config) -> Config:
