@@ -1,4 +1,4 @@
-"""One crystal structure from any of the forms data sets ship: CIF, POSCAR, JARVIS or pymatgen dicts.
+"""Crystal structures in the forms data sets ship: CIF, POSCAR, JARVIS and pymatgen dicts.
 
 Every reader returns ``(lattice, cart, elements)``: lattice vectors as rows (3, 3) and Cartesian
 positions (N, 3), both in Angstrom, and N element symbols. A structure that cannot be used
@@ -14,26 +14,24 @@ reduction to a primitive cell, which would give the same k-NN graph around every
 with partial occupancy, unknown elements, missing cell parameters or non-numeric coordinates are
 refused with that reason.
 
-Why gemmi (measured on this project's 2-core machine, 3 passes over the 3,787 perovskite CIF
-strings of ``../shared/data/perov5_castelli``, best pass; plus hand-written symmetric CIFs):
+Why gemmi. Measured on this project's 2-core machine (shared, so read the ratios): one process
+parsing the 3,787 perovskite CIF strings of ``../shared/data/perov5_castelli`` with each parser
+in turn, 3 interleaved passes, best pass each; plus hand-written symmetric CIFs.
 
-========================  ==========  =======  ============================================
-parser                    CIFs/s      import   hand-written symmetric CIFs
-========================  ==========  =======  ============================================
-gemmi 0.7.5 (chosen)      16,000      0.24 s   all right (NaCl 8, rutile 6, wurtzite 4
-                                               sites, ops given or symbol only)
-jarvis ``from_cif(...,     9,400      (jarvis)  reads the element from the *label* (``Ob``
-use_cif2cell=False)``                          for an O site labelled ``Ob``); fails on a
-                                               CIF that gives only the space-group symbol
-pymatgen 2026.10 CifParser   650       0.9 s   all right; ~650 MB installed with its deps
-ase 3.29 ``read(cif)``       620       0.9 s   all right
-========================  ==========  =======  ============================================
+* gemmi 0.7.5 (chosen): 9,700 CIFs/s (1.0x); import 0.03-0.06 s; 7 MB installed, no
+  dependencies; right on every hand-written CIF (NaCl 8, rutile 6, wurtzite 4 atoms; symmetry
+  operations listed or only the space-group symbol; labels that are not element symbols).
+* jarvis-tools' own parser, ``Atoms.from_cif(..., use_cif2cell=False)``: 2.0x slower; takes
+  the element from the site *label* (an O site labelled ``Ob`` became element ``Ob``) and fails
+  on a CIF that gives only the space-group symbol. No shell and no temporary file on this path.
+* pymatgen 2026.10 ``CifParser``: 38x slower; right on every CIF; about 650 MB with its
+  dependencies; import 1.0-1.7 s.
+* ASE 3.29 ``ase.io.read(format="cif")``: 30x slower; right on every CIF; import 2.2-2.4 s.
 
-All four give the same lattices and site counts on the perovskites (jarvis' lattice lengths
-differ by up to 4e-4 Angstrom); all refuse partial occupancy (jarvis, gemmi via the checks here).
-jarvis' default ``use_cif2cell=True`` is what this module replaces: it ran
-``os.system("cif2cell " + filename + ...)`` (a shell command built from the file name) and left
-one temporary file per CIF read.
+All four give the same lattices and atom counts on the perovskites (jarvis' lattice lengths
+differ by up to 4e-4 Angstrom). jarvis-tools' default ``use_cif2cell=True`` is what this module
+replaces: it ran ``os.system("cif2cell " + filename + ...)``, a shell command built from the
+file name, and left one temporary file per CIF read.
 
 **POSCAR** text goes through ``jarvis.io.vasp.inputs.Poscar.from_string``. **JARVIS Atoms dicts**
 (``lattice_mat``, ``coords``, ``elements``, ``cartesian``) and **pymatgen Structure dicts**
