@@ -4,8 +4,8 @@ Three cache entries, each keyed by exactly what affects it, so that changing a s
 only what depends on it:
 
 * ``graphs-<key>.pt``: source identity (demo settings / JARVIS name, target and figshare file /
-  folder contents), target, limit, cutoff, max_neighbors, neighbor_strategy, feature code
-  version.
+  folder contents / table file path, size and mtime and its columns), target, limit,
+  ``dataset.duplicates``, cutoff, max_neighbors, neighbor_strategy, feature code version.
 * ``texts-<key>.pt``: the graph key plus text source, ``describe()`` variant, descriptions file.
 * ``tokens-<key>.pt``: the text key plus tokenizer identity and ``text.max_length``.
 
@@ -85,7 +85,12 @@ class CrystalDataModule:
     # ----------------------------------------------------------------------------------- keys
     def _source_settings(self) -> dict[str, Any]:
         d = self.cfg.dataset
-        base = {"source": d.source, "limit": max_structures(self.cfg), "target": d.target}
+        base = {
+            "source": d.source,
+            "limit": max_structures(self.cfg),
+            "target": d.target,
+            "duplicates": d.duplicates,
+        }
         if d.source == "demo":
             from fusion_tuner.data.demo import GENERATOR_VERSION
 
@@ -101,6 +106,14 @@ class CrystalDataModule:
             info = get_db_info().get(d.name)
             store = records.jarvis_store_dir(d.jarvis_dir).resolve()
             return base | {"name": d.name, "file": info[1] if info else None, "store": str(store)}
+        if d.source == "table":
+            path = Path(d.path or "").expanduser().resolve()
+            return base | {
+                "path": str(path),
+                "file": _file_signature([path]),
+                "structure_column": d.structure_column,
+                "id_column": d.id_column,
+            }
         root = Path(d.root or "").expanduser().resolve()
         files = list(root.glob("*")) + list((root / "structures").glob("*"))
         return base | {"root": str(root), "files": _file_signature(files)}
@@ -126,6 +139,11 @@ class CrystalDataModule:
 
     # ------------------------------------------------------------------------------- loading
     def _load_records(self) -> tuple[list[records.Crystal], records.LoadReport]:
+        """The source's records, with ``dataset.duplicates`` applied (the same for every source)."""
+        crystals, report = self._read_source()
+        return records.resolve_duplicates(crystals, report, self.cfg.dataset.duplicates), report
+
+    def _read_source(self) -> tuple[list[records.Crystal], records.LoadReport]:
         d, limit = self.cfg.dataset, max_structures(self.cfg)
         if d.source == "demo":
             from fusion_tuner.data.demo import generate_demo
@@ -139,6 +157,11 @@ class CrystalDataModule:
         if d.source == "jarvis":
             store = records.jarvis_store_dir(d.jarvis_dir)
             return records.load_jarvis(d.name, d.target, store, limit)
+        if d.source == "table":
+            from fusion_tuner.data.tables import load_table
+
+            path = Path(d.path or "").expanduser()
+            return load_table(path, d.target, d.structure_column, d.id_column, limit)
         return records.load_folder(Path(d.root or "").expanduser(), limit)
 
     def _build_graphs(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:
@@ -220,6 +243,17 @@ class CrystalDataModule:
                 )
         return split_report
 
+    def _check_target_spread(self) -> None:
+        """Refuse a constant training target: the model would learn nothing and R² is undefined."""
+        y = self.graphs.targets[self.graphs.rows(self.splits["train"])]
+        mean, std = float(y.mean()), float(y.std(unbiased=False))
+        if std == 0.0 or std < 1e-12 * abs(mean):
+            raise DataError(
+                f"dataset.target={self.cfg.dataset.target!r} is constant on the {len(y)} training "
+                f"crystals (every value is {mean:.6g}, std {std:.3g}): there is nothing to learn and "
+                "R² is undefined. Choose another dataset.target, or check the data and the split"
+            )
+
     def _load_tokenizer(self, texts_by_id: dict[str, str]):
         t = self.cfg.text
         if t.model_name_or_path is None:
@@ -245,6 +279,7 @@ class CrystalDataModule:
         self._check_drops(failed)
         texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
         split_report = self._make_split(texts["ids"])
+        self._check_target_spread()
         self.tokenizer = self._load_tokenizer(texts_by_id)
         tok_id = text.tokenizer_identity(self.tokenizer)
         okey = stable_hash({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})

@@ -147,7 +147,9 @@ def test_rerunning_a_completed_run_only_reports_it(finished_run: Path) -> None:
 
 def test_a_failing_run_records_failed_and_exits_nonzero(tmp_path: Path) -> None:
     run_dir = tmp_path / "bad"
-    proc = run_cli(run_dir, "dataset=folder", f"dataset.root={tmp_path / 'nowhere'}", check=False)
+    empty = tmp_path / "empty"  # exists (a missing folder fails validation, before the run dir)
+    empty.mkdir()
+    proc = run_cli(run_dir, "dataset=folder", f"dataset.root={empty}", check=False)
     assert proc.returncode != 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "failed"
