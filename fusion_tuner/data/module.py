@@ -59,6 +59,17 @@ def _file_signature(paths: list[Path]) -> list[tuple[str, int, int]]:
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file())
 
 
+def _check_texts(entry: dict[str, Any]) -> None:
+    if not {"ids", "texts", "failed"} <= entry.keys() or len(entry["ids"]) != len(entry["texts"]):
+        raise DataError("text cache entry lacks ids/texts/failed or they disagree in length")
+
+
+def _check_tokens(entry: dict[str, Any], n: int) -> None:
+    ids, ptr = entry.get("token_ids"), entry.get("token_ptr")
+    if ids is None or ptr is None or len(ptr) != n + 1 or int(ptr[-1]) != len(ids):
+        raise DataError(f"token cache entry does not hold token ids with offsets for {n} crystals")
+
+
 class CrystalDataModule:
     """Builds train/val/test datasets and loaders from a :class:`Config`.
 
@@ -230,12 +241,12 @@ class CrystalDataModule:
         feats = self.cache_root / "features"
         gkey = stable_hash(self._graph_settings())
         entry, g_hit = load_or_build(
-            feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded())
+            feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded()), GraphStore.check
         )
         self.graphs = GraphStore.from_dict(entry)
         tkey = stable_hash(self._text_settings(gkey))
         texts, t_hit = load_or_build(
-            feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded())
+            feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded()), _check_texts
         )
         failed = self.graphs.load_report["unreadable"] + self.graphs.failed + texts["failed"]
         self._check_drops(failed)
@@ -251,6 +262,7 @@ class CrystalDataModule:
                 [texts_by_id.get(i, "") for i in self.graphs.ids],
                 cfg.text.max_length,
             ),
+            lambda entry: _check_tokens(entry, len(self.graphs.ids)),
         )
         self.tokens = tokens
         pad = int(self.tokenizer.pad_token_id)
