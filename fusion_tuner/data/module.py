@@ -234,8 +234,14 @@ class CrystalDataModule:
             return text.tiny_tokenizer(train_texts, t.tiny_vocab_size, self.cache_root)
         return text.hub_tokenizer(t.model_name_or_path)
 
-    def setup(self) -> CrystalDataModule:
-        """Featurise (or load from the cache), split, tokenise, and build the datasets."""
+    def setup(self, tokenizer: Any = None) -> CrystalDataModule:
+        """Featurise (or load from the cache), split, tokenise, and build the datasets.
+
+        Args:
+            tokenizer: use this tokenizer (e.g. a run's own saved one, when resuming) instead of
+                training the tiny one or loading the hub's. WordPiece training is not
+                deterministic, so a resumed run must keep the tokenizer its weights know.
+        """
         cfg = self.cfg
         loaded = functools.cache(self._load_records)
         feats = self.cache_root / "features"
@@ -252,7 +258,7 @@ class CrystalDataModule:
         self._check_drops(failed)
         texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
         split_report = self._make_split(texts["ids"])
-        self.tokenizer = self._load_tokenizer(texts_by_id)
+        self.tokenizer = tokenizer if tokenizer is not None else self._load_tokenizer(texts_by_id)
         tok_id = text.tokenizer_identity(self.tokenizer)
         okey = stable_hash({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
         tokens, k_hit = load_or_build(

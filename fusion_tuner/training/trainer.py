@@ -71,6 +71,17 @@ def _warmup_steps(cfg: Config, epochs: int, steps: int) -> int:
     return warmup
 
 
+def _own_tokenizer(files: RunDir) -> Any:
+    """The tokenizer a resumable run saved when it started (None for a fresh run)."""
+    resumable = files.last_checkpoint.is_file() or files.previous_last_checkpoint.is_file()
+    if not (resumable and (files.tokenizer / "tokenizer_config.json").is_file()):
+        return None
+    from transformers import AutoTokenizer
+
+    log.info("resuming with the run's own tokenizer (%s)", files.tokenizer)
+    return AutoTokenizer.from_pretrained(str(files.tokenizer))
+
+
 class Trainer:
     """One config, one run directory; build it with :meth:`from_config`."""
 
@@ -111,7 +122,7 @@ class Trainer:
             torch.set_num_threads(cfg.trainer.num_threads)
         torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
         device = resolve_device(cfg.trainer.device)
-        dm = CrystalDataModule(cfg).setup()
+        dm = CrystalDataModule(cfg).setup(tokenizer=_own_tokenizer(files))
         files.write_split(dm.splits)
         files.write_data_report(dm.report)
         atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))

@@ -99,15 +99,18 @@ def test_a_second_process_in_a_live_run_directory_is_refused(
     tmp_path: Path, second: list[str]
 ) -> None:
     run_dir = tmp_path / "run"
-    first = start(run_dir, "scheduler.epochs=6")
+    first = start(run_dir, "scheduler.epochs=500")  # still training when the second comes
     wait_for_epochs(first, run_dir, 1)
-    out = run_cli(run_dir, *second, check=False)
+    digest = metrics(run_dir)["config_hash"]
+    out = run_cli(run_dir, "scheduler.epochs=500", *second, check=False)
     assert out.returncode != 0
     assert f"is in use by another live run (pid {first.pid} on host" in out.stdout + out.stderr
-    assert first.wait(timeout=600) == 0
+    assert first.poll() is None  # the owner trains on, untouched
     m = metrics(run_dir)
-    assert m["status"] == "completed" and m["epochs_run"] == 6
+    assert (m["status"], m["config_hash"]) == ("running", digest)
     assert [a["action"] for a in m["attempts"]] == ["fresh"]
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=120)
 
 
 def test_the_lock_of_a_killed_run_does_not_block_its_resume(tmp_path: Path) -> None:
@@ -154,7 +157,8 @@ def test_a_corrupt_cached_tokenizer_is_retrained(tmp_path: Path) -> None:
     (tok,) = (tmp_path / "tokenizers").glob("wordpiece-*/tokenizer.json")
     tok.write_text("{not json")
     again = build_datamodule(cfg)
-    assert again.info.tokenizer_id == good.info.tokenizer_id
+    assert len(again.tokenizer) == len(good.tokenizer) > 100
+    assert list((tmp_path / "tokenizers").glob("wordpiece-*.corrupt-*"))
 
 
 # --------------------------------------------------------------- 5: corrupt checkpoints
@@ -246,7 +250,7 @@ def test_history_never_lacks_an_epoch_its_checkpoint_claims(tmp_path: Path) -> N
     run_cli(run_dir, "scheduler.epochs=4")
     rows = (run_dir / "history.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4]
-    assert saved >= 2
+    assert saved >= 1
 
 
 # ------------------------------------------------------------------ 7: a user's things
