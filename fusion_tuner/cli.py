@@ -80,6 +80,31 @@ def normalize_args(args: list[str]) -> list[str]:
     return flags + normalize_overrides([a for a in args if a not in ("-m", "--multirun")])
 
 
+def preflight(args: list[str]) -> int | None:
+    """What to do before Hydra sees ``args``: print our ``--help``, or refuse unknown keys and
+    argparse habits (exit status 2). None: go on."""
+    from fusion_tuner.compose import check_override_keys, conf_dir, config_groups, schema_keys
+    from fusion_tuner.errors import ConfigError
+    from fusion_tuner.usage import argparse_habit, help_text
+
+    if "--help" in args or "-h" in args:
+        print(help_text(conf_dir()))
+        return 0
+    habit = argparse_habit(args, config_groups(), schema_keys())
+    if habit:
+        print(f"error: {habit}", file=sys.stderr)
+        return 2
+    from hydra._internal.utils import get_args_parser  # Hydra's own command-line parser
+
+    known, _ = get_args_parser().parse_known_args(args)
+    try:
+        check_override_keys(known.overrides or [])
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return None
+
+
 def main() -> None:
     """Register the schema, hand over to Hydra (run or ``-m`` multirun), then summarise sweeps.
 
@@ -87,6 +112,9 @@ def main() -> None:
     """
     register_configs()
     sys.argv[1:] = normalize_args(sys.argv[1:])
+    stop = preflight(sys.argv[1:])
+    if stop is not None:
+        sys.exit(stop)
     with tempfile.TemporaryDirectory(prefix="fusion_tuner-") as tmp:
         session = Path(tmp) / "sweeps.jsonl"
         previous = os.environ.get(SESSION_ENV)

@@ -231,6 +231,11 @@ class TrainerConfig:
     progress: str = "auto"
     # torch intra-op threads; None: torch's default
     num_threads: int | None = None
+    # keep last.pt once a run has completed (default: only best_model.pt stays)
+    keep_last_checkpoint: bool = False
+    # discard this run directory's checkpoints and train from epoch 1 (e.g. after an
+    # unreadable last.pt); a completed run is still only reported as complete
+    start_over: bool = False
 
 
 @dataclass
@@ -288,7 +293,14 @@ class Config:
 
 # Keys that change how a run is tracked, shown or where its caches live, never what it computes:
 # left out of the config hash and of what distinguishes the runs of a sweep.
-RESULT_NEUTRAL_KEYS = ("logger", "trainer.progress", "dataset.cache_dir", "dataset.num_workers")
+RESULT_NEUTRAL_KEYS = (
+    "logger",
+    "trainer.progress",
+    "trainer.keep_last_checkpoint",
+    "trainer.start_over",
+    "dataset.cache_dir",
+    "dataset.num_workers",
+)
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -22,7 +22,11 @@ use: a run directory (or a checkpoint) with its metrics, config, split and, on d
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import os
+import socket
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -38,10 +42,11 @@ if TYPE_CHECKING:
 
     from fusion_tuner.config import Config
 
-RUNNING, COMPLETED, FAILED, MISSING, NOT_STARTED = (
+RUNNING, COMPLETED, FAILED, INTERRUPTED, MISSING, NOT_STARTED = (
     "running",
     "completed",
     "failed",
+    "interrupted",
     "missing",
     "not started",
 )
@@ -86,6 +91,15 @@ class RunDir:
     @property
     def last_checkpoint(self) -> Path:
         return self.path / "last.pt"
+
+    @property
+    def previous_last_checkpoint(self) -> Path:
+        """The ``last.pt`` of the epoch before, kept until the next one is complete."""
+        return self.path / "last.prev.pt"
+
+    @property
+    def lock(self) -> Path:
+        return self.path / ".lock"
 
     @property
     def history(self) -> Path:
@@ -182,6 +196,46 @@ class RunDir:
             for i, t, p in zip(ids, target, prediction, strict=True)
         )
         write_csv(self.predictions(split), ("id", "target", "prediction"), rows)
+
+
+class RunLock:
+    """The run directory is owned by one live process: an OS-level lock (``flock`` on
+    ``.lock``) held for the run's life. The lock dies with its process, so a killed run never
+    blocks its own resume; a second live process is refused at once, naming the owner.
+    """
+
+    def __init__(self, files: RunDir) -> None:
+        self.files = files
+        self._fh: Any = None
+
+    def __enter__(self) -> RunLock:
+        self.files.path.mkdir(parents=True, exist_ok=True)
+        fh = open(self.files.lock, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown"
+            fh.close()
+            raise RunError(
+                f"{self.files.path} is in use by another live run ({owner}); wait for it to end, "
+                "or give this run another directory (hydra.run.dir=... / hydra.sweep.dir=...)"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(
+            f"pid {os.getpid()} on host {socket.gethostname()}, "
+            f"since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+        )
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
 
 
 def _read_yaml(path: Path) -> Any:

@@ -61,6 +61,17 @@ def _file_signature(paths: list[Path]) -> list[tuple[str, int, int]]:
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file())
 
 
+def _check_texts(entry: dict[str, Any]) -> None:
+    if not {"ids", "texts", "failed"} <= entry.keys() or len(entry["ids"]) != len(entry["texts"]):
+        raise DataError("text cache entry lacks ids/texts/failed or they disagree in length")
+
+
+def _check_tokens(entry: dict[str, Any], n: int) -> None:
+    ids, ptr = entry.get("token_ids"), entry.get("token_ptr")
+    if ids is None or ptr is None or len(ptr) != n + 1 or int(ptr[-1]) != len(ids):
+        raise DataError(f"token cache entry does not hold token ids with offsets for {n} crystals")
+
+
 class CrystalDataModule:
     """Builds train/val/test datasets and loaders from a :class:`Config`.
 
@@ -261,26 +272,32 @@ class CrystalDataModule:
             return text.tiny_tokenizer(train_texts, t.tiny_vocab_size, self.cache_root)
         return text.hub_tokenizer(t.model_name_or_path)
 
-    def setup(self) -> CrystalDataModule:
-        """Featurise (or load from the cache), split, tokenise, and build the datasets."""
+    def setup(self, tokenizer: Any = None) -> CrystalDataModule:
+        """Featurise (or load from the cache), split, tokenise, and build the datasets.
+
+        Args:
+            tokenizer: use this tokenizer (e.g. a run's own saved one, when resuming) instead of
+                training the tiny one or loading the hub's. WordPiece training is not
+                deterministic, so a resumed run must keep the tokenizer its weights know.
+        """
         cfg = self.cfg
         loaded = functools.cache(self._load_records)
         feats = self.cache_root / "features"
         gkey = stable_hash(self._graph_settings())
         entry, g_hit = load_or_build(
-            feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded())
+            feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded()), GraphStore.check
         )
         self.graphs = GraphStore.from_dict(entry)
         tkey = stable_hash(self._text_settings(gkey))
         texts, t_hit = load_or_build(
-            feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded())
+            feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded()), _check_texts
         )
         failed = self.graphs.load_report["unreadable"] + self.graphs.failed + texts["failed"]
         self._check_drops(failed)
         texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
         split_report = self._make_split(texts["ids"])
         self._check_target_spread()
-        self.tokenizer = self._load_tokenizer(texts_by_id)
+        self.tokenizer = tokenizer if tokenizer is not None else self._load_tokenizer(texts_by_id)
         tok_id = text.tokenizer_identity(self.tokenizer)
         okey = stable_hash({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
         tokens, k_hit = load_or_build(
@@ -290,6 +307,7 @@ class CrystalDataModule:
                 [texts_by_id.get(i, "") for i in self.graphs.ids],
                 cfg.text.max_length,
             ),
+            lambda entry: _check_tokens(entry, len(self.graphs.ids)),
         )
         self.tokens = tokens
         pad = int(self.tokenizer.pad_token_id)

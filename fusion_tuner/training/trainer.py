@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,13 @@ from fusion_tuner import __version__
 from fusion_tuner.config import Config, config_hash, max_epochs
 from fusion_tuner.data.module import CrystalDataModule
 from fusion_tuner.errors import CheckpointError
+from fusion_tuner.io import atomic_write_dir
 from fusion_tuner.metrics import gap_ratio
 from fusion_tuner.models.builders import build_model
 from fusion_tuner.rundir import COMPLETED, RunDir
 from fusion_tuner.runtime import resolve_device, seed_everything
 from fusion_tuner.training import checkpoint as ckpt_io
-from fusion_tuner.training.console import progress
+from fusion_tuner.training.console import BatchProgress, progress
 from fusion_tuner.training.early_stopping import EarlyStopping
 from fusion_tuner.training.epoch import HISTORY_COLUMNS, EpochRecord
 from fusion_tuner.training.loggers import MetricLogger, NullLogger
@@ -69,6 +71,17 @@ def _warmup_steps(cfg: Config, epochs: int, steps: int) -> int:
     return warmup
 
 
+def _own_tokenizer(files: RunDir) -> Any:
+    """The tokenizer a resumable run saved when it started (None for a fresh run)."""
+    resumable = files.last_checkpoint.is_file() or files.previous_last_checkpoint.is_file()
+    if not (resumable and (files.tokenizer / "tokenizer_config.json").is_file()):
+        return None
+    from transformers import AutoTokenizer
+
+    log.info("resuming with the run's own tokenizer (%s)", files.tokenizer)
+    return AutoTokenizer.from_pretrained(str(files.tokenizer))
+
+
 class Trainer:
     """One config, one run directory; build it with :meth:`from_config`."""
 
@@ -109,10 +122,10 @@ class Trainer:
             torch.set_num_threads(cfg.trainer.num_threads)
         torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
         device = resolve_device(cfg.trainer.device)
-        dm = CrystalDataModule(cfg).setup()
+        dm = CrystalDataModule(cfg).setup(tokenizer=_own_tokenizer(files))
         files.write_split(dm.splits)
         files.write_data_report(dm.report)
-        dm.tokenizer.save_pretrained(str(files.tokenizer))
+        atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))
         seed_everything(cfg.random_seed)  # model init does not depend on what data loading drew
         model = build_model(cfg, dm.info).to(device)
         y = dm.datasets["train"].targets
@@ -137,9 +150,34 @@ class Trainer:
             warmup,
         )
         trainer._announce(steps)
-        if files.last_checkpoint.is_file():
-            trainer.resume(ckpt_io.load_checkpoint(files.last_checkpoint, device))
+        state = trainer._resumable_state()
+        if state is not None:
+            trainer.resume(state)
         return trainer
+
+    def _resumable_state(self) -> dict[str, Any] | None:
+        """``last.pt``, or the previous epoch's copy when ``last.pt`` is unreadable; None when
+        the run starts fresh."""
+        last, previous = self.files.last_checkpoint, self.files.previous_last_checkpoint
+        if not last.is_file() and not previous.is_file():
+            return None
+        problems = []
+        for path in (last, previous):
+            if not path.is_file():
+                continue
+            try:
+                state = ckpt_io.load_checkpoint(path, self.device)
+            except CheckpointError as exc:
+                problems.append(str(exc))
+                log.warning("%s", exc)
+                continue
+            if path == previous:
+                log.warning("resuming from %s (the epoch before last.pt)", path.name)
+            return state
+        raise CheckpointError(
+            "cannot resume: " + "; ".join(problems) + ". Rerun with trainer.start_over=true to "
+            "discard this run's checkpoints and train from epoch 1"
+        )
 
     def _announce(self, steps: int) -> None:
         params = list(self.model.parameters())
@@ -177,6 +215,9 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.stopper.load_state_dict(state["early_stopping"])
         ckpt_io.set_rng_state(state["rng"])
+        # the history the checkpoint claims: a row written after it (a kill between the two)
+        # is dropped, so history.csv and the checkpoint agree again
+        self.files.write_history(HISTORY_COLUMNS, list(state["history"]))
         self.progress = Progress(
             history=list(state["history"]),
             best_val_mae=state["best_val_mae"],
@@ -204,7 +245,14 @@ class Trainer:
         }
 
     def _save_last(self, epoch: int) -> None:
-        p = self.progress
+        """Write ``last.pt``; the one it replaces stays as ``last.prev.pt`` (a hard link), so
+        an unreadable ``last.pt`` never costs more than one epoch."""
+        p, last = self.progress, self.files.last_checkpoint
+        if last.is_file():
+            link_tmp = self.files.path / f".last.prev.pt.{os.getpid()}.tmp"
+            link_tmp.unlink(missing_ok=True)
+            os.link(last, link_tmp)
+            os.replace(link_tmp, self.files.previous_last_checkpoint)
         ckpt_io.save_checkpoint(
             self.files.last_checkpoint,
             self._payload(epoch)
@@ -233,8 +281,9 @@ class Trainer:
             self.loader_gen.manual_seed(cfg.random_seed * 100_003 + epoch)
             torch.manual_seed(cfg.random_seed * 100_003 + epoch)
             lr = self.optimizer.param_groups[0]["lr"]
+            batches = BatchProgress(self.train_loader, cfg.trainer.progress, epoch)
             train = train_epoch(
-                self.model, self.train_loader, self.optimizer, self.scheduler, cfg, self.device
+                self.model, batches, self.optimizer, self.scheduler, cfg, self.device
             )
             val = evaluate(self.model, self.val_loader, cfg, self.device)
             p.train_seconds += train.seconds
@@ -247,8 +296,10 @@ class Trainer:
                 p.stop_reason = "early_stopping"
             record = EpochRecord.of(epoch, train, val, lr, p.best_val_mae)
             p.history.append(record.row())
-            self._save_last(epoch)
+            # history first: a kill between the two leaves a row that resume drops, never a
+            # checkpoint whose epoch history.csv lacks
             self.files.write_history(HISTORY_COLUMNS, p.history)
+            self._save_last(epoch)
             self.logger.log(record.tracked(), step=epoch)
             self._show(bar, record)
             if stop:

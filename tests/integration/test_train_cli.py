@@ -88,7 +88,6 @@ def test_run_writes_every_file(finished_run: Path) -> None:
         "history.csv",
         "curves.png",
         "best_model.pt",
-        "last.pt",
         "predictions_train.csv",
         "predictions_val.csv",
         "predictions_test.csv",
