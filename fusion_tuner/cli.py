@@ -43,13 +43,25 @@ def _main(cfg: DictConfig) -> float:
         return float("nan")
 
 
-def _summarise_sweeps() -> bool:
-    """Write the summary of every sweep this process ran; True if all their runs completed."""
+# Exit status of a sweep refused before any run was submitted (the sweep's subdir check, the
+# SLURM launcher's preflight): there is nothing to summarise.
+EXIT_REFUSED = 2
+
+
+def _summarise_sweeps(refused: bool = False) -> bool:
+    """Write the summary of every sweep this process ran; True if all their runs completed.
+
+    Skipped for a sweep that was ``refused`` before submitting and for a detached SLURM sweep
+    (its runs go on; the launcher printed how to summarise it later).
+    """
+    from fusion_tuner.slurm.record import is_detached
     from fusion_tuner.sweeps import ACTIVE_SWEEPS, write_summary
 
     ok = True
     while ACTIVE_SWEEPS:
         sweep_dir, threshold = ACTIVE_SWEEPS.pop(0)
+        if refused or is_detached(sweep_dir):
+            continue
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
         print((sweep_dir / "summary.md").read_text())
@@ -80,7 +92,7 @@ def main() -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
-        if not _summarise_sweeps():
+        if not _summarise_sweeps(refused=code == EXIT_REFUSED):
             code = code or 1
     if code:
         sys.exit(code)

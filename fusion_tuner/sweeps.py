@@ -169,11 +169,15 @@ class Summary:
     ]  # experiment -> (decision, delta, margin, n)
     verdict: str
     threshold: float
+    slurm_note: str = ""  # SLURM's view of unfinished runs (fusion_tuner.slurm.record)
 
 
 def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
     """Build the summary of ``sweep_dir`` (see the module docstring)."""
+    from fusion_tuner.slurm.record import annotate_runs
+
     runs = load_runs(sweep_dir)
+    slurm_note = annotate_runs(sweep_dir, runs)  # live SLURM state of unfinished runs, if any
     base_runs = [r for r in runs if r.experiment == "baseline"]
     base_vals = [r.val_mae for r in base_runs if r.val_mae is not None]
     reference = _flatten(next((r.config for r in base_runs if r.config), {}))
@@ -223,7 +227,8 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
             "error": (m.get("error") or "").strip().splitlines()[-1] if m.get("error") else "",
             "run_dir": r.name,
         })  # fmt: skip
-    return Summary(rows, decisions, _verdict(sweep_dir, rows, decisions, base_vals), threshold)
+    verdict = _verdict(sweep_dir, rows, decisions, base_vals)
+    return Summary(rows, decisions, verdict, threshold, slurm_note)
 
 
 def _verdict(sweep_dir: Path, rows: list[dict], decisions: dict, base_vals: list[float]) -> str:
@@ -301,6 +306,8 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
         lines += [f"- {r['experiment']} (seed {r['seed']}, {r['run_dir']}): {r['status']}"
                   + (f" — {r['error']}" if r["error"] else "") for r in problems]  # fmt: skip
         lines.append("")
+    if s.slurm_note:
+        lines += [s.slurm_note, ""]
     lines += ["## Verdict", "", s.verdict, ""]
     return "\n".join(lines)
 
