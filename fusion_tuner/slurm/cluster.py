@@ -7,6 +7,7 @@ takes a ``runner`` so that unit tests can feed recorded output instead of a live
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -55,6 +56,14 @@ def run_command(argv: list[str], timeout: float = TIMEOUT_S, empty_on: str | Non
             f"`{' '.join(argv)}` failed (exit {out.returncode}): {msg[-1] if msg else 'no output'}"
         )
     return out.stdout
+
+
+def current_user() -> str:
+    """The login name (the uid as text where there is none, as in some containers)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 @dataclass
@@ -228,7 +237,7 @@ def gather(
             if name in partitions:
                 partitions[name].nodes.append(node)
     info = ClusterInfo(partitions, parse_config(runner(["scontrol", "show", "config"])))
-    info.user = user or getpass.getuser()
+    info.user = user or current_user()
     if need_accounting:
         try:
             info.qos = read_qos(runner)

@@ -7,7 +7,6 @@ in a row is cancelled (``scancel``) and fails, unless ``keep_waiting`` is set.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import sys
 import time
@@ -15,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from fusion_tuner.slurm.cluster import ClusterInfo, Runner, SchedulerUnavailable, gather
+from fusion_tuner.slurm.cluster import (
+    ClusterInfo,
+    Runner,
+    SchedulerUnavailable,
+    current_user,
+    gather,
+)
 from fusion_tuner.slurm.preflight import KEY, Request
 from fusion_tuner.slurm.reasons import Blocker, explain
 from fusion_tuner.slurm.states import JobState, Snapshot, clock_text, default_runner, query_states
@@ -82,9 +87,7 @@ class ArrayMonitor:
 
     def user_has_running(self) -> bool | None:
         try:
-            out = self.runner(
-                ["squeue", "-h", "-t", "RUNNING", "-u", getpass.getuser(), "-o", "%i"]
-            )
+            out = self.runner(["squeue", "-h", "-t", "RUNNING", "-u", current_user(), "-o", "%i"])
         except SchedulerUnavailable:
             return None
         return bool(out.strip())
