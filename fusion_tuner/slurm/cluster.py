@@ -222,8 +222,8 @@ def gather(
     *, need_accounting: bool, runner: Runner = run_command, user: str | None = None
 ) -> ClusterInfo:
     """Partitions (with their nodes) and the configuration; QOS and the user's accounts too when
-    ``need_accounting`` and sacctmgr answers. Raises :class:`SchedulerUnavailable` when scontrol
-    does not answer."""
+    ``need_accounting`` and the cluster keeps accounts in slurmdbd (a note says so when sacctmgr
+    does not answer). Raises :class:`SchedulerUnavailable` when scontrol does not answer."""
     partitions = {
         r["PartitionName"]: Partition.from_record(r)
         for r in parse_records(runner(["scontrol", "show", "partition", "-o"]))
@@ -238,7 +238,8 @@ def gather(
                 partitions[name].nodes.append(node)
     info = ClusterInfo(partitions, parse_config(runner(["scontrol", "show", "config"])))
     info.user = user or current_user()
-    if need_accounting:
+    # without an accounting database (AccountingStorageType none) there are no accounts or QOS
+    if need_accounting and "slurmdbd" in info.config.get("AccountingStorageType", ""):
         try:
             info.qos = read_qos(runner)
             info.user_accounts = read_user_accounts(info.user, runner)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from fusion_tuner.slurm.cluster import gather
 from fusion_tuner.slurm.preflight import Findings, Request, check, format_refusal
-from tests.unit.slurm_fakes import cluster, enforcing
+from tests.unit.slurm_fakes import FakeSlurm, cluster, enforcing
 
 # conf/hydra/launcher/slurm.yaml and slurm_cpu.yaml
 GPU_DEFAULTS = {
@@ -179,3 +180,12 @@ def test_memory_per_cpu_or_gpu(field: str, value: str) -> None:
     }
     (err,) = run_check("gpu", **fields).errors
     assert err.startswith(f"hydra.launcher.{field}={value}: asks for")
+
+
+def test_a_cluster_without_accounting_is_not_asked_about_accounts() -> None:
+    no_dbd = "AccountingStorageType   = accounting_storage/none\nDefMemPerCPU = 1024\n"
+    fake = FakeSlurm("ci", config=no_dbd)
+    info = gather(need_accounting=True, runner=fake, user="root")
+    assert info.qos is None and info.notes == [] and fake.count("sacctmgr") == 0
+    f = check(Request.from_launcher(CPU_DEFAULTS | {"qos": "small"}), info)
+    assert f.errors == [] and f.warnings == []  # nothing to check the QOS against
