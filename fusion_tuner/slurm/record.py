@@ -11,7 +11,9 @@ Layout::
      "detached": false, "cancelled": null,
      "jobs": [{"job_id": "12_0", "overrides": ["experiment=baseline"], "log": ".../12_0_0_log.out"}]}
 
-``cancelled``, when the launcher cancelled the array: ``{"reason": ..., "message": ...}``.
+``cancelled``, when the launcher cancelled the array: ``{"reason": ..., "message": ...}``. A
+sweep submitted in several batches (``hydra.sweeper.max_batch_size``) appends each batch's jobs;
+``array_job_id`` is the latest array.
 """
 
 from __future__ import annotations
@@ -75,9 +77,10 @@ def annotate_runs(sweep_dir: Path, runs: list[Any], runner: Runner = default_run
     open_runs = [r for r in runs if r.status not in FINAL]
     if not open_runs:
         return ""
-    array_id = str(record["array_job_id"])
+    arrays = sorted({j["job_id"].split("_")[0] for j in record["jobs"]}, key=int)
+    array_id = " ".join(arrays)
     try:
-        states = query_states(array_id, runner)
+        states = {k: v for a in arrays for k, v in query_states(a, runner).items()}
     except SchedulerUnavailable as exc:
         return (
             f"SLURM did not answer ({exc}): the status of {len(open_runs)} unfinished run(s) "

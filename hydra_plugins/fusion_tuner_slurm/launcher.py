@@ -115,7 +115,7 @@ class FusionSlurmLauncher(_submitit.SlurmLauncher):
     ) -> Sequence[JobReturn]:
         from fusion_tuner.slurm.monitor import ArrayMonitor, NeverStarts, RunJob, terminal_stream
         from fusion_tuner.slurm.preflight import Request
-        from fusion_tuner.slurm.record import write_record
+        from fusion_tuner.slurm.record import read_record, write_record
 
         assert self.config is not None
         assert len(job_overrides) > 0
@@ -142,6 +142,7 @@ class FusionSlurmLauncher(_submitit.SlurmLauncher):
             RunJob(j.job_id, label, str(j.paths.stdout))
             for j, label in zip(jobs, _labels(job_overrides), strict=True)
         ]
+        earlier = read_record(sweep_dir) if initial_job_idx > 0 else None  # an earlier batch
         record = {
             "array_job_id": array_id,
             "partition": self.params.get("partition"),
@@ -153,12 +154,14 @@ class FusionSlurmLauncher(_submitit.SlurmLauncher):
                 for r, o in zip(runs, job_overrides, strict=True)
             ],
         }
+        if earlier is not None:
+            record["jobs"] = earlier["jobs"] + record["jobs"]
         write_record(sweep_dir, record)
         width = max(len(r.label) for r in runs)
         log.info(
-            "submitted SLURM job array %s (%d runs); job id, run, log:\n%s",
+            "submitted SLURM job array %s (%s); job id, run, log:\n%s",
             array_id,
-            len(runs),
+            "1 run" if len(runs) == 1 else f"{len(runs)} runs",
             "\n".join(f"  {r.job_id}  {r.label:<{width}}  {r.log}" for r in runs),
         )
         if self.detach:

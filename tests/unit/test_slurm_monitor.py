@@ -304,3 +304,24 @@ def test_summary_of_a_cancelled_sweep_and_of_a_non_slurm_sweep(tmp_path: Path) -
     assert annotate_runs(tmp_path / "b", runs, runner=fake) == "" and not is_detached(
         tmp_path / "b"
     )
+
+
+def test_summary_of_a_sweep_submitted_in_two_batches(tmp_path: Path) -> None:
+    jobs = [
+        {"job_id": "8_0", "overrides": ["experiment=baseline"], "log": "a/8_0/x.out"},
+        {"job_id": "9_0", "overrides": ["experiment=e07"], "log": "a/9_0/x.out"},
+    ]
+    write_record(tmp_path, {"array_job_id": "9", "cancelled": None, "jobs": jobs})
+    runs = [FakeRun("missing", ["experiment=baseline"]), FakeRun("missing", ["experiment=e07"])]
+    fake = FakeSlurm(
+        "ci",
+        {
+            ("squeue",): lambda a: {"8": "8_0|RUNNING|None|vm\n", "9": "9_0|PENDING|Priority|\n"}[
+                a[4]
+            ],
+            ("sacct",): lambda a: "",
+        },
+    )
+    note = annotate_runs(tmp_path, runs, runner=fake)
+    assert [r.status for r in runs] == ["running (job 8_0)", "pending (Priority, job 9_0)"]
+    assert "(job array 8 9, squeue/sacct)" in note
