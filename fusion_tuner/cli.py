@@ -48,14 +48,26 @@ def _main(cfg: DictConfig) -> float:
         return float("nan")
 
 
-def _summarise_sweeps(session_file: Path) -> bool:
+# Exit status of a sweep refused before any run was submitted (the sweep's subdir check, the
+# SLURM launcher's preflight): there is nothing to summarise.
+EXIT_REFUSED = 2
+
+
+def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
     """Write the summary of every sweep recorded in ``session_file``; True if all their runs
-    completed."""
+    completed.
+
+    Skipped for a sweep that was ``refused`` before submitting and for a detached SLURM sweep
+    (its runs go on; the launcher printed how to summarise it later).
+    """
+    from fusion_tuner.slurm.record import is_detached
     from fusion_tuner.sweeps.callback import read_session
     from fusion_tuner.sweeps.report import write_summary
 
     ok = True
     for sweep_dir, threshold in read_session(session_file):
+        if refused or is_detached(sweep_dir):
+            continue
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
         print((sweep_dir / "summary.md").read_text())
@@ -126,7 +138,7 @@ def main() -> None:
             code = exc.code if isinstance(exc.code, int) else 1
         finally:
             _restore_env(SESSION_ENV, previous)
-            if not _summarise_sweeps(session):
+            if not _summarise_sweeps(session, refused=code == EXIT_REFUSED):
                 code = code or 1
     if code:
         sys.exit(code)

@@ -264,6 +264,9 @@ class Run:
         self.name = name or (self.files.path.name if self.files else "(missing)")
         self.checkpoint_path = checkpoint or (self.files.best_checkpoint if self.files else None)
         self._planned: tuple[str, list[str]] | None = None
+        # the scheduler's view of a run that has not finished (e.g. "pending (Resources, job
+        # 12_1)"), set by fusion_tuner.slurm.record.annotate_runs; it overrides the files' status
+        self.live_status: str | None = None
 
     @classmethod
     def missing(cls, experiment: str, overrides: list[str]) -> Run:
@@ -304,6 +307,8 @@ class Run:
 
     @property
     def status(self) -> str:
+        if self.live_status is not None:
+            return self.live_status
         if self.files is None:
             return MISSING
         return str(self.metrics.get("status", NOT_STARTED))

@@ -44,8 +44,9 @@ def quarantine(path: Path, why: str) -> Path:
     """Move an unusable cache file aside (kept for inspection) and say so."""
     aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
     os.replace(path, aside)
-    log.warning("cache entry %s is unusable (%s); moved it to %s and rebuilding", path, why,
-                aside.name)  # fmt: skip
+    log.warning(
+        "cache entry %s is unusable (%s); moved it to %s and rebuilding", path, why, aside.name
+    )
     return aside
 
 

@@ -77,8 +77,13 @@ def tiny_tokenizer(train_texts: Sequence[str], vocab_size: int, cache_root: Path
             aside = target.with_name(f"{target.name}.corrupt-{os.getpid()}-{time.time_ns()}")
             with contextlib.suppress(OSError):
                 target.rename(aside)
-            log.warning("cached tokenizer %s is unreadable (%s: %s); moved it to %s and "
-                        "retraining", target, type(exc).__name__, str(exc)[:200], aside.name)  # fmt: skip
+            log.warning(
+                "cached tokenizer %s is unreadable (%s: %s); moved it to %s and retraining",
+                target,
+                type(exc).__name__,
+                str(exc)[:200],
+                aside.name,
+            )
     tok = train_wordpiece(train_texts, vocab_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))

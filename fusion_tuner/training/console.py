@@ -71,8 +71,13 @@ class BatchProgress:
         if self.bar:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.total, desc=f"epoch {self.epoch}", unit="batch", leave=False,
-                       dynamic_ncols=True)  # fmt: skip
+            bar = tqdm(
+                total=self.total,
+                desc=f"epoch {self.epoch}",
+                unit="batch",
+                leave=False,
+                dynamic_ncols=True,
+            )
         try:
             for i, batch in enumerate(self.batches, start=1):
                 yield batch
@@ -84,8 +89,12 @@ class BatchProgress:
                 elif lines and i in marks:
                     logging.getLogger("fusion_tuner").info(
                         "epoch %d: %d%% (%d/%d batches, %.1f crystals/s)",
-                        self.epoch, round(100 * i / self.total), i, self.total, rate,
-                    )  # fmt: skip
+                        self.epoch,
+                        round(100 * i / self.total),
+                        i,
+                        self.total,
+                        rate,
+                    )
         finally:
             if bar is not None:
                 bar.close()

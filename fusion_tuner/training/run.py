@@ -76,8 +76,11 @@ def _prepare(files: RunDir, cfg: Config) -> None:
     """Clean what killed processes left behind; honour ``trainer.start_over``."""
     stale = remove_stale_temp_files(files.path)
     if stale:
-        log.info("removed %d partial file(s) of interrupted writes: %s", len(stale),
-                 ", ".join(p.name for p in stale))  # fmt: skip
+        log.info(
+            "removed %d partial file(s) of interrupted writes: %s",
+            len(stale),
+            ", ".join(p.name for p in stale),
+        )
     if cfg.trainer.start_over:
         for path in (files.last_checkpoint, files.previous_last_checkpoint, files.best_checkpoint):
             if path.exists():
@@ -127,10 +130,14 @@ def _train_locked(cfg: Config, files: RunDir, sweep: str | None) -> dict[str, An
         {"action": action, "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
     ]
     base = {
-        "status": RUNNING, "experiment": cfg.experiment_name, "seed": cfg.random_seed,
-        "config_hash": digest, "budget": cfg.budget.name, "pid": os.getpid(),
+        "status": RUNNING,
+        "experiment": cfg.experiment_name,
+        "seed": cfg.random_seed,
+        "config_hash": digest,
+        "budget": cfg.budget.name,
+        "pid": os.getpid(),
         "attempts": attempts,
-    }  # fmt: skip
+    }
     files.write_metrics(base)
     logger: MetricLogger = NullLogger()
     failed, start = True, time.perf_counter()
@@ -150,15 +157,19 @@ def _train_locked(cfg: Config, files: RunDir, sweep: str | None) -> dict[str, An
         logger.summary(_final_summary(metrics))
         log.info(
             "done: best epoch %d, val MAE %.4f, test MAE %.4f, gap ratio %.2f (%s)",
-            metrics["best_epoch"], metrics["val"]["mae"], metrics["test"]["mae"],
-            metrics["gap_ratio"], metrics["stop_reason"],
-        )  # fmt: skip
+            metrics["best_epoch"],
+            metrics["val"]["mae"],
+            metrics["test"]["mae"],
+            metrics["gap_ratio"],
+            metrics["stop_reason"],
+        )
         failed = False
         return metrics
     except (KeyboardInterrupt, Interrupted) as exc:
         reason = str(exc) if isinstance(exc, Interrupted) else "interrupted by SIGINT"
-        log.error("run %s: %s; last.pt is kept, rerun the same command to resume", files.path.name,
-                  reason)  # fmt: skip
+        log.error(
+            "run %s: %s; last.pt is kept, rerun the same command to resume", files.path.name, reason
+        )
         files.write_metrics(base | {"status": INTERRUPTED, "reason": reason})
         if isinstance(exc, Interrupted):
             raise SystemExit(128 + exc.signum) from None

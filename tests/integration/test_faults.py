@@ -32,8 +32,10 @@ def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 def start(run_dir: Path, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen(
         [*CLI, f"hydra.run.dir={run_dir}", *TINY, *overrides],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for_epochs(proc: subprocess.Popen, run_dir: Path, epochs: int) -> None:
