@@ -45,6 +45,8 @@ def _our_batches(store: Path, texts: Path, batch: int, freeze: bool):
             "dataset.val_fraction=0.1",
             "dataset.test_fraction=0.0",
             f"batch.batch_size={batch}",
+            # the graph of upstream's build_pure_torch_graph below
+            "dataset.neighbor_strategy=pure",
         ]
     )
     dm = build_datamodule(cfg)  # the split only trains the tokenizer; the bench uses every crystal

@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 from fusion_tuner.errors import AnalysisError, CheckpointError, RunError
+from fusion_tuner.markdown import plain
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m fusion_tuner.analyze", description=__doc__.split("\n\n")[0]
+        prog="python -m fusion_tuner.analyze", description=plain(__doc__.split("\n\n")[0])
     )
     sub = p.add_subparsers(dest="command", required=True)
 

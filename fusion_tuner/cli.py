@@ -7,6 +7,7 @@ dataclasses, validates it (before any data is touched) and trains into Hydra's o
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +21,9 @@ from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
 
 log = logging.getLogger("fusion_tuner")
+
+# The session file through which the sweep callback tells main() which sweeps ran.
+SESSION_ENV = "FUSION_TUNER_SWEEP_SESSION"
 
 
 # An absolute path: ``python -m fusion_tuner`` would resolve "../conf" as a Python package.
@@ -44,14 +48,26 @@ def _main(cfg: DictConfig) -> float:
         return float("nan")
 
 
-def _summarise_sweeps(session_file: Path) -> bool:
+# Exit status of a sweep refused before any run was submitted (the sweep's subdir check, the
+# SLURM launcher's preflight): there is nothing to summarise.
+EXIT_REFUSED = 2
+
+
+def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
     """Write the summary of every sweep recorded in ``session_file``; True if all their runs
-    completed."""
+    completed.
+
+    Skipped for a sweep that was ``refused`` before submitting and for a detached SLURM sweep
+    (its runs go on; the launcher printed how to summarise it later).
+    """
+    from fusion_tuner.slurm.record import is_detached
     from fusion_tuner.sweeps.callback import read_session
     from fusion_tuner.sweeps.report import write_summary
 
     ok = True
     for sweep_dir, threshold in read_session(session_file):
+        if refused or is_detached(sweep_dir):
+            continue
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
         print((sweep_dir / "summary.md").read_text())
@@ -62,11 +78,43 @@ def _summarise_sweeps(session_file: Path) -> bool:
     return ok
 
 
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def normalize_args(args: list[str]) -> list[str]:
     """Put ``-m`` first (Hydra's parser needs it before the overrides; users write
     ``+phase=1 -m seed=1,2``) and quote numeric group options (see ``normalize_overrides``)."""
     flags = [a for a in args if a in ("-m", "--multirun")]
     return flags + normalize_overrides([a for a in args if a not in ("-m", "--multirun")])
+
+
+def preflight(args: list[str]) -> int | None:
+    """What to do before Hydra sees ``args``: print our ``--help``, or refuse unknown keys and
+    argparse habits (exit status 2). None: go on."""
+    from fusion_tuner.compose import check_override_keys, conf_dir, config_groups, schema_keys
+    from fusion_tuner.errors import ConfigError
+    from fusion_tuner.usage import argparse_habit, help_text
+
+    if "--help" in args or "-h" in args:
+        print(help_text(conf_dir()))
+        return 0
+    habit = argparse_habit(args, config_groups(), schema_keys())
+    if habit:
+        print(f"error: {habit}", file=sys.stderr)
+        return 2
+    from hydra._internal.utils import get_args_parser  # Hydra's own command-line parser
+
+    known, _ = get_args_parser().parse_known_args(args)
+    try:
+        check_override_keys(known.overrides or [])
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return None
 
 
 def main() -> None:
@@ -75,17 +123,22 @@ def main() -> None:
     A multirun exits non-zero when any of its runs failed or is missing; every run still ran.
     """
     register_configs()
+    sys.argv[1:] = normalize_args(sys.argv[1:])
+    stop = preflight(sys.argv[1:])
+    if stop is not None:
+        sys.exit(stop)
     with tempfile.TemporaryDirectory(prefix="fusion_tuner-") as tmp:
         session = Path(tmp) / "sweeps.jsonl"
-        args = normalize_args(sys.argv[1:])
-        sys.argv[1:] = [*args, f"hydra.callbacks.sweep_summary.session_file={session}"]
+        previous = os.environ.get(SESSION_ENV)
+        os.environ[SESSION_ENV] = str(session)  # read by conf/config.yaml's sweep callback
         code = 0
         try:
             _main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         finally:
-            if not _summarise_sweeps(session):
+            _restore_env(SESSION_ENV, previous)
+            if not _summarise_sweeps(session, refused=code == EXIT_REFUSED):
                 code = code or 1
     if code:
         sys.exit(code)

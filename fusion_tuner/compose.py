@@ -72,6 +72,77 @@ def _explain(exc: Exception) -> str:
 NUMERIC_GROUPS = ("phase",)
 
 
+def schema_keys() -> list[str]:
+    """Every settable dotted key of the schema (``regularization.graph_dropout`` ...)."""
+    out: list[str] = []
+    for f in fields(Config):
+        factory = f.default_factory  # type: ignore[misc]
+        if is_dataclass(factory):
+            out += [f"{f.name}.{g.name}" for g in fields(factory)]  # type: ignore[arg-type]
+        else:
+            out.append(f.name)
+    return out
+
+
+def config_groups() -> list[str]:
+    """The config groups of ``conf/`` (``dataset``, ``experiment``, ``phase`` ...)."""
+    return sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and p.name != "hydra")
+
+
+def check_override_keys(overrides: Sequence[str]) -> None:
+    """Refuse overrides of keys the schema does not have, with or without ``+``/``++``.
+
+    Hydra itself refuses an unknown key written without ``+`` but suggests adding one, and a
+    key added with ``+`` is then silently dropped when the config becomes typed dataclasses.
+    Group choices (``dataset=jarvis``) and ``hydra.*`` / ``hydra/...`` overrides are left to
+    Hydra, which checks them.
+
+    Raises:
+        ConfigError: naming each unknown key and the closest valid ones.
+    """
+    from difflib import get_close_matches
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return  # a syntax error: Hydra reports it with its own message
+    valid, groups = schema_keys(), config_groups()
+    sections = {k.split(".")[0] for k in valid}
+    problems = []
+    for o in parsed:
+        key = o.key_or_group
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")) or o.package is not None:
+            continue
+        if key in groups or key in valid or "/" in key:
+            continue
+        if key in sections and (o.is_delete() or o.value() is None):
+            continue
+        candidates = valid if "." in key else groups + [k for k in valid if "." not in k]
+        close = get_close_matches(key, candidates, n=3, cutoff=0.6)
+        section = key.split(".")[0]
+        if close:
+            hint = f"did you mean {' or '.join(close)}?"
+        elif section in sections:
+            hint = f"valid keys of {section}: " + ", ".join(
+                k.split(".", 1)[1] for k in valid if k.startswith(f"{section}.")
+            )
+        else:
+            hint = f"valid groups: {', '.join(groups)}; top-level keys: " + ", ".join(
+                k for k in valid if "." not in k
+            )
+        added = (
+            " (adding it with '+' would only make the run ignore it)"
+            if o.is_add() or o.is_force_add()
+            else ""
+        )
+        problems.append(f"{o.input_line}: unknown key {key!r}{added}; {hint}")
+    if problems:
+        raise ConfigError(problems)
+
+
 def normalize_overrides(overrides: Sequence[str]) -> list[str]:
     """Quote numeric options of groups named by number: ``+phase=1`` -> ``+phase="1"``.
 
@@ -105,9 +176,11 @@ def compose_config(overrides: Sequence[str] = (), *, check: bool = True) -> Conf
     from omegaconf.errors import OmegaConfBaseException
 
     register_configs()
+    overrides = normalize_overrides(overrides)
+    check_override_keys(overrides)
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir())):
-            cfg = compose(config_name="config", overrides=normalize_overrides(overrides))
+            cfg = compose(config_name="config", overrides=overrides)
         obj: Any = OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError([_explain(exc)]) from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -19,7 +20,9 @@ from hydra.core.config_store import ConfigStore
 from fusion_tuner.errors import ConfigError
 from fusion_tuner.io import stable_hash
 
-DATA_SOURCES = ("demo", "jarvis", "folder")
+DATA_SOURCES = ("demo", "jarvis", "folder", "table")
+DUPLICATE_POLICIES = ("error", "first", "drop")
+NEIGHBOR_STRATEGIES = ("k-nearest", "pure")  # fusion_tuner.data.graphs builds each
 TEXT_SOURCES = ("auto", "describe", "dataset")
 DESCRIBE_VARIANTS = ("desc_1", "desc_2", "desc_3")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -37,9 +40,9 @@ INIT_SCOPES = ("all", "graph_encoder")
 class DatasetConfig:
     """Where crystals come from, how they are split and turned into graphs."""
 
-    # demo | jarvis | folder
+    # demo | jarvis | folder | table
     source: str = "demo"
-    # property to predict (jarvis: any numeric key)
+    # property to predict (jarvis: any numeric key; table: a column)
     target: str = "synthetic_gap"
     # jarvis.db.figshare dataset name
     name: str = "dft_3d"
@@ -47,8 +50,17 @@ class DatasetConfig:
     jarvis_dir: str | None = None
     # folder source: directory with id_prop.csv and structure files
     root: str | None = None
+    # table source: a .csv / .json / .jsonl file (optionally .gz or a one-file .zip)
+    path: str | None = None
+    # table source: the column holding CIF / POSCAR text, a JARVIS Atoms or pymatgen Structure
+    # dict; None: the first of structure, cif, atoms, poscar that the table has
+    structure_column: str | None = None
+    # table source: the id column; None: the row number (from 0)
+    id_column: str | None = None
     # optional id -> text file (CSV id,description or JSON[.zip])
     descriptions: str | None = None
+    # an id that occurs twice: error | first (keep it) | drop (all)
+    duplicates: str = "error"
     # keep only the first N usable records
     limit: int | None = None
     # number of generated demo crystals
@@ -64,7 +76,12 @@ class DatasetConfig:
     test_fraction: float = 0.1
     # seeds the random split only; the model seed is random_seed
     split_seed: int = 123
-    # neighbour search radius in Angstrom
+    # how the atom graph is built: k-nearest (upstream ALIGNN's default: each atom's whole shell
+    # out to its max_neighbors-th neighbour, bonds in both directions, the radius grows from
+    # cutoff until every atom has max_neighbors) | pure (upstream's pure-torch builder: the
+    # max_neighbors nearest within cutoff, one direction, no growth)
+    neighbor_strategy: str = "k-nearest"
+    # neighbour search radius in Angstrom (k-nearest: where the search starts)
     cutoff: float = 8.0
     # k of the k-nearest-neighbour graph
     max_neighbors: int = 12
@@ -227,6 +244,11 @@ class TrainerConfig:
     progress: str = "auto"
     # torch intra-op threads; None: torch's default
     num_threads: int | None = None
+    # keep last.pt once a run has completed (default: only best_model.pt stays)
+    keep_last_checkpoint: bool = False
+    # discard this run directory's checkpoints and train from epoch 1 (e.g. after an
+    # unreadable last.pt); a completed run is still only reported as complete
+    start_over: bool = False
 
 
 @dataclass
@@ -285,7 +307,14 @@ class Config:
 
 # Keys that change how a run is tracked, shown or where its caches live, never what it computes:
 # left out of the config hash and of what distinguishes the runs of a sweep.
-RESULT_NEUTRAL_KEYS = ("logger", "trainer.progress", "dataset.cache_dir", "dataset.num_workers")
+RESULT_NEUTRAL_KEYS = (
+    "logger",
+    "trainer.progress",
+    "trainer.keep_last_checkpoint",
+    "trainer.start_over",
+    "dataset.cache_dir",
+    "dataset.num_workers",
+)
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -387,11 +416,62 @@ def _check_divides(problems: list[str], dim_key: str, dim: int, heads_key: str, 
         )
 
 
+# Keys that only one source reads. Demo keys are left out: the others ignore them, so a shared
+# override list (tests, sweeps) may carry dataset.demo_size whatever the source.
+SOURCE_KEYS = {
+    "jarvis": ("name", "jarvis_dir"),
+    "folder": ("root",),
+    "table": ("path", "structure_column", "id_column"),
+}
+
+
+def dataset_file_problems(d: DatasetConfig) -> list[tuple[str, str]]:
+    """``(key, problem)`` for each data path the config names that does not exist.
+
+    Relative paths are relative to the working directory (Hydra does not change it here).
+    """
+    wanted = [("split_file", d.split_file, "file"), ("descriptions", d.descriptions, "file")]
+    if d.source == "folder":
+        wanted.insert(0, ("root", d.root, "folder"))
+    if d.source == "table":
+        wanted.insert(0, ("path", d.path, "file"))
+    out = []
+    for key, value, kind in wanted:
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        ok = path.is_dir() if kind == "folder" else path.is_file()
+        if not ok:
+            what = "no such folder" if kind == "folder" else "no such file"
+            if path.exists():
+                what = f"not a {kind}"
+            out.append((key, f"dataset.{key}={value}: {what} ({path.resolve()})"))
+    return out
+
+
 def _validate_dataset(c: Config, p: list[str]) -> None:
     d = c.dataset
     _check_choice(p, "dataset.source", d.source, DATA_SOURCES)
+    _check_choice(p, "dataset.duplicates", d.duplicates, DUPLICATE_POLICIES)
     if d.source == "folder" and not d.root:
         p.append("dataset.root must name the folder holding id_prop.csv when dataset.source=folder")
+    if d.source == "table" and not d.path:
+        p.append(
+            "dataset.path must name the table file (.csv, .json, .jsonl; optionally .gz / .zip) "
+            "when dataset.source=table"
+        )
+    defaults = DatasetConfig()
+    for source, keys in SOURCE_KEYS.items():
+        if source == d.source:
+            continue
+        for key in keys:
+            value = getattr(d, key)
+            if value != getattr(defaults, key):
+                p.append(
+                    f"dataset.{key}={value} is read only by dataset={source}, but "
+                    f"dataset.source={d.source}: add dataset={source} (or drop dataset.{key})"
+                )
+    p.extend(problem for _, problem in dataset_file_problems(d))
     for key in ("train_fraction", "val_fraction", "test_fraction"):
         _check_range(p, f"dataset.{key}", getattr(d, key), 0.0, 1.0)
     total = d.train_fraction + d.val_fraction + d.test_fraction
@@ -402,6 +482,7 @@ def _validate_dataset(c: Config, p: list[str]) -> None:
         )
     if d.split_file is None and (d.train_fraction <= 0 or d.val_fraction <= 0):
         p.append("dataset.train_fraction and dataset.val_fraction must be > 0")
+    _check_choice(p, "dataset.neighbor_strategy", d.neighbor_strategy, NEIGHBOR_STRATEGIES)
     _check_min(p, "dataset.cutoff", d.cutoff, 1e-3)
     _check_min(p, "dataset.max_neighbors", d.max_neighbors, 1)
     _check_min(p, "dataset.bond_rbf_bins", d.bond_rbf_bins, 2)

@@ -8,27 +8,80 @@ processes never share a temporary file.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+TMP_SUFFIX = ".tmp"
+
 
 def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as fh:
             write(fh)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if _out_of_space(exc):
+            free = shutil.disk_usage(path.parent).free / 2**20
+            raise OSError(
+                errno.ENOSPC,
+                f"no space left on device while writing {path} ({free:.1f} MiB free in "
+                f"{path.parent}); free some space (old sweeps' last.pt files are the usual "
+                "culprits) and rerun the same command: the run resumes",
+            ) from exc
         raise
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    """True when a failed write ran out of disk (torch reports it as 'unexpected pos')."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return isinstance(exc, RuntimeError) and "unexpected pos" in str(exc)
+
+
+def atomic_write_dir(path: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a temporary folder beside ``path``, then rename it into place
+    (replacing an older ``path``), so ``path`` is never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX))
+    try:
+        write(tmp)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _out_of_space(exc):
+            raise OSError(errno.ENOSPC, f"no space left on device while writing {path}") from exc
+        raise
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.{os.getpid()}.old{TMP_SUFFIX}")
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temporary files and folders that killed atomic writes left in ``folder``
+    (call it only while no other process writes there); returns what was removed."""
+    stale = sorted(Path(folder).glob(f".*{TMP_SUFFIX}"))
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_text(text: str, path: Path) -> None:

@@ -21,3 +21,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], missing: str = "
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(c, missing=missing) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def plain(text: str) -> str:
+    """A docstring paragraph as terminal text (``--help``): no reStructuredText markup."""
+    return " ".join(text.replace("``", "").split())

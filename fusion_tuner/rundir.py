@@ -23,7 +23,11 @@ use: a run directory (or a checkpoint) with its metrics, config, split and, on d
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import os
+import socket
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -39,10 +43,11 @@ if TYPE_CHECKING:
 
     from fusion_tuner.config import Config
 
-RUNNING, COMPLETED, FAILED, MISSING, NOT_STARTED = (
+RUNNING, COMPLETED, FAILED, INTERRUPTED, MISSING, NOT_STARTED = (
     "running",
     "completed",
     "failed",
+    "interrupted",
     "missing",
     "not started",
 )
@@ -87,6 +92,15 @@ class RunDir:
     @property
     def last_checkpoint(self) -> Path:
         return self.path / "last.pt"
+
+    @property
+    def previous_last_checkpoint(self) -> Path:
+        """The ``last.pt`` of the epoch before, kept until the next one is complete."""
+        return self.path / "last.prev.pt"
+
+    @property
+    def lock(self) -> Path:
+        return self.path / ".lock"
 
     @property
     def history(self) -> Path:
@@ -199,6 +213,46 @@ class RunDir:
         write_csv(self.predictions(split), ("id", "target", "prediction"), rows)
 
 
+class RunLock:
+    """The run directory is owned by one live process: an OS-level lock (``flock`` on
+    ``.lock``) held for the run's life. The lock dies with its process, so a killed run never
+    blocks its own resume; a second live process is refused at once, naming the owner.
+    """
+
+    def __init__(self, files: RunDir) -> None:
+        self.files = files
+        self._fh: Any = None
+
+    def __enter__(self) -> RunLock:
+        self.files.path.mkdir(parents=True, exist_ok=True)
+        fh = open(self.files.lock, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown"
+            fh.close()
+            raise RunError(
+                f"{self.files.path} is in use by another live run ({owner}); wait for it to end, "
+                "or give this run another directory (hydra.run.dir=... / hydra.sweep.dir=...)"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(
+            f"pid {os.getpid()} on host {socket.gethostname()}, "
+            f"since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+        )
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
 def _read_yaml(path: Path) -> Any:
     import yaml
 
@@ -225,6 +279,9 @@ class Run:
         self.name = name or (self.files.path.name if self.files else "(missing)")
         self.checkpoint_path = checkpoint or (self.files.best_checkpoint if self.files else None)
         self._planned: tuple[str, list[str]] | None = None
+        # the scheduler's view of a run that has not finished (e.g. "pending (Resources, job
+        # 12_1)"), set by fusion_tuner.slurm.record.annotate_runs; it overrides the files' status
+        self.live_status: str | None = None
 
     @classmethod
     def missing(cls, experiment: str, overrides: list[str]) -> Run:
@@ -265,6 +322,8 @@ class Run:
 
     @property
     def status(self) -> str:
+        if self.live_status is not None:
+            return self.live_status
         if self.files is None:
             return MISSING
         return str(self.metrics.get("status", NOT_STARTED))

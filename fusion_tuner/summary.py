@@ -6,11 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from fusion_tuner.markdown import plain
 from fusion_tuner.sweeps.report import write_summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fusion_tuner.summary", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m fusion_tuner.summary", description=plain(__doc__)
+    )
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory (outputs/multirun/...)")
     parser.add_argument(
         "--threshold",

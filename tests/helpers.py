@@ -125,3 +125,167 @@ def _parse_wandb_files(run_dir: Path) -> dict[str, Any]:
             elif which == "exit":
                 out["exit"].append(rec.exit.exit_code)
     return out
+
+
+# ------------------------------------------------------------------------------ CIF structures
+# Rutile TiO2 (P4_2/mnm) as crystallographers write it: numbered symmetry operations with
+# spaces, standard uncertainties, and labels that are not element symbols ("Ob" is oxygen).
+RUTILE_CIF = """data_TiO2_rutile
+_symmetry_space_group_name_H-M 'P 42/m n m'
+_cell_length_a 4.594(3)
+_cell_length_b 4.594(3)
+_cell_length_c 2.959(2)
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+loop_
+ _space_group_symop_id
+ _space_group_symop_operation_xyz
+  1 'x, y, z'
+  2 '-x, -y, -z'
+  3 '-y+1/2, x+1/2, z+1/2'
+  4 'y+1/2, -x+1/2, -z+1/2'
+  5 '-x, -y, z'
+  6 'x, y, -z'
+  7 'y+1/2, -x+1/2, z+1/2'
+  8 '-y+1/2, x+1/2, -z+1/2'
+  9 'x+1/2, -y+1/2, -z+1/2'
+  10 '-x+1/2, y+1/2, z+1/2'
+  11 '-y, -x, -z'
+  12 'y, x, z'
+  13 '-x+1/2, y+1/2, -z+1/2'
+  14 'x+1/2, -y+1/2, z+1/2'
+  15 'y, x, -z'
+  16 '-y, -x, z'
+loop_
+ _atom_site_label
+ _atom_site_type_symbol
+ _atom_site_fract_x
+ _atom_site_fract_y
+ _atom_site_fract_z
+ _atom_site_occupancy
+ Tia Ti4+ 0.0 0.0 0.0 1.0
+ Ob O2- 0.3053(2) 0.3053(2) 0.0 1.0
+"""
+
+# Wurtzite ZnO (P6_3mc), symmetry operations under the older _symmetry_equiv_pos_as_xyz name.
+WURTZITE_CIF = """data_ZnO
+_symmetry_space_group_name_H-M 'P 63 m c'
+_cell_length_a 3.25
+_cell_length_b 3.25
+_cell_length_c 5.207
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 120
+loop_
+ _symmetry_equiv_pos_as_xyz
+ 'x,y,z'
+ 'x-y,x,z+1/2'
+ '-y,x-y,z'
+ '-x,-y,z+1/2'
+ '-x+y,-x,z'
+ 'y,-x+y,z+1/2'
+ 'y,x,z+1/2'
+ 'x,x-y,z'
+ 'x-y,-y,z+1/2'
+ '-y,-x,z'
+ '-x,-x+y,z+1/2'
+ '-x+y,y,z'
+loop_
+ _atom_site_label
+ _atom_site_type_symbol
+ _atom_site_fract_x
+ _atom_site_fract_y
+ _atom_site_fract_z
+ Zn1 Zn 0.33333 0.66667 0.0
+ O1 O 0.33333 0.66667 0.382
+"""
+
+
+def _xyz(rotation, translation) -> str:
+    from fractions import Fraction
+
+    parts = []
+    for row, shift in zip(rotation, translation, strict=True):
+        term = "".join(f"{'+' if c > 0 else '-'}{v}" for c, v in zip(row, "xyz", strict=True) if c)
+        frac = Fraction(float(shift) % 1.0).limit_denominator(12)
+        parts.append(term.lstrip("+") + (f"+{frac}" if frac else ""))
+    return ",".join(parts)
+
+
+def nacl_cif(with_ops: bool = True, na_occupancy: float = 1.0, a: float = 5.64) -> str:
+    """Rock-salt NaCl in Fm-3m: two listed sites, 8 atoms in the conventional cell.
+
+    With ``with_ops`` the 192 operations of the group are listed (made with spglib's tables);
+    without, the CIF gives only the Hermann-Mauguin symbol, as many CIFs do.
+    """
+    lines = ["data_NaCl", "_symmetry_space_group_name_H-M 'F m -3 m'"]
+    lines += [f"_cell_length_{k} {a}" for k in "abc"]
+    lines += [f"_cell_angle_{k} 90" for k in ("alpha", "beta", "gamma")]
+    if with_ops:
+        import spglib
+
+        sym = spglib.get_symmetry_from_database(523)  # Hall number of F m -3 m
+        lines += ["loop_", " _space_group_symop_operation_xyz"]
+        lines += [
+            f" '{_xyz(r, t)}'" for r, t in zip(sym["rotations"], sym["translations"], strict=True)
+        ]
+    lines += [
+        "loop_",
+        " _atom_site_label",
+        " _atom_site_type_symbol",
+        " _atom_site_fract_x",
+        " _atom_site_fract_y",
+        " _atom_site_fract_z",
+        " _atom_site_occupancy",
+        f" Na1 Na 0 0 0 {na_occupancy}",
+        " Cl1 Cl 0.5 0.5 0.5 1",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def p1_cif(lattice, cart, elements, name: str = "demo") -> str:
+    """A P1 CIF of a structure (as pymatgen writes them, cell given by parameters)."""
+    import numpy as np
+
+    lattice = np.asarray(lattice, dtype=float)
+    lengths = np.linalg.norm(lattice, axis=1)
+    unit = lattice / lengths[:, None]
+    a, b, c = unit
+    angles = np.degrees(np.arccos([b @ c, a @ c, a @ b]))
+    # the frame of the parameters differs from the matrix's: place atoms by fractional position
+    frac = np.asarray(cart, dtype=float) @ np.linalg.inv(lattice)
+    lines = [f"data_{name}", "_symmetry_space_group_name_H-M 'P 1'"]
+    lines += [f"_cell_length_{k} {v:.10f}" for k, v in zip("abc", lengths, strict=True)]
+    lines += [
+        f"_cell_angle_{k} {v:.10f}" for k, v in zip(("alpha", "beta", "gamma"), angles, strict=True)
+    ]
+    lines += [
+        "loop_",
+        " _symmetry_equiv_pos_as_xyz",
+        "  'x, y, z'",
+        "loop_",
+        " _atom_site_type_symbol",
+        " _atom_site_label",
+        " _atom_site_fract_x",
+        " _atom_site_fract_y",
+        " _atom_site_fract_z",
+        " _atom_site_occupancy",
+    ]
+    lines += [
+        f"  {el}  {el}{i}  {f[0]:.10f}  {f[1]:.10f}  {f[2]:.10f}  1"
+        for i, (el, f) in enumerate(zip(elements, frac, strict=True))
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_cif_folder(root: Path, n: int = 12, names: list[str] | None = None) -> Path:
+    """An ALIGNN-style folder of P1 CIF files (demo crystals) + id_prop.csv, no descriptions."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, c in enumerate(generate_demo(n, 5)):
+        name = names[i] if names and i < len(names) else f"demo-{i}.cif"
+        (root / name).write_text(p1_cif(c.lattice, c.cart, c.elements, f"demo{i}"))
+        rows.append(f"{name},{c.target:.5f}")
+    (root / "id_prop.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -1,13 +1,18 @@
-"""On-disk caches that are safe when many runs of a sweep start at once.
+"""On-disk caches that are safe when many runs of a sweep start at once, and that heal.
 
 A cache entry is built by exactly one process: the others wait on a file lock and then load the
 finished file. Files are written to a temporary name and renamed into place, so a half-written
-entry is never visible. Entries are read with ``torch.load(weights_only=True)``.
+entry is never visible. Entries are read with ``torch.load(weights_only=True)`` and checked; an
+entry that cannot be read or fails its check (truncated, overwritten, written by other code) is
+moved aside as ``<name>.corrupt-<time>``, named in a warning, and rebuilt once under the lock.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,21 +21,61 @@ import torch
 
 from fusion_tuner.io import atomic_torch_save
 
+log = logging.getLogger(__name__)
 
-def load_or_build(path: Path, build: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-    """Return ``(entry, loaded_from_cache)``; build and store the entry if absent.
+Check = Callable[[dict[str, Any]], None]
+
+
+def _read(path: Path, check: Check | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(entry, None) when ``path`` loads and passes ``check``; (None, why) otherwise."""
+    try:
+        entry = torch.load(path, weights_only=True)
+        if not isinstance(entry, dict):
+            raise ValueError(f"holds a {type(entry).__name__}, not a cache entry")
+        if check is not None:
+            check(entry)
+    except Exception as exc:  # any failure to read means: rebuild
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return None, f"{type(exc).__name__}: {text}"[:300]
+    return entry, None
+
+
+def quarantine(path: Path, why: str) -> Path:
+    """Move an unusable cache file aside (kept for inspection) and say so."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, aside)
+    log.warning(
+        "cache entry %s is unusable (%s); moved it to %s and rebuilding", path, why, aside.name
+    )
+    return aside
+
+
+def load_or_build(
+    path: Path, build: Callable[[], dict[str, Any]], check: Check | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Return ``(entry, loaded_from_cache)``; build and store the entry if absent or unusable.
 
     Concurrent callers with the same ``path`` build once: the first holds an exclusive lock on
     ``<path>.lock`` while building; the others block on it and then load the result.
+
+    Args:
+        path: the cache file.
+        build: makes the entry (a dict of tensors, lists and plain values).
+        check: raises when a loaded entry is not what the caller expects.
     """
     if path.is_file():
-        return torch.load(path, weights_only=True), True
+        entry, _ = _read(path, check)
+        if entry is not None:
+            return entry, True
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if path.is_file():
-                return torch.load(path, weights_only=True), True
+                entry, why = _read(path, check)
+                if entry is not None:
+                    return entry, True
+                quarantine(path, why or "unreadable")
             entry = build()
             atomic_torch_save(entry, path)
             return entry, False

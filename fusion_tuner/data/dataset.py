@@ -22,10 +22,14 @@ class CrystalGraphData(Data):
 
     Attributes:
         z (LongTensor): (N,) atomic numbers.
-        edge_index (LongTensor): (2, E) bonds ``neighbour -> centre``.
+        edge_index (LongTensor): (2, E) bonds ``src -> dst``; the model aggregates at ``dst``
+            (``dataset.neighbor_strategy=k-nearest``: every bond in both directions; ``pure``:
+            neighbour -> centre).
         bond_length (Tensor): (E,) Angstrom.
-        lg_edge_index (LongTensor): (2, T) line-graph edges between bonds sharing an atom.
-        angle_cos (Tensor): (T,) cosine of the bond angle of each line-graph edge.
+        lg_edge_index (LongTensor): (2, T) line-graph edges ``a -> b`` for bonds
+            ``a = (u -> v)``, ``b = (v -> w)`` (DGL's ``line_graph(shared=True)`` pairs).
+        angle_cos (Tensor): (T,) cosine of the bond angle at ``v`` of each line-graph edge,
+            ``(-r_a) . r_b / (|r_a| |r_b|)`` with ``r = pos[dst] + offset - pos[src]``.
         input_ids (LongTensor): (1, L) token ids, padded to the dataset's max_length.
         attention_mask (LongTensor): (1, L) 1 for real tokens.
         y (Tensor): (1,) target in its own units.

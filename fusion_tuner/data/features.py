@@ -1,7 +1,8 @@
 """Featurise crystals into compact graph arrays, and their texts (own or ``Atoms.describe()``).
 
-The graph store keeps, for all crystals together, atomic numbers, the k-NN atom graph and bond
-vectors as concatenated tensors with offsets (int32/float32: about 80 bytes per bond). Line
+The graph store keeps, for all crystals together, atomic numbers, the atom graph (built by
+``dataset.neighbor_strategy``, see ``graphs.py``) and bond vectors ``pos[dst] + offset -
+pos[src]`` as concatenated tensors with offsets (int32/float32: about 80 bytes per bond). Line
 graphs, bond lengths and angle cosines are derived per crystal when a sample is drawn (see
 ``dataset.py``), which keeps the cache small and the derivation in one place.
 """
@@ -15,14 +16,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from fusion_tuner.data.graphs import StructureError, atomic_numbers, cgcnn_table, knn_graph
+from fusion_tuner.data.graphs import StructureError, atomic_numbers, cgcnn_table, crystal_graph
 from fusion_tuner.data.records import Crystal
 
-FEATURE_VERSION = 1
+# 2: neighbour strategies (upstream's k-nearest default), r = pos[dst] + offset - pos[src],
+#    JARVIS positions as jarvis-tools computes them, coincident and edgeless sites refused
+FEATURE_VERSION = 2
 
 
-def featurize_crystal(crystal: Crystal, cutoff: float, max_neighbors: int) -> dict[str, np.ndarray]:
-    """One crystal -> ``z`` (N,), ``edge_index`` (2, E) and bond vectors ``r`` (E, 3)."""
+def featurize_crystal(
+    crystal: Crystal, cutoff: float, max_neighbors: int, neighbor_strategy: str = "k-nearest"
+) -> dict[str, np.ndarray]:
+    """One crystal -> ``z`` (N,), ``edge_index`` (2, E) and bond vectors ``r`` (E, 3).
+
+    Raises:
+        StructureError: unknown element, no CGCNN features, or no valid graph (with the reason).
+    """
     numbers = atomic_numbers()
     try:
         z = np.array([numbers[el] for el in crystal.elements], dtype=np.int64)
@@ -32,18 +41,20 @@ def featurize_crystal(crystal: Crystal, cutoff: float, max_neighbors: int) -> di
     bad = sorted({int(v) for v in z if v >= len(table) or np.isnan(table[v, 0])})
     if bad:
         raise StructureError(f"no CGCNN atom features for Z={bad}")
-    edge_index, r = knn_graph(crystal.lattice, crystal.cart, cutoff, max_neighbors)
+    edge_index, r = crystal_graph(
+        crystal.lattice, crystal.cart, cutoff, max_neighbors, neighbor_strategy
+    )
     return {"z": z, "edge_index": edge_index, "r": r}
 
 
 def _featurize_chunk(
-    args: tuple[Sequence[Crystal], float, int],
+    args: tuple[Sequence[Crystal], float, int, str],
 ) -> list[tuple[str, dict[str, np.ndarray] | str]]:
-    crystals, cutoff, k = args
+    crystals, cutoff, k, strategy = args
     out: list[tuple[str, dict[str, np.ndarray] | str]] = []
     for c in crystals:
         try:
-            out.append((c.id, featurize_crystal(c, cutoff, k)))
+            out.append((c.id, featurize_crystal(c, cutoff, k, strategy)))
         except (StructureError, np.linalg.LinAlgError) as exc:
             out.append((c.id, f"graph: {exc}"))
     return out
@@ -63,7 +74,11 @@ def parallel_map(fn: Callable[[Any], list[Any]], chunks: list[Any], num_workers:
 
 
 def featurize_all(
-    crystals: Sequence[Crystal], cutoff: float, max_neighbors: int, num_workers: int = 0
+    crystals: Sequence[Crystal],
+    cutoff: float,
+    max_neighbors: int,
+    num_workers: int = 0,
+    neighbor_strategy: str = "k-nearest",
 ) -> dict[str, Any]:
     """Featurise every crystal; failures are listed, never silently dropped.
 
@@ -71,7 +86,9 @@ def featurize_all(
     ``atom_ptr``, ``edge_index`` (int32, per-crystal atom indices), ``edge_ptr``, ``r`` (float32),
     and ``failed``: a list of ``[id, reason]``.
     """
-    chunks = [(list(c), cutoff, max_neighbors) for c in _chunks(list(crystals), 256)]
+    chunks = [
+        (list(c), cutoff, max_neighbors, neighbor_strategy) for c in _chunks(list(crystals), 256)
+    ]
     results = parallel_map(_featurize_chunk, chunks, num_workers)
     targets = {c.id: c.target for c in crystals}
     ids, zs, eis, rs, failed = [], [], [], [], []

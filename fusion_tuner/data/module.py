@@ -4,7 +4,8 @@ Three cache entries, each keyed by exactly what affects it, so that changing a s
 only what depends on it:
 
 * ``graphs-<key>.pt``: source identity (demo settings / JARVIS name, target and figshare file /
-  folder contents), target, limit, cutoff, max_neighbors, feature code version.
+  folder contents / table file path, size and mtime and its columns), target, limit,
+  ``dataset.duplicates``, cutoff, max_neighbors, neighbor_strategy, feature code version.
 * ``texts-<key>.pt``: the graph key plus text source, ``describe()`` variant, descriptions file.
 * ``tokens-<key>.pt``: the text key plus tokenizer identity and ``text.max_length``.
 
@@ -45,6 +46,7 @@ class DataInfo:
     atom_feature_dim: int
     cutoff: float
     max_neighbors: int
+    neighbor_strategy: str  # how the atom graph was built (k-nearest | pure)
     vocab_size: int
     pad_token_id: int
     max_length: int
@@ -59,20 +61,25 @@ def _file_signature(paths: list[Path]) -> list[tuple[str, int, int]]:
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file())
 
 
+def _check_texts(entry: dict[str, Any]) -> None:
+    if not {"ids", "texts", "failed"} <= entry.keys() or len(entry["ids"]) != len(entry["texts"]):
+        raise DataError("text cache entry lacks ids/texts/failed or they disagree in length")
+
+
+def _check_tokens(entry: dict[str, Any], n: int) -> None:
+    ids, ptr = entry.get("token_ids"), entry.get("token_ptr")
+    if ids is None or ptr is None or len(ptr) != n + 1 or int(ptr[-1]) != len(ids):
+        raise DataError(f"token cache entry does not hold token ids with offsets for {n} crystals")
+
+
 class CrystalDataModule:
     """Builds train/val/test datasets and loaders from a :class:`Config`.
 
     Call :meth:`setup` once (it featurises, or loads from the cache), then :meth:`loader`.
-
-    Args:
-        cfg: the run's config.
-        tokenizer_dir: a saved tokenizer to use instead of the one ``cfg.text`` names (a
-            fine-tuned run reuses its source run's, see ``training/finetune.py``).
     """
 
-    def __init__(self, cfg: Config, tokenizer_dir: Path | None = None) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.tokenizer_dir = tokenizer_dir
         self.cache_root = (
             Path(cfg.dataset.cache_dir).expanduser()
             if cfg.dataset.cache_dir
@@ -89,7 +96,12 @@ class CrystalDataModule:
     # ----------------------------------------------------------------------------------- keys
     def _source_settings(self) -> dict[str, Any]:
         d = self.cfg.dataset
-        base = {"source": d.source, "limit": max_structures(self.cfg), "target": d.target}
+        base = {
+            "source": d.source,
+            "limit": max_structures(self.cfg),
+            "target": d.target,
+            "duplicates": d.duplicates,
+        }
         if d.source == "demo":
             from fusion_tuner.data.demo import GENERATOR_VERSION
 
@@ -105,6 +117,14 @@ class CrystalDataModule:
             info = get_db_info().get(d.name)
             store = records.jarvis_store_dir(d.jarvis_dir).resolve()
             return base | {"name": d.name, "file": info[1] if info else None, "store": str(store)}
+        if d.source == "table":
+            path = Path(d.path or "").expanduser().resolve()
+            return base | {
+                "path": str(path),
+                "file": _file_signature([path]),
+                "structure_column": d.structure_column,
+                "id_column": d.id_column,
+            }
         root = Path(d.root or "").expanduser().resolve()
         files = list(root.glob("*")) + list((root / "structures").glob("*"))
         return base | {"root": str(root), "files": _file_signature(files)}
@@ -114,6 +134,7 @@ class CrystalDataModule:
         return self._source_settings() | {
             "cutoff": d.cutoff,
             "max_neighbors": d.max_neighbors,
+            "neighbor_strategy": d.neighbor_strategy,
             "feature_version": features.FEATURE_VERSION,
         }
 
@@ -129,6 +150,11 @@ class CrystalDataModule:
 
     # ------------------------------------------------------------------------------- loading
     def _load_records(self) -> tuple[list[records.Crystal], records.LoadReport]:
+        """The source's records, with ``dataset.duplicates`` applied (the same for every source)."""
+        crystals, report = self._read_source()
+        return records.resolve_duplicates(crystals, report, self.cfg.dataset.duplicates), report
+
+    def _read_source(self) -> tuple[list[records.Crystal], records.LoadReport]:
         d, limit = self.cfg.dataset, max_structures(self.cfg)
         if d.source == "demo":
             from fusion_tuner.data.demo import generate_demo
@@ -142,6 +168,11 @@ class CrystalDataModule:
         if d.source == "jarvis":
             store = records.jarvis_store_dir(d.jarvis_dir)
             return records.load_jarvis(d.name, d.target, store, limit)
+        if d.source == "table":
+            from fusion_tuner.data.tables import load_table
+
+            path = Path(d.path or "").expanduser()
+            return load_table(path, d.target, d.structure_column, d.id_column, limit)
         return records.load_folder(Path(d.root or "").expanduser(), limit)
 
     def _build_graphs(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:
@@ -152,6 +183,7 @@ class CrystalDataModule:
             self.cfg.dataset.cutoff,
             self.cfg.dataset.max_neighbors,
             self.cfg.dataset.num_workers,
+            self.cfg.dataset.neighbor_strategy,
         )
         entry["load_report"] = report.as_dict()
         return entry
@@ -229,36 +261,50 @@ class CrystalDataModule:
                 )
         return split_report
 
+    def _check_target_spread(self) -> None:
+        """Refuse a constant training target: the model would learn nothing and R² is undefined."""
+        y = self.graphs.targets[self.graphs.rows(self.splits["train"])]
+        mean, std = float(y.mean()), float(y.std(unbiased=False))
+        if std == 0.0 or std < 1e-12 * abs(mean):
+            raise DataError(
+                f"dataset.target={self.cfg.dataset.target!r} is constant on the {len(y)} training "
+                f"crystals (every value is {mean:.6g}, std {std:.3g}): there is nothing to learn and "
+                "R² is undefined. Choose another dataset.target, or check the data and the split"
+            )
+
     def _load_tokenizer(self, texts_by_id: dict[str, str]):
         t = self.cfg.text
-        if self.tokenizer_dir is not None:
-            from transformers import AutoTokenizer
-
-            return AutoTokenizer.from_pretrained(str(self.tokenizer_dir))
         if t.model_name_or_path is None:
             train_texts = [texts_by_id[i] for i in self.splits["train"]]
             return text.tiny_tokenizer(train_texts, t.tiny_vocab_size, self.cache_root)
         return text.hub_tokenizer(t.model_name_or_path)
 
-    def setup(self) -> CrystalDataModule:
-        """Featurise (or load from the cache), split, tokenise, and build the datasets."""
+    def setup(self, tokenizer: Any = None) -> CrystalDataModule:
+        """Featurise (or load from the cache), split, tokenise, and build the datasets.
+
+        Args:
+            tokenizer: use this tokenizer (e.g. a run's own saved one, when resuming) instead of
+                training the tiny one or loading the hub's. WordPiece training is not
+                deterministic, so a resumed run must keep the tokenizer its weights know.
+        """
         cfg = self.cfg
         loaded = functools.cache(self._load_records)
         feats = self.cache_root / "features"
         gkey = stable_hash(self._graph_settings())
         entry, g_hit = load_or_build(
-            feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded())
+            feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded()), GraphStore.check
         )
         self.graphs = GraphStore.from_dict(entry)
         tkey = stable_hash(self._text_settings(gkey))
         texts, t_hit = load_or_build(
-            feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded())
+            feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded()), _check_texts
         )
         failed = self.graphs.load_report["unreadable"] + self.graphs.failed + texts["failed"]
         self._check_drops(failed)
         texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
         split_report = self._make_split(texts["ids"])
-        self.tokenizer = self._load_tokenizer(texts_by_id)
+        self._check_target_spread()
+        self.tokenizer = tokenizer if tokenizer is not None else self._load_tokenizer(texts_by_id)
         tok_id = text.tokenizer_identity(self.tokenizer)
         okey = stable_hash({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
         tokens, k_hit = load_or_build(
@@ -268,6 +314,7 @@ class CrystalDataModule:
                 [texts_by_id.get(i, "") for i in self.graphs.ids],
                 cfg.text.max_length,
             ),
+            lambda entry: _check_tokens(entry, len(self.graphs.ids)),
         )
         self.tokens = tokens
         pad = int(self.tokenizer.pad_token_id)
@@ -278,6 +325,7 @@ class CrystalDataModule:
             atom_feature_dim=92,
             cutoff=cfg.dataset.cutoff,
             max_neighbors=cfg.dataset.max_neighbors,
+            neighbor_strategy=cfg.dataset.neighbor_strategy,
             vocab_size=len(self.tokenizer),
             pad_token_id=pad,
             max_length=cfg.text.max_length,

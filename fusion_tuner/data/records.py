@@ -1,26 +1,33 @@
 """Raw crystals from each source: JARVIS (figshare cache), ALIGNN-style folders, text files.
 
 Every loader returns plain :class:`Crystal` records plus a :class:`LoadReport` that counts what
-was dropped and why; nothing is dropped uncounted.
+was dropped and why; nothing is dropped uncounted. Structure files are parsed in process by
+:mod:`fusion_tuner.data.structures` (CIF with gemmi: no shell, no temporary files). Text files
+must be UTF-8; a byte that is not fails with the file and line (:func:`decode_utf8`).
+:func:`resolve_duplicates` applies ``dataset.duplicates`` to the records of every source.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import math
 import os
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fusion_tuner.data import structures
 from fusion_tuner.errors import DataError
 
 STRUCTURE_SUFFIXES = (".vasp", ".poscar", ".cif")
+DUPLICATE_POLICIES = ("error", "first", "drop")
 
 
 @dataclass
@@ -44,6 +51,9 @@ class LoadReport:
     missing_target: int = 0  # "na" or not finite
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
     limited: int = 0  # usable records left out by dataset.limit / budget.max_structures
+    structure_kinds: dict[str, int] = field(default_factory=dict)  # e.g. {"cif": 3787}
+    # dataset.duplicates: {"policy", "duplicated_ids", "dropped"} (see resolve_duplicates)
+    duplicates: dict[str, Any] = field(default_factory=dict)
 
     def admit(self, value: float | None, kept: int, limit: int | None) -> bool:
         """Count a record without a usable target or beyond the limit; True if it is to be read."""
@@ -62,7 +72,12 @@ class LoadReport:
             "missing_target": self.missing_target,
             "unreadable": [list(x) for x in self.unreadable],
             "limited": self.limited,
+            "structure_kinds": dict(self.structure_kinds),
+            "duplicates": dict(self.duplicates),
         }
+
+    def count_kind(self, kind: str) -> None:
+        self.structure_kinds[kind] = self.structure_kinds.get(kind, 0) + 1
 
 
 def canonical_id(name: str) -> str:
@@ -95,13 +110,12 @@ def numeric_keys(records: list[dict[str, Any]]) -> list[str]:
 
 
 def crystal_from_jarvis_atoms(cid: str, atoms: dict[str, Any], target: float) -> Crystal:
-    """Convert a JARVIS ``atoms`` dict (``lattice_mat``, ``coords``, ``elements``, ``cartesian``)."""
-    lattice = np.asarray(atoms["lattice_mat"], dtype=np.float64).reshape(3, 3)
-    coords = np.asarray(atoms["coords"], dtype=np.float64).reshape(-1, 3)
-    cart = coords if atoms.get("cartesian", False) else coords @ lattice
-    elements = [str(e) for e in atoms["elements"]]
-    if len(elements) != len(cart):
-        raise ValueError(f"{len(elements)} elements for {len(cart)} positions")
+    """Convert a JARVIS ``atoms`` dict (``lattice_mat``, ``coords``, ``elements``, ``cartesian``).
+
+    Raises:
+        ValueError: a malformed dict (:class:`~fusion_tuner.data.structures.StructureError`).
+    """
+    lattice, cart, elements = structures.from_jarvis_atoms(atoms)
     return Crystal(id=cid, lattice=lattice, cart=cart, elements=elements, target=target)
 
 
@@ -140,24 +154,23 @@ def load_jarvis(
         cid = str(rec.get("jid", rec.get("id", len(crystals))))
         try:
             crystals.append(crystal_from_jarvis_atoms(cid, rec["atoms"], value))
+            report.count_kind("jarvis_atoms")
         except (KeyError, ValueError, TypeError) as exc:
             report.unreadable.append((cid, f"bad atoms record: {exc}"))
     return crystals, report
 
 
-def _read_structure(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from jarvis.core.atoms import Atoms
-    from jarvis.io.vasp.inputs import Poscar
+def _read_structure(path: Path) -> tuple[str, structures.Arrays]:
+    """(kind, arrays) of a structure file: ``.cif`` with gemmi, anything else as a POSCAR.
 
+    The file is read here and parsed from memory: its name never reaches a shell or a parser
+    that might pass it on.
+    """
+    # CIF free text (author names, ...) may be Latin-1; the structure fields are ASCII
+    text = path.read_bytes().decode("utf-8", errors="replace")
     if path.suffix.lower() == ".cif":
-        atoms = Atoms.from_cif(str(path))
-    else:
-        atoms = Poscar.from_file(str(path)).atoms
-    return (
-        np.asarray(atoms.lattice_mat, dtype=np.float64),
-        np.asarray(atoms.cart_coords, dtype=np.float64),
-        list(atoms.elements),
-    )
+        return "cif", structures.read_cif(text)
+    return "poscar", structures.read_poscar(text)
 
 
 def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadReport]:
@@ -172,8 +185,8 @@ def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadRepor
             f"{id_prop} not found: dataset.root must be a folder holding id_prop.csv "
             "(rows 'structure_file,target', no header)"
         )
-    with id_prop.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and r[0].strip()]
+    content = decode_utf8(id_prop.read_bytes(), str(id_prop))
+    rows = [r for r in csv.reader(io.StringIO(content, newline="")) if r and r[0].strip()]
     report = LoadReport(source=f"folder:{root}", n_raw=len(rows))
     texts = (
         read_descriptions(root / "descriptions.csv")
@@ -191,26 +204,54 @@ def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadRepor
             report.unreadable.append((fname, "structure file not found"))
             continue
         try:
-            lattice, cart, elements = _read_structure(path)
-        except Exception as exc:  # jarvis parsers raise anything from IndexError to ValueError
-            report.unreadable.append(
-                (fname, f"unreadable {path.name}: {type(exc).__name__}: {exc}")
-            )
+            kind, (lattice, cart, elements) = _read_structure(path)
+        except (structures.StructureError, OSError) as exc:
+            report.unreadable.append((fname, f"unreadable {path.name}: {exc}"))
             continue
+        report.count_kind(kind)
         text = texts.get(fname, texts.get(canonical_id(fname)))
         crystals.append(Crystal(fname, lattice, cart, elements, value, text))
     return crystals, report
 
 
+def decode_utf8(data: bytes, name: str) -> str:
+    """``data`` as UTF-8 text (a byte-order mark is dropped).
+
+    Raises:
+        DataError: naming ``name``, the line and column of the first byte that is not UTF-8.
+    """
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            f"{name}: line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+            "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE > NEW)"
+        ) from None
+
+
+def read_member(path: Path) -> tuple[bytes, str]:
+    """Bytes and name of ``path``, or of the single file inside ``path`` when it is a ``.zip``."""
+    if path.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.namelist() if not m.endswith("/")]
+                if len(members) != 1:
+                    raise DataError(f"{path} must hold exactly one file, found {members}")
+                return zf.read(members[0]), members[0]
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"{path} is not a readable zip file ({exc})") from None
+    return path.read_bytes(), path.name
+
+
 def _open_text(path: Path) -> tuple[str, str]:
     """Return (text, inner name) of ``path`` or of the single member of a zip."""
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.namelist() if not m.endswith("/")]
-            if len(members) != 1:
-                raise DataError(f"{path} must hold exactly one file, found {members}")
-            return zf.read(members[0]).decode("utf-8"), members[0]
-    return path.read_text(encoding="utf-8"), path.name
+    data, inner = read_member(path)
+    shown = f"{path}:{inner}" if inner != path.name else str(path)
+    return decode_utf8(data, shown), inner
 
 
 def read_descriptions(path: Path, variant: str = "desc_2") -> dict[str, str]:
@@ -266,6 +307,48 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
 def alignn_split(splits: dict[str, list[str]]) -> dict[str, list[str]]:
     """A run's split in upstream ALIGNN's ``ids_train_val_test.json`` form."""
     return {alignn: list(splits[k]) for k, alignn in ALIGNN_SPLIT_KEYS.items()}
+
+
+def resolve_duplicates(crystals: list[Crystal], report: LoadReport, policy: str) -> list[Crystal]:
+    """Apply ``dataset.duplicates`` to records whose id occurs more than once.
+
+    ``error`` refuses them, naming the ids and their targets; ``first`` keeps the first record
+    of each id; ``drop`` drops every record of such an id. The outcome is recorded in
+    ``report.duplicates``. A repeated id would put one crystal into two splits, or let one
+    label silently overwrite the other.
+    """
+    counts = Counter(c.id for c in crystals)
+    repeated = [cid for cid, n in counts.items() if n > 1]
+    report.duplicates = {"policy": policy, "duplicated_ids": len(repeated), "dropped": 0}
+    if not repeated:
+        return crystals
+    if policy == "error":
+        targets: dict[str, list[float]] = {}
+        for c in crystals:
+            if counts[c.id] > 1:
+                targets.setdefault(c.id, []).append(c.target)
+        shown = "; ".join(
+            f"{cid} (targets {', '.join(f'{t:g}' for t in targets[cid])})" for cid in repeated[:10]
+        )
+        more = f" and {len(repeated) - 10} more" if len(repeated) > 10 else ""
+        raise DataError(
+            f"{len(repeated)} ids occur more than once in {report.source}: {shown}{more}. Set "
+            "dataset.duplicates=first (keep the first record of each id) or dataset.duplicates=drop "
+            "(drop every record of those ids), or fix the data"
+        )
+    if policy == "first":
+        seen: set[str] = set()
+        kept = []
+        for c in crystals:
+            if c.id not in seen:
+                seen.add(c.id)
+                kept.append(c)
+    elif policy == "drop":
+        kept = [c for c in crystals if counts[c.id] == 1]
+    else:
+        raise ValueError(f"dataset.duplicates={policy!r} is not one of {DUPLICATE_POLICIES}")
+    report.duplicates["dropped"] = len(crystals) - len(kept)
+    return kept
 
 
 def default_cache_root() -> Path:

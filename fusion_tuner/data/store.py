@@ -53,6 +53,21 @@ class GraphStore:
             raise DataError(f"graph cache entry lacks {missing}: it was written by other code")
         return cls(**{n: entry[n] for n in names})
 
+    @classmethod
+    def check(cls, entry: dict[str, Any]) -> None:
+        """Raise :class:`DataError` unless ``entry`` is a complete, consistent graph entry."""
+        store = cls.from_dict(entry)
+        n = len(store.ids)
+        problems = []
+        if len(store.targets) != n or len(store.atom_ptr) != n + 1 or len(store.edge_ptr) != n + 1:
+            problems.append("per-crystal arrays disagree in length")
+        elif int(store.atom_ptr[-1]) != len(store.z):
+            problems.append("atom offsets do not match the atoms")
+        elif not int(store.edge_ptr[-1]) == store.edge_index.shape[1] == store.r.shape[0]:
+            problems.append("bond offsets do not match the bonds")
+        if problems:
+            raise DataError(f"inconsistent graph cache entry: {'; '.join(problems)}")
+
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 

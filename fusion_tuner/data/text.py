@@ -6,10 +6,14 @@ vocabulary and settings) is part of the token cache key and of every checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +21,8 @@ import numpy as np
 import torch
 
 from fusion_tuner.errors import DataError
+
+log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -64,15 +70,28 @@ def tiny_tokenizer(train_texts: Sequence[str], vocab_size: int, cache_root: Path
 
     corpus = hashlib.sha256("\x1e".join(train_texts).encode()).hexdigest()[:16]
     target = cache_root / "tokenizers" / f"wordpiece-{vocab_size}-{corpus}"
-    if not (target / "tokenizer.json").is_file():
-        tok = train_wordpiece(train_texts, vocab_size)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-        tok.save_pretrained(str(tmp))
+    if (target / "tokenizer.json").is_file():
         try:
-            tmp.rename(target)
-        except OSError:  # another run of the sweep got there first: use its identical files
-            shutil.rmtree(tmp, ignore_errors=True)
+            return PreTrainedTokenizerFast.from_pretrained(str(target))
+        except Exception as exc:  # a damaged cached tokenizer: set it aside and retrain
+            aside = target.with_name(f"{target.name}.corrupt-{os.getpid()}-{time.time_ns()}")
+            with contextlib.suppress(OSError):
+                target.rename(aside)
+            log.warning(
+                "cached tokenizer %s is unreadable (%s: %s); moved it to %s and retraining",
+                target,
+                type(exc).__name__,
+                str(exc)[:200],
+                aside.name,
+            )
+    tok = train_wordpiece(train_texts, vocab_size)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    tok.save_pretrained(str(tmp))
+    try:
+        tmp.rename(target)
+    except OSError:  # another run of the sweep got there first: use its identical files
+        shutil.rmtree(tmp, ignore_errors=True)
     return PreTrainedTokenizerFast.from_pretrained(str(target))
 
 

@@ -19,7 +19,7 @@ from fusion_tuner.data import records
 from fusion_tuner.data.records import Crystal
 
 STRUCTURE_PREFIXES = ("POSCAR", "CONTCAR")
-TABLE_SUFFIXES = (".csv", ".json", ".jsonl")
+TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".ndjson")
 
 
 @dataclass
@@ -58,7 +58,7 @@ def is_table_file(path: Path) -> bool:
 
 def read_structure_file(path: Path) -> Crystal:
     """One structure file as an unlabelled crystal named by its file name."""
-    lattice, cart, elements = records._read_structure(path)
+    _, (lattice, cart, elements) = records._read_structure(path)
     return Crystal(path.name, lattice, cart, elements, math.nan)
 
 

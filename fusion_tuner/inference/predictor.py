@@ -170,10 +170,18 @@ def _texts(
 
 
 def _graph_settings(info: dict[str, Any]) -> dict[str, Any]:
-    """The featurisation settings a run recorded in its ``DataInfo`` (the neighbour strategy
-    once runs record one)."""
-    keys = ("cutoff", "max_neighbors", "neighbor_strategy")
-    return {k: info[k] for k in keys if k in info}
+    """The featurisation settings a run recorded in its ``DataInfo``."""
+    settings = {k: info[k] for k in ("cutoff", "max_neighbors")}
+    if "neighbor_strategy" in info:
+        settings["neighbor_strategy"] = info["neighbor_strategy"]
+    else:  # a run from before the strategy was recorded: built by the earlier builder
+        log.warning(
+            "the run does not record dataset.neighbor_strategy (it predates it); its graphs "
+            "were built by the earlier builder, which neighbor_strategy=pure reproduces up to "
+            "the order of tied neighbours: predictions may differ slightly from its own"
+        )
+        settings["neighbor_strategy"] = "pure"
+    return settings
 
 
 def _graphs(crystals: list[Crystal], info: dict[str, Any]) -> tuple[GraphStore, list]:

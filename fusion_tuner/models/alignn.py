@@ -2,11 +2,14 @@
 and on its line graph (Choudhary & DeCost, npj Comput. Mater. 7, 185 (2021)).
 
 Shapes: N atoms, E bonds, T bond pairs (line-graph edges), H = hidden_features.
-Messages flow ``edge_index[0] -> edge_index[1]`` and are aggregated at the target.
+Messages flow ``edge_index[0] -> edge_index[1]`` and are aggregated at the target, as upstream's
+DGL model aggregates at each edge's destination; on the line graph, edge ``a -> b`` (bonds
+``a = (u -> v)``, ``b = (v -> w)``) is aggregated at bond ``b`` (see ``data/graphs.py``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,14 +24,19 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tens
 class RBFExpansion(nn.Module):
     """Gaussian radial basis expansion of a scalar on ``bins`` centres over [vmin, vmax].
 
-    The width is the spacing of the centres (ALIGNN's choice): ``exp(-((x - c) / spacing)^2)``.
+    Upstream ALIGNN's ``RBFExpansion`` (alignn ``models/utils.py``) as every ALIGNN model calls
+    it (no ``lengthscale``): ``exp(-gamma (x - c)^2)`` with ``gamma = 1 / lengthscale`` and
+    ``lengthscale`` the mean spacing of the (float32) centres. gamma is 1/spacing, not
+    1/spacing^2, so each Gaussian's standard deviation is sqrt(spacing / 2): 0.225 A for 80 bins
+    over [0, 8] A (gamma 9.875), 0.160 for 40 bins over [-1, 1] (gamma 19.5).
     """
 
     def __init__(self, vmin: float, vmax: float, bins: int) -> None:
         super().__init__()
         centres = torch.linspace(vmin, vmax, bins)
         self.register_buffer("centres", centres)
-        self.gamma = 1.0 / float(centres[1] - centres[0]) ** 2
+        self.lengthscale = float(np.diff(centres.numpy()).mean())
+        self.gamma = 1.0 / self.lengthscale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (M,) -> (M, bins)
         return torch.exp(-self.gamma * (x.unsqueeze(-1) - self.centres) ** 2)

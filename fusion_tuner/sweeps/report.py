@@ -91,6 +91,8 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
             for r in problems
         ]
         lines.append("")
+    if s.slurm_note:
+        lines += [s.slurm_note, ""]
     lines += ["## Verdict", "", s.verdict, ""]
     return "\n".join(lines)
 

@@ -122,6 +122,8 @@ class Summary:
     decisions: dict[str, Decision]
     verdict: str
     threshold: float
+    # SLURM's view of unfinished runs (fusion_tuner.slurm.record), "" when there is none
+    slurm_note: str = ""
 
 
 def _reference(runs: list[Run], base_runs: list[Run]) -> dict[str, Any]:
@@ -169,7 +171,10 @@ def _row(run: Run, reference: dict[str, Any], ref_val: float | None, decision: s
 
 def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
     """Build the summary of ``sweep_dir`` (see the module docstring)."""
+    from fusion_tuner.slurm.record import annotate_runs
+
     runs = load_runs(sweep_dir)
+    slurm_note = annotate_runs(sweep_dir, runs)  # live SLURM state of unfinished runs, if any
     base_runs = [r for r in runs if r.experiment == "baseline"]
     base_vals = [r.val_mae for r in base_runs if r.val_mae is not None]
     order = _experiment_order(runs)
@@ -190,7 +195,8 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         _row(r, reference, base_by_seed.get(r.seed, base_mean), decisions[r.experiment].decision)
         for r in ordered
     ]
-    return Summary(rows, decisions, _verdict(sweep_dir, rows, decisions, base_vals), threshold)
+    verdict = _verdict(sweep_dir, rows, decisions, base_vals)
+    return Summary(rows, decisions, verdict, threshold, slurm_note)
 
 
 def _verdict(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -76,17 +77,33 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint with ``torch.load(weights_only=True)``.
 
     Raises:
-        CheckpointError: missing file, or a file that needs arbitrary unpickling (refused).
+        CheckpointError: a missing, truncated or corrupt file, or one that would need arbitrary
+            unpickling (refused: it could run code). The message names the file and why.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
+    if not zipfile.is_zipfile(path):
+        size = path.stat().st_size
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable: not a PyTorch checkpoint archive ({size} bytes; "
+            "truncated or corrupt)"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" in str(exc).lower():  # a class or function weights_only does not allow
+            raise CheckpointError(
+                f"refusing to load {path}: it holds objects that only arbitrary unpickling could "
+                "restore, which can run code. Only fusion_tuner checkpoints are accepted."
+            ) from None
         raise CheckpointError(
-            f"refusing to load {path}: it needs arbitrary unpickling, which can run code "
-            f"({str(exc).splitlines()[0]}). Only fusion_tuner checkpoints are accepted."
+            f"checkpoint {path} is unreadable (corrupt pickle data inside the archive)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated or corrupt: {first})"
         ) from None
     if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
         raise CheckpointError(f"{path} is not a fusion_tuner checkpoint (no model_state/config)")

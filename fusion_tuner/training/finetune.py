@@ -1,7 +1,7 @@
 """Fine-tuning: start a run from another run's best weights (``model.init_from``).
 
 :func:`source_run` finds the run (a directory or a checkpoint) before any data is touched;
-:func:`source_tokenizer` says whether the new run tokenises with the source's saved tokenizer
+:func:`source_tokenizer` gives the source's saved tokenizer when the new run tokenises with it
 (``init_scope=all`` with the same text model, so that loaded token embeddings keep meaning
 the same tokens); :func:`load_matching` copies every tensor whose name and shape match (within
 the scope) into the freshly built model and counts what was loaded, skipped and new;
@@ -41,8 +41,8 @@ def source_run(cfg: Config) -> Run | None:
         raise RunError(f"model.init_from={cfg.model.init_from}: {exc}") from None
 
 
-def source_tokenizer(cfg: Config, source: Run | None) -> Path | None:
-    """The source run's ``tokenizer/`` when the new run should tokenise with it: all tensors
+def source_tokenizer(cfg: Config, source: Run | None) -> Any:
+    """The source run's saved tokenizer when the new run should tokenise with it: all tensors
     are loaded and both runs use the same text model (else None: the run builds its own)."""
     if source is None or cfg.model.init_scope != "all":
         return None
@@ -54,7 +54,10 @@ def source_tokenizer(cfg: Config, source: Run | None) -> Path | None:
             f"model.init_from={cfg.model.init_from}: the run has no tokenizer/ folder, so its "
             "text weights cannot be reused; use model.init_scope=graph_encoder"
         )
-    return folder
+    from transformers import AutoTokenizer
+
+    log.info("tokenising with the source run's tokenizer (%s)", folder)
+    return AutoTokenizer.from_pretrained(str(folder))
 
 
 def load_matching(model: nn.Module, source: Run, scope: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,14 @@ from fusion_tuner import __version__
 from fusion_tuner.config import Config, config_hash, max_epochs
 from fusion_tuner.data.module import CrystalDataModule
 from fusion_tuner.errors import CheckpointError
+from fusion_tuner.io import atomic_write_dir
 from fusion_tuner.metrics import gap_ratio
 from fusion_tuner.models.builders import build_model
 from fusion_tuner.rundir import COMPLETED, RunDir
 from fusion_tuner.runtime import resolve_device, seed_everything
 from fusion_tuner.training import checkpoint as ckpt_io
 from fusion_tuner.training import finetune
-from fusion_tuner.training.console import progress
+from fusion_tuner.training.console import BatchProgress, progress
 from fusion_tuner.training.early_stopping import EarlyStopping
 from fusion_tuner.training.epoch import HISTORY_COLUMNS, EpochRecord
 from fusion_tuner.training.loggers import MetricLogger, NullLogger
@@ -68,6 +70,17 @@ def _warmup_steps(cfg: Config, epochs: int, steps: int) -> int:
         )
         return capped
     return warmup
+
+
+def _own_tokenizer(files: RunDir) -> Any:
+    """The tokenizer a resumable run saved when it started (None for a fresh run)."""
+    resumable = files.last_checkpoint.is_file() or files.previous_last_checkpoint.is_file()
+    if not (resumable and (files.tokenizer / "tokenizer_config.json").is_file()):
+        return None
+    from transformers import AutoTokenizer
+
+    log.info("resuming with the run's own tokenizer (%s)", files.tokenizer)
+    return AutoTokenizer.from_pretrained(str(files.tokenizer))
 
 
 class Trainer:
@@ -113,10 +126,12 @@ class Trainer:
         torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
         device = resolve_device(cfg.trainer.device)
         source = finetune.source_run(cfg)  # model.init_from, found before any data work
-        dm = CrystalDataModule(cfg, finetune.source_tokenizer(cfg, source)).setup()
+        # a resumed run keeps the tokenizer it saved; a fine-tuned one starts with its source's
+        tokenizer = _own_tokenizer(files) or finetune.source_tokenizer(cfg, source)
+        dm = CrystalDataModule(cfg).setup(tokenizer=tokenizer)
         files.write_split(dm.splits)
         files.write_data_report(dm.report)
-        dm.tokenizer.save_pretrained(str(files.tokenizer))
+        atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))
         seed_everything(cfg.random_seed)  # model init does not depend on what data loading drew
         model = build_model(cfg, dm.info).to(device)
         init = finetune.load_matching(model, source, cfg.model.init_scope) if source else None
@@ -146,9 +161,34 @@ class Trainer:
         trainer.init = init
         trainer.freeze = finetune.GraphFreeze(model, cfg.model.freeze_graph_epochs)
         trainer._announce(steps)
-        if files.last_checkpoint.is_file():
-            trainer.resume(ckpt_io.load_checkpoint(files.last_checkpoint, device))
+        state = trainer._resumable_state()
+        if state is not None:
+            trainer.resume(state)
         return trainer
+
+    def _resumable_state(self) -> dict[str, Any] | None:
+        """``last.pt``, or the previous epoch's copy when ``last.pt`` is unreadable; None when
+        the run starts fresh."""
+        last, previous = self.files.last_checkpoint, self.files.previous_last_checkpoint
+        if not last.is_file() and not previous.is_file():
+            return None
+        problems = []
+        for path in (last, previous):
+            if not path.is_file():
+                continue
+            try:
+                state = ckpt_io.load_checkpoint(path, self.device)
+            except CheckpointError as exc:
+                problems.append(str(exc))
+                log.warning("%s", exc)
+                continue
+            if path == previous:
+                log.warning("resuming from %s (the epoch before last.pt)", path.name)
+            return state
+        raise CheckpointError(
+            "cannot resume: " + "; ".join(problems) + ". Rerun with trainer.start_over=true to "
+            "discard this run's checkpoints and train from epoch 1"
+        )
 
     def _announce(self, steps: int) -> None:
         params = list(self.model.parameters())
@@ -186,6 +226,9 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.stopper.load_state_dict(state["early_stopping"])
         ckpt_io.set_rng_state(state["rng"])
+        # the history the checkpoint claims: a row written after it (a kill between the two)
+        # is dropped, so history.csv and the checkpoint agree again
+        self.files.write_history(HISTORY_COLUMNS, list(state["history"]))
         self.progress = Progress(
             history=list(state["history"]),
             best_val_mae=state["best_val_mae"],
@@ -213,9 +256,13 @@ class Trainer:
         }
 
     def _save_last(self, epoch: int) -> None:
-        p = self.progress
+        """Write ``last.pt``; the one it replaces becomes ``last.prev.pt``, so an unreadable
+        ``last.pt`` never costs more than one epoch. The new file is complete before either
+        rename, and a kill between the renames leaves ``last.prev.pt`` to resume from."""
+        p, last = self.progress, self.files.last_checkpoint
+        fresh = self.files.path / f".last.pt.{os.getpid()}.next.tmp"
         ckpt_io.save_checkpoint(
-            self.files.last_checkpoint,
+            fresh,
             self._payload(epoch)
             | {
                 "optimizer": self.optimizer.state_dict(),
@@ -228,6 +275,9 @@ class Trainer:
                 "stop_reason": p.stop_reason,
             },
         )
+        if last.is_file():
+            os.replace(last, self.files.previous_last_checkpoint)
+        os.replace(fresh, last)
 
     # ---------------------------------------------------------------------------- epochs
     def fit(self) -> None:
@@ -243,8 +293,9 @@ class Trainer:
             torch.manual_seed(cfg.random_seed * 100_003 + epoch)
             self.freeze.apply(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
+            batches = BatchProgress(self.train_loader, cfg.trainer.progress, epoch)
             train = train_epoch(
-                self.model, self.train_loader, self.optimizer, self.scheduler, cfg, self.device
+                self.model, batches, self.optimizer, self.scheduler, cfg, self.device
             )
             val = evaluate(self.model, self.val_loader, cfg, self.device)
             p.train_seconds += train.seconds
@@ -257,8 +308,10 @@ class Trainer:
                 p.stop_reason = "early_stopping"
             record = EpochRecord.of(epoch, train, val, lr, p.best_val_mae)
             p.history.append(record.row())
-            self._save_last(epoch)
+            # history first: a kill between the two leaves a row that resume drops, never a
+            # checkpoint whose epoch history.csv lacks
             self.files.write_history(HISTORY_COLUMNS, p.history)
+            self._save_last(epoch)
             self.logger.log(record.tracked(), step=epoch)
             self._show(bar, record)
             if stop:

@@ -88,7 +88,6 @@ def test_run_writes_every_file(finished_run: Path) -> None:
         "history.csv",
         "curves.png",
         "best_model.pt",
-        "last.pt",
         "predictions_train.csv",
         "predictions_val.csv",
         "predictions_test.csv",
@@ -147,7 +146,9 @@ def test_rerunning_a_completed_run_only_reports_it(finished_run: Path) -> None:
 
 def test_a_failing_run_records_failed_and_exits_nonzero(tmp_path: Path) -> None:
     run_dir = tmp_path / "bad"
-    proc = run_cli(run_dir, "dataset=folder", f"dataset.root={tmp_path / 'nowhere'}", check=False)
+    empty = tmp_path / "empty"  # exists (a missing folder fails validation, before the run dir)
+    empty.mkdir()
+    proc = run_cli(run_dir, "dataset=folder", f"dataset.root={empty}", check=False)
     assert proc.returncode != 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "failed"
@@ -184,3 +185,15 @@ def test_load_run_rebuilds_the_best_model(finished_run: Path) -> None:
         __import__("torch").device("cpu"),
     )
     np.testing.assert_allclose(ev.prediction, [rows[i] for i in ev.ids], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("order", ["flag_first", "flag_last"])
+def test_cfg_job_prints_the_composed_config_with_overrides(order: str) -> None:
+    args = ["--cfg", "job"]
+    over = ["regularization.graph_dropout=0.3", "+phase=1"]
+    argv = [*args, *over] if order == "flag_first" else [*over, *args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusion_tuner", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "graph_dropout: 0.3" in proc.stdout

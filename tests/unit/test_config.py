@@ -140,3 +140,62 @@ def test_switched_off_components_skip_their_rules() -> None:
 def test_folder_source_needs_root() -> None:
     with pytest.raises(ConfigError, match=r"dataset\.root"):
         compose_config(["dataset=folder"])
+
+
+def test_missing_data_paths_are_config_problems(tmp_path) -> None:
+    gone = tmp_path / "gone"
+    table = tmp_path / "t.csv"
+    table.write_text("cif,y\n")
+    cases = [
+        (["dataset=folder", f"dataset.root={gone}"], f"dataset.root={gone}: no such folder"),
+        (["dataset=folder", f"dataset.root={table}"], f"dataset.root={table}: not a folder"),
+        (["dataset=table"], "dataset.path must name the table file"),
+        (["dataset=table", f"dataset.path={gone}.csv"], f"dataset.path={gone}.csv: no such file"),
+        ([f"dataset.split_file={gone}.json"], f"dataset.split_file={gone}.json: no such file"),
+        ([f"dataset.descriptions={gone}.csv"], f"dataset.descriptions={gone}.csv: no such file"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ConfigError) as err:
+            compose_config(overrides)
+        assert message in str(err.value), overrides
+    cfg = compose_config(["dataset=table", f"dataset.path={table}", "dataset.target=y"])
+    assert (cfg.dataset.source, cfg.dataset.structure_column, cfg.dataset.id_column) == (
+        "table",
+        None,
+        None,
+    )
+
+
+def test_keys_of_an_unselected_source_name_the_source_to_select(tmp_path) -> None:
+    cases = [
+        ([f"dataset.root={tmp_path}"], "dataset.root", "dataset=folder", "dataset.source=demo"),
+        ([f"dataset.path={tmp_path}/t.csv"], "dataset.path", "dataset=table", "demo"),
+        (
+            ["dataset=folder", f"dataset.root={tmp_path}", "dataset.id_column=mid"],
+            "dataset.id_column=mid",
+            "dataset=table",
+            "dataset.source=folder",
+        ),
+        (
+            ["dataset=table", f"dataset.path={tmp_path}", f"dataset.jarvis_dir={tmp_path}"],
+            "dataset.jarvis_dir",
+            "dataset=jarvis",
+            "dataset.source=table",
+        ),
+        (["dataset.name=dft_2d"], "dataset.name=dft_2d", "dataset=jarvis", "demo"),
+    ]
+    for overrides, key, option, source in cases:
+        with pytest.raises(ConfigError) as err:
+            compose_config(overrides)
+        text = str(err.value)
+        assert key in text and f"add {option}" in text and source in text, text
+    # option files and demo keys are fine with any source (their values are the defaults)
+    compose_config(["dataset=folder", f"dataset.root={tmp_path}", "dataset.demo_size=60"])
+    compose_config(["dataset=jarvis"])
+
+
+def test_duplicates_policy_is_checked() -> None:
+    assert compose_config().dataset.duplicates == "error"
+    assert compose_config(["dataset.duplicates=first"]).dataset.duplicates == "first"
+    with pytest.raises(ConfigError, match=r"dataset\.duplicates='keep' is not one of error, first"):
+        compose_config(["dataset.duplicates=keep"])

@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 from fusion_tuner.data import records, splits
+from fusion_tuner.data.demo import generate_demo
 from fusion_tuner.errors import DataError
-from tests.helpers import jarvis_records, write_folder, write_jarvis_store
+from tests.helpers import (
+    jarvis_records,
+    nacl_cif,
+    write_cif_folder,
+    write_folder,
+    write_jarvis_store,
+)
 
 
 def test_random_split_is_seeded_disjoint_and_sized() -> None:
@@ -98,3 +105,93 @@ def test_canonical_id() -> None:
     assert records.canonical_id("POSCAR-JVASP-10.vasp") == "JVASP-10"
     assert records.canonical_id("dir/JVASP-7.cif") == "JVASP-7"
     assert records.canonical_id("JVASP-3") == "JVASP-3"
+
+
+# --------------------------------------------------------------- CIF folders, safety, duplicates
+def test_a_cif_named_like_a_shell_command_is_read_as_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jarvis' default CIF reader ran os.system("cif2cell " + filename): this name ran touch."""
+    import tempfile
+
+    name = "a;touch INJECTED;#.cif"
+    root = write_cif_folder(tmp_path / "data", n=3, names=[name])
+    assert (root / name).is_file()
+    monkeypatch.chdir(tmp_path)
+    crystals, report = records.load_folder(root, None)
+    assert [c.id for c in crystals] == [name, "demo-1.cif", "demo-2.cif"]
+    assert report.structure_kinds == {"cif": 3} and not report.unreadable
+    for where in (tmp_path, root, Path(tempfile.gettempdir()), Path.cwd()):
+        assert not (where / "INJECTED").exists(), where
+
+
+def test_reading_cifs_leaves_no_temporary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    root = write_cif_folder(tmp_path / "data", n=6)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    crystals, _ = records.load_folder(root, None)
+    assert len(crystals) == 6
+    assert list(scratch.iterdir()) == []
+
+
+def test_partial_occupancy_cif_in_a_folder_is_dropped_with_the_reason(tmp_path: Path) -> None:
+    root = write_cif_folder(tmp_path / "data", n=2)
+    (root / "nacl.cif").write_text(nacl_cif())
+    (root / "disordered.cif").write_text(nacl_cif(na_occupancy=0.6))
+    with (root / "id_prop.csv").open("a") as fh:
+        fh.write("nacl.cif,1.0\ndisordered.cif,2.0\n")
+    crystals, report = records.load_folder(root, None)
+    assert [c.id for c in crystals] == ["demo-0.cif", "demo-1.cif", "nacl.cif"]
+    assert crystals[-1].id == "nacl.cif" and len(crystals[-1].elements) == 8
+    assert report.unreadable == [
+        (
+            "disordered.cif",
+            "unreadable disordered.cif: partial occupancy: site Na1 (Na) has "
+            "occupancy 0.6; disordered structures are not supported",
+        ),
+    ]
+
+
+def test_non_utf8_text_files_name_the_file_and_line(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "f", n=3, with_text=False)
+    lines = (root / "id_prop.csv").read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b"POSCAR", b"POSC\xc4R", 1)
+    (root / "id_prop.csv").write_bytes(b"".join(lines))
+    with pytest.raises(DataError) as err:
+        records.load_folder(root, None)
+    assert str(root / "id_prop.csv") in str(err.value)
+    assert "line 2, column 5: byte 0xc4 is not UTF-8" in str(err.value)
+    desc = tmp_path / "d.csv"
+    desc.write_bytes(b"id,description\nx,fine\ny,caf\xe9\n")
+    with pytest.raises(DataError, match=r"d\.csv: line 3, column 6"):
+        records.read_descriptions(desc)
+
+
+def _crystals(pairs: list[tuple[str, float]]) -> list[records.Crystal]:
+    c = generate_demo(1, 0)[0]
+    return [records.Crystal(i, c.lattice, c.cart, c.elements, t) for i, t in pairs]
+
+
+def test_duplicate_ids_error_first_or_drop_with_counts() -> None:
+    pairs = [("a", 1.0), ("b", 2.0), ("a", 1.5), ("c", 3.0), ("b", 2.0), ("a", 9.0)]
+    with pytest.raises(DataError) as err:
+        records.resolve_duplicates(_crystals(pairs), records.LoadReport("x"), "error")
+    assert "2 ids occur more than once in x: a (targets 1, 1.5, 9); b (targets 2, 2)" in str(
+        err.value
+    )
+    assert "dataset.duplicates=first" in str(err.value)
+    report = records.LoadReport("x")
+    first = records.resolve_duplicates(_crystals(pairs), report, "first")
+    assert [(c.id, c.target) for c in first] == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
+    assert report.duplicates == {"policy": "first", "duplicated_ids": 2, "dropped": 3}
+    report = records.LoadReport("x")
+    dropped = records.resolve_duplicates(_crystals(pairs), report, "drop")
+    assert [c.id for c in dropped] == ["c"]
+    assert report.as_dict()["duplicates"] == {"policy": "drop", "duplicated_ids": 2, "dropped": 5}
+    unique = _crystals([("a", 1.0), ("b", 2.0)])
+    assert records.resolve_duplicates(unique, records.LoadReport("x"), "error") == unique
