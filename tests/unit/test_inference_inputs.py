@@ -17,8 +17,11 @@ from tests.helpers import write_folder
 
 
 def _cif(atoms, path: Path) -> str:
+    """A valid CIF of ``atoms`` (jarvis writes a first line that is not a CIF comment)."""
     atoms.write_cif(filename=str(path), with_spg_info=False)
-    return path.read_text()
+    text = "# " + path.read_text()
+    path.write_text(text)
+    return text
 
 
 def _atoms(i: int):

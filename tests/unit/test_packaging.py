@@ -20,7 +20,8 @@ def test_pyproject_lists_every_package_and_maps_conf() -> None:
     tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     on_disk = {
         ".".join(p.parent.relative_to(REPO).parts)
-        for p in (REPO / "fusion_tuner").rglob("__init__.py")
+        for top in ("fusion_tuner", "hydra_plugins")
+        for p in (REPO / top).rglob("__init__.py")
     }
     assert set(tool["packages"]) == on_disk | {"fusion_tuner.conf"}
     assert tool["package-dir"] == {"fusion_tuner.conf": "conf"}
