@@ -215,7 +215,7 @@ def test_resume_falls_back_to_the_previous_epoch_then_offers_start_over(tmp_path
 def test_sigterm_records_an_interruption_and_the_rerun_resumes(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = start(run_dir, "scheduler.epochs=6")
-    wait_for_epochs(proc, run_dir, 1)
+    wait_for_epochs(proc, run_dir, 2)  # history comes first: epoch 1's last.pt exists by now
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 128 + signal.SIGTERM
     m = metrics(run_dir)
