@@ -17,17 +17,32 @@ from typing import Any
 from fusion_tuner.config import Config, register_configs, validate
 from fusion_tuner.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+_PACKAGE = Path(__file__).resolve().parent
+# An installed wheel or sdist carries the configs inside the package (pyproject maps
+# fusion_tuner/conf to the repository's conf/); a checkout or an editable install keeps conf/
+# beside the package, at the top of the repository.
+CONF_CANDIDATES = (_PACKAGE / "conf", _PACKAGE.parent / "conf")
+
+
+def _located() -> Path | None:
+    return next((c for c in CONF_CANDIDATES if (c / "config.yaml").is_file()), None)
 
 
 def conf_dir() -> Path:
-    """The ``conf/`` folder beside the package (an editable install keeps it there)."""
-    if not (CONF_DIR / "config.yaml").is_file():
+    """The folder holding ``config.yaml``: inside the installed package, else the repository's
+    ``conf/`` beside the package."""
+    found = _located()
+    if found is None:
         raise FileNotFoundError(
-            f"{CONF_DIR / 'config.yaml'} not found: install fusion_tuner editable from its "
-            "repository (pip install -e .) so that conf/ sits beside the package"
+            "fusion_tuner's configs were not found (looked for config.yaml in "
+            f"{', '.join(str(c) for c in CONF_CANDIDATES)}): reinstall the package "
+            "(pip install fusion_tuner, or pip install -e . from its repository)"
         )
-    return CONF_DIR
+    return found
+
+
+# what the Hydra app is decorated with (cli.py); an absolute path
+CONF_DIR = _located() or CONF_CANDIDATES[-1]
 
 
 def _group_keys(group: str) -> list[str]:

@@ -33,6 +33,7 @@ POOLINGS = ("cls", "mean")
 LOGGER_BACKENDS = ("none", "wandb")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 PROGRESS = ("auto", "bar", "line")
+INIT_SCOPES = ("all", "graph_encoder")
 
 
 @dataclass
@@ -211,6 +212,18 @@ class ArchConfig:
 
 
 @dataclass
+class ModelConfig:
+    """Where the weights start: fresh, or another run's best weights (fine-tuning)."""
+
+    # a run directory or checkpoint whose weights start this run; None: fresh initialisation
+    init_from: str | None = None
+    # all: every tensor whose name and shape match | graph_encoder: the ALIGNN encoder only
+    init_scope: str = "all"
+    # keep the graph encoder fixed for the first N epochs (0: never, -1: the whole run)
+    freeze_graph_epochs: int = 0
+
+
+@dataclass
 class TrainerConfig:
     """How a run executes; none of this changes what is being tuned."""
 
@@ -282,6 +295,7 @@ class Config:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     arch: ArchConfig = field(default_factory=ArchConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -589,6 +603,20 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_choice(p, "logger.mode", lg.mode, WANDB_MODES)
 
 
+def _validate_init(c: Config, p: list[str]) -> None:
+    m = c.model
+    _check_choice(p, "model.init_scope", m.init_scope, INIT_SCOPES)
+    if m.freeze_graph_epochs < -1:
+        p.append(
+            f"model.freeze_graph_epochs={m.freeze_graph_epochs} must be -1 (the whole run) or >= 0"
+        )
+    if m.freeze_graph_epochs != 0 and not m.init_from:
+        p.append(
+            f"model.freeze_graph_epochs={m.freeze_graph_epochs} freezes a freshly initialised graph "
+            "encoder: set model.init_from=RUN_DIR (the run whose weights to start from)"
+        )
+
+
 def validate(cfg: Config) -> Config:
     """Check every rule that spans fields; raise one :class:`ConfigError` listing all problems.
 
@@ -599,6 +627,7 @@ def validate(cfg: Config) -> Config:
     _validate_text(cfg, problems)
     _validate_model(cfg, problems)
     _validate_training(cfg, problems)
+    _validate_init(cfg, problems)
     if problems:
         raise ConfigError(problems)
     return cfg

@@ -30,3 +30,12 @@ class RunError(RuntimeError):
 
 class AnalysisError(ValueError):
     """Inputs that cannot be compared as asked (different test ids, different targets, ...)."""
+
+
+class PredictError(ValueError):
+    """Runs or inputs of a prediction that cannot be used as asked (members with different
+    targets, a missing descriptions file the run's texts need, nothing readable, ...)."""
+
+
+class ExportError(ValueError):
+    """A run that cannot be exported as asked (its test ids are not the benchmark's, ...)."""

@@ -89,6 +89,11 @@ def atomic_write_text(text: str, path: Path) -> None:
     _atomic_write(path, "w", lambda fh: fh.write(text))
 
 
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    _atomic_write(path, "wb", lambda fh: fh.write(data))
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to ``path`` through a temporary file and a rename."""
     import torch

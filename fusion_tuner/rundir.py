@@ -5,6 +5,7 @@ A run directory (``outputs/runs/<experiment>/<time>/`` or one run of a sweep) ho
 
     .hydra/config.yaml, overrides.yaml   the resolved config and the overrides (Hydra's)
     split.json                           ids per split
+    ids_train_val_test.json              the same split in upstream ALIGNN's form
     data_report.json                     what was loaded, dropped and why, cache hits
     train.log                            the log, tracebacks included
     history.csv                          one row per epoch (see training/epoch.py)
@@ -110,6 +111,11 @@ class RunDir:
         return self.path / "split.json"
 
     @property
+    def alignn_split(self) -> Path:
+        """The split as upstream ALIGNN's ``ids_train_val_test.json`` (id_train/id_val/id_test)."""
+        return self.path / "ids_train_val_test.json"
+
+    @property
     def data_report(self) -> Path:
         return self.path / "data_report.json"
 
@@ -150,6 +156,10 @@ class RunDir:
             raise RunError(f"{self.split} not found: the run's recorded split is needed")
         return json.loads(self.split.read_text())
 
+    def read_data_report(self) -> dict[str, Any]:
+        """``data_report.json`` (an empty dict when absent)."""
+        return json.loads(self.data_report.read_text()) if self.data_report.is_file() else {}
+
     def read_history(self) -> list[dict[str, str]]:
         if not self.history.is_file():
             raise RunError(f"{self.history} not found")
@@ -180,7 +190,12 @@ class RunDir:
         write_json(self.metrics, metrics)
 
     def write_split(self, splits: dict[str, list[str]]) -> None:
+        """``split.json`` and, beside it, ALIGNN's ``ids_train_val_test.json`` of the same ids
+        (so that upstream ALIGNN can be trained on exactly this split)."""
+        from fusion_tuner.data.records import alignn_split
+
         write_json(self.split, splits)
+        write_json(self.alignn_split, alignn_split(splits))
 
     def write_data_report(self, report: dict[str, Any]) -> None:
         write_json(self.data_report, report)

@@ -198,10 +198,16 @@ class CrystalDataModule:
             else {}
         )
         own: dict[str, str] = {}
+        origin = {"dataset": 0, "file": 0, "describe": 0}  # where each text came from
         for c in crystals:
-            found = c.text or extra.get(c.id) or extra.get(records.canonical_id(c.id))
-            if found and t.source != "describe":
-                own[c.id] = found
+            if t.source == "describe":
+                break
+            if c.text:
+                own[c.id], origin["dataset"] = c.text, origin["dataset"] + 1
+                continue
+            found = extra.get(c.id) or extra.get(records.canonical_id(c.id))
+            if found:
+                own[c.id], origin["file"] = found, origin["file"] + 1
         missing = [c for c in crystals if c.id not in own]
         failed: list[list[str]] = []
         if missing and t.source == "dataset":
@@ -214,8 +220,9 @@ class CrystalDataModule:
             log.info("describing %d crystals with Atoms.describe()", len(missing))
             generated, failed = features.describe_all(missing, t.describe_variant, d.num_workers)
             own.update(generated)
+            origin["describe"] = len(generated)
         ids = [i for i in self.graphs.ids if i in own]
-        return {"ids": ids, "texts": [own[i] for i in ids], "failed": failed}
+        return {"ids": ids, "texts": [own[i] for i in ids], "failed": failed, "origin": origin}
 
     def _check_drops(self, failed: list[list[str]]) -> None:
         lr = self.graphs.load_report
@@ -330,6 +337,8 @@ class CrystalDataModule:
             "load": self.graphs.load_report,
             "dropped": failed,
             "n_usable": len(texts["ids"]),
+            # texts from the dataset itself, a descriptions file, or Atoms.describe() (counts)
+            "texts": texts.get("origin"),
             "split_sizes": {k: len(v) for k, v in self.splits.items()},
             "split_file": split_report,
             "cache": {"graphs": [gkey, g_hit], "texts": [tkey, t_hit], "tokens": [okey, k_hit]},

@@ -278,15 +278,35 @@ def read_descriptions(path: Path, variant: str = "desc_2") -> dict[str, str]:
     return {r[0].strip(): r[1] for r in rows if len(r) >= 2}
 
 
+ALIGNN_SPLIT_KEYS = {"train": "id_train", "val": "id_val", "test": "id_test"}
+
+
 def read_split_file(path: Path) -> dict[str, list[str]]:
-    """Read a JARVIS-leaderboard split ``{"train": {id: value}, "val": ..., "test": ...}``."""
+    """Read a split file in either form, zipped or not:
+
+    * the JARVIS leaderboard's ``{"train": {id: value}, "val": ..., "test": ...}`` (or lists);
+    * upstream ALIGNN's ``ids_train_val_test.json``: ``{"id_train": [...], "id_val": [...],
+      "id_test": [...]}``.
+    """
     if not path.is_file():
         raise DataError(f"split file {path} not found (dataset.split_file)")
     raw = json.loads(_open_text(path)[0])
+    if not isinstance(raw, dict):
+        raise DataError(f"split file {path} must hold a JSON object, not {type(raw).__name__}")
+    if all(k in raw for k in ALIGNN_SPLIT_KEYS.values()):
+        return {k: [str(i) for i in raw[alignn]] for k, alignn in ALIGNN_SPLIT_KEYS.items()}
     missing = [k for k in ("train", "val", "test") if k not in raw]
     if missing:
-        raise DataError(f"split file {path} lacks {missing}; expected keys train, val, test")
+        raise DataError(
+            f"split file {path} lacks {missing}; expected keys train, val, test (the JARVIS "
+            "leaderboard form) or id_train, id_val, id_test (ALIGNN's ids_train_val_test.json)"
+        )
     return {k: [str(i) for i in raw[k]] for k in ("train", "val", "test")}
+
+
+def alignn_split(splits: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A run's split in upstream ALIGNN's ``ids_train_val_test.json`` form."""
+    return {alignn: list(splits[k]) for k, alignn in ALIGNN_SPLIT_KEYS.items()}
 
 
 def resolve_duplicates(crystals: list[Crystal], report: LoadReport, policy: str) -> list[Crystal]:

@@ -27,6 +27,7 @@ from fusion_tuner.models.builders import build_model
 from fusion_tuner.rundir import COMPLETED, RunDir
 from fusion_tuner.runtime import resolve_device, seed_everything
 from fusion_tuner.training import checkpoint as ckpt_io
+from fusion_tuner.training import finetune
 from fusion_tuner.training.console import BatchProgress, progress
 from fusion_tuner.training.early_stopping import EarlyStopping
 from fusion_tuner.training.epoch import HISTORY_COLUMNS, EpochRecord
@@ -107,6 +108,8 @@ class Trainer:
         self.can_fire = stopper.can_fire(self.max_epochs)
         self.progress = Progress()
         self.loader_gen = torch.Generator()
+        self.init: dict[str, Any] | None = None  # what model.init_from loaded (fine-tuning)
+        self.freeze = finetune.GraphFreeze(model, 0)
         self.train_loader = data.loader("train", generator=self.loader_gen)
         self.val_loader = data.loader("val", shuffle=False)
 
@@ -122,16 +125,22 @@ class Trainer:
             torch.set_num_threads(cfg.trainer.num_threads)
         torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
         device = resolve_device(cfg.trainer.device)
-        dm = CrystalDataModule(cfg).setup(tokenizer=_own_tokenizer(files))
+        source = finetune.source_run(cfg)  # model.init_from, found before any data work
+        # a resumed run keeps the tokenizer it saved; a fine-tuned one starts with its source's
+        tokenizer = _own_tokenizer(files) or finetune.source_tokenizer(cfg, source)
+        dm = CrystalDataModule(cfg).setup(tokenizer=tokenizer)
         files.write_split(dm.splits)
         files.write_data_report(dm.report)
         atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))
         seed_everything(cfg.random_seed)  # model init does not depend on what data loading drew
         model = build_model(cfg, dm.info).to(device)
-        y = dm.datasets["train"].targets
+        init = finetune.load_matching(model, source, cfg.model.init_scope) if source else None
+        y = dm.datasets["train"].targets  # the normaliser is always the new training split's
         model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
         epochs, steps = max_epochs(cfg), math.ceil(len(dm.datasets["train"]) / cfg.batch.batch_size)
         warmup = _warmup_steps(cfg, epochs, steps)
+        # built before any freezing, so that the graph encoder's parameters are in it from the
+        # start (unfreezing needs no new optimizer, and a resume restores its state exactly)
         optimizer = build_optimizer(model, cfg.scheduler, cfg.regularization.weight_decay)
         scheduler = build_scheduler(
             optimizer, dataclasses.replace(cfg.scheduler, warmup_steps=warmup), epochs, steps
@@ -149,6 +158,8 @@ class Trainer:
             logger or NullLogger(),
             warmup,
         )
+        trainer.init = init
+        trainer.freeze = finetune.GraphFreeze(model, cfg.model.freeze_graph_epochs)
         trainer._announce(steps)
         state = trainer._resumable_state()
         if state is not None:
@@ -280,6 +291,7 @@ class Trainer:
             # data order and dropout depend only on (seed, epoch): exact after a resume
             self.loader_gen.manual_seed(cfg.random_seed * 100_003 + epoch)
             torch.manual_seed(cfg.random_seed * 100_003 + epoch)
+            self.freeze.apply(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
             batches = BatchProgress(self.train_loader, cfg.trainer.progress, epoch)
             train = train_epoch(
@@ -346,7 +358,7 @@ class Trainer:
         default_stop = (
             "max_epochs" if self.max_epochs == self.cfg.scheduler.epochs else "budget_max_epochs"
         )
-        return {
+        metrics = {
             "status": COMPLETED,
             "experiment": self.cfg.experiment_name,
             "best_epoch": p.best_epoch,
@@ -367,3 +379,8 @@ class Trainer:
             "device": str(self.device),
             "code_version": __version__,
         }
+        if self.init is not None:  # fine-tuned: what model.init_from loaded, and the freezing
+            metrics["init"] = self.init | {
+                "freeze_graph_epochs": self.cfg.model.freeze_graph_epochs
+            }
+        return metrics

@@ -56,6 +56,24 @@ def test_split_file_zipped_or_not(tmp_path: Path) -> None:
         records.read_split_file(tmp_path / "bad.json")
 
 
+def test_alignn_split_file_is_read_and_written_beside_split_json(tmp_path: Path) -> None:
+    from fusion_tuner.rundir import RunDir
+
+    alignn = {"id_train": ["POSCAR-a.vasp", "b"], "id_val": ["c"], "id_test": ["d", "e"]}
+    (tmp_path / "ids_train_val_test.json").write_text(json.dumps(alignn))
+    got = records.read_split_file(tmp_path / "ids_train_val_test.json")
+    assert got == {"train": ["POSCAR-a.vasp", "b"], "val": ["c"], "test": ["d", "e"]}
+    files = RunDir(tmp_path / "run")
+    files.path.mkdir()
+    files.write_split(got)
+    assert json.loads(files.split.read_text()) == got
+    assert json.loads(files.alignn_split.read_text()) == alignn
+    assert records.read_split_file(files.alignn_split) == records.read_split_file(files.split)
+    (tmp_path / "half.json").write_text(json.dumps({"id_train": [], "id_val": []}))
+    with pytest.raises(DataError, match="id_train, id_val, id_test"):
+        records.read_split_file(tmp_path / "half.json")
+
+
 def test_jarvis_store_drops_na_and_rejects_unknown_target(tmp_path: Path) -> None:
     store = write_jarvis_store(tmp_path / "store", jarvis_records(40))
     crystals, report = records.load_jarvis("dft_3d", "optb88vdw_bandgap", store, None)

@@ -1,0 +1,1 @@
+"""Writing a run's results in other projects' formats (the JARVIS leaderboard)."""
