@@ -289,6 +289,26 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
     return {k: [str(i) for i in raw[k]] for k in ("train", "val", "test")}
 
 
+def read_split_labels(path: Path) -> dict[str, dict[str, float]] | None:
+    """The labels of a split file, ``{split: {id: value}}``; None when it carries none.
+
+    A JARVIS-leaderboard file ``{"train": {id: value}, ...}`` with numeric values has labels;
+    one whose splits are id lists (ALIGNN's ``ids_train_val_test.json`` form) or whose values
+    are not numbers (e.g. the leaderboard's AtomGen structures) has none.
+    """
+    raw = json.loads(_open_text(path)[0])
+    labels: dict[str, dict[str, float]] = {}
+    for name in ("train", "val", "test"):
+        part = raw.get(name)
+        if not isinstance(part, dict):
+            return None
+        values = list(part.values())
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return None
+        labels[name] = {str(k): float(v) for k, v in part.items()}
+    return labels
+
+
 def resolve_duplicates(crystals: list[Crystal], report: LoadReport, policy: str) -> list[Crystal]:
     """Apply ``dataset.duplicates`` to records whose id occurs more than once.
 
