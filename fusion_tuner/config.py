@@ -22,6 +22,7 @@ from fusion_tuner.io import stable_hash
 
 DATA_SOURCES = ("demo", "jarvis", "folder", "table")
 DUPLICATE_POLICIES = ("error", "first", "drop")
+SPLIT_LABEL_POLICIES = ("check", "use", "ignore")
 NEIGHBOR_STRATEGIES = ("k-nearest", "pure")  # fusion_tuner.data.graphs builds each
 TEXT_SOURCES = ("auto", "describe", "dataset")
 DESCRIBE_VARIANTS = ("desc_1", "desc_2", "desc_3")
@@ -71,6 +72,11 @@ class DatasetConfig:
     demo_noise: float = 0.05
     # JSON {"train": {id: v}, "val": ..., "test": ...}, zipped or not
     split_file: str | None = None
+    # the split file's labels vs the data set's targets of the same ids: check (compare, warn
+    # with counts) | use (train and evaluate on the file's labels: the exact benchmark) | ignore
+    split_labels: str = "check"
+    # a label matches a target when |label - target| <= split_label_tolerance * max(1, |target|)
+    split_label_tolerance: float = 1e-4
     train_fraction: float = 0.8
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -101,6 +107,10 @@ class DatasetConfig:
 class TextConfig:
     """The text encoder, its tokenizer and where descriptions come from."""
 
+    # false (``text=none``): the graph-only reference, ALIGNN alone. No text encoder, middle
+    # fusion, fine-grained or cross-modal attention, contrastive loss, descriptions or tokens;
+    # every other text, fusion and attention key is inert (see :func:`inert_text_keys`)
+    enabled: bool = True
     # None: a tiny BERT built from the fields below
     model_name_or_path: str | None = None
     # tokens kept per description
@@ -317,6 +327,38 @@ RESULT_NEUTRAL_KEYS = (
 )
 
 
+# Keys that act only through the text branch: inert in a graph-only run (``text.enabled=false``).
+TEXT_ONLY_KEYS = (
+    "text",
+    "fusion",
+    "attention",
+    "regularization.cross_modal_dropout",
+    "regularization.fine_grained_dropout",
+    "regularization.middle_fusion_dropout",
+)
+
+
+def modality(cfg: Config) -> str:
+    """``graph+text`` (the fused model) or ``graph`` (``text=none``, ALIGNN alone)."""
+    return "graph+text" if cfg.text.enabled else "graph"
+
+
+def inert_text_keys(cfg: Config) -> list[str]:
+    """In a graph-only run, the text-dependent keys set away from their schema defaults: they
+    had no effect (e.g. ``fusion.middle_fusion_layers`` of e03 under ``text=none``). Empty for
+    a fused run."""
+    if cfg.text.enabled:
+        return []
+    ours, defaults = flatten(asdict(cfg)), flatten(asdict(Config()))
+    return [
+        key
+        for key, value in sorted(ours.items())
+        if key != "text.enabled"
+        and any(key == k or key.startswith(f"{k}.") for k in TEXT_ONLY_KEYS)
+        and value != defaults.get(key)
+    ]
+
+
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     """A nested dict as ``{"dotted.key": value}``."""
     if isinstance(node, dict):
@@ -482,6 +524,13 @@ def _validate_dataset(c: Config, p: list[str]) -> None:
         )
     if d.split_file is None and (d.train_fraction <= 0 or d.val_fraction <= 0):
         p.append("dataset.train_fraction and dataset.val_fraction must be > 0")
+    _check_choice(p, "dataset.split_labels", d.split_labels, SPLIT_LABEL_POLICIES)
+    _check_min(p, "dataset.split_label_tolerance", d.split_label_tolerance, 0.0)
+    if d.split_labels == "use" and not d.split_file:
+        p.append(
+            "dataset.split_labels=use needs dataset.split_file (the labels come from it); "
+            "drop it or name the split file"
+        )
     _check_choice(p, "dataset.neighbor_strategy", d.neighbor_strategy, NEIGHBOR_STRATEGIES)
     _check_min(p, "dataset.cutoff", d.cutoff, 1e-3)
     _check_min(p, "dataset.max_neighbors", d.max_neighbors, 1)
@@ -530,6 +579,8 @@ def _validate_model(c: Config, p: list[str]) -> None:
     _check_min(p, "arch.gcn_layers", arch.gcn_layers, 0)
     _check_min(p, "arch.hidden_features", arch.hidden_features, 1)
     _check_min(p, "arch.embedding_features", arch.embedding_features, 1)
+    if not c.text.enabled:
+        return  # the fusion and attention rules below concern the text branch only
     layers = f.middle_fusion_layers
     if not (isinstance(layers, list) and all(isinstance(i, int) for i in layers)):
         p.append(
@@ -624,7 +675,8 @@ def validate(cfg: Config) -> Config:
     """
     problems: list[str] = []
     _validate_dataset(cfg, problems)
-    _validate_text(cfg, problems)
+    if cfg.text.enabled:  # graph-only runs never read the text, fusion or attention keys
+        _validate_text(cfg, problems)
     _validate_model(cfg, problems)
     _validate_training(cfg, problems)
     _validate_init(cfg, problems)

@@ -30,8 +30,9 @@ class CrystalGraphData(Data):
             ``a = (u -> v)``, ``b = (v -> w)`` (DGL's ``line_graph(shared=True)`` pairs).
         angle_cos (Tensor): (T,) cosine of the bond angle at ``v`` of each line-graph edge,
             ``(-r_a) . r_b / (|r_a| |r_b|)`` with ``r = pos[dst] + offset - pos[src]``.
-        input_ids (LongTensor): (1, L) token ids, padded to the dataset's max_length.
-        attention_mask (LongTensor): (1, L) 1 for real tokens.
+        input_ids (LongTensor): (1, L) token ids, padded to the dataset's max_length (absent
+            in a graph-only dataset, ``text=none``).
+        attention_mask (LongTensor): (1, L) 1 for real tokens (absent likewise).
         y (Tensor): (1,) target in its own units.
         sample_id (str): the crystal's id (a list of ids after batching).
     """
@@ -54,7 +55,8 @@ class CrystalDataset(torch.utils.data.Dataset):
 
     Args:
         graphs (GraphStore): the featurised crystals.
-        tokens (dict): ``token_ids``/``token_ptr`` aligned with ``graphs.ids``.
+        tokens (dict | None): ``token_ids``/``token_ptr`` aligned with ``graphs.ids``; None for
+            graph-only samples (``text=none``), which then carry no token tensors.
         rows (list[int]): which crystals of the entry this dataset serves.
         max_length (int): padded token length.
         pad_token_id (int): id used for padding.
@@ -63,7 +65,7 @@ class CrystalDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         graphs: GraphStore,
-        tokens: dict[str, torch.Tensor],
+        tokens: dict[str, torch.Tensor] | None,
         rows: list[int],
         max_length: int,
         pad_token_id: int,
@@ -91,20 +93,22 @@ class CrystalDataset(torch.utils.data.Dataset):
         n_atoms = g.num_atoms(row)
         edge_index, r = g.bonds(row)
         lg = line_graph(edge_index, n_atoms)
-        t0, t1 = int(self.tokens["token_ptr"][row]), int(self.tokens["token_ptr"][row + 1])
-        ids = torch.full((1, self.max_length), self.pad_token_id, dtype=torch.long)
-        ids[0, : t1 - t0] = self.tokens["token_ids"][t0:t1].long()
-        mask = torch.zeros((1, self.max_length), dtype=torch.long)
-        mask[0, : t1 - t0] = 1
+        text: dict[str, torch.Tensor] = {}
+        if self.tokens is not None:
+            t0, t1 = int(self.tokens["token_ptr"][row]), int(self.tokens["token_ptr"][row + 1])
+            ids = torch.full((1, self.max_length), self.pad_token_id, dtype=torch.long)
+            ids[0, : t1 - t0] = self.tokens["token_ids"][t0:t1].long()
+            mask = torch.zeros((1, self.max_length), dtype=torch.long)
+            mask[0, : t1 - t0] = 1
+            text = {"input_ids": ids, "attention_mask": mask}
         return CrystalGraphData(
             z=g.atomic_numbers(row).long(),
             edge_index=torch.from_numpy(edge_index),
             bond_length=torch.from_numpy(np.linalg.norm(r, axis=1)),
             lg_edge_index=torch.from_numpy(lg),
             angle_cos=torch.from_numpy(bond_cosines(r.astype(np.float64), lg)),
-            input_ids=ids,
-            attention_mask=mask,
             y=g.targets[row : row + 1].float(),
             sample_id=g.ids[row],
             num_nodes=n_atoms,
+            **text,
         )

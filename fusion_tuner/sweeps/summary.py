@@ -145,6 +145,11 @@ def _row(run: Run, reference: dict[str, Any], ref_val: float | None, decision: s
         flags.append("overfitting (gap > 2x)")
     if m.get("early_stopping_can_fire") is False:
         flags.append("early stopping could not fire")
+    if m.get("modality") == "graph":  # text=none
+        inert = m.get("inert_text_keys") or []
+        flags.append(
+            f"graph-only: text knobs had no effect ({', '.join(inert)})" if inert else "graph-only"
+        )
     error = (m.get("error") or "").strip()
     return {
         "experiment": run.experiment,

@@ -32,6 +32,7 @@ class _Tally:
         self.targets: list[np.ndarray] = []
         self.preds: list[np.ndarray] = []
         self.loss = self.contrastive = 0.0
+        self.has_contrastive = False  # the model computed one (never with text=none)
         self.start = time.perf_counter()
 
     def add(self, batch, out, loss: torch.Tensor) -> None:
@@ -42,8 +43,9 @@ class _Tally:
         self.loss += float(loss.detach()) * b
         if out.contrastive_loss is not None:
             self.contrastive += float(out.contrastive_loss.detach()) * b
+            self.has_contrastive = True
 
-    def result(self, with_contrastive: bool) -> Evaluation:
+    def result(self) -> Evaluation:
         n = len(self.ids)
         target = np.concatenate(self.targets) if self.targets else np.zeros(0)
         prediction = np.concatenate(self.preds) if self.preds else np.zeros(0)
@@ -53,7 +55,7 @@ class _Tally:
             prediction=prediction,
             metrics=regression_metrics(target, prediction),
             loss=self.loss / max(n, 1),
-            contrastive_loss=self.contrastive / n if with_contrastive and n else math.nan,
+            contrastive_loss=self.contrastive / n if self.has_contrastive and n else math.nan,
             seconds=time.perf_counter() - self.start,
         )
 
@@ -88,7 +90,7 @@ def train_epoch(
         optimizer.step()
         scheduler.step()
         tally.add(batch, out, loss)
-    return tally.result(cfg.fusion.use_contrastive_loss)
+    return tally.result()
 
 
 @torch.no_grad()
@@ -100,4 +102,4 @@ def evaluate(
     tally = _Tally()
     for batch in batches:
         tally.add(*_forward(model, batch, cfg, device))
-    return tally.result(cfg.fusion.use_contrastive_loss)
+    return tally.result()

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from fusion_tuner import __version__
-from fusion_tuner.config import Config, config_hash, max_epochs
+from fusion_tuner.config import Config, config_hash, inert_text_keys, max_epochs, modality
 from fusion_tuner.data.module import CrystalDataModule
 from fusion_tuner.errors import CheckpointError
 from fusion_tuner.io import atomic_write_dir
@@ -131,7 +131,8 @@ class Trainer:
         dm = CrystalDataModule(cfg).setup(tokenizer=tokenizer)
         files.write_split(dm.splits)
         files.write_data_report(dm.report)
-        atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))
+        if dm.tokenizer is not None:  # graph-only runs (text=none) have none
+            atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))
         seed_everything(cfg.random_seed)  # model init does not depend on what data loading drew
         model = build_model(cfg, dm.info).to(device)
         init = finetune.load_matching(model, source, cfg.model.init_scope) if source else None
@@ -361,6 +362,8 @@ class Trainer:
         metrics = {
             "status": COMPLETED,
             "experiment": self.cfg.experiment_name,
+            "modality": modality(self.cfg),
+            "inert_text_keys": inert_text_keys(self.cfg),
             "best_epoch": p.best_epoch,
             "epochs_run": len(p.history),
             "max_epochs": self.max_epochs,
