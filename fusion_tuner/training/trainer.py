@@ -34,6 +34,7 @@ from fusion_tuner.training.loggers import MetricLogger, NullLogger
 from fusion_tuner.training.loop import evaluate, train_epoch
 from fusion_tuner.training.optim import build_optimizer, build_scheduler
 from fusion_tuner.training.plots import plot_curves
+from fusion_tuner.training.text_store import prepare_text_states
 
 log = logging.getLogger("fusion_tuner")
 
@@ -123,6 +124,7 @@ class Trainer:
         torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
         device = resolve_device(cfg.trainer.device)
         dm = CrystalDataModule(cfg).setup(tokenizer=_own_tokenizer(files))
+        dm.pin_memory = device.type == "cuda"  # asynchronous host-to-device batch copies
         files.write_split(dm.splits)
         files.write_data_report(dm.report)
         atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))
@@ -130,6 +132,9 @@ class Trainer:
         model = build_model(cfg, dm.info).to(device)
         y = dm.datasets["train"].targets
         model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
+        if getattr(model, "text_encoder", None) is not None:  # once its weights are final
+            dm.report["text_store"] = prepare_text_states(cfg, dm, model.text_encoder, device)
+            files.write_data_report(dm.report)
         epochs, steps = max_epochs(cfg), math.ceil(len(dm.datasets["train"]) / cfg.batch.batch_size)
         warmup = _warmup_steps(cfg, epochs, steps)
         optimizer = build_optimizer(model, cfg.scheduler, cfg.regularization.weight_decay)
