@@ -1,15 +1,19 @@
 """Training and inference throughput (crystals/s) and peak RSS at the plan's model sizes.
 
-Usage: python bench/train_step.py [--store DIR] [--batches N] [--threads 2]
+Usage: python bench/train_step.py [--store DIR] [--batches N] [--threads 2] [--device cuda]
+                                  [--json FILE]
 
 Variants, each in its own process (so peak RSS is its own), on the same structures in the same
 batches of 64 (forward + loss + backward + AdamW step for training):
   (a) graph   fusion_tuner's ALIGNN encoder alone (4 ALIGNN + 4 GCN layers, hidden 256, emb 64)
-  (b) fused   the full fused model, with the tiny text encoder frozen and its outputs cached
+  (b) fused   the full fused model, with the tiny text encoder frozen and its outputs read from
+              the text-state store (models/text.py)
   (c) alignn  upstream alignn.models.alignn_atomwise_pure.ALIGNNAtomWisePure (same sizes,
               calculate_gradient=False), when `alignn` is installed
 Prints the figures and the ratios (a)/(c), (b)/(a) and RSS (a)/(c). Peak RSS is the high-water
-mark of the training loop alone (reset after the data is prepared), on Linux.
+mark of the training loop alone (reset after the data is prepared), on Linux. With
+``--device cuda`` (a) and (b) run on the GPU (batches copied in the timed loop, as in training)
+and (c) is left out.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "jarvis_dft3d_mini"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's fusion_tuner
 SIZES = {"alignn_layers": 4, "gcn_layers": 4, "hidden": 256, "embedding": 64}
 
 
@@ -119,13 +124,22 @@ def _upstream(store: Path, ids_in_order: list[list[str]]):
     return model, batches
 
 
-def _time(model, batches, forward, train: bool) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(model, batches, forward, train: bool, device: torch.device) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train(train)
     n, start = 0, None
     for i, (inp, y) in enumerate(batches):
         if i == 1:  # the first batch warms up allocators and caches
+            _sync(device)
             start, n = time.perf_counter(), 0
+        if device.type == "cuda":
+            inp = inp.to(device, non_blocking=True)
+            y = inp.y
         if train:
             loss = torch.nn.functional.mse_loss(forward(model, inp), y)
             opt.zero_grad()
@@ -135,6 +149,7 @@ def _time(model, batches, forward, train: bool) -> float:
             with torch.no_grad():
                 forward(model, inp)
         n += len(y)
+    _sync(device)
     return n / (time.perf_counter() - start)
 
 
@@ -145,7 +160,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_variant(variant: str, store: Path, texts: Path, n_batches: int, dropout: float) -> dict:
+def run_variant(
+    variant: str, store: Path, texts: Path, n_batches: int, dropout: float, device: str = "cpu"
+) -> dict:
     torch.manual_seed(0)
     cfg, dm, ours = _our_batches(store, texts, 64, freeze=True)
     cfg.regularization.graph_dropout = dropout
@@ -155,20 +172,26 @@ def run_variant(variant: str, store: Path, texts: Path, n_batches: int, dropout:
         batches, fwd = [(b, b.y) for b in ours], lambda m, b: m(b)
     elif variant == "fused":
         from fusion_tuner.models.builders import build_model
+        from fusion_tuner.training.text_store import prepare_text_states
 
         model = build_model(cfg, dm.info)
+        # as a run does: the frozen encoder's states come from the text-state store
+        prepare_text_states(cfg, dm, model.text_encoder, torch.device("cpu"))
+        ours = list(dm.loader(list(dm.graphs.ids), batch_size=64, shuffle=False))[: n_batches + 1]
         batches, fwd = [(b, b.y) for b in ours], lambda m, b: m(b).prediction
     else:
         model, batches = _upstream(store, [list(b.sample_id) for b in ours])
         fwd = lambda m, g: m(g)["out"]  # noqa: E731
     del dm
     gc.collect()
+    dev = torch.device(device)
+    model = model.to(dev)
     # Peak RSS of the training itself: reset the high-water mark once the data is prepared
     # (Linux: writing 5 to clear_refs resets VmHWM), then read it after training.
     Path("/proc/self/clear_refs").write_text("5")
-    train = _time(model, batches, fwd, train=True)
+    train = _time(model, batches, fwd, train=True, device=dev)
     rss_mb = _peak_rss_mb()
-    infer = _time(model, batches, fwd, train=False)
+    infer = _time(model, batches, fwd, train=False, device=dev)
     return {
         "variant": variant,
         "train": train,
@@ -192,6 +215,8 @@ def main() -> None:
         default=0.15,
         help="graph_dropout of (a) and (b): the plan's 0.15, or 0 to match upstream (no dropout)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: (a) and (b) on the GPU")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--variant", choices=("graph", "fused", "alignn"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -204,6 +229,7 @@ def main() -> None:
                     args.texts.resolve(),
                     args.batches,
                     args.graph_dropout,
+                    args.device,
                 )
             )
         )
@@ -215,6 +241,9 @@ def main() -> None:
     except ImportError:
         variants = ("graph", "fused")
         print("upstream alignn not installed (pip install alignn): no (c) and no (a)/(c) ratio")
+    if args.device != "cpu":
+        variants = ("graph", "fused")
+        print(f"device {args.device}: (c) upstream ALIGNN is timed on the CPU only; left out")
     print(f"graph_dropout of (a) and (b): {args.graph_dropout}")
     res = {}
     for v in variants:
@@ -234,6 +263,8 @@ def main() -> None:
                 str(args.threads),
                 "--graph-dropout",
                 str(args.graph_dropout),
+                "--device",
+                args.device,
             ],
             capture_output=True,
             text=True,
@@ -247,6 +278,8 @@ def main() -> None:
         )
     a, b = res["graph"], res["fused"]
     print(f"(b)/(a) training time cost: {a['train'] / b['train']:.2f}x  (goal <= 1.5)")
+    if args.json:
+        args.json.write_text(json.dumps({"device": args.device, "variants": res}, indent=1))
     if "alignn" in res:
         c = res["alignn"]
         print(f"(a)/(c) training throughput: {a['train'] / c['train']:.2f}  (goal >= 1.0)")
