@@ -153,7 +153,8 @@ class TextEncoder(nn.Module):
                 continue
             t = tensor.detach().cpu().contiguous()
             digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            if t.numel():
+                digest.update(memoryview(t.view(torch.uint8).numpy()))  # no copy
         return digest.hexdigest()
 
     # ------------------------------------------------------------------------- encoding

@@ -233,3 +233,24 @@ def test_a_store_over_the_budget_is_not_built(tmp_path) -> None:
     assert result.store is None and "above the budget" in result.reason
     assert not (tmp_path / "k1").exists()
     assert _build(tmp_path, max_bytes=int(LENGTHS.sum() * HIDDEN * 2)).built
+
+
+def test_the_weights_identity_covers_the_frozen_part_only() -> None:
+    from fusion_tuner.models.text import TextEncoder, tiny_bert
+
+    def encoder(**kw) -> TextEncoder:
+        torch.manual_seed(0)
+        return TextEncoder(tiny_bert(100, 32, 2, 2, 64, 48, 0), **kw)
+
+    partial = encoder(train_last_n_layers=1)
+    key = partial.frozen_identity()
+    assert encoder(freeze=True).frozen_identity() != key  # the boundary is part of it
+    with torch.no_grad():
+        partial.model.encoder.layer[1].output.dense.weight.add_(1.0)  # a trainable layer
+    assert partial.frozen_identity() == key
+    with torch.no_grad():
+        partial.model.encoder.layer[0].output.dense.weight.add_(1e-6)  # a frozen one
+    assert partial.frozen_identity() != key
+    assert encoder().frozen_layers is None  # everything trains: nothing to store
+    with pytest.raises(ValueError, match="nothing to store"):
+        encoder().frozen_states(torch.ones(1, 4, dtype=torch.long), torch.ones(1, 4))
