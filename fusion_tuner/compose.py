@@ -108,13 +108,12 @@ def check_override_keys(overrides: Sequence[str]) -> None:
         candidates = valid if "." in key else groups + [k for k in valid if "." not in k]
         close = get_close_matches(key, candidates, n=3, cutoff=0.6)
         section = key.split(".")[0]
-        if close:
-            hint = f"did you mean {' or '.join(close)}?"
-        elif section in sections:
-            hint = f"valid keys of {section}: " + ", ".join(
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        if section in sections and "." in key:
+            hint += f"Valid keys of {section}: " + ", ".join(
                 k.split(".", 1)[1] for k in valid if k.startswith(f"{section}.")
             )
-        else:
+        elif not close:
             hint = f"valid groups: {', '.join(groups)}; top-level keys: " + ", ".join(
                 k for k in valid if "." not in k
             )

@@ -73,6 +73,21 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_torch_save({"format": FORMAT, "code_version": __version__, **payload}, path)
 
 
+# Pickle opcodes that import or call something: what only arbitrary unpickling can restore.
+_OBJECT_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+
+
+def _pickle_with_objects(path: Path) -> bool:
+    """True for a readable pickle that imports or calls something (scanned, never executed)."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as fh:
+            return any(op.name in _OBJECT_OPCODES for op, _, _ in pickletools.genops(fh))
+    except Exception:  # not a pickle at all: corrupt
+        return False
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``torch.load(weights_only=True)``.
 
@@ -85,6 +100,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} not found")
     if not zipfile.is_zipfile(path):
         size = path.stat().st_size
+        if _pickle_with_objects(path):
+            raise CheckpointError(
+                f"refusing to load {path}: a plain pickle, not a PyTorch checkpoint archive, "
+                "holding objects that only arbitrary unpickling could restore, which can run "
+                "code. Only fusion_tuner checkpoints are accepted."
+            )
         raise CheckpointError(
             f"checkpoint {path} is unreadable: not a PyTorch checkpoint archive ({size} bytes; "
             "truncated or corrupt)"
