@@ -1,6 +1,7 @@
 """Training and inference throughput (crystals/s) and peak RSS at the plan's model sizes.
 
 Usage: python bench/train_step.py [--store DIR] [--batches N] [--threads 2] [--repeat 2]
+                                  [--device cuda] [--json FILE]
 
 Variants, each in its own process (so peak RSS is its own), on the same structures in the same
 batches of 64, all on upstream ALIGNN's default k-nearest graph (forward + loss + backward +
@@ -8,7 +9,8 @@ AdamW step for training):
   (a) graph   fusion_tuner's graph-only model (``text=none``: 4 ALIGNN + 4 GCN layers, hidden
               256, emb 64, mean readout, MLP head) on fusion_tuner's graphs
               (``dataset.neighbor_strategy=k-nearest``, the default)
-  (b) fused   the full fused model, with the tiny text encoder frozen and its outputs cached
+  (b) fused   the full fused model, with the tiny text encoder frozen and its outputs read from
+              the text-state store (as a run does)
   (c) alignn  upstream alignn.models.alignn_atomwise_pure.ALIGNNAtomWisePure (same sizes,
               calculate_gradient=False) on upstream's own k-nearest graphs of the same
               structures (bench/_upstream.py), when `alignn` is installed; it counts the
@@ -16,7 +18,8 @@ AdamW step for training):
 The variants run in turn ``--repeat`` times (a, b, c, a, b, c, ...); the ratios (a)/(c),
 (b)/(a) and RSS (a)/(c) are reported per round and as the median over rounds, so that load
 changes on a shared machine hit every variant alike. Peak RSS is the high-water mark of the
-training loop alone (reset after the data is prepared), on Linux.
+training loop alone (reset after the data is prepared), on Linux. With ``--device cuda`` (a) and
+(b) run on the GPU (batches copied in the timed loop, as in training) and (c) is left out.
 """
 
 from __future__ import annotations
@@ -82,13 +85,22 @@ def _upstream(store: Path, ours: list):
     return _up.model(), batches, {"same_size": same, "structures": total}
 
 
-def _time(model, batches, forward, train: bool) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(model, batches, forward, train: bool, device: torch.device) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train(train)
     n, start = 0, None
     for i, (inp, y) in enumerate(batches):
         if i == 1:  # the first batch warms up allocators and caches
+            _sync(device)
             start, n = time.perf_counter(), 0
+        if device.type == "cuda":
+            inp = inp.to(device, non_blocking=True)
+            y = inp.y
         if train:
             loss = torch.nn.functional.mse_loss(forward(model, inp), y)
             opt.zero_grad()
@@ -98,6 +110,7 @@ def _time(model, batches, forward, train: bool) -> float:
             with torch.no_grad():
                 forward(model, inp)
         n += len(y)
+    _sync(device)
     return n / (time.perf_counter() - start)
 
 
@@ -108,8 +121,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_variant(variant: str, store: Path, texts: Path, n_batches: int, dropout: float) -> dict:
+def run_variant(
+    variant: str, store: Path, texts: Path, n_batches: int, dropout: float, device: str = "cpu"
+) -> dict:
     from fusion_tuner.models.builders import build_model
+    from fusion_tuner.training.text_store import prepare_text_states
 
     torch.manual_seed(0)
     cfg, dm, ours = _our_batches(store, texts, 64, "none" if variant == "graph" else "tiny")
@@ -121,15 +137,21 @@ def run_variant(variant: str, store: Path, texts: Path, n_batches: int, dropout:
         fwd = lambda m, g: m(g)["out"]  # noqa: E731
     else:
         model = build_model(cfg, dm.info)
+        if variant == "fused":  # as a run does: the frozen encoder's states from the store
+            prepare_text_states(cfg, dm, model.text_encoder, torch.device("cpu"))
+            ours = list(dm.loader(list(dm.graphs.ids), batch_size=64, shuffle=False))
+            ours = ours[: n_batches + 1]
         batches, fwd = [(b, b.y) for b in ours], lambda m, b: m(b).prediction
     del dm
     gc.collect()
+    dev = torch.device(device)
+    model = model.to(dev)
     # Peak RSS of the training itself: reset the high-water mark once the data is prepared
     # (Linux: writing 5 to clear_refs resets VmHWM), then read it after training.
     Path("/proc/self/clear_refs").write_text("5")
-    train = _time(model, batches, fwd, train=True)
+    train = _time(model, batches, fwd, train=True, device=dev)
     rss_mb = _peak_rss_mb()
-    infer = _time(model, batches, fwd, train=False)
+    infer = _time(model, batches, fwd, train=False, device=dev)
     return {
         "variant": variant,
         "train": train,
@@ -168,6 +190,8 @@ def main() -> None:
         default=0.15,
         help="graph_dropout of (a) and (b): the plan's 0.15, or 0 to match upstream (no dropout)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: (a) and (b) on the GPU")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -178,6 +202,7 @@ def main() -> None:
             args.texts.resolve(),
             args.batches,
             args.graph_dropout,
+            args.device,
         )
         print(json.dumps(result))
         return
@@ -188,6 +213,9 @@ def main() -> None:
     except ImportError:
         variants = VARIANTS[:2]
         print("upstream alignn not installed (pip install alignn): no (c) and no (a)/(c) ratio")
+    if args.device != "cpu":
+        variants = VARIANTS[:2]
+        print(f"device {args.device}: (c) upstream ALIGNN is timed on the CPU only; left out")
     print(f"graph_dropout of (a) and (b): {args.graph_dropout}; graphs: k-nearest")
     rounds = []
     for k in range(args.repeat):
@@ -209,6 +237,8 @@ def main() -> None:
                     str(args.threads),
                     "--graph-dropout",
                     str(args.graph_dropout),
+                    "--device",
+                    args.device,
                 ],
                 capture_output=True,
                 text=True,
@@ -229,6 +259,10 @@ def main() -> None:
             f"{check['same_size']} of {check['structures']} structures"
         )
     med = {n: statistics.median(r[n] for r in rounds) for n in rounds[0]}
+    if args.json:  # the last round's figures and the medians of the ratios
+        args.json.write_text(
+            json.dumps({"device": args.device, "variants": res, "ratios": med}, indent=1)
+        )
     print(f"(b)/(a) training time cost: {med['fused_cost']:.2f}x  (goal <= 1.5)")
     if "train_a_over_c" in med:
         print(f"(a)/(c) training throughput: {med['train_a_over_c']:.2f}  (goal >= 1.0)")

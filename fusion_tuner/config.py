@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ DESCRIBE_VARIANTS = ("desc_1", "desc_2", "desc_3")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("onecycle", "lambda", "cosine", "step", "none")
 LOSSES = ("mse", "l1", "huber")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+TEXT_STORE_MODES = ("auto", "off")
 POOLINGS = ("cls", "mean")
 LOGGER_BACKENDS = ("none", "wandb")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -125,8 +127,12 @@ class TextConfig:
     source: str = "auto"
     # which text of jarvis Atoms.describe() is used
     describe_variant: str = "desc_2"
-    # memory budget for cached outputs of a frozen encoder
-    frozen_cache_mb: int = 512
+    # auto: a frozen or partially frozen encoder's outputs are computed once and stored on disk
+    # (<cache>/text_states, shared by every run and sweep); off: computed in every batch
+    store: str = "auto"
+    # disk budget of one store in GB (1e9 bytes); a store that would exceed it is not built
+    # and the encoder runs in every batch instead (a warning names this key). None: no limit
+    store_max_gb: float | None = 32.0
     tiny_hidden_size: int = 64
     tiny_num_layers: int = 2
     tiny_num_heads: int = 2
@@ -242,7 +248,7 @@ class TrainerConfig:
     huber_delta: float = 1.0
     # None: no clipping
     grad_clip_norm: float | None = 5.0
-    # auto | cpu | cuda
+    # auto | cpu | cuda | cuda:N
     device: str = "auto"
     # bf16 autocast on CUDA
     bf16: bool = False
@@ -549,7 +555,8 @@ def _validate_text(c: Config, p: list[str]) -> None:
     _check_choice(p, "text.pooling", t.pooling, POOLINGS)
     _check_choice(p, "text.source", t.source, TEXT_SOURCES)
     _check_choice(p, "text.describe_variant", t.describe_variant, DESCRIBE_VARIANTS)
-    _check_min(p, "text.frozen_cache_mb", t.frozen_cache_mb, 0)
+    _check_choice(p, "text.store", t.store, TEXT_STORE_MODES)
+    _check_min(p, "text.store_max_gb", t.store_max_gb, 0.0)
     if t.train_last_n_layers < -1:
         p.append(f"text.train_last_n_layers={t.train_last_n_layers} must be -1 (all) or >= 0")
     if t.model_name_or_path is None:
@@ -642,7 +649,8 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_range(p, "scheduler.step_gamma", s.step_gamma, 0.0, 1.0)
     _check_min(p, "batch.batch_size", c.batch.batch_size, 1)
     _check_choice(p, "trainer.loss", t.loss, LOSSES)
-    _check_choice(p, "trainer.device", t.device, DEVICES)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(t.device)):
+        p.append(f"trainer.device={t.device!r} must be one of {', '.join(DEVICES)} (e.g. cuda:1)")
     _check_choice(p, "trainer.progress", t.progress, PROGRESS)
     _check_min(p, "trainer.num_workers", t.num_workers, 0)
     _check_min(p, "trainer.grad_clip_norm", t.grad_clip_norm, 1e-12)

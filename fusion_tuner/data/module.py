@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch_geometric.loader import DataLoader
+from torch.utils.data import DataLoader
 
 from fusion_tuner.config import Config, max_structures, modality
 from fusion_tuner.data import features, records, splits, text
 from fusion_tuner.data.cache import load_or_build
-from fusion_tuner.data.dataset import CrystalDataset
+from fusion_tuner.data.dataset import BatchedCrystalDataset, CrystalDataset, TokenStates, as_batch
 from fusion_tuner.data.store import GraphStore
 from fusion_tuner.errors import DataError
 from fusion_tuner.io import stable_hash
@@ -101,6 +101,10 @@ class CrystalDataModule:
         self.tokenizer: Any = None
         self.info: DataInfo | None = None
         self.report: dict[str, Any] = {}
+        # stored text-encoder states served with every sample (see attach_text_states)
+        self.text_states: TokenStates | None = None
+        # pinned host memory for batches (set by the trainer on CUDA: faster, asynchronous copies)
+        self.pin_memory = False
 
     # ----------------------------------------------------------------------------------- keys
     def _source_settings(self) -> dict[str, Any]:
@@ -454,7 +458,15 @@ class CrystalDataModule:
             self.graphs.rows(ids),
             self.info.max_length,
             self.info.pad_token_id,
+            self.text_states,
         )
+
+    def attach_text_states(self, states: TokenStates | None) -> None:
+        """Serve ``states`` (stored text-encoder states per row, ``data/text_states.py``) with
+        every sample of every dataset and loader made from now on, or stop (``None``)."""
+        self.text_states = states
+        for dataset in self.datasets.values():
+            dataset.text_states = states
 
     def loader(
         self,
@@ -464,17 +476,26 @@ class CrystalDataModule:
         generator: torch.Generator | None = None,
         num_workers: int | None = None,
     ) -> DataLoader:
-        """A PyG loader over a split (``train`` is shuffled unless told otherwise) or over an
-        explicit list of ids (in that order)."""
+        """A loader of PyG batches over a split (``train`` is shuffled unless told otherwise)
+        or over an explicit list of ids (in that order).
+
+        Each batch is built in one vectorised step (:meth:`CrystalDataset.collate`), in worker
+        processes when ``trainer.num_workers`` > 0 (kept alive across epochs), into pinned
+        memory when :attr:`pin_memory` is set.
+        """
         if not self.datasets:
             raise RuntimeError("call setup() before asking for loaders")
         dataset = self.datasets[split] if isinstance(split, str) else self.dataset(split)
+        workers = self.cfg.trainer.num_workers if num_workers is None else num_workers
         return DataLoader(
-            dataset,
+            BatchedCrystalDataset(dataset),
             batch_size=batch_size or self.cfg.batch.batch_size,
             shuffle=(split == "train") if shuffle is None else shuffle,
             generator=generator,
-            num_workers=self.cfg.trainer.num_workers if num_workers is None else num_workers,
+            num_workers=workers,
+            collate_fn=as_batch,
+            pin_memory=self.pin_memory,
+            persistent_workers=workers > 0,
         )
 
     def train_loader(self, **kwargs: Any) -> DataLoader:

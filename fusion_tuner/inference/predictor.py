@@ -237,8 +237,6 @@ def _run_model(
     from fusion_tuner.training.loop import autocast
 
     model = run.model.to(device).eval()
-    if model.text_encoder is not None:  # a frozen encoder caches by id: never across inputs
-        model.text_encoder.clear_cache()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     batches: Any = loader
     if _show_progress(progress, len(loader)):
@@ -251,8 +249,6 @@ def _run_model(
         with autocast(device, run.config.trainer.bf16):
             pred = model(batch).prediction
         out.update(zip(batch.sample_id, pred.double().cpu().tolist(), strict=True))
-    if model.text_encoder is not None:
-        model.text_encoder.clear_cache()
     return out
 
 

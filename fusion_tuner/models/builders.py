@@ -42,7 +42,6 @@ def build_text_encoder(cfg: Config, info: dict[str, Any], pretrained: bool = Tru
         pooling=t.pooling,
         freeze=t.freeze,
         train_last_n_layers=t.train_last_n_layers,
-        cache_bytes=t.frozen_cache_mb * 2**20,
     )
 
 

@@ -130,9 +130,9 @@ class FusionPropertyModel(nn.Module):
     def _text(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mask = batch.attention_mask.bool()
         length = int(mask.sum(1).max())  # trim padding shared by the whole batch
-        ids = list(batch.sample_id) if hasattr(batch, "sample_id") else None
+        stored = getattr(batch, "text_states", None)  # (real tokens, D): the frozen part's
         tokens, pooled = self.text_encoder(
-            batch.input_ids[:, :length], mask[:, :length].long(), ids
+            batch.input_ids[:, :length], mask[:, :length].long(), stored
         )
         return tokens, pooled, mask[:, :length]
 

@@ -35,6 +35,7 @@ from fusion_tuner.training.loggers import MetricLogger, NullLogger
 from fusion_tuner.training.loop import evaluate, train_epoch
 from fusion_tuner.training.optim import build_optimizer, build_scheduler
 from fusion_tuner.training.plots import plot_curves
+from fusion_tuner.training.text_store import prepare_text_states
 
 log = logging.getLogger("fusion_tuner")
 
@@ -129,6 +130,7 @@ class Trainer:
         # a resumed run keeps the tokenizer it saved; a fine-tuned one starts with its source's
         tokenizer = _own_tokenizer(files) or finetune.source_tokenizer(cfg, source)
         dm = CrystalDataModule(cfg).setup(tokenizer=tokenizer)
+        dm.pin_memory = device.type == "cuda"  # asynchronous host-to-device batch copies
         files.write_split(dm.splits)
         files.write_data_report(dm.report)
         if dm.tokenizer is not None:  # graph-only runs (text=none) have none
@@ -138,6 +140,9 @@ class Trainer:
         init = finetune.load_matching(model, source, cfg.model.init_scope) if source else None
         y = dm.datasets["train"].targets  # the normaliser is always the new training split's
         model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
+        if getattr(model, "text_encoder", None) is not None:  # once its weights are final
+            dm.report["text_store"] = prepare_text_states(cfg, dm, model.text_encoder, device)
+            files.write_data_report(dm.report)
         epochs, steps = max_epochs(cfg), math.ceil(len(dm.datasets["train"]) / cfg.batch.batch_size)
         warmup = _warmup_steps(cfg, epochs, steps)
         # built before any freezing, so that the graph encoder's parameters are in it from the
