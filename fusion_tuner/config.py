@@ -221,6 +221,9 @@ class TrainerConfig:
     grad_clip_norm: float | None = 5.0
     # auto | cpu | cuda
     device: str = "auto"
+    # processes (one per GPU, or CPU shares) training this one run with DDP; the global batch
+    # stays batch.batch_size. 1: one process, or as many as torchrun/srun started
+    devices: int = 1
     # bf16 autocast on CUDA
     bf16: bool = False
     # DataLoader worker processes
@@ -298,6 +301,8 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.progress",
     "trainer.keep_last_checkpoint",
     "trainer.start_over",
+    # the trajectory is the single-process one (within float tolerance, see README)
+    "trainer.devices",
     "dataset.cache_dir",
     "dataset.num_workers",
 )
@@ -578,6 +583,13 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_min(p, "batch.batch_size", c.batch.batch_size, 1)
     _check_choice(p, "trainer.loss", t.loss, LOSSES)
     _check_choice(p, "trainer.device", t.device, DEVICES)
+    _check_min(p, "trainer.devices", t.devices, 1)
+    if t.devices > 1 and ":" in str(t.device):
+        p.append(
+            f"trainer.device={t.device} names one GPU but trainer.devices={t.devices} needs "
+            f"{t.devices}: use trainer.device=cuda (ranks take cuda:0 .. cuda:{t.devices - 1}; "
+            "choose the GPUs with CUDA_VISIBLE_DEVICES)"
+        )
     _check_choice(p, "trainer.progress", t.progress, PROGRESS)
     _check_min(p, "trainer.num_workers", t.num_workers, 0)
     _check_min(p, "trainer.grad_clip_norm", t.grad_clip_norm, 1e-12)
