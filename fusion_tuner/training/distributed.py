@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import datetime
 import logging
+import math
 import os
 import re
 import signal
@@ -98,6 +99,38 @@ class Dist:
 
 
 SINGLE = Dist()
+
+
+def global_rows(
+    local: torch.Tensor, weight: torch.Tensor, global_batch: int, dist: Dist
+) -> torch.Tensor:
+    """The rows of the whole global batch, in its order, from every rank's ``local`` rows.
+
+    This rank's rows stay in the autograd graph; the other ranks' arrive as constants. A loss on
+    the result is the plain run's loss on the whole batch, identical on every rank; its gradient
+    through this rank's rows is exact, so ``world`` x the loss, averaged by DDP over the ranks,
+    gives the plain run's gradient.
+
+    Args:
+        local: (n, C) this rank's rows (a ghost's included).
+        weight: (n,) 1 for real crystals, 0 for a ghost.
+        global_batch: the number of crystals of the global batch.
+        dist: this rank among the run's ranks.
+
+    Returns:
+        (global_batch, C) the rows of every rank's real crystals, in rank order.
+    """
+    width = math.ceil(global_batch / dist.world)  # the largest slice (>= 1, a ghost's size)
+    packed = torch.zeros(width, local.size(1) + 1, dtype=local.dtype, device=local.device)
+    packed[: local.size(0), :-1] = local.detach()
+    packed[: local.size(0), -1] = weight.to(local.dtype)
+    parts = []
+    for rank, part in enumerate(dist.all_gather_rows(packed)):
+        if rank == dist.rank:
+            parts.append(local[weight > 0])
+        else:
+            parts.append(part[part[:, -1] > 0, :-1])
+    return torch.cat(parts)
 
 
 # ----------------------------------------------------------------------------------- launch

@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from fusion_tuner.config import Config
 from fusion_tuner.models.fusion import info_nce
 from fusion_tuner.models.property import FusionPropertyModel, ModelOutput
-from fusion_tuner.training.distributed import Dist
-from fusion_tuner.training.sharding import global_rows
+from fusion_tuner.training.distributed import Dist, global_rows
 
 
 def total_loss(
@@ -72,7 +71,7 @@ def shard_loss(
     are the plain run's; its term is scaled by ``world`` for DDP's mean.
     """
     weight = batch.shard_weight.to(out.normalized.dtype)
-    size = int(batch.shard_batch[0])
+    size = int(batch.shard_size[0])
     task = task_losses(out, batch.y, model, cfg)
     objective = (task * weight).sum() * (dist.world / size)
     contrastive = None

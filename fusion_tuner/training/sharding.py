@@ -10,8 +10,9 @@ first crystal with weight 0, so every rank takes part in every step.
 
 Every sample of a sharded loader carries ``shard_weight`` (1, or 0 for a ghost),
 ``shard_position`` (its index in the split: the plain loader's order when not shuffled) and
-``shard_batch`` (the size of its global batch), which the loss and the tallies use to make
-the ranks' step equal the plain run's.
+``shard_size`` (the size of its global batch), which the loss and the tallies use to make
+the ranks' step equal the plain run's. (Their names hold neither "index" nor "batch": PyG's
+batching would offset such attributes.)
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class ShardView(torch.utils.data.Dataset):
         data = self.dataset[index]
         data.shard_weight = torch.tensor([weight])
         data.shard_position = torch.tensor([index])
-        data.shard_batch = torch.tensor([global_batch])
+        data.shard_size = torch.tensor([global_batch])
         return data
 
 
@@ -110,35 +111,3 @@ def sharded_loader(
     return DataLoader(
         ShardView(dataset), batch_sampler=sampler, generator=generator, num_workers=num_workers
     )
-
-
-def global_rows(
-    local: torch.Tensor, weight: torch.Tensor, global_batch: int, dist: Dist
-) -> torch.Tensor:
-    """The rows of the whole global batch, in its order, from every rank's ``local`` rows.
-
-    This rank's rows stay in the autograd graph; the other ranks' arrive as constants. A loss on
-    the result is the plain run's loss on the whole batch, identical on every rank; its gradient
-    through this rank's rows is exact, so ``world`` x the loss, averaged by DDP over the ranks,
-    gives the plain run's gradient.
-
-    Args:
-        local: (n, C) this rank's rows (a ghost's included).
-        weight: (n,) 1 for real crystals, 0 for a ghost.
-        global_batch: the number of crystals of the global batch.
-        dist: this rank among the run's ranks.
-
-    Returns:
-        (global_batch, C) the rows of every rank's real crystals, in rank order.
-    """
-    width = math.ceil(global_batch / dist.world)  # the largest slice (>= 1, a ghost's size)
-    packed = torch.zeros(width, local.size(1) + 1, dtype=local.dtype, device=local.device)
-    packed[: local.size(0), :-1] = local.detach()
-    packed[: local.size(0), -1] = weight.to(local.dtype)
-    parts = []
-    for rank, part in enumerate(dist.all_gather_rows(packed)):
-        if rank == dist.rank:
-            parts.append(local[weight > 0])
-        else:
-            parts.append(part[part[:, -1] > 0, :-1])
-    return torch.cat(parts)
