@@ -99,7 +99,7 @@ class _ShardTally:
             target=target,
             prediction=prediction,
             metrics=regression_metrics(target, prediction),
-            loss=(rows[:, 3].sum() + self.contrastive_weight * contrastive) / max(n, 1),
+            loss=float(rows[:, 3].sum() + self.contrastive_weight * contrastive) / max(n, 1),
             contrastive_loss=contrastive / n if with_contrastive and n else math.nan,
             seconds=seconds,
         )

@@ -17,6 +17,7 @@ import torch
 
 from fusion_tuner.models.fusion import info_nce
 from fusion_tuner.training import distributed
+from fusion_tuner.training.checkpoint import load_checkpoint
 from fusion_tuner.training.distributed import Dist, global_rows
 from tests.integration.test_resume import comparable_history, comparable_metrics
 from tests.integration.test_train_cli import TINY, read_csv, run_cli
@@ -55,8 +56,9 @@ def count(text: str, needle: str) -> int:
 
 def test_two_processes_follow_the_single_process_trajectory(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
-    run_cli(one, *EXACT, *UNEVEN)
-    out = run_cli(two, *EXACT, *UNEVEN, *TWO)
+    keep = "trainer.keep_last_checkpoint=true"  # to check that a resume could read it
+    run_cli(one, *EXACT, *UNEVEN, keep)
+    out = run_cli(two, *EXACT, *UNEVEN, *TWO, keep)
 
     h1, h2 = read_csv(one / "history.csv"), read_csv(two / "history.csv")
     assert len(h1) == len(h2) == 3
@@ -71,6 +73,8 @@ def test_two_processes_follow_the_single_process_trajectory(tmp_path: Path) -> N
     for key in ("best_epoch", "epochs_run", "stop_reason", "config_hash", "status"):
         assert m1[key] == m2[key], key
     assert (m1["devices"], m2["devices"]) == (1, 2)
+    last = load_checkpoint(two / "last.pt")  # weights_only: plain numbers in its history
+    assert [row["train_loss"] for row in last["history"]] == [float(r["train_loss"]) for r in h2]
     for split in ("train", "val", "test"):
         p1, p2 = (read_csv(d / f"predictions_{split}.csv") for d in (one, two))
         assert [r["id"] for r in p1] == [r["id"] for r in p2]  # the plain loader's order
