@@ -4,9 +4,10 @@ Three ways a run gets several processes ("ranks"), one per GPU (or per CPU share
 
 * ``trainer.devices=N`` on one machine: :func:`spawn` starts N processes (``spawn`` start
   method) that meet on a free TCP port of 127.0.0.1;
-* ``torchrun --nproc-per-node=N -m fusion_tuner ...``: every process is a rank; :func:`from_env`
-  reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
-* ``srun`` (and the SLURM launcher with ``hydra.launcher.tasks_per_node=N``): :func:`from_env`
+* ``torchrun --nproc-per-node=N -m fusion_tuner ...``: every process is a rank
+  (:func:`fusion_tuner.launch.from_env` reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+  ``MASTER_ADDR`` and ``MASTER_PORT``);
+* ``srun`` (and the SLURM launcher with ``hydra.launcher.tasks_per_node=N``): ``from_env``
   reads ``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS`` and ``SLURM_LOCALID``, the rendezvous host is
   the first host of the step's node list. A batch script without ``srun`` (where SLURM sets
   ``SLURM_NTASKS`` but no step) is one process, never a rank of a job that is not running.
@@ -24,12 +25,11 @@ import datetime
 import logging
 import math
 import os
-import re
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ import torch
 import torch.distributed as tdist
 
 from fusion_tuner.errors import ConfigError
+from fusion_tuner.launch import Launch
 from fusion_tuner.runtime import resolve_device
 
 log = logging.getLogger("fusion_tuner")
@@ -134,76 +135,9 @@ def global_rows(
 
 
 # ----------------------------------------------------------------------------------- launch
-@dataclass(frozen=True)
-class Launch:
-    """What a launcher (torchrun, srun) told this process: its rank and where ranks meet."""
-
-    rank: int
-    world: int
-    local_rank: int
-    master_addr: str
-    master_port: int
-    source: str  # torchrun | slurm
-
-    def dist(self) -> Dist:
-        return Dist(self.rank, self.world, self.local_rank)
-
-
-def first_host(nodelist: str) -> str:
-    """The first host of a SLURM host list: ``gpu[03-05,09],cpu1`` -> ``gpu03``,
-    ``rack[1-2]-n[01-04]`` -> ``rack1-n01`` (what ``scontrol show hostnames`` lists first)."""
-    depth, end = 0, len(nodelist)
-    for i, ch in enumerate(nodelist):
-        depth += {"[": 1, "]": -1}.get(ch, 0)
-        if ch == "," and depth == 0:
-            end = i
-            break
-    first = nodelist[:end].strip()
-    return re.sub(r"\[([^\]]*)\]", lambda m: re.split(r"[-,]", m.group(1))[0], first)
-
-
-def from_env(env: Mapping[str, str] | None = None) -> Launch | None:
-    """The launch a launcher set up for this process, or None for a plain process.
-
-    torchrun's variables win over SLURM's; SLURM counts only inside an ``srun`` step (its
-    ``SLURM_STEP_NUM_TASKS``). A world of one process is a plain process.
-    """
-    env = os.environ if env is None else env
-    if "RANK" in env and "WORLD_SIZE" in env:
-        world = int(env["WORLD_SIZE"])
-        if world <= 1:
-            return None
-        return Launch(
-            rank=int(env["RANK"]),
-            world=world,
-            local_rank=int(env.get("LOCAL_RANK", "0")),
-            master_addr=env.get("MASTER_ADDR", "127.0.0.1"),
-            master_port=int(env.get("MASTER_PORT", "29500")),
-            source="torchrun",
-        )
-    tasks = env.get("SLURM_STEP_NUM_TASKS")
-    if tasks and "SLURM_PROCID" in env:
-        world = int(tasks)
-        if world <= 1:
-            return None
-        nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or "127.0.0.1"
-        job = int(env.get("SLURM_JOB_ID", "0") or 0)
-        return Launch(
-            rank=int(env["SLURM_PROCID"]),
-            world=world,
-            local_rank=int(env.get("SLURM_LOCALID", "0")),
-            master_addr=env.get("MASTER_ADDR") or first_host(nodes),
-            # one port per job (array tasks have their own job ids), away from torchrun's 29500
-            master_port=int(env.get("MASTER_PORT") or 20_000 + job % 20_000),
-            source="slurm",
-        )
-    return None
-
-
-def env_rank() -> int:
-    """This process's rank under a launcher (0 for a plain process)."""
-    launch = from_env()
-    return launch.rank if launch is not None else 0
+def dist_of(launch: Launch) -> Dist:
+    """The :class:`Dist` of a launched process."""
+    return Dist(launch.rank, launch.world, launch.local_rank)
 
 
 def world_size(cfg_devices: int, launch: Launch | None) -> int:
@@ -286,7 +220,7 @@ def init(launch: Launch, backend: str) -> Dist:
         world_size=launch.world,
         timeout=TIMEOUT,
     )
-    return launch.dist()
+    return dist_of(launch)
 
 
 def shutdown() -> None:

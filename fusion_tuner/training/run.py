@@ -31,11 +31,12 @@ from typing import Any
 from fusion_tuner.config import Config, config_hash, validate
 from fusion_tuner.errors import CheckpointError, RunError
 from fusion_tuner.io import remove_stale_temp_files
+from fusion_tuner.launch import Launch, from_env
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir, RunLock
 from fusion_tuner.training import distributed
 from fusion_tuner.training.checkpoint import config_to_dict
 from fusion_tuner.training.console import RunLog
-from fusion_tuner.training.distributed import SINGLE, Dist, Launch
+from fusion_tuner.training.distributed import SINGLE, Dist
 from fusion_tuner.training.loggers import MetricLogger, NullLogger, build_logger
 
 log = logging.getLogger("fusion_tuner")
@@ -112,7 +113,7 @@ def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[st
         run_dir: the run directory (created if needed).
         sweep: the multirun this run belongs to (its W&B group unless ``logger.group`` is set).
     """
-    launch = distributed.from_env()
+    launch = from_env()
     if launch is not None:
         return _train_as_rank(cfg, RunDir(run_dir), sweep, launch)
     files = RunDir(run_dir)
@@ -297,7 +298,7 @@ def _train_as_rank(cfg: Config, files: RunDir, sweep: str | None, launch: Launch
     directory (lock, status, files), the others train beside it."""
     world = distributed.world_size(cfg.trainer.devices, launch)
     cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, devices=world))
-    device = distributed.rank_device(cfg.trainer.device, launch.dist())
+    device = distributed.rank_device(cfg.trainer.device, distributed.dist_of(launch))
     dist = distributed.init(launch, distributed.backend_for(device))
     try:
         # every rank's Hydra made its own run directory name; rank 0's is the run's

@@ -10,8 +10,9 @@ from torch_geometric.loader import DataLoader
 
 from fusion_tuner.config import config_hash, validate
 from fusion_tuner.errors import ConfigError
+from fusion_tuner.launch import Launch, first_host, from_env
 from fusion_tuner.training import distributed
-from fusion_tuner.training.distributed import Dist, Launch, epoch_seed, first_host, from_env
+from fusion_tuner.training.distributed import Dist, epoch_seed
 from fusion_tuner.training.sharding import GlobalBatchSampler, sharded_loader, slice_bounds
 from tests.conftest import compose
 
