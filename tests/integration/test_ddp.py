@@ -224,3 +224,15 @@ def test_gathered_info_nce_equals_the_whole_batch(sizes: list[int]) -> None:
 def test_a_failing_rank_stops_the_others_with_its_error() -> None:
     with pytest.raises(distributed.RankFailed, match=r"rank 1: ValueError: rank one cannot go on"):
         distributed.spawn(_failing, 2, (), "gloo")
+
+
+def test_a_rank_error_fails_the_run_with_that_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_model"
+    out = run_cli(tmp_path / "run", *TWO, f"text.model_name_or_path={missing}", check=False)
+    assert out.returncode != 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "failed"
+    assert metrics["error"].startswith("RankFailed: rank ")
+    assert "DataError: could not load the tokenizer" in metrics["error"]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert count(log, "failed:") >= 1 and "Traceback" in log  # the rank's traceback
