@@ -219,7 +219,7 @@ class TrainerConfig:
     huber_delta: float = 1.0
     # None: no clipping
     grad_clip_norm: float | None = 5.0
-    # auto | cpu | cuda
+    # auto | cpu | cuda | cuda:N (one GPU by index; with devices > 1 use cuda)
     device: str = "auto"
     # processes (one per GPU, or CPU shares) training this one run with DDP; the global batch
     # stays batch.batch_size. 1: one process, or as many as torchrun/srun started
@@ -582,9 +582,15 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_range(p, "scheduler.step_gamma", s.step_gamma, 0.0, 1.0)
     _check_min(p, "batch.batch_size", c.batch.batch_size, 1)
     _check_choice(p, "trainer.loss", t.loss, LOSSES)
-    _check_choice(p, "trainer.device", t.device, DEVICES)
+    device = str(t.device)
+    index = device.removeprefix("cuda:")
+    if device not in DEVICES and not (device.startswith("cuda:") and index.isdigit()):
+        p.append(
+            f"trainer.device={t.device!r} is not one of {', '.join(DEVICES)} or cuda:N "
+            "(N: a GPU index, e.g. cuda:1)"
+        )
     _check_min(p, "trainer.devices", t.devices, 1)
-    if t.devices > 1 and ":" in str(t.device):
+    if t.devices > 1 and device.startswith("cuda:") and index.isdigit():
         p.append(
             f"trainer.device={t.device} names one GPU but trainer.devices={t.devices} needs "
             f"{t.devices}: use trainer.device=cuda (ranks take cuda:0 .. cuda:{t.devices - 1}; "

@@ -149,6 +149,20 @@ def test_devices_is_validated_and_result_neutral() -> None:
     assert config_hash(compose("trainer.devices=2")) == config_hash(compose())
 
 
+def test_device_may_name_one_gpu_by_index() -> None:
+    validate(compose("trainer.device=cuda:1"))  # no CUDA needed to validate
+    for bad in ("cuda:x", "cuda:", "gpu", "cuda:-1"):
+        with pytest.raises(ConfigError, match=r"trainer.device='.*' is not one of .* or cuda:N"):
+            validate(compose(f"trainer.device={bad}"))
+    with pytest.raises(ConfigError) as err:
+        validate(compose("trainer.device=cuda:1", "trainer.devices=2"))
+    assert err.value.problems == [
+        "trainer.device=cuda:1 names one GPU but trainer.devices=2 needs 2: use "
+        "trainer.device=cuda (ranks take cuda:0 .. cuda:1; choose the GPUs with "
+        "CUDA_VISIBLE_DEVICES)"
+    ]
+
+
 def test_epoch_seeds_keep_rank_zero_and_differ_per_rank() -> None:
     assert epoch_seed(42, 3) == epoch_seed(42, 3, rank=0) == 42 * 100_003 + 3
     seeds = {epoch_seed(42, 3, r) for r in range(4)} | {epoch_seed(42, 4, r) for r in range(4)}
