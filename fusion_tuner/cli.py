@@ -60,10 +60,13 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
     Skipped for a sweep that was ``refused`` before submitting and for a detached SLURM sweep
     (its runs go on; the launcher printed how to summarise it later).
     """
+    from fusion_tuner.launch import env_rank
     from fusion_tuner.slurm.record import is_detached
     from fusion_tuner.sweeps.callback import read_session
     from fusion_tuner.sweeps.report import write_summary
 
+    if env_rank() != 0:  # a torchrun/srun rank other than 0: rank 0 writes the summaries
+        return True
     ok = True
     for sweep_dir, threshold in read_session(session_file):
         if refused or is_detached(sweep_dir):

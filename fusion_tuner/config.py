@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,8 +247,11 @@ class TrainerConfig:
     huber_delta: float = 1.0
     # None: no clipping
     grad_clip_norm: float | None = 5.0
-    # auto | cpu | cuda | cuda:N
+    # auto | cpu | cuda | cuda:N (one GPU by index; with devices > 1 use cuda)
     device: str = "auto"
+    # processes (one per GPU, or CPU shares) training this one run with DDP; the global batch
+    # stays batch.batch_size. 1: one process, or as many as torchrun/srun started
+    devices: int = 1
     # bf16 autocast on CUDA
     bf16: bool = False
     # DataLoader worker processes
@@ -328,6 +330,8 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.progress",
     "trainer.keep_last_checkpoint",
     "trainer.start_over",
+    # the trajectory is the single-process one (within float tolerance, see README)
+    "trainer.devices",
     "dataset.cache_dir",
     "dataset.num_workers",
 )
@@ -649,8 +653,20 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_range(p, "scheduler.step_gamma", s.step_gamma, 0.0, 1.0)
     _check_min(p, "batch.batch_size", c.batch.batch_size, 1)
     _check_choice(p, "trainer.loss", t.loss, LOSSES)
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(t.device)):
-        p.append(f"trainer.device={t.device!r} must be one of {', '.join(DEVICES)} (e.g. cuda:1)")
+    device = str(t.device)
+    index = device.removeprefix("cuda:")
+    if device not in DEVICES and not (device.startswith("cuda:") and index.isdigit()):
+        p.append(
+            f"trainer.device={t.device!r} is not one of {', '.join(DEVICES)} or cuda:N "
+            "(N: a GPU index, e.g. cuda:1)"
+        )
+    _check_min(p, "trainer.devices", t.devices, 1)
+    if t.devices > 1 and device.startswith("cuda:") and index.isdigit():
+        p.append(
+            f"trainer.device={t.device} names one GPU but trainer.devices={t.devices} needs "
+            f"{t.devices}: use trainer.device=cuda (ranks take cuda:0 .. cuda:{t.devices - 1}; "
+            "choose the GPUs with CUDA_VISIBLE_DEVICES)"
+        )
     _check_choice(p, "trainer.progress", t.progress, PROGRESS)
     _check_min(p, "trainer.num_workers", t.num_workers, 0)
     _check_min(p, "trainer.grad_clip_norm", t.grad_clip_norm, 1e-12)
@@ -673,6 +689,13 @@ def _validate_init(c: Config, p: list[str]) -> None:
         p.append(
             f"model.freeze_graph_epochs={m.freeze_graph_epochs} freezes a freshly initialised graph "
             "encoder: set model.init_from=RUN_DIR (the run whose weights to start from)"
+        )
+    if m.freeze_graph_epochs != 0 and c.trainer.devices > 1:
+        # DDP reduces the gradients of the parameters it was built with; frozen ones have none
+        p.append(
+            f"model.freeze_graph_epochs={m.freeze_graph_epochs} with trainer.devices="
+            f"{c.trainer.devices}: freezing the graph encoder is not supported on several "
+            "processes; fine-tune with trainer.devices=1, or set model.freeze_graph_epochs=0"
         )
 
 

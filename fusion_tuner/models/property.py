@@ -50,12 +50,15 @@ class ModelOutput:
         normalized (Tensor): (B,) the prediction on the standardised scale (what the loss sees).
         stages (dict[str, Tensor]): stage name -> (B, width) representation per crystal.
         contrastive_loss (Tensor | None): unweighted symmetric InfoNCE, when enabled.
+        contrastive_pair (tuple[Tensor, Tensor] | None): the (B, C) graph and text projections
+            the InfoNCE compares (a run on several ranks computes it over the whole batch).
     """
 
     prediction: torch.Tensor
     normalized: torch.Tensor
     stages: dict[str, torch.Tensor] = field(default_factory=dict)
     contrastive_loss: torch.Tensor | None = None
+    contrastive_pair: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class FusionPropertyModel(nn.Module):
@@ -178,18 +181,16 @@ class FusionPropertyModel(nn.Module):
         fused = torch.cat([g, t], dim=-1)
         stages["fused"] = fused
         normalized = self.head(fused).squeeze(-1)
-        contrastive = None
+        contrastive, pair = None, None
         if self.contrastive_graph is not None:
-            contrastive = info_nce(
-                self.contrastive_graph(graph_vec),
-                self.contrastive_text(text_vec),
-                float(self.contrastive_temperature),
-            )
+            pair = (self.contrastive_graph(graph_vec), self.contrastive_text(text_vec))
+            contrastive = info_nce(*pair, float(self.contrastive_temperature))
         return ModelOutput(
             prediction=self.destandardize(normalized),
             normalized=normalized,
             stages=stages,
             contrastive_loss=contrastive,
+            contrastive_pair=pair,
         )
 
 
