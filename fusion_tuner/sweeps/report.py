@@ -189,10 +189,16 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
         )
     )
     lines += ["", rule_sentence(s.threshold, s.tau, s.confidence), ""]
-    distinct = [r for r in s.rows if r["overrides"]]
+    distinct: dict[tuple[str, str], list[str]] = {}
+    for r in s.rows:
+        if r["overrides"]:
+            distinct.setdefault((r["experiment"], r["overrides"]), []).append(fmt(r["seed"]))
     if distinct:
         lines += ["## What distinguishes each run from the baseline", ""]
-        lines += [f"- {r['experiment']} (seed {r['seed']}): {r['overrides']}" for r in distinct]
+        lines += [
+            f"- {exp} (seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}): {overrides}"
+            for (exp, overrides), seeds in distinct.items()
+        ]
         lines.append("")
     problems = [r for r in s.rows if r["status"] != COMPLETED]
     if problems:
@@ -234,7 +240,7 @@ def plot_summary(s: Summary, path: Path) -> None:
             [r["val_mae"] for r in s.rows if r["experiment"] == "baseline" and r["val_mae"]]
         )[0]
         ax.axhline(ref, color="black", ls="--", lw=1, label="baseline mean")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower left", framealpha=0.9)
     ax.set_xticks(range(len(exps)), exps, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("validation MAE (dots: seeds, bar: mean)")
     others = [e for e in exps if s.decisions[e].decision not in (REFERENCE, NONE)]
