@@ -21,6 +21,7 @@ from fusion_tuner.sweeps.chain import (
     read_next_base,
 )
 from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.training.checkpoint import config_to_dict
 from tests.unit.test_sweep_summary import fake_run
 
 EXPERIMENTS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
@@ -78,6 +79,8 @@ def test_a_new_phase_starts_from_the_winner_and_applies_its_experiment_on_top(
     assert new_baseline.base.sweep == str(base.resolve())
     assert new_baseline.base.winner == "tuned_regularization"
     assert new_baseline.base.overrides == WINNER and new_baseline.base.superseded == []
+    # what the checkpoint and the W&B config get (training/run.py: config_to_dict(cfg))
+    assert config_to_dict(new_baseline)["base"]["winner"] == "tuned_regularization"
     # a phase-2 experiment: its fusion settings on top of the winner's
     e03 = compose_config([f"base_sweep={base}", "experiment=e03_two_layer_fusion"])
     assert e03.fusion.middle_fusion_layers == [2, 3] and e03.fusion.middle_fusion_hidden_dim == 256
