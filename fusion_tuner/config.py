@@ -302,6 +302,22 @@ class LoggerConfig:
 
 
 @dataclass
+class BaseRecord:
+    """Where a chained run started: filled in from ``base_sweep`` when the run is composed
+    (:mod:`fusion_tuner.sweeps.chain`), never set by hand. Recorded in ``.hydra/config.yaml``,
+    the checkpoint and the W&B config."""
+
+    # the base sweep directory (absolute)
+    sweep: str | None = None
+    # the base sweep's winning experiment; None when it had no ✅ winner (its baseline is kept)
+    winner: str | None = None
+    # dotted key -> value: the configuration the run started from, against conf/'s baseline
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # keys of ``overrides`` that this run's experiment or command line set itself (theirs win)
+    superseded: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     """The whole run. Field names are the tuning plan's."""
 
@@ -321,6 +337,11 @@ class Config:
     experiment_name: str = "baseline"
     # seeds model init, data order and dropout
     random_seed: int = 42
+    # an earlier sweep directory: start from its winning configuration (phases that chain,
+    # e.g. base_sweep=outputs/multirun/phase1/<time>); None: start from conf/'s baseline
+    base_sweep: str | None = None
+    # what base_sweep resolved to (filled in, recorded)
+    base: BaseRecord = field(default_factory=BaseRecord)
 
 
 # Keys that change how a run is tracked, shown or where its caches live, never what it computes:
@@ -334,6 +355,10 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.devices",
     "dataset.cache_dir",
     "dataset.num_workers",
+    # base_sweep / base only record where a chained run's values came from: the values
+    # themselves are set on their own keys
+    "base_sweep",
+    "base",
 )
 
 

@@ -1,4 +1,6 @@
-"""``python -m fusion_tuner.summary SWEEP_DIR [--threshold 0.02]``: (re)write a sweep's summary."""
+"""``python -m fusion_tuner.summary SWEEP_DIR [--threshold 0.02]``: (re)write a sweep's summary
+(``summary.csv``, ``summary.md``, ``summary.png`` and ``summary.json``, which ``base_sweep=``
+reads)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     print((args.sweep_dir / "summary.md").read_text())
     bad = sum(r["status"] != "completed" for r in summary.rows)
     print(
-        f"wrote summary.csv, summary.md, summary.png in {args.sweep_dir} ({bad} run(s) not completed)"
+        f"wrote summary.csv, summary.md, summary.png, summary.json in {args.sweep_dir} "
+        f"({bad} run(s) not completed)"
     )
     return 0
 

@@ -1,4 +1,6 @@
-"""The Hydra callback of every multirun: record the sweep and its plan when it starts.
+"""The Hydra callback of every multirun: record the sweep and its plan when it starts, and
+refuse a sweep whose run directories would collide or whose ``base_sweep`` cannot be chained
+from, before any run starts.
 
 The summary itself is written by :func:`fusion_tuner.cli.main` once the launcher has returned
 *or failed* (Hydra skips ``on_multirun_end`` when a job fails), so that failed and missing runs
@@ -16,6 +18,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from fusion_tuner.sweeps.chain import ChainError, read_next_base
 from fusion_tuner.sweeps.plan import check_subdir, plan_jobs, write_plan
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,18 @@ class SweepSummaryCallback(Callback):
                 # Hydra turns a callback's exceptions into warnings; this one must stop the sweep
                 print(f"error: {exc}", file=sys.stderr)
                 raise SystemExit(2) from exc
+        base = config.get("base_sweep") if hasattr(config, "get") else None
+        if base:
+            try:
+                nb = read_next_base(base)
+            except ChainError as exc:  # before any run starts, as for colliding directories
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(2) from exc
+            log.info(
+                "this sweep starts from %s: %s",
+                base,
+                f"its winner {nb.winner}" if nb.winner else nb.note,
+            )
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if self.session_file:
             with open(self.session_file, "a", encoding="utf-8") as fh:
