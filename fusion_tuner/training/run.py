@@ -26,6 +26,7 @@ from fusion_tuner.config import Config, config_hash, validate
 from fusion_tuner.errors import CheckpointError
 from fusion_tuner.io import remove_stale_temp_files
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir, RunLock
+from fusion_tuner.search.pruning import TrialReporter
 from fusion_tuner.training.checkpoint import config_to_dict
 from fusion_tuner.training.console import RunLog
 from fusion_tuner.training.loggers import MetricLogger, NullLogger, build_logger
@@ -138,20 +139,32 @@ def _train_locked(cfg: Config, files: RunDir, sweep: str | None) -> dict[str, An
         "pid": os.getpid(),
         "attempts": attempts,
     }
+    if cfg.trial.number is not None:  # a trial of an Optuna search (fusion_tuner.search)
+        base["trial"] = {"number": cfg.trial.number, "study": cfg.trial.study}
     files.write_metrics(base)
     logger: MetricLogger = NullLogger()
     failed, start = True, time.perf_counter()
     try:
         validate(cfg)
+        # a search trial reports validation MAE to its study every epoch and may be pruned
+        reporter = TrialReporter.from_config(cfg.trial)
         defaults = {
             "group": sweep or cfg.experiment_name,
             "job_type": cfg.experiment_name,
             "name": f"{cfg.experiment_name}-seed{cfg.random_seed}",
         }
-        logger = build_logger(cfg.logger, files.path, config_to_dict(cfg), defaults)
+        tracked = config_to_dict(cfg)
+        if reporter is not None:
+            defaults["name"] = files.path.name  # trial-0007
+            tracked["trial"] |= {"params": reporter.params}
+        logger = build_logger(cfg.logger, files.path, tracked, defaults)
         trainer = Trainer.from_config(cfg, files.path, logger)
+        if reporter is not None:
+            trainer.epoch_hooks.append(reporter)
         trainer.fit()
         metrics = trainer.finish(time.perf_counter() - start) | {"attempts": attempts}
+        if reporter is not None:
+            metrics["trial"] = reporter.record()
         files.write_metrics(metrics)
         _tidy(files, cfg)
         logger.summary(_final_summary(metrics))

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,9 @@ class Trainer:
         self.loader_gen = torch.Generator()
         self.train_loader = data.loader("train", generator=self.loader_gen)
         self.val_loader = data.loader("val", shuffle=False)
+        # called after each epoch's validation; a returned string stops the run and becomes its
+        # stop_reason (an Optuna trial's pruning: fusion_tuner.search.pruning.TrialReporter)
+        self.epoch_hooks: list[Callable[[EpochRecord], str | None]] = []
 
     @classmethod
     def from_config(
@@ -270,9 +274,10 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- epochs
     def fit(self) -> None:
-        """Train from the next epoch until ``max_epochs`` or early stopping."""
+        """Train from the next epoch until ``max_epochs``, early stopping or an epoch hook
+        (a pruned search trial)."""
         cfg, p = self.cfg, self.progress
-        done = p.history and (p.stop_reason == "early_stopping" or p.next_epoch > self.max_epochs)
+        done = p.history and (p.stop_reason is not None or p.next_epoch > self.max_epochs)
         bar = progress(
             range(p.next_epoch, self.max_epochs + 1) if not done else [], cfg.trainer.progress
         )
@@ -295,6 +300,9 @@ class Trainer:
             if stop:
                 p.stop_reason = "early_stopping"
             record = EpochRecord.of(epoch, train, val, lr, p.best_val_mae)
+            hooked = [r for r in (hook(record) for hook in self.epoch_hooks) if r]
+            if hooked and not stop:
+                p.stop_reason, stop = hooked[0], True
             p.history.append(record.row())
             # history first: a kill between the two leaves a row that resume drops, never a
             # checkpoint whose epoch history.csv lacks
@@ -303,7 +311,8 @@ class Trainer:
             self.logger.log(record.tracked(), step=epoch)
             self._show(bar, record)
             if stop:
-                self._explain_stop(epoch)
+                if p.stop_reason == "early_stopping":
+                    self._explain_stop(epoch)
                 break
 
     def _show(self, bar: Any, record: EpochRecord) -> None:
