@@ -13,6 +13,8 @@ failed, or a NaN / infinite validation MAE  FAIL (the error is kept as the trial
 interrupted (SIGTERM, SIGINT)               left running: a rerun resumes it from ``last.pt``
 still ``running`` after its job ended       FAIL (the process died without a word: killed?)
 no ``metrics.json`` after its job ended     FAIL (the run never started)
+no ``metrics.json``, the launcher raised    left running, and the search stops (re-raises):
+                                            its job may still be queued; a rerun settles it
 ==========================================  ===============================================
 
 A failed trial never stops the search. Rerunning the command into the same sweep directory
@@ -215,17 +217,22 @@ class SearchLoop:
             tag = " (baseline)" if t.user_attrs.get("baseline") else ""
             log.info("trial %d%s: %s", t.number, tag, " ".join(sampled))
         results: Sequence[Any] = []
-        launcher_error = ""
+        launcher_error: Exception | None = None
         try:
             results = self.launch(batch, self.job_idx)
-        except Exception as exc:  # e.g. a job that crashed: each trial is judged by its files
-            launcher_error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-            log.error("the launcher reported: %s", launcher_error)
+        except Exception as exc:  # a job that crashed, or the launcher itself: see below
+            launcher_error = exc
+            log.error("the launcher reported: %s", _first_line(exc))
         self.job_idx += len(batch)
+        never_started = []
         for i, trial in enumerate(trials):
             run_dir = self.sweep_dir / trial_dir_name(trial.number)
             self._wait_while_trained_elsewhere(trial.number, run_dir)
             outcome = read_outcome(run_dir)
+            if outcome.kind == NOT_STARTED and launcher_error is not None:
+                # its job may still be queued (or was cancelled): not a result of the trial
+                never_started.append(trial.number)
+                outcome = Outcome(INTERRUPTED_KIND, None, "its job did not start")
             if outcome.kind == INTERRUPTED_KIND:
                 self.left_unfinished.add(trial.number)
                 log.warning(
@@ -235,10 +242,20 @@ class SearchLoop:
                 )
                 continue
             if outcome.kind not in FINAL:
-                job_error = launcher_error or _job_error(results[i] if i < len(results) else None)
-                note = outcome.note + (f"; {job_error}" if job_error else "")
-                outcome = Outcome(FAIL, None, note)
+                error = _first_line(launcher_error) if launcher_error else ""
+                error = error or _job_error(results[i] if i < len(results) else None)
+                outcome = Outcome(FAIL, None, outcome.note + (f"; {error}" if error else ""))
             self._tell(trial, outcome)
+        if never_started:
+            # a launcher that fails before its jobs run would fail every batch the same way
+            log.error(
+                "the search stops: trial(s) %s did not start; fix the launcher's error and rerun "
+                "the same command (hydra.sweep.dir=%s) to continue",
+                ", ".join(map(str, never_started)),
+                self.sweep_dir,
+            )
+            assert launcher_error is not None
+            raise launcher_error
 
     def _tell(self, trial: Any, outcome: Outcome) -> None:
         from optuna.trial import Trial, TrialState
@@ -290,6 +307,10 @@ def last_per_key(overrides: list[str]) -> list[str]:
     return list(keyed.values())
 
 
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+
+
 def _job_error(result: Any) -> str:
     """The error of a launcher's ``JobReturn`` ("" when it returned normally)."""
     if result is None:
@@ -297,5 +318,5 @@ def _job_error(result: Any) -> str:
     try:
         result.return_value  # noqa: B018 - raises the job's exception when it failed
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        return _first_line(exc)
     return ""

@@ -176,10 +176,15 @@ def trial_command_overrides(space: SearchSpace, params: dict[str, Any], seed: An
     """The overrides that rerun a trial alone: the search's fixed ones and its values."""
     from fusion_tuner.search.loop import last_per_key
 
-    out = space.overrides(params)
+    out = [o for o in space.overrides(params) if not _selects_search(o)]
     if seed is not None:
         out.append(f"random_seed={seed}")
     return last_per_key(out)
+
+
+def _selects_search(override: str) -> bool:
+    """``+search=tier1``: it selects the search itself (a sweep), so a single run drops it."""
+    return override.partition("=")[0].lstrip("+~") == "search"
 
 
 def shell_join(args: list[str]) -> str:
@@ -429,7 +434,7 @@ def experiment_yaml(s: SearchSummary, space: SearchSpace) -> str:
         parsed = parser.parse_override(o)
         if parsed.key_or_group in search_keys and not parsed.is_delete():
             values[parsed.key_or_group] = parsed.value()
-        else:
+        elif not _selects_search(o):
             run_settings.append(o)
     values |= b["params"]
     name = "search_" + "".join(ch if ch.isalnum() else "_" for ch in s.record["study"])

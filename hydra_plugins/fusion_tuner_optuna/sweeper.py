@@ -84,14 +84,26 @@ class OptunaSweeper(Sweeper):
         assert self.config is not None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        space, grid, problems = None, None, []
         try:
             space = parse_space(self.params, arguments)
-            self._check(space)
-            grid = space.grid() if self.sampler.name == "grid" else None
-            self._probe(space)
         except ConfigError as exc:
-            print(f"error: the search cannot start: {exc}", file=sys.stderr, flush=True)
-            raise SystemExit(EXIT_REFUSED) from None
+            problems += exc.problems
+        problems += self._problems(space)
+        if space is not None:
+            try:
+                grid = space.grid() if self.sampler.name == "grid" else None
+            except ConfigError as exc:
+                problems += exc.problems
+            problems += self._probe(space)
+        if problems:
+            print(
+                f"error: the search cannot start: {ConfigError(problems)}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(EXIT_REFUSED)
+        assert space is not None
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with SearchLock(sweep_dir):
             study = self._open(sweep_dir, space, grid)
@@ -125,8 +137,8 @@ class OptunaSweeper(Sweeper):
         self.validate_batch_is_legal(batch)
         return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
 
-    def _check(self, space: Any) -> None:
-        from fusion_tuner.errors import ConfigError
+    def _problems(self, space: Any) -> list[str]:
+        """What is wrong with the sweeper's own settings (``space``: None when unreadable)."""
         from fusion_tuner.search.study import DIRECTIONS
 
         assert self.config is not None
@@ -142,7 +154,7 @@ class OptunaSweeper(Sweeper):
                 f"hydra.sweeper.baseline_runs={self.baseline_runs}: must be within 0 .. n_trials "
                 f"({self.n_trials})"
             )
-        if self.baseline_runs > 1 and "random_seed" in space.dimensions:
+        if self.baseline_runs > 1 and space is not None and "random_seed" in space.dimensions:
             problems.append(
                 "hydra.sweeper.baseline_runs > 1 trains the baseline with several seeds, so "
                 "random_seed cannot also be searched"
@@ -152,15 +164,12 @@ class OptunaSweeper(Sweeper):
                 "hydra.launcher.detach=true: a search must wait for each batch of trials to ask "
                 "for the next; drop detach (the runs would go on, but the study would not)"
             )
-        if problems:
-            raise ConfigError(problems)
+        return problems
 
-    def _probe(self, space: Any) -> None:
+    def _probe(self, space: Any) -> list[str]:
         """Compose the config at every choice and both ends of every range before any trial runs:
         an option that does not exist refuses the search; a value that breaks the config's rules
-        is a warning (trials that draw it will fail, the others run)."""
-        from fusion_tuner.errors import ConfigError
-
+        is a warning (trials that draw it will fail, the others run). Returns the refusals."""
         assert self.hydra_context is not None and self.config is not None
         loader = self.hydra_context.config_loader
         problems, warned = [], []
@@ -171,10 +180,9 @@ class OptunaSweeper(Sweeper):
                 problems.append(f"{name}: {_first_line(exc)}")
                 continue
             warned += [f"{name}: {p}" for p in _rule_problems(cfg)]
-        if problems:
-            raise ConfigError(problems)
         for w in dict.fromkeys(warned):
             log.warning("trials that draw %s will fail", w)
+        return problems
 
     def _open(self, sweep_dir: Path, space: Any, grid: dict[str, list[Any]] | None) -> Any:
         from optuna.distributions import distribution_to_json
@@ -273,20 +281,16 @@ class SearchLock:
 
 def _probes(space: Any) -> list[tuple[str, list[str]]]:
     """(label, overrides) at every choice and both ends of every numeric dimension, the other
-    dimensions at their first value."""
+    dimensions at the config's own values (so a problem belongs to the probed value)."""
     from optuna.distributions import CategoricalDistribution
 
-    def ends(dist: Any) -> list[Any]:
-        if isinstance(dist, CategoricalDistribution):
-            return list(dist.choices)
-        return [dist.low, dist.high]
-
-    first = {n: ends(d.distribution)[0] for n, d in space.dimensions.items()}
     out = []
-    for name, d in space.dimensions.items():
-        for value in ends(d.distribution):
-            override = d.override(value)
-            out.append((override, space.overrides(first | {name: value})))
+    for d in space.dimensions.values():
+        dist = d.distribution
+        values = (
+            dist.choices if isinstance(dist, CategoricalDistribution) else (dist.low, dist.high)
+        )
+        out += [(d.override(v), [*space.fixed, d.override(v)]) for v in values]
     return out
 
 

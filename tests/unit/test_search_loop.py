@@ -220,3 +220,23 @@ def test_a_run_in_another_process_reports_and_is_pruned_by_the_study_pruner(
     # a trial the sweeper already ended: the run goes on without reporting
     assert reporter(epoch(3, 1.0)) is None and reporter.active is False
     assert TrialReporter.from_config(TrialConfig()) is None
+
+
+def test_a_launcher_error_stops_the_search_and_leaves_unstarted_trials_for_a_rerun(
+    tmp_path: Path,
+) -> None:
+    study = make_study(tmp_path)
+
+    def failing_launch(batch: list[list[str]], idx: int) -> list[None]:
+        RunDir(tmp_path / "trial-0000").write_metrics(completed(1.0))  # one job ran
+        raise RuntimeError("could not record the job array")  # e.g. after submitting
+
+    with pytest.raises(RuntimeError, match="could not record the job array"):
+        SearchLoop(study, SPACE, tmp_path, failing_launch, n_trials=4, n_jobs=2).run()
+    assert states(study) == ["COMPLETE", "RUNNING"]  # trial 1 is not called failed
+    RunDir(tmp_path / "trial-0001").write_metrics(completed(0.9))  # its queued job ran later
+    launch = ScriptedLaunch(tmp_path, lambda n, kv: completed(0.8))
+    SearchLoop(make_study(tmp_path), SPACE, tmp_path, launch, n_trials=4, n_jobs=2).run()
+    assert states(study) == ["COMPLETE"] * 4
+    assert study.trials[1].value == 0.9
+    assert [len(b) for b in launch.batches] == [2]

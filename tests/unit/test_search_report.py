@@ -27,7 +27,7 @@ SPACE = parse_space(
         "regularization": "choice(baseline, aggressive)",
         "scheduler.scheduler": "cosine",
     },
-    ["budget=quick", "dataset.demo_size=60"],
+    ["+search=tier1", "budget=quick", "dataset.demo_size=60"],
 )
 
 
