@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fusion_tuner.io import atomic_write_text
 from fusion_tuner.slurm.cluster import Runner, SchedulerUnavailable
 from fusion_tuner.slurm.states import default_runner, query_states
 
@@ -31,8 +32,6 @@ FINAL = ("completed", "failed")  # run statuses of metrics.json that SLURM canno
 
 
 def write_record(sweep_dir: Path, record: dict[str, Any]) -> Path:
-    from fusion_tuner.data.cache import atomic_write_text  # imports torch: only when writing
-
     path = Path(sweep_dir) / JOBS_FILE
     atomic_write_text(json.dumps(record, indent=1), path)
     return path

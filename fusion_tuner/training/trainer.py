@@ -249,16 +249,13 @@ class Trainer:
         }
 
     def _save_last(self, epoch: int) -> None:
-        """Write ``last.pt``; the one it replaces stays as ``last.prev.pt`` (a hard link), so
-        an unreadable ``last.pt`` never costs more than one epoch."""
+        """Write ``last.pt``; the one it replaces becomes ``last.prev.pt``, so an unreadable
+        ``last.pt`` never costs more than one epoch. The new file is complete before either
+        rename, and a kill between the renames leaves ``last.prev.pt`` to resume from."""
         p, last = self.progress, self.files.last_checkpoint
-        if last.is_file():
-            link_tmp = self.files.path / f".last.prev.pt.{os.getpid()}.tmp"
-            link_tmp.unlink(missing_ok=True)
-            os.link(last, link_tmp)
-            os.replace(link_tmp, self.files.previous_last_checkpoint)
+        fresh = self.files.path / f".last.pt.{os.getpid()}.next.tmp"
         ckpt_io.save_checkpoint(
-            self.files.last_checkpoint,
+            fresh,
             self._payload(epoch)
             | {
                 "optimizer": self.optimizer.state_dict(),
@@ -271,6 +268,9 @@ class Trainer:
                 "stop_reason": p.stop_reason,
             },
         )
+        if last.is_file():
+            os.replace(last, self.files.previous_last_checkpoint)
+        os.replace(fresh, last)
 
     # ---------------------------------------------------------------------------- epochs
     def fit(self) -> None:

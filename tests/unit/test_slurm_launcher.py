@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fusion_tuner.api import CONF_DIR
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 
+from fusion_tuner.compose import CONF_DIR
 from fusion_tuner.config import register_configs
 from hydra_plugins.fusion_tuner_slurm.launcher import FusionSlurmLauncher, _labels
 

@@ -231,8 +231,15 @@ def test_the_bar_goes_to_a_terminal_stream() -> None:
 
 @dataclass
 class FakeRun:
-    status: str
+    """What annotate_runs reads and sets of fusion_tuner.rundir.Run."""
+
+    file_status: str
     overrides: list[str]
+    live_status: str | None = None
+
+    @property
+    def status(self) -> str:
+        return self.live_status if self.live_status is not None else self.file_status
 
 
 def record(tmp_path: Path, **extra: object) -> Path:
