@@ -230,3 +230,48 @@ def test_a_mistake_in_the_search_is_refused_before_anything_runs(tmp_path: Path)
     out = search(sweep_dir, "regularization=choice(baseline,huge)")
     assert out.returncode == 2
     assert "regularization=huge" in out.stderr and "huge" in out.stderr
+
+
+def test_a_trial_run_records_its_parameters_in_metrics_and_wandb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run given trial.* (as the sweeper gives it) reports every epoch to the study, and keeps
+    its sampled values in metrics.json and in the W&B run's config, named after its directory."""
+    import optuna
+
+    from fusion_tuner import compose_config, train
+    from fusion_tuner.search.space import parse_space
+    from fusion_tuner.search.study import PrunerSpec, open_study
+    from tests.helpers import wandb_offline_records
+
+    for key in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = open_study(tmp_path, None, "minimize", PrunerSpec())
+    space = parse_space({"regularization.graph_dropout": "interval(0.1, 0.3)"})
+    trial = study.ask(space.distributions)
+    cfg = compose_config(
+        [
+            *QUICK,
+            *space.overrides(trial.params),
+            "logger=wandb",
+            "logger.mode=offline",
+            f"trial.number={trial.number}",
+            f"trial.study={study.study_name}",
+            f"trial.storage={tmp_path / 'optuna-journal.log'}",
+        ]
+    )
+    metrics = train(cfg, tmp_path / "trial-0000")
+    value = cfg.regularization.graph_dropout
+    assert metrics["trial"] == {
+        "number": 0,
+        "study": study.study_name,
+        "params": {"regularization.graph_dropout": value},
+    }
+    assert sorted(study.trials[0].intermediate_values) == [1, 2]
+    run = wandb_offline_records(tmp_path / "trial-0000")["run"][0]
+    assert run.display_name == "trial-0000"
+    config = {i.key: json.loads(i.value_json) for i in run.config.update}
+    assert config["trial"]["params"] == {"regularization.graph_dropout": value}
+    assert config["trial"]["number"] == 0

@@ -194,3 +194,12 @@ def test_top_searches_the_ranges_of_tiers_1_to_3_together() -> None:
     top = parse_space(dict(_hydra_config("+search=top").hydra.sweeper.params)).distributions
     assert {k: tiers[k] for k in top} == top
     assert set(tiers) - set(top) == {"scheduler.warmup_steps"}
+
+
+def test_help_lists_each_search_with_the_keys_it_searches() -> None:
+    from fusion_tuner.usage import help_text
+
+    text = help_text(CONF)
+    assert "search: Optuna searches over the plan's tiers (-m +search=tier1 runs one)" in text
+    assert "searches batch.batch_size\n" in text
+    assert "search.hydra" not in text
