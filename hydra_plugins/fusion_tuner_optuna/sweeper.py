@@ -326,7 +326,11 @@ def _grid_size(grid: dict[str, list[Any]]) -> int:
 
 
 def _launcher_name(config: DictConfig) -> str:
-    target = str(config.hydra.launcher.get("_target_", ""))
-    if "BasicLauncher" in target:
-        return "the basic launcher (one trial at a time, in this process)"
-    return target.rsplit(".", 1)[-1] or "the launcher"
+    """How the trials of a batch run, in words."""
+    name = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
+    return {
+        "BasicLauncher": "the basic launcher (one trial at a time, in this process)",
+        "LocalLauncher": "the local launcher (one process per trial)",
+        "SlurmLauncher": "SLURM (one job array per batch)",
+        "FusionSlurmLauncher": "SLURM (one job array per batch)",
+    }.get(name, name or "the launcher")

@@ -240,3 +240,18 @@ def test_a_launcher_error_stops_the_search_and_leaves_unstarted_trials_for_a_rer
     assert states(study) == ["COMPLETE"] * 4
     assert study.trials[1].value == 0.9
     assert [len(b) for b in launch.batches] == [2]
+
+
+@pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "grid"])
+def test_every_sampler_runs_a_small_search_with_distinct_points(tmp_path: Path, name: str) -> None:
+    space = parse_space({SPACE_KEY: "range(0.1, 0.35, 0.05)", "batch.batch_size": "choice(32, 64)"})
+    study = open_study(tmp_path, None, "minimize", PrunerSpec())
+    grid = space.grid() if name == "grid" else None
+    study.sampler = SamplerSpec(name, 0, n_startup_trials=2).build(grid, 0, parallel=True)
+    launch = ScriptedLaunch(tmp_path, lambda n, kv: completed(float(kv[SPACE_KEY])))
+    SearchLoop(study, space, tmp_path, launch, n_trials=6, n_jobs=2).run()
+    assert states(study) == ["COMPLETE"] * 6
+    points = {tuple(sorted(t.params.items())) for t in study.trials}
+    if name == "grid":  # 5 x 2 points: never the same one twice
+        assert len(points) == 6
+    assert all(0.1 <= t.params[SPACE_KEY] <= 0.3 + 1e-9 for t in study.trials)
