@@ -124,7 +124,7 @@ class SamplerSpec:
             return optuna.samplers.RandomSampler(seed=seed)
         if self.name == "grid":
             assert grid is not None
-            return optuna.samplers.GridSampler(grid, seed=seed)
+            return _grid_sampler(grid, seed)
         if self.name == "cmaes":
             try:
                 import cmaes  # noqa: F401 - Optuna's CMA-ES sampler needs it
@@ -134,6 +134,18 @@ class SamplerSpec:
                 ) from None
             return optuna.samplers.CmaEsSampler(seed=seed, **startup)
         return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel, **startup)
+
+
+def _grid_sampler(grid: dict[str, list[Any]], seed: int | None) -> Any:
+    """Optuna's grid sampler without its ``study.stop()`` once the grid is exhausted (that works
+    only inside ``study.optimize`` and raises in ask-and-tell; the search loop counts trials)."""
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return GridSampler(grid, seed=seed)
 
 
 def journal_storage(path: str | Path) -> Any:

@@ -79,12 +79,12 @@ class OptunaSweeper(Sweeper):
 
         from fusion_tuner.errors import ConfigError
         from fusion_tuner.search.loop import SearchFailed, SearchLoop
-        from fusion_tuner.search.space import parse_space
+        from fusion_tuner.search.space import base_values, parse_space
 
         assert self.config is not None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        space, grid, problems = None, None, []
+        space, grid, base, problems = None, None, None, []
         try:
             space = parse_space(self.params, arguments)
         except ConfigError as exc:
@@ -95,6 +95,11 @@ class OptunaSweeper(Sweeper):
                 grid = space.grid() if self.sampler.name == "grid" else None
             except ConfigError as exc:
                 problems += exc.problems
+            try:  # the baseline's point: trained first (baseline_runs), recognised in a grid
+                base = base_values(self.config, space)
+            except ConfigError as exc:
+                if self.baseline_runs:
+                    problems += exc.problems
             problems += self._probe(space)
         if problems:
             print(
@@ -104,24 +109,25 @@ class OptunaSweeper(Sweeper):
             )
             raise SystemExit(EXIT_REFUSED)
         assert space is not None
+        seed = int(self.config.random_seed)
+        seeds = [seed + i for i in range(self.baseline_runs)]
+        if grid is not None and base is not None and all(base[k] in v for k, v in grid.items()):
+            seeds = seeds[1:]  # the grid trains the baseline's point with random_seed itself
+        n_trials = self.n_trials
+        if grid is not None and n_trials > _grid_size(grid) + len(seeds):
+            n_trials = _grid_size(grid) + len(seeds)
+            log.info("the grid has %d points: n_trials %d -> %d", n_trials, self.n_trials, n_trials)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with SearchLock(sweep_dir):
-            study = self._open(sweep_dir, space, grid)
+            study = self._open(sweep_dir, space, grid, base, seeds, n_trials)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-            n_trials = self.n_trials
-            if grid is not None:
-                size = _grid_size(grid) + self.baseline_runs
-                if n_trials > size:
-                    log.info("the grid has %d points: n_trials %d -> %d", size, n_trials, size)
-                    n_trials = size
             loop = SearchLoop(
                 study, space, sweep_dir, self._launch, n_trials=n_trials, n_jobs=self.n_jobs
             )
-            done = len(loop.finished())
             log.info(
                 "search %s: %d of %d trials already ended; %d in flight at once through %s",
                 study.study_name,
-                done,
+                len(loop.finished()),
                 n_trials,
                 self.n_jobs,
                 _launcher_name(self.config),
@@ -184,33 +190,35 @@ class OptunaSweeper(Sweeper):
             log.warning("trials that draw %s will fail", w)
         return problems
 
-    def _open(self, sweep_dir: Path, space: Any, grid: dict[str, list[Any]] | None) -> Any:
+    def _open(
+        self,
+        sweep_dir: Path,
+        space: Any,
+        grid: dict[str, list[Any]] | None,
+        base: dict[str, Any] | None,
+        baseline_seeds: list[int],
+        n_trials: int,
+    ) -> Any:
+        """Create or load the study, set its sampler, queue the baseline trials of a new study
+        and write ``search.json``."""
         from optuna.distributions import distribution_to_json
 
         from fusion_tuner.errors import ConfigError
         from fusion_tuner.search import JOURNAL_FILE
-        from fusion_tuner.search.space import base_values
         from fusion_tuner.search.study import open_study, write_record
 
         assert self.config is not None
         try:
             study = open_study(sweep_dir, self.study_name, self.direction, self.pruner)
-            n_existing = len(study.trials)
-            study.sampler = self.sampler.build(grid, n_existing, parallel=self.n_jobs > 1)
-            if self.baseline_runs and n_existing == 0:
-                values = base_values(self.config, space)
-                seed = int(self.config.random_seed)
-                for i in range(self.baseline_runs):
-                    study.enqueue_trial(
-                        values, user_attrs={"baseline": True, "random_seed": seed + i}
-                    )
         except ConfigError as exc:
             print(f"error: the search cannot start: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(EXIT_REFUSED) from None
-        try:  # the baseline's point, to recognise it among the trials (e.g. of a grid)
-            base = base_values(self.config, space)
-        except ConfigError:
-            base = None
+        n_existing = len(study.trials)
+        study.sampler = self.sampler.build(grid, n_existing, parallel=self.n_jobs > 1)
+        if n_existing == 0:
+            for seed in baseline_seeds:
+                assert base is not None
+                study.enqueue_trial(base, user_attrs={"baseline": True, "random_seed": seed})
         write_record(
             sweep_dir,
             {
@@ -218,7 +226,7 @@ class OptunaSweeper(Sweeper):
                 "journal": JOURNAL_FILE,
                 "objective": "validation MAE (each run's best epoch)",
                 "direction": self.direction,
-                "n_trials": self.n_trials,
+                "n_trials": n_trials,
                 "n_jobs": self.n_jobs,
                 "sampler": asdict(self.sampler),
                 "pruner": asdict(self.pruner),

@@ -275,3 +275,24 @@ def test_a_trial_run_records_its_parameters_in_metrics_and_wandb(
     config = {i.key: json.loads(i.value_json) for i in run.config.update}
     assert config["trial"]["params"] == {"regularization.graph_dropout": value}
     assert config["trial"]["number"] == 0
+
+
+def test_grid_search_trains_each_point_once_and_the_baseline_with_a_second_seed(
+    tmp_path: Path,
+) -> None:
+    """The grid holds the baseline's point (batch 16, seed 42); baseline_runs=2 adds it with seed
+    43 only, so the summary can state the seed noise; the grid ends without Optuna's stop()."""
+    sweep_dir = tmp_path / "search"
+    out = search(
+        sweep_dir,
+        "hydra.sweeper.sampler=grid",
+        "hydra.sweeper.baseline_runs=2",
+        "batch.batch_size=choice(16,32)",
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    rows = trials(sweep_dir)
+    got = sorted((r["params"]["batch.batch_size"], r["seed"], r["baseline"]) for r in rows)
+    assert got == [(16, 42, True), (16, 43, True), (32, 42, False)]
+    assert json.loads((sweep_dir / "search.json").read_text())["n_trials"] == 3
+    cmp = json.loads((sweep_dir / "search_summary.json").read_text())["against_baseline"]
+    assert cmp["n"] == 2 and cmp["seed_sd"] > 0
