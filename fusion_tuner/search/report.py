@@ -296,6 +296,7 @@ def render_markdown(sweep_dir: Path, s: SearchSummary) -> str:
     lines += [""] if s.notes and s.notes[0].startswith("budget=quick") else []
     lines += _best_section(s)
     lines += _trials_section(s)
+    lines += _continue_section(sweep_dir, s)
     failed = [r for r in s.rows if r["state"] == "failed"]
     if failed:
         lines += ["## Failed trials", ""]
@@ -405,6 +406,25 @@ def _trials_section(s: SearchSummary) -> list[str]:
             ]
         )
     return ["## Trials", "", table(header, rows), ""]
+
+
+def _continue_section(sweep_dir: Path, s: SearchSummary) -> list[str]:
+    """How to continue the search: the same command into the same directory (unfinished trials
+    resume, completed ones are kept) with more trials."""
+    overrides = s.record.get("command_overrides")
+    if overrides is None:
+        return []
+    more = int(s.record["n_trials"]) + max(4, int(s.record["n_jobs"]))
+    args = [*overrides, f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.n_trials={more}"]
+    return [
+        "Continue this search (unfinished trials resume, ended ones are kept; the study counts "
+        "every trial toward n_trials):",
+        "",
+        "```bash",
+        "python -m fusion_tuner -m " + shell_join(args),
+        "```",
+        "",
+    ]
 
 
 def _short_names(names: list[str]) -> list[str]:

@@ -243,6 +243,7 @@ class OptunaSweeper(Sweeper):
                 "fixed": space.fixed,
                 "search_keys": list(self.params),
                 "launcher": _launcher_name(self.config),
+                "command_overrides": _command_overrides(self.config),
                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
         )
@@ -324,6 +325,14 @@ def _rule_problems(cfg: DictConfig) -> list[str]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _command_overrides(config: DictConfig) -> list[str]:
+    """The command line's overrides, without the ones a rerun sets itself (the sweep directory,
+    the number of trials, ``-m``)."""
+    own = ("hydra.sweep.dir=", "hydra.sweeper.n_trials=", "hydra.mode=")
+    hydra = [o for o in config.hydra.overrides.hydra if not str(o).startswith(own)]
+    return [str(o) for o in (*config.hydra.overrides.task, *hydra)]
 
 
 def _grid_size(grid: dict[str, list[Any]]) -> int:

@@ -47,6 +47,7 @@ def record(study_name: str, baseline_runs: int, n_trials: int) -> dict[str, Any]
         ],
         "fixed": SPACE.fixed,
         "search_keys": ["regularization.graph_dropout", "regularization", "scheduler.scheduler"],
+        "command_overrides": ["+search=tier1", "budget=quick", "hydra.sweeper.seed=0"],
     }
 
 
@@ -132,6 +133,10 @@ def test_summary_names_the_best_trial_with_its_command_and_caveats(search: Path)
     assert "The best of 4 completed trials is chosen on validation MAE" in md
     assert "| 4 | pruned at epoch 2 |" in md
     assert "- trial 5 (trial-0005): ValueError: boom" in md
+    assert (
+        f"python -m fusion_tuner -m +search=tier1 budget=quick hydra.sweeper.seed=0 "
+        f"hydra.sweep.dir={search} hydra.sweeper.n_trials=10\n"
+    ) in md
     data = json.loads((search / SUMMARY_JSON).read_text())
     assert [t["state"] for t in data["trials"]] == ["completed"] * 4 + ["pruned", "failed"]
     assert [t["baseline"] for t in data["trials"]] == [True, True, True, False, False, False]
