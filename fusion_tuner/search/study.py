@@ -33,7 +33,7 @@ class PrunerSpec:
     name: str = "none"
     # median: completed trials needed before any trial is pruned
     n_startup_trials: int = 2
-    # median: epochs every trial trains before it can be pruned
+    # median: the first epoch at which a trial can be pruned (0 and 1: epoch 1)
     n_warmup_steps: int = 1
     # asha: epochs a trial trains before its first comparison
     min_resource: int = 1
@@ -74,7 +74,7 @@ class PrunerSpec:
             return (
                 f"median (a trial stops when its validation MAE at an epoch is worse than the "
                 f"median of completed trials at that epoch; after {self.n_startup_trials} "
-                f"completed trials and from epoch {self.n_warmup_steps + 1})"
+                f"completed trials and from epoch {max(1, self.n_warmup_steps)})"
             )
         if self.name == "asha":
             return (

@@ -15,7 +15,7 @@ class PrunerConf:
     name: str = "none"
     # median: completed trials needed before any trial is pruned
     n_startup_trials: int = 2
-    # median: epochs every trial trains before it can be pruned
+    # median: the first epoch at which a trial can be pruned (0 and 1: epoch 1)
     n_warmup_steps: int = 1
     # asha: epochs a trial trains before its first comparison
     min_resource: int = 1

@@ -222,6 +222,25 @@ def test_a_run_in_another_process_reports_and_is_pruned_by_the_study_pruner(
     assert TrialReporter.from_config(TrialConfig()) is None
 
 
+@pytest.mark.parametrize("warmup, first", [(0, 1), (1, 1), (4, 4)])
+def test_the_median_pruner_can_stop_a_trial_from_epoch_n_warmup_steps(
+    tmp_path: Path, warmup: int, first: int
+) -> None:
+    """Runs report at their 1-based epoch: a trial can be pruned from epoch
+    max(1, n_warmup_steps) on, as conf/hydra/sweeper/optuna.yaml says."""
+    study = make_study(tmp_path, PrunerSpec("median", n_startup_trials=1, n_warmup_steps=warmup))
+    good = study.ask(SPACE.distributions)
+    for epoch in range(1, 6):
+        good.report(1.0, epoch)
+    study.tell(good, 1.0)
+    bad = study.ask(SPACE.distributions)
+    prunable = []
+    for epoch in range(1, 6):
+        bad.report(50.0, epoch)
+        prunable.append(bad.should_prune())
+    assert prunable == [epoch >= first for epoch in range(1, 6)]
+
+
 def test_a_launcher_error_stops_the_search_and_leaves_unstarted_trials_for_a_rerun(
     tmp_path: Path,
 ) -> None:
