@@ -79,6 +79,7 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
     (its runs go on; the launcher printed how to summarise it later).
     """
     from fusion_tuner.launch import env_rank
+    from fusion_tuner.search import is_search_dir
     from fusion_tuner.slurm.record import is_detached
     from fusion_tuner.sweeps.callback import read_session
     from fusion_tuner.sweeps.report import write_summary
@@ -89,6 +90,9 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
     for sweep_dir, threshold in read_session(session_file):
         if refused or is_detached(sweep_dir):
             continue
+        if is_search_dir(sweep_dir):  # an Optuna search writes its own summary
+            ok = _summarise_search(sweep_dir) and ok
+            continue
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
         print((sweep_dir / "summary.md").read_text())
@@ -98,6 +102,22 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
         )
         ok = ok and not bad
     return ok
+
+
+def _summarise_search(sweep_dir: Path) -> bool:
+    """Write and print a search's summary; True when it reached its number of trials with one
+    completed at least and none left unfinished (failed trials do not fail the command)."""
+    from fusion_tuner.search.report import SUMMARY_MD, write_search_summary
+
+    summary = write_search_summary(sweep_dir)
+    print((sweep_dir / SUMMARY_MD).read_text())
+    c = summary.counts
+    print(
+        f"search summary: {sweep_dir / SUMMARY_MD} ({c['completed']} completed, {c['pruned']} "
+        f"pruned, {c['failed']} failed, {c['unfinished']} unfinished of "
+        f"{summary.record['n_trials']} trials)"
+    )
+    return summary.done
 
 
 def _restore_env(name: str, value: str | None) -> None:

@@ -318,6 +318,20 @@ class BaseRecord:
 
 
 @dataclass
+class TrialConfig:
+    """Which Optuna trial a run is (set by the Optuna sweeper, ``hydra/sweeper=optuna``; never by
+    hand). A trial's run reports its validation MAE to the study every epoch and stops early
+    when the study's pruner says so (:mod:`fusion_tuner.search.pruning`)."""
+
+    # the trial's number in the study; None: the run is not a trial
+    number: int | None = None
+    # the study's name in the journal
+    study: str | None = None
+    # the study's journal file (absolute path, in the search's sweep directory)
+    storage: str | None = None
+
+
+@dataclass
 class Config:
     """The whole run. Field names are the tuning plan's."""
 
@@ -333,6 +347,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
     # set by conf/experiment/*.yaml; names run dirs and W&B jobs
     experiment_name: str = "baseline"
     # seeds model init, data order and dropout
@@ -348,6 +363,7 @@ class Config:
 # left out of the config hash and of what distinguishes the runs of a sweep.
 RESULT_NEUTRAL_KEYS = (
     "logger",
+    "trial",
     "trainer.progress",
     "trainer.keep_last_checkpoint",
     "trainer.start_over",
@@ -701,6 +717,12 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_range(p, "budget.max_warmup_fraction", b.max_warmup_fraction, 0.0, 1.0)
     _check_choice(p, "logger.backend", lg.backend, LOGGER_BACKENDS)
     _check_choice(p, "logger.mode", lg.mode, WANDB_MODES)
+    tr = c.trial
+    if tr.number is not None and (tr.number < 0 or not tr.study or not tr.storage):
+        p.append(
+            f"trial.number={tr.number} needs trial.study and trial.storage and must be >= 0; "
+            "these keys are set by the Optuna sweeper (hydra/sweeper=optuna), not by hand"
+        )
 
 
 def _validate_init(c: Config, p: list[str]) -> None:

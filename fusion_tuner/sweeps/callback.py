@@ -40,7 +40,14 @@ class SweepSummaryCallback(Callback):
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
 
+        from fusion_tuner.search import is_search_config
+
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        if is_search_config(config.hydra):
+            # an Optuna search is no grid: it names its own run directories (trial-NNNN) and
+            # writes its own summary (fusion_tuner.search.report), so there is no plan to write
+            self._record(sweep_dir)
+            return
         try:
             jobs = plan_jobs(config.hydra)
         except Exception as exc:  # private Hydra API: degrade to "found runs only", and say so
@@ -68,13 +75,17 @@ class SweepSummaryCallback(Callback):
                 base,
                 f"its winner {nb.winner}" if nb.winner else nb.note,
             )
+        self._record(sweep_dir)
+        if jobs is not None:
+            write_plan(sweep_dir, jobs)
+
+    def _record(self, sweep_dir: Path) -> None:
+        """Create the sweep directory and record it in the session file."""
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if self.session_file:
             with open(self.session_file, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"sweep_dir": str(sweep_dir), "threshold": self.threshold}))
                 fh.write("\n")
-        if jobs is not None:
-            write_plan(sweep_dir, jobs)
 
 
 def read_session(session_file: Path) -> list[tuple[Path, float]]:

@@ -33,6 +33,7 @@ from fusion_tuner.errors import CheckpointError, RunError
 from fusion_tuner.io import remove_stale_temp_files
 from fusion_tuner.launch import Launch, from_env
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir, RunLock
+from fusion_tuner.search.pruning import TrialReporter
 from fusion_tuner.training import distributed
 from fusion_tuner.training.checkpoint import config_to_dict
 from fusion_tuner.training.console import RunLog
@@ -161,6 +162,8 @@ def _open(cfg: Config, files: RunDir) -> tuple[dict[str, Any], dict[str, Any] | 
         "pid": os.getpid(),
         "attempts": attempts,
     }
+    if cfg.trial.number is not None:  # a trial of an Optuna search (fusion_tuner.search)
+        base["trial"] = {"number": cfg.trial.number, "study": cfg.trial.study}
     files.write_metrics(base)
     return previous, base
 
@@ -233,16 +236,28 @@ def _fit(dist: Dist, cfg: Config, files: RunDir, sweep: str | None, start: float
     logger: MetricLogger = NullLogger()
     failed = True
     try:
+        reporter = None
         if dist.is_main:
+            # a search trial reports validation MAE to its study every epoch and may be pruned
+            # (rank 0 reports; the Trainer shares its decision with the other ranks)
+            reporter = TrialReporter.from_config(cfg.trial)
             defaults = {
                 "group": sweep or cfg.experiment_name,
                 "job_type": cfg.experiment_name,
                 "name": f"{cfg.experiment_name}-seed{cfg.random_seed}",
             }
-            logger = build_logger(cfg.logger, files.path, config_to_dict(cfg), defaults)
+            tracked = config_to_dict(cfg)
+            if reporter is not None:
+                defaults["name"] = files.path.name  # trial-0007
+                tracked["trial"] |= {"params": reporter.params}
+            logger = build_logger(cfg.logger, files.path, tracked, defaults)
         trainer = Trainer.from_config(cfg, files.path, logger, dist)
+        if reporter is not None:
+            trainer.epoch_hooks.append(reporter)
         trainer.fit()
         metrics = trainer.finish(time.perf_counter() - start)
+        if reporter is not None:
+            metrics["trial"] = reporter.record()
         logger.summary(_final_summary(metrics))
         failed = False
         return metrics

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,9 @@ class Trainer:
         self.freeze = finetune.GraphFreeze(model, 0)
         self.train_loader = self._loader("train", shuffle=True, generator=self.loader_gen)
         self.val_loader = self._loader("val", shuffle=False)
+        # called after each epoch's validation; a returned string stops the run and becomes its
+        # stop_reason (an Optuna trial's pruning: fusion_tuner.search.pruning.TrialReporter)
+        self.epoch_hooks: list[Callable[[EpochRecord], str | None]] = []
         # what computes the training forward pass: DDP's wrapper on several ranks (it averages
         # the gradients over them); self.model stays the plain module (checkpoints, evaluation)
         self.wrapped = self._wrap()
@@ -353,9 +357,10 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- epochs
     def fit(self) -> None:
-        """Train from the next epoch until ``max_epochs`` or early stopping."""
+        """Train from the next epoch until ``max_epochs``, early stopping or an epoch hook
+        (a pruned search trial)."""
         cfg, p = self.cfg, self.progress
-        done = p.history and (p.stop_reason == "early_stopping" or p.next_epoch > self.max_epochs)
+        done = p.history and (p.stop_reason is not None or p.next_epoch > self.max_epochs)
         main = self.dist.is_main
         mode = cfg.trainer.progress if main else "line"  # one progress display per run
         bar = progress(range(p.next_epoch, self.max_epochs + 1) if not done else [], mode)
@@ -389,6 +394,11 @@ class Trainer:
             if stop:
                 p.stop_reason = "early_stopping"
             record = EpochRecord.of(epoch, train, val, lr, p.best_val_mae)
+            hooked = [r for r in (hook(record) for hook in self.epoch_hooks) if r]
+            if self.dist.active:  # rank 0's hooks decide for every rank
+                hooked = [r for part in self.dist.all_gather_object(hooked) for r in part]
+            if hooked and not stop:
+                p.stop_reason, stop = hooked[0], True
             p.history.append(record.row())
             if main:
                 # history first: a kill between the two leaves a row that resume drops, never
@@ -398,7 +408,7 @@ class Trainer:
                 self.logger.log(record.tracked(), step=epoch)
                 self._show(bar, record)
             if stop:
-                if main:
+                if main and p.stop_reason == "early_stopping":
                     self._explain_stop(epoch)
                 break
 
