@@ -50,7 +50,7 @@ class _Tally:
             self.contrastive += float(out.contrastive_loss.detach()) * b
             self.has_contrastive = True
 
-    def result(self) -> Evaluation:
+    def result(self, with_contrastive: bool) -> Evaluation:
         n = len(self.ids)
         target = np.concatenate(self.targets) if self.targets else np.zeros(0)
         prediction = np.concatenate(self.preds) if self.preds else np.zeros(0)
@@ -60,7 +60,11 @@ class _Tally:
             prediction=prediction,
             metrics=regression_metrics(target, prediction),
             loss=self.loss / max(n, 1),
-            contrastive_loss=self.contrastive / n if self.has_contrastive and n else math.nan,
+            contrastive_loss=(
+                self.contrastive / n
+                if with_contrastive and self.has_contrastive and n
+                else math.nan
+            ),
             seconds=time.perf_counter() - self.start,
         )
 
@@ -105,6 +109,11 @@ class _ShardTally:
             contrastive_loss=contrastive / n if with_contrastive and n else math.nan,
             seconds=seconds,
         )
+
+
+def _with_contrastive(cfg: Config) -> bool:
+    """Whether the model computes a contrastive loss (never a graph-only one, ``text=none``)."""
+    return cfg.fusion.use_contrastive_loss and cfg.text.enabled
 
 
 def _forward(model: torch.nn.Module, batch, cfg: Config, device: torch.device) -> tuple:
@@ -168,7 +177,7 @@ def train_epoch(
             tally.add(batch, out, shard.task, shard.contrastive)
         else:
             tally.add(batch, out, loss)
-    return tally.result(cfg.fusion.use_contrastive_loss)
+    return tally.result(_with_contrastive(cfg))
 
 
 @torch.no_grad()
@@ -189,4 +198,4 @@ def evaluate(
             tally.add(batch, out, shard.task, shard.contrastive)
         else:
             tally.add(*_forward(model, batch, cfg, device))
-    return tally.result(cfg.fusion.use_contrastive_loss)
+    return tally.result(_with_contrastive(cfg))
