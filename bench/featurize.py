@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from fusion_tuner.data.features import featurize_crystal
-from fusion_tuner.data.graphs import bond_cosines, line_graph
 from fusion_tuner.data.records import crystal_from_jarvis_atoms
 
 DEFAULT_STORE = (
@@ -49,10 +48,8 @@ def ours(strategy: str) -> Callable[[list[dict]], Sizes]:
         sizes = []
         for rec in raw:
             c = crystal_from_jarvis_atoms(rec["jid"], rec["atoms"], 0.0)
-            f = featurize_crystal(c, CUTOFF, K, strategy)
-            lg = line_graph(f["edge_index"], len(f["z"]))
-            bond_cosines(f["r"], lg)
-            sizes.append((len(f["z"]), f["edge_index"].shape[1], lg.shape[1]))
+            f = featurize_crystal(c, CUTOFF, K, strategy)  # line graph and cosines included
+            sizes.append((len(f["z"]), f["edge_index"].shape[1], len(f["lg_src"])))
         return sizes
 
     return run

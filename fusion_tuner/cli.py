@@ -1,7 +1,8 @@
 """Command-line entry point: ``python -m fusion_tuner [hydra overrides]``.
 
 The one module that touches Hydra's globals. It converts the composed config once into typed
-dataclasses, validates it (before any data is touched) and trains into Hydra's output directory.
+dataclasses (after applying ``base_sweep``'s winner, see :mod:`fusion_tuner.sweeps.chain`),
+validates it (before any data is touched) and trains into Hydra's output directory.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
+from fusion_tuner.rundir import FAILED, RunDir
 
 log = logging.getLogger("fusion_tuner")
 
@@ -26,22 +28,38 @@ log = logging.getLogger("fusion_tuner")
 SESSION_ENV = "FUSION_TUNER_SWEEP_SESSION"
 
 
+def _typed(cfg: DictConfig, run_dir: Path) -> Config:
+    """The job's typed config; with ``base_sweep`` first started from that sweep's winner (and
+    ``.hydra/config.yaml`` rewritten with the values the run computes with)."""
+    if cfg.get("base_sweep"):
+        from fusion_tuner.io import atomic_write_text
+        from fusion_tuner.sweeps.chain import apply_base
+
+        hc = HydraConfig.get()
+        apply_base(cfg, list(hc.overrides.task))
+        if hc.output_subdir is not None:
+            atomic_write_text(OmegaConf.to_yaml(cfg), run_dir / hc.output_subdir / "config.yaml")
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
 # An absolute path: ``python -m fusion_tuner`` would resolve "../conf" as a Python package.
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _main(cfg: DictConfig) -> float:
     from fusion_tuner.training.run import train
 
-    typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode != RunMode.MULTIRUN:
-        validate(typed)  # before anything is written
+        typed = validate(_typed(cfg, run_dir))  # before anything is written
         return float(train(typed, run_dir)["val"]["mae"])
     # in a sweep, train() validates too, so a bad grid point is recorded as a failed run
     sweep = "/".join(Path(str(hc.sweep.dir)).parts[-2:])
     try:
-        return float(train(typed, run_dir, sweep=sweep)["val"]["mae"])
+        return float(train(_typed(cfg, run_dir), run_dir, sweep=sweep)["val"]["mae"])
     except Exception as exc:  # recorded in the run's metrics.json; the sweep goes on
+        files = RunDir(run_dir)
+        if not files.metrics.is_file():  # failed before train() started
+            files.write_metrics({"status": FAILED, "error": f"{type(exc).__name__}: {exc}"})
         log.error(
             "run %s failed (%s: %s); the other runs go on", run_dir.name, type(exc).__name__, exc
         )
@@ -60,22 +78,46 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
     Skipped for a sweep that was ``refused`` before submitting and for a detached SLURM sweep
     (its runs go on; the launcher printed how to summarise it later).
     """
+    from fusion_tuner.launch import env_rank
+    from fusion_tuner.search import is_search_dir
     from fusion_tuner.slurm.record import is_detached
     from fusion_tuner.sweeps.callback import read_session
     from fusion_tuner.sweeps.report import write_summary
 
+    if env_rank() != 0:  # a torchrun/srun rank other than 0: rank 0 writes the summaries
+        return True
     ok = True
     for sweep_dir, threshold in read_session(session_file):
         if refused or is_detached(sweep_dir):
+            continue
+        if is_search_dir(sweep_dir):  # an Optuna search writes its own summary
+            ok = _summarise_search(sweep_dir) and ok
             continue
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
         print((sweep_dir / "summary.md").read_text())
         print(
-            f"summary: {sweep_dir / 'summary.md'} ({len(summary.rows)} runs, {len(bad)} not completed)"
+            f"summary: {sweep_dir / 'summary.md'} and summary.json ({len(summary.rows)} runs, "
+            f"{len(bad)} not completed)"
         )
         ok = ok and not bad
     return ok
+
+
+def _summarise_search(sweep_dir: Path) -> bool:
+    """Write and print a search's summary; True when it reached its number of trials with one
+    completed at least and none left unfinished (failed trials do not fail the command)."""
+    from fusion_tuner.search.report import SUMMARY_MD, write_search_summary
+
+    summary = write_search_summary(sweep_dir)
+    print((sweep_dir / SUMMARY_MD).read_text())
+    c = summary.counts
+    print(
+        f"search summary: {sweep_dir / SUMMARY_MD} ({c['completed']} completed, {c['pruned']} "
+        f"pruned, {c['failed']} failed, {c['unfinished']} unfinished of "
+        f"{summary.record['n_trials']} trials)"
+    )
+    return summary.done
 
 
 def _restore_env(name: str, value: str | None) -> None:

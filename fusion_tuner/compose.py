@@ -160,19 +160,24 @@ def compose_config(overrides: Sequence[str] = (), *, check: bool = True) -> Conf
     """Compose ``conf/config.yaml`` with Hydra overrides, without running a Hydra app.
 
     Args:
-        overrides: e.g. ``["dataset=jarvis", "regularization.graph_dropout=0.3"]``.
+        overrides: e.g. ``["dataset=jarvis", "regularization.graph_dropout=0.3"]``; with
+            ``base_sweep=DIR`` the config starts from that sweep's winner, as a run of the CLI
+            does (:mod:`fusion_tuner.sweeps.chain`).
         check: run :func:`fusion_tuner.config.validate` (cross-field rules).
 
     Returns:
         The typed :class:`Config` (dataclasses, not a ``DictConfig``).
 
     Raises:
-        ConfigError: an unknown key, a wrong type, an unknown group option, or broken rules.
+        ConfigError: an unknown key, a wrong type, an unknown group option, broken rules, or a
+            base sweep that cannot be chained from.
     """
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
+
+    from fusion_tuner.sweeps.chain import ChainError, apply_base
 
     register_configs()
     overrides = normalize_overrides(overrides)
@@ -180,7 +185,10 @@ def compose_config(overrides: Sequence[str] = (), *, check: bool = True) -> Conf
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir())):
             cfg = compose(config_name="config", overrides=overrides)
+        apply_base(cfg, list(overrides))
         obj: Any = OmegaConf.to_object(cfg)
+    except ChainError as exc:
+        raise ConfigError([str(exc)]) from exc
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError([_explain(exc)]) from exc
     return validate(obj) if check else obj

@@ -22,13 +22,15 @@ from fusion_tuner.io import stable_hash
 
 DATA_SOURCES = ("demo", "jarvis", "folder", "table")
 DUPLICATE_POLICIES = ("error", "first", "drop")
+SPLIT_LABEL_POLICIES = ("check", "use", "ignore")
 NEIGHBOR_STRATEGIES = ("k-nearest", "pure")  # fusion_tuner.data.graphs builds each
 TEXT_SOURCES = ("auto", "describe", "dataset")
 DESCRIBE_VARIANTS = ("desc_1", "desc_2", "desc_3")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("onecycle", "lambda", "cosine", "step", "none")
 LOSSES = ("mse", "l1", "huber")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+TEXT_STORE_MODES = ("auto", "off")
 POOLINGS = ("cls", "mean")
 LOGGER_BACKENDS = ("none", "wandb")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -71,6 +73,11 @@ class DatasetConfig:
     demo_noise: float = 0.05
     # JSON {"train": {id: v}, "val": ..., "test": ...}, zipped or not
     split_file: str | None = None
+    # the split file's labels vs the data set's targets of the same ids: check (compare, warn
+    # with counts) | use (train and evaluate on the file's labels: the exact benchmark) | ignore
+    split_labels: str = "check"
+    # a label matches a target when |label - target| <= split_label_tolerance * max(1, |target|)
+    split_label_tolerance: float = 1e-4
     train_fraction: float = 0.8
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -101,6 +108,10 @@ class DatasetConfig:
 class TextConfig:
     """The text encoder, its tokenizer and where descriptions come from."""
 
+    # false (``text=none``): the graph-only reference, ALIGNN alone. No text encoder, middle
+    # fusion, fine-grained or cross-modal attention, contrastive loss, descriptions or tokens;
+    # every other text, fusion and attention key is inert (see :func:`inert_text_keys`)
+    enabled: bool = True
     # None: a tiny BERT built from the fields below
     model_name_or_path: str | None = None
     # tokens kept per description
@@ -115,8 +126,12 @@ class TextConfig:
     source: str = "auto"
     # which text of jarvis Atoms.describe() is used
     describe_variant: str = "desc_2"
-    # memory budget for cached outputs of a frozen encoder
-    frozen_cache_mb: int = 512
+    # auto: a frozen or partially frozen encoder's outputs are computed once and stored on disk
+    # (<cache>/text_states, shared by every run and sweep); off: computed in every batch
+    store: str = "auto"
+    # disk budget of one store in GB (1e9 bytes); a store that would exceed it is not built
+    # and the encoder runs in every batch instead (a warning names this key). None: no limit
+    store_max_gb: float | None = 32.0
     tiny_hidden_size: int = 64
     tiny_num_layers: int = 2
     tiny_num_heads: int = 2
@@ -232,8 +247,11 @@ class TrainerConfig:
     huber_delta: float = 1.0
     # None: no clipping
     grad_clip_norm: float | None = 5.0
-    # auto | cpu | cuda
+    # auto | cpu | cuda | cuda:N (one GPU by index; with devices > 1 use cuda)
     device: str = "auto"
+    # processes (one per GPU, or CPU shares) training this one run with DDP; the global batch
+    # stays batch.batch_size. 1: one process, or as many as torchrun/srun started
+    devices: int = 1
     # bf16 autocast on CUDA
     bf16: bool = False
     # DataLoader worker processes
@@ -284,6 +302,36 @@ class LoggerConfig:
 
 
 @dataclass
+class BaseRecord:
+    """Where a chained run started: filled in from ``base_sweep`` when the run is composed
+    (:mod:`fusion_tuner.sweeps.chain`), never set by hand. Recorded in ``.hydra/config.yaml``,
+    the checkpoint and the W&B config."""
+
+    # the base sweep directory (absolute)
+    sweep: str | None = None
+    # the base sweep's winning experiment; None when it had no ✅ winner (its baseline is kept)
+    winner: str | None = None
+    # dotted key -> value: the configuration the run started from, against conf/'s baseline
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # keys of ``overrides`` that this run's experiment or command line set itself (theirs win)
+    superseded: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrialConfig:
+    """Which Optuna trial a run is (set by the Optuna sweeper, ``hydra/sweeper=optuna``; never by
+    hand). A trial's run reports its validation MAE to the study every epoch and stops early
+    when the study's pruner says so (:mod:`fusion_tuner.search.pruning`)."""
+
+    # the trial's number in the study; None: the run is not a trial
+    number: int | None = None
+    # the study's name in the journal
+    study: str | None = None
+    # the study's journal file (absolute path, in the search's sweep directory)
+    storage: str | None = None
+
+
+@dataclass
 class Config:
     """The whole run. Field names are the tuning plan's."""
 
@@ -299,22 +347,67 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
     # set by conf/experiment/*.yaml; names run dirs and W&B jobs
     experiment_name: str = "baseline"
     # seeds model init, data order and dropout
     random_seed: int = 42
+    # an earlier sweep directory: start from its winning configuration (phases that chain,
+    # e.g. base_sweep=outputs/multirun/phase1/<time>); None: start from conf/'s baseline
+    base_sweep: str | None = None
+    # what base_sweep resolved to (filled in, recorded)
+    base: BaseRecord = field(default_factory=BaseRecord)
 
 
 # Keys that change how a run is tracked, shown or where its caches live, never what it computes:
 # left out of the config hash and of what distinguishes the runs of a sweep.
 RESULT_NEUTRAL_KEYS = (
     "logger",
+    "trial",
     "trainer.progress",
     "trainer.keep_last_checkpoint",
     "trainer.start_over",
+    # the trajectory is the single-process one (within float tolerance, see README)
+    "trainer.devices",
     "dataset.cache_dir",
     "dataset.num_workers",
+    # base_sweep / base only record where a chained run's values came from: the values
+    # themselves are set on their own keys
+    "base_sweep",
+    "base",
 )
+
+
+# Keys that act only through the text branch: inert in a graph-only run (``text.enabled=false``).
+TEXT_ONLY_KEYS = (
+    "text",
+    "fusion",
+    "attention",
+    "regularization.cross_modal_dropout",
+    "regularization.fine_grained_dropout",
+    "regularization.middle_fusion_dropout",
+)
+
+
+def modality(cfg: Config) -> str:
+    """``graph+text`` (the fused model) or ``graph`` (``text=none``, ALIGNN alone)."""
+    return "graph+text" if cfg.text.enabled else "graph"
+
+
+def inert_text_keys(cfg: Config) -> list[str]:
+    """In a graph-only run, the text-dependent keys set away from their schema defaults: they
+    had no effect (e.g. ``fusion.middle_fusion_layers`` of e03 under ``text=none``). Empty for
+    a fused run."""
+    if cfg.text.enabled:
+        return []
+    ours, defaults = flatten(asdict(cfg)), flatten(asdict(Config()))
+    return [
+        key
+        for key, value in sorted(ours.items())
+        if key != "text.enabled"
+        and any(key == k or key.startswith(f"{k}.") for k in TEXT_ONLY_KEYS)
+        and value != defaults.get(key)
+    ]
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -482,6 +575,13 @@ def _validate_dataset(c: Config, p: list[str]) -> None:
         )
     if d.split_file is None and (d.train_fraction <= 0 or d.val_fraction <= 0):
         p.append("dataset.train_fraction and dataset.val_fraction must be > 0")
+    _check_choice(p, "dataset.split_labels", d.split_labels, SPLIT_LABEL_POLICIES)
+    _check_min(p, "dataset.split_label_tolerance", d.split_label_tolerance, 0.0)
+    if d.split_labels == "use" and not d.split_file:
+        p.append(
+            "dataset.split_labels=use needs dataset.split_file (the labels come from it); "
+            "drop it or name the split file"
+        )
     _check_choice(p, "dataset.neighbor_strategy", d.neighbor_strategy, NEIGHBOR_STRATEGIES)
     _check_min(p, "dataset.cutoff", d.cutoff, 1e-3)
     _check_min(p, "dataset.max_neighbors", d.max_neighbors, 1)
@@ -500,7 +600,8 @@ def _validate_text(c: Config, p: list[str]) -> None:
     _check_choice(p, "text.pooling", t.pooling, POOLINGS)
     _check_choice(p, "text.source", t.source, TEXT_SOURCES)
     _check_choice(p, "text.describe_variant", t.describe_variant, DESCRIBE_VARIANTS)
-    _check_min(p, "text.frozen_cache_mb", t.frozen_cache_mb, 0)
+    _check_choice(p, "text.store", t.store, TEXT_STORE_MODES)
+    _check_min(p, "text.store_max_gb", t.store_max_gb, 0.0)
     if t.train_last_n_layers < -1:
         p.append(f"text.train_last_n_layers={t.train_last_n_layers} must be -1 (all) or >= 0")
     if t.model_name_or_path is None:
@@ -530,6 +631,8 @@ def _validate_model(c: Config, p: list[str]) -> None:
     _check_min(p, "arch.gcn_layers", arch.gcn_layers, 0)
     _check_min(p, "arch.hidden_features", arch.hidden_features, 1)
     _check_min(p, "arch.embedding_features", arch.embedding_features, 1)
+    if not c.text.enabled:
+        return  # the fusion and attention rules below concern the text branch only
     layers = f.middle_fusion_layers
     if not (isinstance(layers, list) and all(isinstance(i, int) for i in layers)):
         p.append(
@@ -591,7 +694,20 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_range(p, "scheduler.step_gamma", s.step_gamma, 0.0, 1.0)
     _check_min(p, "batch.batch_size", c.batch.batch_size, 1)
     _check_choice(p, "trainer.loss", t.loss, LOSSES)
-    _check_choice(p, "trainer.device", t.device, DEVICES)
+    device = str(t.device)
+    index = device.removeprefix("cuda:")
+    if device not in DEVICES and not (device.startswith("cuda:") and index.isdigit()):
+        p.append(
+            f"trainer.device={t.device!r} is not one of {', '.join(DEVICES)} or cuda:N "
+            "(N: a GPU index, e.g. cuda:1)"
+        )
+    _check_min(p, "trainer.devices", t.devices, 1)
+    if t.devices > 1 and device.startswith("cuda:") and index.isdigit():
+        p.append(
+            f"trainer.device={t.device} names one GPU but trainer.devices={t.devices} needs "
+            f"{t.devices}: use trainer.device=cuda (ranks take cuda:0 .. cuda:{t.devices - 1}; "
+            "choose the GPUs with CUDA_VISIBLE_DEVICES)"
+        )
     _check_choice(p, "trainer.progress", t.progress, PROGRESS)
     _check_min(p, "trainer.num_workers", t.num_workers, 0)
     _check_min(p, "trainer.grad_clip_norm", t.grad_clip_norm, 1e-12)
@@ -601,6 +717,12 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_range(p, "budget.max_warmup_fraction", b.max_warmup_fraction, 0.0, 1.0)
     _check_choice(p, "logger.backend", lg.backend, LOGGER_BACKENDS)
     _check_choice(p, "logger.mode", lg.mode, WANDB_MODES)
+    tr = c.trial
+    if tr.number is not None and (tr.number < 0 or not tr.study or not tr.storage):
+        p.append(
+            f"trial.number={tr.number} needs trial.study and trial.storage and must be >= 0; "
+            "these keys are set by the Optuna sweeper (hydra/sweeper=optuna), not by hand"
+        )
 
 
 def _validate_init(c: Config, p: list[str]) -> None:
@@ -615,6 +737,13 @@ def _validate_init(c: Config, p: list[str]) -> None:
             f"model.freeze_graph_epochs={m.freeze_graph_epochs} freezes a freshly initialised graph "
             "encoder: set model.init_from=RUN_DIR (the run whose weights to start from)"
         )
+    if m.freeze_graph_epochs != 0 and c.trainer.devices > 1:
+        # DDP reduces the gradients of the parameters it was built with; frozen ones have none
+        p.append(
+            f"model.freeze_graph_epochs={m.freeze_graph_epochs} with trainer.devices="
+            f"{c.trainer.devices}: freezing the graph encoder is not supported on several "
+            "processes; fine-tune with trainer.devices=1, or set model.freeze_graph_epochs=0"
+        )
 
 
 def validate(cfg: Config) -> Config:
@@ -624,7 +753,8 @@ def validate(cfg: Config) -> Config:
     """
     problems: list[str] = []
     _validate_dataset(cfg, problems)
-    _validate_text(cfg, problems)
+    if cfg.text.enabled:  # graph-only runs never read the text, fusion or attention keys
+        _validate_text(cfg, problems)
     _validate_model(cfg, problems)
     _validate_training(cfg, problems)
     _validate_init(cfg, problems)

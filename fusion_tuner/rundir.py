@@ -338,6 +338,12 @@ class Run:
 
     @property
     def seed(self) -> int | None:
+        """The run's ``random_seed`` (a planned run's from its overrides)."""
+        if self._planned is not None:
+            planned = [
+                o.partition("=")[2] for o in self._planned[1] if o.startswith("random_seed=")
+            ]
+            return int(planned[0]) if planned and planned[0].isdigit() else None
         seed = self.settings.get("random_seed", self.metrics.get("seed"))
         return int(seed) if seed is not None else None
 

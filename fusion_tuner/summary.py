@@ -1,4 +1,6 @@
-"""``python -m fusion_tuner.summary SWEEP_DIR [--threshold 0.02]``: (re)write a sweep's summary."""
+"""``python -m fusion_tuner.summary SWEEP_DIR [--threshold 0.02]``: (re)write a sweep's summary
+(``summary.csv``, ``summary.md``, ``summary.png`` and ``summary.json``, which ``base_sweep=``
+reads; an Optuna search's: ``search_summary.md`` and its plots)."""
 
 from __future__ import annotations
 
@@ -25,11 +27,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.sweep_dir.is_dir():
         print(f"error: sweep directory {args.sweep_dir} not found", file=sys.stderr)
         return 2
+    from fusion_tuner.search import is_search_dir
+
+    if is_search_dir(args.sweep_dir):  # an Optuna search: its own summary
+        from fusion_tuner.search.report import SUMMARY_MD, write_search_summary
+
+        write_search_summary(args.sweep_dir)
+        print((args.sweep_dir / SUMMARY_MD).read_text())
+        print(f"wrote {SUMMARY_MD}, search_summary.json and the plots in {args.sweep_dir}")
+        return 0
     summary = write_summary(args.sweep_dir, args.threshold)
     print((args.sweep_dir / "summary.md").read_text())
     bad = sum(r["status"] != "completed" for r in summary.rows)
     print(
-        f"wrote summary.csv, summary.md, summary.png in {args.sweep_dir} ({bad} run(s) not completed)"
+        f"wrote summary.csv, summary.md, summary.png, summary.json in {args.sweep_dir} "
+        f"({bad} run(s) not completed)"
     )
     return 0
 

@@ -74,6 +74,9 @@ def _sets(group: str, path: Path, defaults: dict[str, Any]) -> list[str]:
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         return []
+    if group == "search":  # the keys it searches (its other settings are the sweeper's)
+        params = (raw.get("hydra") or {}).get("sweeper", {}).get("params") or {}
+        return list(params)
     out = []
     for entry in raw.pop("defaults", []) or []:
         if isinstance(entry, dict):
@@ -104,18 +107,22 @@ def help_text(conf: Path) -> str:
     for group in sorted(
         groups, key=lambda g: (g not in purposes, list(purposes).index(g) if g in purposes else 0)
     ):
-        purpose = purposes.get(group) or (
-            "plan phases (+phase=N runs a sweep)" if group == "phase" else ""
-        )
+        purpose = purposes.get(group) or {
+            "phase": "plan phases (+phase=N runs a sweep)",
+            "search": "Optuna searches over the plan's tiers (-m +search=tier1 runs one)",
+        }.get(group, "")
         lines.append(f"{group}: {purpose}".rstrip(": "))
         for path in sorted((conf / group).glob("*.yaml")):
             sets = _sets(group, path, defaults)
             lines.append(f"  {path.stem:34s} {_description(path)}")
             if sets:
-                lines.append(f"  {'':34s}   sets {', '.join(sets)}")
+                verb = "searches" if group == "search" else "sets"
+                lines.append(f"  {'':34s}   {verb} {', '.join(sets)}")
         lines.append("")
     lines += [
         "Launchers: hydra/launcher=local (parallel processes), hydra/launcher=slurm (job arrays).",
+        "Searches: hydra/sweeper=optuna; hydra.sweeper.n_trials, n_jobs, sampler, pruner.name "
+        "(conf/hydra/sweeper/optuna.yaml).",
         "Analysis: python -m fusion_tuner.analyze --help; sweep summary: python -m fusion_tuner.summary.",
         "Hydra's own options: python -m fusion_tuner --hydra-help",
     ]

@@ -5,15 +5,18 @@ finished file. Files are written to a temporary name and renamed into place, so 
 entry is never visible. Entries are read with ``torch.load(weights_only=True)`` and checked; an
 entry that cannot be read or fails its check (truncated, overwritten, written by other code) is
 moved aside as ``<name>.corrupt-<time>``, named in a warning, and rebuilt once under the lock.
+Entries are memory-mapped when read (``torch.load(..., weights_only=True, mmap=True)``): their tensors live in the page
+cache, shared by the runs of a sweep and by data-loader workers, and are read on first touch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ Check = Callable[[dict[str, Any]], None]
 def _read(path: Path, check: Check | None) -> tuple[dict[str, Any] | None, str | None]:
     """(entry, None) when ``path`` loads and passes ``check``; (None, why) otherwise."""
     try:
-        entry = torch.load(path, weights_only=True)
+        entry = torch.load(path, weights_only=True, mmap=True)
         if not isinstance(entry, dict):
             raise ValueError(f"holds a {type(entry).__name__}, not a cache entry")
         if check is not None:
@@ -38,6 +41,18 @@ def _read(path: Path, check: Check | None) -> tuple[dict[str, Any] | None, str |
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return None, f"{type(exc).__name__}: {text}"[:300]
     return entry, None
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` (blocking until the holder releases it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def quarantine(path: Path, why: str) -> Path:
@@ -67,17 +82,12 @@ def load_or_build(
         entry, _ = _read(path, check)
         if entry is not None:
             return entry, True
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if path.is_file():
-                entry, why = _read(path, check)
-                if entry is not None:
-                    return entry, True
-                quarantine(path, why or "unreadable")
-            entry = build()
-            atomic_torch_save(entry, path)
-            return entry, False
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive_lock(path):
+        if path.is_file():
+            entry, why = _read(path, check)
+            if entry is not None:
+                return entry, True
+            quarantine(path, why or "unreadable")
+        entry = build()
+        atomic_torch_save(entry, path)
+        return entry, False

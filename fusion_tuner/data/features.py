@@ -1,10 +1,11 @@
 """Featurise crystals into compact graph arrays, and their texts (own or ``Atoms.describe()``).
 
 The graph store keeps, for all crystals together, atomic numbers, the atom graph (built by
-``dataset.neighbor_strategy``, see ``graphs.py``) and bond vectors ``pos[dst] + offset -
-pos[src]`` as concatenated tensors with offsets (int32/float32: about 80 bytes per bond). Line
-graphs, bond lengths and angle cosines are derived per crystal when a sample is drawn (see
-``dataset.py``), which keeps the cache small and the derivation in one place.
+``dataset.neighbor_strategy``, see ``graphs.py``), bond vectors ``pos[dst] + offset - pos[src]``
+and bond lengths, and the line graph with its angle cosines, as concatenated tensors with
+offsets (see ``store.py``). Everything a sample needs is computed here, once per crystal, so
+that drawing a batch is slicing and concatenating (``dataset.py``): 24 bytes per bond and 8 per
+line-graph edge (about 14 line-graph edges per bond on JARVIS crystals).
 """
 
 from __future__ import annotations
@@ -16,18 +17,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from fusion_tuner.data.graphs import StructureError, atomic_numbers, cgcnn_table, crystal_graph
+from fusion_tuner.data.graphs import (
+    StructureError,
+    atomic_numbers,
+    bond_cosines,
+    cgcnn_table,
+    crystal_graph,
+    line_graph,
+)
 from fusion_tuner.data.records import Crystal
 
 # 2: neighbour strategies (upstream's k-nearest default), r = pos[dst] + offset - pos[src],
 #    JARVIS positions as jarvis-tools computes them, coincident and edgeless sites refused
-FEATURE_VERSION = 2
+# 3: bond lengths, line graphs and angle cosines precomputed (store.py)
+FEATURE_VERSION = 3
 
 
 def featurize_crystal(
     crystal: Crystal, cutoff: float, max_neighbors: int, neighbor_strategy: str = "k-nearest"
 ) -> dict[str, np.ndarray]:
-    """One crystal -> ``z`` (N,), ``edge_index`` (2, E) and bond vectors ``r`` (E, 3).
+    """One crystal -> ``z`` (N,), ``edge_index`` (2, E), bond vectors ``r`` (E, 3), bond
+    lengths (E,), the line graph's sources ``lg_src`` (T,) and angle cosines (T,).
 
     Raises:
         StructureError: unknown element, no CGCNN features, or no valid graph (with the reason).
@@ -44,7 +54,16 @@ def featurize_crystal(
     edge_index, r = crystal_graph(
         crystal.lattice, crystal.cart, cutoff, max_neighbors, neighbor_strategy
     )
-    return {"z": z, "edge_index": edge_index, "r": r}
+    lg = line_graph(edge_index, len(z))
+    r32 = r.astype(np.float32)  # lengths and cosines of the bond vectors as stored
+    return {
+        "z": z,
+        "edge_index": edge_index,
+        "r": r,
+        "bond_length": np.linalg.norm(r32, axis=1),
+        "lg_src": lg[0],
+        "angle_cos": bond_cosines(r32.astype(np.float64), lg),
+    }
 
 
 def _featurize_chunk(
@@ -82,26 +101,36 @@ def featurize_all(
 ) -> dict[str, Any]:
     """Featurise every crystal; failures are listed, never silently dropped.
 
-    Returns a dict of tensors (the cache entry): ``ids``, ``targets`` (float64), ``z``,
-    ``atom_ptr``, ``edge_index`` (int32, per-crystal atom indices), ``edge_ptr``, ``r`` (float32),
-    and ``failed``: a list of ``[id, reason]``.
+    Returns a dict of tensors (the cache entry, :class:`~fusion_tuner.data.store.GraphStore`):
+    ``ids``, ``targets`` (float64), ``z``, ``atom_ptr``, ``edge_index`` (int32, per-crystal atom
+    indices), ``edge_ptr``, ``r`` and ``bond_length`` (float32), ``lg_src`` (int32, per-crystal
+    bond indices), ``lg_ptr``, ``angle_cos`` (float32), and ``failed``: ``[id, reason]`` pairs.
     """
     chunks = [
         (list(c), cutoff, max_neighbors, neighbor_strategy) for c in _chunks(list(crystals), 256)
     ]
     results = parallel_map(_featurize_chunk, chunks, num_workers)
     targets = {c.id: c.target for c in crystals}
-    ids, zs, eis, rs, failed = [], [], [], [], []
+    ids, failed = [], []
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("z", "edge_index", "r", "bond_length", "lg_src", "angle_cos")
+    }
     for cid, res in results:
         if isinstance(res, str):
             failed.append([cid, res])
             continue
         ids.append(cid)
-        zs.append(res["z"])
-        eis.append(res["edge_index"])
-        rs.append(res["r"])
+        for key, values in parts.items():
+            values.append(res[key])
+    zs, eis, rs = parts["z"], parts["edge_index"], parts["r"]
     n_atoms = np.array([len(z) for z in zs], dtype=np.int64)
     n_edges = np.array([e.shape[1] for e in eis], dtype=np.int64)
+    n_lg = np.array([len(a) for a in parts["lg_src"]], dtype=np.int64)
+
+    def flat(key: str, dtype: torch.dtype) -> torch.Tensor:
+        values = parts[key]
+        return torch.from_numpy(np.concatenate(values) if values else np.zeros(0)).to(dtype)
+
     return {
         "version": FEATURE_VERSION,
         "ids": ids,
@@ -113,6 +142,10 @@ def featurize_all(
         ).to(torch.int32),
         "edge_ptr": torch.from_numpy(np.concatenate([[0], np.cumsum(n_edges)])),
         "r": torch.from_numpy(np.concatenate(rs) if rs else np.zeros((0, 3))).to(torch.float32),
+        "bond_length": flat("bond_length", torch.float32),
+        "lg_src": flat("lg_src", torch.int32),
+        "lg_ptr": torch.from_numpy(np.concatenate([[0], np.cumsum(n_lg)])),
+        "angle_cos": flat("angle_cos", torch.float32),
         "failed": failed,
     }
 

@@ -12,10 +12,17 @@ only what depends on it:
 Gaussian RBF expansions of bond lengths and angle cosines are computed inside the model from the
 cached raw values, so the RBF settings (``dataset.bond_rbf_bins``/``angle_rbf_bins``) are model
 build arguments and do not invalidate the cache.
+
+A graph-only run (``text=none``) uses the graph entry alone: no descriptions, no tokenizer, no
+text or token entries, and samples without token tensors.
+
+A split file's labels are compared with the data's targets after the graph entry is loaded
+(``dataset.split_labels``); ``use`` replaces the targets in memory, never in the cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import asdict, dataclass
@@ -23,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch_geometric.loader import DataLoader
+from torch.utils.data import DataLoader
 
-from fusion_tuner.config import Config, max_structures
+from fusion_tuner.config import Config, max_structures, modality
 from fusion_tuner.data import features, records, splits, text
 from fusion_tuner.data.cache import load_or_build
-from fusion_tuner.data.dataset import CrystalDataset
+from fusion_tuner.data.dataset import BatchedCrystalDataset, CrystalDataset, TokenStates, as_batch
 from fusion_tuner.data.store import GraphStore
 from fusion_tuner.errors import DataError
 from fusion_tuner.io import stable_hash
@@ -52,6 +59,8 @@ class DataInfo:
     max_length: int
     tokenizer_id: str
     text_model: str | None
+    # graph+text (the fused model) | graph (text=none: no text, vocab_size 0, tokenizer "none")
+    modality: str = "graph+text"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,10 +97,14 @@ class CrystalDataModule:
         self.graphs: GraphStore | None = None
         self.splits: dict[str, list[str]] = {}
         self.datasets: dict[str, CrystalDataset] = {}
-        self.tokens: dict[str, torch.Tensor] = {}
+        self.tokens: dict[str, torch.Tensor] | None = None
         self.tokenizer: Any = None
         self.info: DataInfo | None = None
         self.report: dict[str, Any] = {}
+        # stored text-encoder states served with every sample (see attach_text_states)
+        self.text_states: TokenStates | None = None
+        # pinned host memory for batches (set by the trainer on CUDA: faster, asynchronous copies)
+        self.pin_memory = False
 
     # ----------------------------------------------------------------------------------- keys
     def _source_settings(self) -> dict[str, Any]:
@@ -242,11 +255,70 @@ class CrystalDataModule:
         for cid, why in failed:
             log.warning("dropped %s: %s", cid, why)
 
-    def _make_split(self, ids: list[str]) -> dict[str, Any]:
+    def _read_split_file(self) -> tuple[dict[str, list[str]], dict | None] | None:
+        """The split file's ids per split and its labels (None: it has none); None without a
+        split file. Read before featurising, so that a bad file fails at once."""
         d = self.cfg.dataset
-        if d.split_file:
-            wanted = records.read_split_file(Path(d.split_file).expanduser())
-            self.splits, split_report = splits.fixed_split(ids, wanted)
+        if not d.split_file:
+            return None
+        path = Path(d.split_file).expanduser()
+        wanted = records.read_split_file(path)
+        labels = records.read_split_labels(path) if d.split_labels != "ignore" else None
+        if d.split_labels == "use" and labels is None:
+            raise DataError(
+                f"dataset.split_labels=use, but dataset.split_file={d.split_file} carries no "
+                "numeric labels (its splits are id lists or hold other values); use "
+                "dataset.split_labels=check or ignore"
+            )
+        return wanted, labels
+
+    def _split_labels(self, labels: dict[str, dict[str, float]] | None) -> dict[str, Any]:
+        """Compare the split file's labels with the data's targets (``dataset.split_labels``);
+        ``use`` puts the file's labels in place of the targets of the ids it lists."""
+        d = self.cfg.dataset
+        if d.split_labels == "ignore":
+            return {"policy": "ignore"}
+        if labels is None:
+            return {"policy": d.split_labels, "labels": "none in the split file"}
+        g = self.graphs
+        ids = [cid for name in splits.SPLITS for cid in self.splits[name]]  # the usable ones
+        found, report = splits.compare_labels(
+            ids, g.targets[g.rows(ids)].tolist(), labels, d.split_label_tolerance
+        )
+        differ = sum(report[k]["differ"] for k in splits.SPLITS)
+        counts = ", ".join(
+            f"{k}: {report[k]['match']} match, {report[k]['differ']} differ, "
+            f"{report[k]['missing']} missing"
+            for k in splits.SPLITS
+        )
+        report = {"policy": d.split_labels} | report
+        if d.split_labels == "use":
+            targets = g.targets.clone()
+            for cid, label in found.items():
+                targets[g.row_of[cid]] = label
+            self.graphs = dataclasses.replace(g, targets=targets)
+            report["replaced"] = differ
+            log.info("split labels used as targets (%s; %d targets replaced)", counts, differ)
+        elif differ:
+            log.warning(
+                "the split file's labels differ from dataset.target=%r for %d crystals (%s; "
+                "tolerance %g x max(1, |target|)); dataset.split_labels=use trains and evaluates "
+                "on the file's labels",
+                d.target,
+                differ,
+                counts,
+                d.split_label_tolerance,
+            )
+        else:
+            log.info("split file labels agree with the targets (%s)", counts)
+        return report
+
+    def _make_split(
+        self, ids: list[str], split_file: tuple[dict[str, list[str]], dict | None] | None
+    ) -> dict[str, Any]:
+        d = self.cfg.dataset
+        if split_file is not None:
+            self.splits, split_report = splits.fixed_split(ids, split_file[0])
             if sum(split_report["missing_from_data"].values()):
                 log.warning("split file ids missing from the data: %s", split_report)
         else:
@@ -280,7 +352,8 @@ class CrystalDataModule:
         return text.hub_tokenizer(t.model_name_or_path)
 
     def setup(self, tokenizer: Any = None) -> CrystalDataModule:
-        """Featurise (or load from the cache), split, tokenise, and build the datasets.
+        """Featurise (or load from the cache), split, tokenise (not for ``text=none``), and
+        build the datasets.
 
         Args:
             tokenizer: use this tokenizer (e.g. a run's own saved one, when resuming) instead of
@@ -288,6 +361,7 @@ class CrystalDataModule:
                 deterministic, so a resumed run must keep the tokenizer its weights know.
         """
         cfg = self.cfg
+        split_file = self._read_split_file()
         loaded = functools.cache(self._load_records)
         feats = self.cache_root / "features"
         gkey = stable_hash(self._graph_settings())
@@ -295,29 +369,26 @@ class CrystalDataModule:
             feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded()), GraphStore.check
         )
         self.graphs = GraphStore.from_dict(entry)
-        tkey = stable_hash(self._text_settings(gkey))
-        texts, t_hit = load_or_build(
-            feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded()), _check_texts
-        )
-        failed = self.graphs.load_report["unreadable"] + self.graphs.failed + texts["failed"]
+        cache: dict[str, Any] = {"graphs": [gkey, g_hit]}
+        if cfg.text.enabled:
+            tkey = stable_hash(self._text_settings(gkey))
+            texts, t_hit = load_or_build(
+                feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded()), _check_texts
+            )
+            usable, text_failed = list(texts["ids"]), texts["failed"]
+            cache["texts"] = [tkey, t_hit]
+        else:  # text=none: every featurised crystal is usable, no text is read or generated
+            usable, text_failed = list(self.graphs.ids), []
+        failed = self.graphs.load_report["unreadable"] + self.graphs.failed + text_failed
         self._check_drops(failed)
-        texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
-        split_report = self._make_split(texts["ids"])
+        split_report = self._make_split(usable, split_file)
+        if split_file is not None:
+            split_report["labels"] = self._split_labels(split_file[1])
         self._check_target_spread()
-        self.tokenizer = tokenizer if tokenizer is not None else self._load_tokenizer(texts_by_id)
-        tok_id = text.tokenizer_identity(self.tokenizer)
-        okey = stable_hash({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
-        tokens, k_hit = load_or_build(
-            feats / f"tokens-{okey}.pt",
-            lambda: text.tokenize(
-                self.tokenizer,
-                [texts_by_id.get(i, "") for i in self.graphs.ids],
-                cfg.text.max_length,
-            ),
-            lambda entry: _check_tokens(entry, len(self.graphs.ids)),
-        )
-        self.tokens = tokens
-        pad = int(self.tokenizer.pad_token_id)
+        text_info = {"vocab_size": 0, "pad_token_id": 0, "max_length": 0, "tokenizer_id": "none"}
+        if cfg.text.enabled:
+            texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
+            text_info = self._setup_tokens(texts_by_id, tkey, tokenizer, cache)
         self.info = DataInfo(
             source=cfg.dataset.source,
             target=cfg.dataset.target,
@@ -326,32 +397,55 @@ class CrystalDataModule:
             cutoff=cfg.dataset.cutoff,
             max_neighbors=cfg.dataset.max_neighbors,
             neighbor_strategy=cfg.dataset.neighbor_strategy,
-            vocab_size=len(self.tokenizer),
-            pad_token_id=pad,
-            max_length=cfg.text.max_length,
-            tokenizer_id=tok_id,
-            text_model=cfg.text.model_name_or_path,
+            text_model=cfg.text.model_name_or_path if cfg.text.enabled else None,
+            modality=modality(cfg),
+            **text_info,
         )
         self.datasets = {name: self.dataset(ids) for name, ids in self.splits.items()}
         self.report = {
             "load": self.graphs.load_report,
             "dropped": failed,
-            "n_usable": len(texts["ids"]),
+            "n_usable": len(usable),
             # texts from the dataset itself, a descriptions file, or Atoms.describe() (counts)
-            "texts": texts.get("origin"),
+            "texts": texts.get("origin") if cfg.text.enabled else None,
             "split_sizes": {k: len(v) for k, v in self.splits.items()},
             "split_file": split_report,
-            "cache": {"graphs": [gkey, g_hit], "texts": [tkey, t_hit], "tokens": [okey, k_hit]},
+            "modality": modality(cfg),
+            "cache": cache,
         }
         log.info(
-            "data: %d usable crystals, split %s, cache hits graphs=%s texts=%s tokens=%s",
-            len(texts["ids"]),
+            "data: %d usable crystals, split %s, cache hits %s",
+            len(usable),
             self.report["split_sizes"],
-            g_hit,
-            t_hit,
-            k_hit,
+            " ".join(f"{k}={hit}" for k, (_, hit) in cache.items()),
         )
         return self
+
+    def _setup_tokens(
+        self, texts_by_id: dict[str, str], tkey: str, tokenizer: Any, cache: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Load (or train) the tokenizer and tokenise every crystal's text (cached); return the
+        text fields of :class:`DataInfo`."""
+        cfg = self.cfg
+        self.tokenizer = tokenizer if tokenizer is not None else self._load_tokenizer(texts_by_id)
+        tok_id = text.tokenizer_identity(self.tokenizer)
+        okey = stable_hash({"texts": tkey, "tokenizer": tok_id, "max_length": cfg.text.max_length})
+        self.tokens, k_hit = load_or_build(
+            self.cache_root / "features" / f"tokens-{okey}.pt",
+            lambda: text.tokenize(
+                self.tokenizer,
+                [texts_by_id.get(i, "") for i in self.graphs.ids],
+                cfg.text.max_length,
+            ),
+            lambda entry: _check_tokens(entry, len(self.graphs.ids)),
+        )
+        cache["tokens"] = [okey, k_hit]
+        return {
+            "vocab_size": len(self.tokenizer),
+            "pad_token_id": int(self.tokenizer.pad_token_id),
+            "max_length": cfg.text.max_length,
+            "tokenizer_id": tok_id,
+        }
 
     # ------------------------------------------------------------------------------- outputs
     def dataset(self, ids: list[str]) -> CrystalDataset:
@@ -364,7 +458,15 @@ class CrystalDataModule:
             self.graphs.rows(ids),
             self.info.max_length,
             self.info.pad_token_id,
+            self.text_states,
         )
+
+    def attach_text_states(self, states: TokenStates | None) -> None:
+        """Serve ``states`` (stored text-encoder states per row, ``data/text_states.py``) with
+        every sample of every dataset and loader made from now on, or stop (``None``)."""
+        self.text_states = states
+        for dataset in self.datasets.values():
+            dataset.text_states = states
 
     def loader(
         self,
@@ -374,17 +476,26 @@ class CrystalDataModule:
         generator: torch.Generator | None = None,
         num_workers: int | None = None,
     ) -> DataLoader:
-        """A PyG loader over a split (``train`` is shuffled unless told otherwise) or over an
-        explicit list of ids (in that order)."""
+        """A loader of PyG batches over a split (``train`` is shuffled unless told otherwise)
+        or over an explicit list of ids (in that order).
+
+        Each batch is built in one vectorised step (:meth:`CrystalDataset.collate`), in worker
+        processes when ``trainer.num_workers`` > 0 (kept alive across epochs), into pinned
+        memory when :attr:`pin_memory` is set.
+        """
         if not self.datasets:
             raise RuntimeError("call setup() before asking for loaders")
         dataset = self.datasets[split] if isinstance(split, str) else self.dataset(split)
+        workers = self.cfg.trainer.num_workers if num_workers is None else num_workers
         return DataLoader(
-            dataset,
+            BatchedCrystalDataset(dataset),
             batch_size=batch_size or self.cfg.batch.batch_size,
             shuffle=(split == "train") if shuffle is None else shuffle,
             generator=generator,
-            num_workers=self.cfg.trainer.num_workers if num_workers is None else num_workers,
+            num_workers=workers,
+            collate_fn=as_batch,
+            pin_memory=self.pin_memory,
+            persistent_workers=workers > 0,
         )
 
     def train_loader(self, **kwargs: Any) -> DataLoader:

@@ -309,6 +309,26 @@ def alignn_split(splits: dict[str, list[str]]) -> dict[str, list[str]]:
     return {alignn: list(splits[k]) for k, alignn in ALIGNN_SPLIT_KEYS.items()}
 
 
+def read_split_labels(path: Path) -> dict[str, dict[str, float]] | None:
+    """The labels of a split file, ``{split: {id: value}}``; None when it carries none.
+
+    A JARVIS-leaderboard file ``{"train": {id: value}, ...}`` with numeric values has labels;
+    one whose splits are id lists (ALIGNN's ``ids_train_val_test.json`` form) or whose values
+    are not numbers (e.g. the leaderboard's AtomGen structures) has none.
+    """
+    raw = json.loads(_open_text(path)[0])
+    labels: dict[str, dict[str, float]] = {}
+    for name in ("train", "val", "test"):
+        part = raw.get(name)
+        if not isinstance(part, dict):
+            return None
+        values = list(part.values())
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return None
+        labels[name] = {str(k): float(v) for k, v in part.items()}
+    return labels
+
+
 def resolve_duplicates(crystals: list[Crystal], report: LoadReport, policy: str) -> list[Crystal]:
     """Apply ``dataset.duplicates`` to records whose id occurs more than once.
 

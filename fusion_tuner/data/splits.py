@@ -1,4 +1,5 @@
-"""Train/val/test splits: seeded random fractions, or a fixed JARVIS-leaderboard split file."""
+"""Train/val/test splits: seeded random fractions, or a fixed JARVIS-leaderboard split file,
+whose labels can be compared with the data set's targets (:func:`compare_labels`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,15 @@ def random_split(
     }
 
 
+def _by_key(ids: Sequence[str]) -> dict[str, str]:
+    """Exact and canonical form of each data id -> the data id."""
+    by_key: dict[str, str] = {}
+    for cid in ids:
+        by_key.setdefault(cid, cid)
+        by_key.setdefault(canonical_id(cid), cid)
+    return by_key
+
+
 def fixed_split(
     ids: Sequence[str], wanted: dict[str, list[str]]
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
@@ -41,10 +51,7 @@ def fixed_split(
     matches ``JVASP-1``). Returns the split and a report: per split, how many of the file's ids
     are missing from the data, and how many data ids belong to no split.
     """
-    by_key: dict[str, str] = {}
-    for cid in ids:
-        by_key.setdefault(cid, cid)
-        by_key.setdefault(canonical_id(cid), cid)
+    by_key = _by_key(ids)
     out: dict[str, list[str]] = {}
     report: dict[str, Any] = {"missing_from_data": {}}
     used: set[str] = set()
@@ -55,3 +62,50 @@ def fixed_split(
         report["missing_from_data"][name] = len(wanted[name]) - len(found)
     report["not_in_split_file"] = len(ids) - len(used)
     return out, report
+
+
+def labels_match(a: float, b: float, tolerance: float) -> bool:
+    """``|a - b| <= tolerance * max(1, |b|)``: absolute below 1, relative above."""
+    return abs(a - b) <= tolerance * max(1.0, abs(b))
+
+
+def compare_labels(
+    ids: Sequence[str],
+    targets: Sequence[float],
+    labels: dict[str, dict[str, float]],
+    tolerance: float,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Compare a split file's labels with the data set's targets of the same crystals.
+
+    Args:
+        ids, targets: the data's crystal ids and their targets (same order).
+        labels: the split file's ``{split: {id: label}}`` (ids matched as in :func:`fixed_split`).
+        tolerance: see :func:`labels_match`.
+
+    Returns:
+        ``{data id: label}`` for every matched id, and the report: per split the counts
+        ``match`` (within the tolerance), ``differ``, ``missing`` (file ids absent from the
+        data), the largest absolute difference, and up to five differing examples
+        ``[id, target, label]``.
+    """
+    by_key, target_of = _by_key(ids), dict(zip(ids, targets, strict=True))
+    found: dict[str, float] = {}
+    report: dict[str, Any] = {"tolerance": tolerance}
+    for name in SPLITS:
+        counts = {"match": 0, "differ": 0, "missing": 0, "max_abs_diff": 0.0, "examples": []}
+        for fid, label in labels[name].items():
+            cid = by_key.get(fid)
+            if cid is None:
+                counts["missing"] += 1
+                continue
+            found[cid] = label
+            target = float(target_of[cid])
+            counts["max_abs_diff"] = max(counts["max_abs_diff"], abs(target - label))
+            if labels_match(target, label, tolerance):
+                counts["match"] += 1
+            else:
+                counts["differ"] += 1
+                if len(counts["examples"]) < 5:
+                    counts["examples"].append([cid, target, label])
+        report[name] = counts
+    return found, report

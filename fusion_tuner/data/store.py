@@ -29,6 +29,14 @@ class GraphStore:
         edge_index (Tensor): (2, E) int32 bonds ``src -> dst`` in per-crystal atom indices.
         edge_ptr (Tensor): (C + 1,) int64 offsets of each crystal's bonds.
         r (Tensor): (E, 3) float32 bond vectors (Angstrom).
+        bond_length (Tensor): (E,) float32 ``|r|`` (Angstrom).
+        lg_src (Tensor): (T,) int32 line-graph edges ``a -> b`` of all crystals, concatenated:
+            the per-crystal index of bond ``a``. The targets ``b`` are not stored: edges are
+            ordered by ``b``, and bond ``b = (v -> w)`` is the target of one edge per bond
+            entering ``v``, so ``b = repeat(arange(E_row), in_degree[src])``
+            (:func:`line_graph_targets`).
+        lg_ptr (Tensor): (C + 1,) int64 offsets of each crystal's line-graph edges.
+        angle_cos (Tensor): (T,) float32 bond-angle cosine of each line-graph edge.
         failed (list): ``[id, reason]`` of crystals that could not be featurised.
         load_report (dict): what the loader read and dropped (``LoadReport.as_dict``).
         version (int): ``features.FEATURE_VERSION`` the entry was built with.
@@ -41,6 +49,10 @@ class GraphStore:
     edge_index: torch.Tensor
     edge_ptr: torch.Tensor
     r: torch.Tensor
+    bond_length: torch.Tensor
+    lg_src: torch.Tensor
+    lg_ptr: torch.Tensor
+    angle_cos: torch.Tensor
     failed: list[list[str]]
     load_report: dict[str, Any]
     version: int
@@ -59,12 +71,20 @@ class GraphStore:
         store = cls.from_dict(entry)
         n = len(store.ids)
         problems = []
-        if len(store.targets) != n or len(store.atom_ptr) != n + 1 or len(store.edge_ptr) != n + 1:
+        ptrs = (store.atom_ptr, store.edge_ptr, store.lg_ptr)
+        if (len(store.targets), *(len(p) - 1 for p in ptrs)) != (n,) * 4:
             problems.append("per-crystal arrays disagree in length")
         elif int(store.atom_ptr[-1]) != len(store.z):
             problems.append("atom offsets do not match the atoms")
-        elif not int(store.edge_ptr[-1]) == store.edge_index.shape[1] == store.r.shape[0]:
+        elif not (
+            int(store.edge_ptr[-1])
+            == store.edge_index.shape[1]
+            == store.r.shape[0]
+            == store.bond_length.shape[0]
+        ):
             problems.append("bond offsets do not match the bonds")
+        elif not int(store.lg_ptr[-1]) == len(store.lg_src) == len(store.angle_cos):
+            problems.append("line-graph offsets do not match the line-graph edges")
         if problems:
             raise DataError(f"inconsistent graph cache entry: {'; '.join(problems)}")
 
@@ -96,7 +116,34 @@ class GraphStore:
     def num_atoms(self, row: int) -> int:
         return int(self.atom_ptr[row + 1] - self.atom_ptr[row])
 
+    def line_graph(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """``lg_edge_index`` (2, T_row) int64 and angle cosines (T_row,) float32 of one crystal."""
+        e0, e1 = int(self.edge_ptr[row]), int(self.edge_ptr[row + 1])
+        t0, t1 = int(self.lg_ptr[row]), int(self.lg_ptr[row + 1])
+        edge_index = self.edge_index[:, e0:e1].numpy()
+        src = self.lg_src[t0:t1].numpy().astype(np.int64)
+        dst = line_graph_targets(edge_index, self.num_atoms(row))
+        return np.stack([src, dst]), self.angle_cos[t0:t1].numpy()
+
     def bonds(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """``edge_index`` (2, E_row) int64 and bond vectors ``r`` (E_row, 3) of one crystal."""
         e0, e1 = int(self.edge_ptr[row]), int(self.edge_ptr[row + 1])
         return self.edge_index[:, e0:e1].numpy().astype(np.int64), self.r[e0:e1].numpy()
+
+
+def line_graph_targets(edge_index: np.ndarray, num_nodes: int) -> np.ndarray:
+    """The ``b`` row of :func:`~fusion_tuner.data.graphs.line_graph`'s output, from the atom
+    graph alone: bond ``b = (v -> w)`` is the target of one edge per bond entering ``v``, and
+    the edges are ordered by ``b``. Works on a batch too (a disjoint union of crystals, atom
+    indices offset), giving the batch's targets in bond indices of the batch.
+
+    Args:
+        edge_index (np.ndarray): (2, E) bonds ``src -> dst``.
+        num_nodes (int): number of atoms.
+
+    Returns:
+        (T,) int64.
+    """
+    src, dst = edge_index[0], edge_index[1]
+    in_degree = np.bincount(dst, minlength=num_nodes)
+    return np.repeat(np.arange(src.shape[0], dtype=np.int64), in_degree[src])

@@ -133,6 +133,8 @@ def _check_texts(members: list[Run], crystals: list[Crystal], descriptions: Path
     """Refuse, before any work, a run whose texts new crystals cannot be given as in training."""
     for run in members:
         cfg = run.config
+        if not cfg.text.enabled:  # a graph-only run (text=none) reads no text
+            continue
         from_file = bool(cfg.dataset.descriptions) and cfg.text.source != "describe"
         needs_texts = from_file or not _describes_missing(run)  # never Atoms.describe() alone
         if descriptions is not None or not needs_texts:
@@ -235,7 +237,6 @@ def _run_model(
     from fusion_tuner.training.loop import autocast
 
     model = run.model.to(device).eval()
-    model.text_encoder.clear_cache()  # a frozen encoder caches by id: never across inputs
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     batches: Any = loader
     if _show_progress(progress, len(loader)):
@@ -248,7 +249,6 @@ def _run_model(
         with autocast(device, run.config.trainer.bf16):
             pred = model(batch).prediction
         out.update(zip(batch.sample_id, pred.double().cpu().tolist(), strict=True))
-    model.text_encoder.clear_cache()
     return out
 
 
@@ -305,20 +305,25 @@ def predict(
     failed: dict[str, str] = {}
     for run in members:
         cfg, info = run.config, run.data_info
-        tkey = (cfg.text.source, cfg.text.describe_variant, _describes_missing(run))
-        if tkey not in texts:
-            texts[tkey] = _texts(run, crystals, desc)
-        by_id, t_failed = texts[tkey]
         gkey = tuple(_graph_settings(info).items())
         if gkey not in graphs:
             graphs[gkey] = _graphs(crystals, info)
         store, g_failed = graphs[gkey]
-        for cid, why in [*g_failed, *t_failed]:
+        for cid, why in g_failed:
             failed.setdefault(cid, why)
-        tokens = text.tokenize(
-            _tokenizer(run), [by_id.get(i, "") for i in store.ids], info["max_length"]
-        )
-        ok = [i for i in store.ids if i in by_id]
+        tokens = None  # a graph-only run (text=none) has no text side
+        ok = list(store.ids)
+        if cfg.text.enabled:
+            tkey = (cfg.text.source, cfg.text.describe_variant, _describes_missing(run))
+            if tkey not in texts:
+                texts[tkey] = _texts(run, crystals, desc)
+            by_id, t_failed = texts[tkey]
+            for cid, why in t_failed:
+                failed.setdefault(cid, why)
+            tokens = text.tokenize(
+                _tokenizer(run), [by_id.get(i, "") for i in store.ids], info["max_length"]
+            )
+            ok = [i for i in store.ids if i in by_id]
         dataset = CrystalDataset(
             store, tokens, store.rows(ok), info["max_length"], info["pad_token_id"]
         )

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fusion_tuner.config import Config
+from fusion_tuner.config import Config, modality
 from fusion_tuner.models.alignn import ALIGNNEmbedding
 from fusion_tuner.models.fusion import CrossModalAttention, FineGrainedAttention, MiddleFusion
 from fusion_tuner.models.property import FusionPropertyModel, alignn_stack, gcn_stack
@@ -42,12 +42,12 @@ def build_text_encoder(cfg: Config, info: dict[str, Any], pretrained: bool = Tru
         pooling=t.pooling,
         freeze=t.freeze,
         train_last_n_layers=t.train_last_n_layers,
-        cache_bytes=t.frozen_cache_mb * 2**20,
     )
 
 
 def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> FusionPropertyModel:
-    """Build the fused model of ``cfg`` for data described by ``data_info``.
+    """Build the fused model of ``cfg`` (or, with ``text.enabled=false``, the graph-only one)
+    for data described by ``data_info``.
 
     Args:
         cfg: the run's config (``arch``, ``fusion``, ``attention``, ``regularization``, ``text``).
@@ -58,12 +58,23 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
 
     info = _info(data_info)
     arch, fus, att, reg = cfg.arch, cfg.fusion, cfg.attention, cfg.regularization
+    recorded = info.get("modality")  # absent in checkpoints from before text=none (all fused)
+    if recorded is not None and recorded != modality(cfg):
+        raise ValueError(
+            f"the data was prepared for a {recorded} model but text.enabled={cfg.text.enabled} "
+            f"asks for a {modality(cfg)} model"
+        )
     h = arch.hidden_features
     table = torch.from_numpy(np.nan_to_num(cgcnn_table(), nan=0.0))
     ds = cfg.dataset  # the RBF expansions of the cached raw lengths/cosines live in the model
     embedding = ALIGNNEmbedding(
         table, h, arch.embedding_features, ds.cutoff, ds.bond_rbf_bins, ds.angle_rbf_bins
     )
+    alignn = alignn_stack(arch.alignn_layers, h, reg.graph_dropout, arch.gcn_layers > 0)
+    gcn = gcn_stack(arch.gcn_layers, h, reg.graph_dropout)
+    if not cfg.text.enabled:  # text=none: ALIGNN, mean readout, the head on the graph vector
+        head = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 1))
+        return FusionPropertyModel(embedding, alignn, gcn, None, nn.ModuleDict(), None, None, head)
     text = build_text_encoder(cfg, info, pretrained=pretrained_text)
     d = text.dim
     middle = nn.ModuleDict()
@@ -105,8 +116,8 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
         )
     return FusionPropertyModel(
         embedding=embedding,
-        alignn_layers=alignn_stack(arch.alignn_layers, h, reg.graph_dropout, arch.gcn_layers > 0),
-        gcn_layers=gcn_stack(arch.gcn_layers, h, reg.graph_dropout),
+        alignn_layers=alignn,
+        gcn_layers=gcn,
         text_encoder=text,
         middle_fusion=middle,
         fine_grained=fine,

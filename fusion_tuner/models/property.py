@@ -12,7 +12,11 @@ Forward pass, for a batch of B crystals (N atoms, L tokens):
 3. Cross-modal attention (optional): pooled graph over tokens, pooled text over atoms:
    ``graph_final`` and ``text_final`` (B, F_cm).
 4. ``fused`` = concatenation of the last graph-side and text-side vectors -> MLP -> the
-   standardised property, de-standardised with the training split's mean and std.
+   standardised property, de-standardised with the training split's mean and std (in float32,
+   also under bf16 autocast).
+
+Graph-only (``text=none``, no text encoder): step 1 without the text and middle fusion, then
+``fused`` = ``graph`` -> the same MLP; the stages are exactly ``graph`` and ``fused``.
 
 A stage whose component is switched off is absent from ``stages`` (never a silent copy).
 """
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch_geometric.utils import to_dense_batch
+from torch_geometric.utils import scatter, to_dense_batch
 
 from fusion_tuner.models.alignn import ALIGNNEmbedding, ALIGNNLayer, EdgeGatedGraphConv
 from fusion_tuner.models.fusion import (
@@ -46,12 +50,15 @@ class ModelOutput:
         normalized (Tensor): (B,) the prediction on the standardised scale (what the loss sees).
         stages (dict[str, Tensor]): stage name -> (B, width) representation per crystal.
         contrastive_loss (Tensor | None): unweighted symmetric InfoNCE, when enabled.
+        contrastive_pair (tuple[Tensor, Tensor] | None): the (B, C) graph and text projections
+            the InfoNCE compares (a run on several ranks computes it over the whole batch).
     """
 
     prediction: torch.Tensor
     normalized: torch.Tensor
     stages: dict[str, torch.Tensor] = field(default_factory=dict)
     contrastive_loss: torch.Tensor | None = None
+    contrastive_pair: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class FusionPropertyModel(nn.Module):
@@ -62,7 +69,8 @@ class FusionPropertyModel(nn.Module):
         embedding (ALIGNNEmbedding): atom, bond and angle input embeddings.
         alignn_layers (nn.ModuleList): ALIGNN layers.
         gcn_layers (nn.ModuleList): edge-gated convolutions on the atom graph.
-        text_encoder (TextEncoder): the text encoder.
+        text_encoder (TextEncoder | None): the text encoder; None for the graph-only model
+            (then ``middle_fusion`` is empty and there is no attention or contrastive part).
         middle_fusion (nn.ModuleDict): ``{"2": MiddleFusion, ...}`` keyed by 1-based layer.
         fine_grained (FineGrainedAttention | None), cross_modal (CrossModalAttention | None).
         head (nn.Module): fused vector -> 1.
@@ -75,7 +83,7 @@ class FusionPropertyModel(nn.Module):
         embedding: ALIGNNEmbedding,
         alignn_layers: nn.ModuleList,
         gcn_layers: nn.ModuleList,
-        text_encoder: TextEncoder,
+        text_encoder: TextEncoder | None,
         middle_fusion: nn.ModuleDict,
         fine_grained: FineGrainedAttention | None,
         cross_modal: CrossModalAttention | None,
@@ -83,6 +91,8 @@ class FusionPropertyModel(nn.Module):
         contrastive: tuple[nn.Module, nn.Module, float] | None = None,
     ) -> None:
         super().__init__()
+        if text_encoder is None and (middle_fusion or fine_grained or cross_modal or contrastive):
+            raise ValueError("a graph-only model (no text encoder) has no fusion or attention")
         self.embedding = embedding
         self.alignn_layers = alignn_layers
         self.gcn_layers = gcn_layers
@@ -102,37 +112,61 @@ class FusionPropertyModel(nn.Module):
         self.target_mean.fill_(mean)
         self.target_std.fill_(std if std > 0 else 1.0)
 
+    @property
+    def graph_only(self) -> bool:
+        """True for the ``text=none`` model: ALIGNN, mean readout, head."""
+        return self.text_encoder is None
+
     def normalize(self, y: torch.Tensor) -> torch.Tensor:
         return (y - self.target_mean) / self.target_std
+
+    def destandardize(self, normalized: torch.Tensor) -> torch.Tensor:
+        """(B,) standardised head output -> the property in its units, in float32.
+
+        Under bf16 autocast the head's output is bf16, and bf16 times the float32 0-d buffers
+        would stay bf16 (about 3 significant digits of the property); the affine map is
+        therefore done in float32, outside autocast.
+        """
+        with torch.autocast(device_type=normalized.device.type, enabled=False):
+            return normalized.float() * self.target_std.float() + self.target_mean.float()
 
     def _text(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mask = batch.attention_mask.bool()
         length = int(mask.sum(1).max())  # trim padding shared by the whole batch
-        ids = list(batch.sample_id) if hasattr(batch, "sample_id") else None
+        stored = getattr(batch, "text_states", None)  # (real tokens, D): the frozen part's
         tokens, pooled = self.text_encoder(
-            batch.input_ids[:, :length], mask[:, :length].long(), ids
+            batch.input_ids[:, :length], mask[:, :length].long(), stored
         )
         return tokens, pooled, mask[:, :length]
 
     def forward(self, batch) -> ModelOutput:
         """batch: a PyG batch of :class:`~fusion_tuner.data.dataset.CrystalGraphData`."""
-        tokens, text_vec, token_mask = self._text(batch)  # (B, L, D), (B, D), (B, L)
+        if self.graph_only:
+            tokens = token_mask = None
+        else:
+            tokens, text_vec, token_mask = self._text(batch)  # (B, L, D), (B, D), (B, L)
         stages: dict[str, torch.Tensor] = {}
         x, y, z = self.embedding(batch.z, batch.bond_length, batch.angle_cos)
         n_graphs = batch.num_graphs
-        counts = torch.bincount(batch.batch, minlength=n_graphs)
-        slot = (
-            torch.arange(x.size(0), device=x.device)
-            - (torch.cumsum(counts, 0) - counts)[batch.batch]
-        )
-        dense_index = (batch.batch, slot)
-        dense_shape = (n_graphs, int(counts.max()))
+        if self.middle_fusion:
+            counts = torch.bincount(batch.batch, minlength=n_graphs)
+            slot = (
+                torch.arange(x.size(0), device=x.device)
+                - (torch.cumsum(counts, 0) - counts)[batch.batch]
+            )
+            dense_index = (batch.batch, slot)
+            dense_shape = (n_graphs, int(counts.max()))
         for number, layer in enumerate(self.alignn_layers, start=1):
             x, y, z = layer(x, y, z, batch.edge_index, batch.lg_edge_index)
             if str(number) in self.middle_fusion:
                 x = self.middle_fusion[str(number)](x, dense_index, dense_shape, tokens, token_mask)
         for conv in self.gcn_layers:
             x, y = conv(x, batch.edge_index, y)
+        if self.graph_only:
+            graph_vec = scatter(x, batch.batch, dim=0, dim_size=n_graphs, reduce="mean")  # (B, H)
+            stages["graph"] = stages["fused"] = graph_vec
+            normalized = self.head(graph_vec).squeeze(-1)
+            return ModelOutput(self.destandardize(normalized), normalized, stages)
         atoms, atom_mask = to_dense_batch(x, batch.batch, batch_size=n_graphs)  # (B, A, H)
         graph_vec = masked_mean(atoms, atom_mask)
         stages["graph"], stages["text"] = graph_vec, text_vec
@@ -147,18 +181,16 @@ class FusionPropertyModel(nn.Module):
         fused = torch.cat([g, t], dim=-1)
         stages["fused"] = fused
         normalized = self.head(fused).squeeze(-1)
-        contrastive = None
+        contrastive, pair = None, None
         if self.contrastive_graph is not None:
-            contrastive = info_nce(
-                self.contrastive_graph(graph_vec),
-                self.contrastive_text(text_vec),
-                float(self.contrastive_temperature),
-            )
+            pair = (self.contrastive_graph(graph_vec), self.contrastive_text(text_vec))
+            contrastive = info_nce(*pair, float(self.contrastive_temperature))
         return ModelOutput(
-            prediction=normalized * self.target_std + self.target_mean,
+            prediction=self.destandardize(normalized),
             normalized=normalized,
             stages=stages,
             contrastive_loss=contrastive,
+            contrastive_pair=pair,
         )
 
 

@@ -1,4 +1,6 @@
-"""The Hydra callback of every multirun: record the sweep and its plan when it starts.
+"""The Hydra callback of every multirun: record the sweep and its plan when it starts, and
+refuse a sweep whose run directories would collide or whose ``base_sweep`` cannot be chained
+from, before any run starts.
 
 The summary itself is written by :func:`fusion_tuner.cli.main` once the launcher has returned
 *or failed* (Hydra skips ``on_multirun_end`` when a job fails), so that failed and missing runs
@@ -16,6 +18,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from fusion_tuner.sweeps.chain import ChainError, read_next_base
 from fusion_tuner.sweeps.plan import check_subdir, plan_jobs, write_plan
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,14 @@ class SweepSummaryCallback(Callback):
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
 
+        from fusion_tuner.search import is_search_config
+
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        if is_search_config(config.hydra):
+            # an Optuna search is no grid: it names its own run directories (trial-NNNN) and
+            # writes its own summary (fusion_tuner.search.report), so there is no plan to write
+            self._record(sweep_dir)
+            return
         try:
             jobs = plan_jobs(config.hydra)
         except Exception as exc:  # private Hydra API: degrade to "found runs only", and say so
@@ -53,13 +63,29 @@ class SweepSummaryCallback(Callback):
                 # Hydra turns a callback's exceptions into warnings; this one must stop the sweep
                 print(f"error: {exc}", file=sys.stderr)
                 raise SystemExit(2) from exc
+        base = config.get("base_sweep") if hasattr(config, "get") else None
+        if base:
+            try:
+                nb = read_next_base(base)
+            except ChainError as exc:  # before any run starts, as for colliding directories
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(2) from exc
+            log.info(
+                "this sweep starts from %s: %s",
+                base,
+                f"its winner {nb.winner}" if nb.winner else nb.note,
+            )
+        self._record(sweep_dir)
+        if jobs is not None:
+            write_plan(sweep_dir, jobs)
+
+    def _record(self, sweep_dir: Path) -> None:
+        """Create the sweep directory and record it in the session file."""
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if self.session_file:
             with open(self.session_file, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"sweep_dir": str(sweep_dir), "threshold": self.threshold}))
                 fh.write("\n")
-        if jobs is not None:
-            write_plan(sweep_dir, jobs)
 
 
 def read_session(session_file: Path) -> list[tuple[Path, float]]:

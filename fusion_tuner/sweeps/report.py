@@ -1,34 +1,42 @@
-"""Writing a sweep's summary: ``summary.csv`` (every column), ``summary.md`` (the table, the
-decisions, what distinguishes each run, failures, the verdict) and ``summary.png``."""
+"""Writing a sweep's summary: ``summary.csv`` (every column), ``summary.md`` (the runs, the
+decisions with their intervals and the rule, what distinguishes each run, failures, what the
+next phase starts from, the verdict), ``summary.png`` and ``summary.json`` (machine-readable:
+decisions, intervals, the winner and its overrides, where the sweep started and what the next
+phase starts from; read by ``base_sweep=`` and by ``python -m fusion_tuner.report``)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
-from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_csv
+from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_csv, write_json
 from fusion_tuner.markdown import fmt, table
 from fusion_tuner.rundir import COMPLETED
-from fusion_tuner.sweeps.summary import (
-    COLUMNS,
+from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
+from fusion_tuner.sweeps.decision import (
     DOWN,
+    INCONCLUSIVE,
     NEXT_STEP,
+    NONE,
+    REFERENCE,
     SAME,
     UP,
-    Summary,
-    mean_std,
-    summarize,
+    Decision,
+    rule_sentence,
 )
+from fusion_tuner.sweeps.summary import COLUMNS, Summary, mean_std, summarize
 
+SUMMARY_FORMAT = 1
 MARKDOWN_COLUMNS = (
     "experiment",
     "seed",
     "status",
     "val_mae",
     "delta_val_mae_pct",
-    "decision",
-    "train_mae",
     "test_mae",
+    "delta_test_mae",
+    "train_mae",
     "test_r2",
     "gap_ratio",
     "best_epoch",
@@ -36,10 +44,21 @@ MARKDOWN_COLUMNS = (
     "stop_reason",
     "flags",
 )
+DECISION_HEADER = (
+    "experiment",
+    "seeds (exp / base)",
+    "Δ val MAE",
+    "95% interval",
+    "decision",
+    "Δ test MAE",
+    "notes",
+)
+COLORS = {DOWN: "tab:green", UP: "tab:red", SAME: "tab:grey", INCONCLUSIVE: "tab:orange"}
 
 
 def write_summary(sweep_dir: str | Path, threshold: float = 0.02) -> Summary:
-    """Write ``summary.csv``, ``summary.md`` and ``summary.png`` into ``sweep_dir``."""
+    """Write ``summary.csv``, ``summary.md``, ``summary.png`` and ``summary.json`` into
+    ``sweep_dir``."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep directory {sweep_dir} not found")
@@ -51,7 +70,91 @@ def write_summary(sweep_dir: str | Path, threshold: float = 0.02) -> Summary:
     )
     atomic_write_text(render_markdown(sweep_dir, s), sweep_dir / "summary.md")
     plot_summary(s, sweep_dir / "summary.png")
+    write_json(sweep_dir / SUMMARY_JSON, summary_record(sweep_dir, s))
     return s
+
+
+def _num(v: Any) -> Any:
+    """NaN as None (JSON has no NaN)."""
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def decision_record(d: Decision) -> dict[str, Any]:
+    """One decision as plain JSON."""
+    return {
+        "decision": d.decision,
+        "n": d.n,
+        "n_base": d.n_base,
+        "method": d.method or None,
+        "delta_val_mae": _num(d.delta),
+        "delta_val_mae_pct": _num(d.delta_pct),
+        "interval": [_num(d.low), _num(d.high)] if d.method else None,
+        "interval_pct": [_num(d.pct(d.low)), _num(d.pct(d.high))] if d.method else None,
+        "threshold_abs": _num(d.margin),
+        "baseline_val_mae": _num(d.base_mean),
+        "delta_test_mae": d.test_delta,
+        "val_test_disagree": d.disagrees,
+        "seeds_needed": d.seeds_needed,
+        "spread": d.spread._asdict() if d.spread else None,
+        "note": d.note,
+    }
+
+
+def summary_record(sweep_dir: Path, s: Summary) -> dict[str, Any]:
+    """What ``summary.json`` holds."""
+    tau = s.tau
+    winner = None
+    if s.winner is not None:
+        d = s.decisions[s.winner]
+        winner = {
+            "experiment": s.winner,
+            "overrides": s.next_base.overrides if s.next_base else {},
+            "command_line": as_overrides(s.next_base.overrides) if s.next_base else [],
+            "decision": decision_record(d),
+            "run_dirs": s.run_dirs.get(s.winner, []),
+        }
+    return {
+        "format": SUMMARY_FORMAT,
+        "sweep_dir": str(Path(sweep_dir).resolve()),
+        "metric": "val_mae",
+        "threshold": s.threshold,
+        "confidence": s.confidence,
+        "rule": rule_sentence(s.threshold, tau, s.confidence),
+        "base": s.base,
+        "decisions": {e: decision_record(d) for e, d in s.decisions.items()},
+        "spread": s.spread._asdict() if s.spread else None,
+        "winner": winner,
+        "next_base": s.next_base._asdict() if s.next_base else None,
+        "verdict": s.verdict,
+        "run_dirs": s.run_dirs,
+        "runs": [{k: _num(v) for k, v in row.items()} for row in s.rows],
+    }
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None or not math.isfinite(v) else f"{v:+.1f}%"
+
+
+def decision_cells(exp: str, d: Decision) -> list[str]:
+    """One row of the decisions table (also used by the plan report)."""
+    seeds = f"{d.n} / {d.n_base}" + (f" ({d.method})" if d.method else "")
+    delta = f"{fmt(d.delta)} ({_pct(d.delta_pct)})" if math.isfinite(d.delta) else "—"
+    interval = (
+        f"[{fmt(d.low)}, {fmt(d.high)}] ({_pct(d.pct(d.low))} to {_pct(d.pct(d.high))})"
+        if d.method
+        else "— (one seed)"
+        if d.decision != NONE
+        else "—"
+    )
+    test = "—"
+    if d.test_delta is not None:
+        test = f"{fmt(d.test_delta)}" + (" ⚠️ sign differs from val" if d.disagrees else "")
+    notes = [d.seeds_advice()] if d.decision == INCONCLUSIVE else []
+    if d.note:
+        notes.append(d.note)
+    if d.decision in NEXT_STEP:
+        notes.append(f"next: {NEXT_STEP[d.decision]}")
+    return [exp, seeds, delta, interval, d.decision, test, "; ".join(notes)]
 
 
 def render_markdown(sweep_dir: Path, s: Summary) -> str:
@@ -61,26 +164,41 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
         if row["delta_val_mae_pct"] is not None:
             cells[MARKDOWN_COLUMNS.index("delta_val_mae_pct")] = f"{row['delta_val_mae_pct']:+.1f}%"
         rows.append(cells)
-    lines = [f"# Sweep summary: {sweep_dir}", "", table(MARKDOWN_COLUMNS, rows, missing="")]
-    lines += ["", "## Decisions (validation MAE, mean over seeds, against the baseline)", ""]
-    for exp, d in s.decisions.items():
-        if exp == "baseline":
-            continue
-        hint = f" — {NEXT_STEP[d.decision]}" if d.decision in NEXT_STEP else ""
-        lines.append(
-            f"- **{exp}** ({d.n} run(s)): {d.decision}, Δ = {fmt(d.delta, missing='')} "
-            f"(margin {fmt(d.margin, missing='')}){hint}"
+    lines = [f"# Sweep summary: {sweep_dir}", ""]
+    if s.base:
+        started = (
+            f"the winner **{s.base['winner']}** of `{s.base['sweep']}`"
+            if s.base.get("winner")
+            else f"the configuration `{s.base['sweep']}` started from (it had no ✅ winner)"
         )
+        overrides = " ".join(as_overrides(s.base["overrides"])) or "(none)"
+        lines += [
+            f"This sweep's baseline is {started}: `{overrides}`; each experiment is applied on "
+            "top of it.",
+            "",
+        ]
+    lines += [table(MARKDOWN_COLUMNS, rows, missing=""), ""]
     lines += [
-        "",
-        f"Rule: a change counts when |Δ| > max({s.threshold:g} × baseline val MAE, 2 × standard "
-        "error of Δ across seeds); smaller changes are 'unchanged'.",
+        "## Decisions (validation MAE against the baseline, mean over seeds, 95% interval)",
         "",
     ]
-    distinct = [r for r in s.rows if r["overrides"]]
+    lines.append(
+        table(
+            DECISION_HEADER,
+            [decision_cells(e, d) for e, d in s.decisions.items() if d.decision != REFERENCE],
+        )
+    )
+    lines += ["", rule_sentence(s.threshold, s.tau, s.confidence), ""]
+    distinct: dict[tuple[str, str], list[str]] = {}
+    for r in s.rows:
+        if r["overrides"]:
+            distinct.setdefault((r["experiment"], r["overrides"]), []).append(fmt(r["seed"]))
     if distinct:
         lines += ["## What distinguishes each run from the baseline", ""]
-        lines += [f"- {r['experiment']} (seed {r['seed']}): {r['overrides']}" for r in distinct]
+        lines += [
+            f"- {exp} (seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}): {overrides}"
+            for (exp, overrides), seeds in distinct.items()
+        ]
         lines.append("")
     problems = [r for r in s.rows if r["status"] != COMPLETED]
     if problems:
@@ -93,37 +211,62 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
         lines.append("")
     if s.slurm_note:
         lines += [s.slurm_note, ""]
+    if s.next_base is not None:
+        lines += [
+            "## The next phase",
+            "",
+            f"{s.next_base.note}. Chain it with `base_sweep={sweep_dir}`.",
+            "",
+        ]
     lines += ["## Verdict", "", s.verdict, ""]
     return "\n".join(lines)
 
 
 def plot_summary(s: Summary, path: Path) -> None:
-    """Validation MAE per experiment (mean ± std over seeds), coloured by decision."""
+    """Left: validation MAE per experiment (each seed a dot, the mean a bar); right: the change
+    against the baseline with its 95% interval and the ±threshold band, coloured by decision."""
     plt = pyplot()
     exps = list(s.decisions)
-    means, errs, colors = [], [], []
-    for e in exps:
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(max(10, 2.0 * len(exps)), 4.8))
+    for i, e in enumerate(exps):
         vals = [r["val_mae"] for r in s.rows if r["experiment"] == e and r["val_mae"] is not None]
-        m, sd = mean_std(vals) if vals else (math.nan, 0.0)
-        means.append(m)
-        errs.append(sd)
-        colors.append(
-            {DOWN: "tab:green", UP: "tab:red", SAME: "tab:grey"}.get(
-                s.decisions[e].decision, "tab:blue"
-            )
-        )
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(exps)), 4.5))
-    heights = [0 if math.isnan(m) else m for m in means]
-    ax.bar(range(len(exps)), heights, yerr=errs, color=colors, capsize=4)
-    for i, m in enumerate(means):
-        if math.isnan(m):
+        color = COLORS.get(s.decisions[e].decision, "tab:blue")
+        if vals:
+            ax.bar(i, mean_std(vals)[0], color=color, alpha=0.45)
+            ax.plot([i] * len(vals), vals, "o", color=color, ms=4)
+        else:
             ax.text(i, 0, "no result", ha="center", va="bottom", rotation=90, fontsize=8)
-    base = means[exps.index("baseline")] if "baseline" in exps else math.nan
-    if not math.isnan(base):
-        ax.axhline(base, color="black", ls="--", lw=1, label="baseline")
-        ax.legend()
+    base = s.decisions.get("baseline")
+    if base is not None and base.n:
+        ref = mean_std(
+            [r["val_mae"] for r in s.rows if r["experiment"] == "baseline" and r["val_mae"]]
+        )[0]
+        ax.axhline(ref, color="black", ls="--", lw=1, label="baseline mean")
+        ax.legend(fontsize=8, loc="lower left", framealpha=0.9)
     ax.set_xticks(range(len(exps)), exps, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("validation MAE (mean ± std over seeds)")
-    ax.set_title("green: down, grey: unchanged, red: up")
+    ax.set_ylabel("validation MAE (dots: seeds, bar: mean)")
+    others = [e for e in exps if s.decisions[e].decision not in (REFERENCE, NONE)]
+    for i, e in enumerate(others):
+        d = s.decisions[e]
+        color = COLORS.get(d.decision, "tab:blue")
+        if d.method:
+            lo, hi = d.pct(d.low), d.pct(d.high)
+            bx.errorbar(
+                d.delta_pct,
+                i,
+                xerr=[[d.delta_pct - lo], [hi - d.delta_pct]],
+                fmt="o",
+                color=color,
+                capsize=4,
+            )
+        else:
+            bx.plot(d.delta_pct, i, "o", mfc="none", color=color)
+    bx.axvspan(-100 * s.threshold, 100 * s.threshold, color="grey", alpha=0.15, label="±threshold")
+    bx.axvline(0, color="black", lw=0.8)
+    bx.set_yticks(range(len(others)), others, fontsize=8)
+    bx.invert_yaxis()
+    bx.set_xlabel("Δ validation MAE vs baseline, % (95% interval; hollow: one seed)")
+    bx.legend(fontsize=8, loc="lower right")
+    fig.suptitle("green: down, grey: unchanged, red: up, orange: inconclusive", fontsize=10, y=1.0)
     fig.tight_layout()
     save_figure(fig, path)

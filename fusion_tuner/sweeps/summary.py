@@ -1,31 +1,62 @@
-"""The sweep summary: one row per run of a multirun, the plan's decision per experiment, and the
-phase's verdict. Reads run directories only (through :class:`fusion_tuner.rundir.Run`) plus the
-sweep's plan, so runs that failed or never started are listed, never dropped.
+"""The sweep summary: one row per run of a multirun, the plan's decision per experiment, the
+winner the next phase starts from, and the phase's verdict. Reads run directories only (through
+:class:`fusion_tuner.rundir.Run`) plus the sweep's plan, so runs that failed or never started are
+listed, never dropped.
 
-Decision rule, per experiment, on validation MAE (mean over its seeds) against the baseline's:
-with ``d = mean(exp) - mean(baseline)`` and ``se`` the standard error of that difference (0 with
-one seed each), the margin is ``max(threshold * mean(baseline), 2 * se)``;
-``d < -margin``: ✅ down (continue fine-tuning around it); ``d > margin``: ❌ up (back off to
-more conservative settings); otherwise ⚠️ unchanged (try the phase 4 settings).
+The decision rule (validation MAE, 95 % t interval of the change against the baseline, paired
+by seed when possible; ✅ down / ⚠️ unchanged / ❌ up / ❓ inconclusive) lives in
+:mod:`fusion_tuner.sweeps.decision`. Beside each decision the summary puts the test-MAE change
+and flags experiments whose validation and test changes disagree in sign (validation MAE also
+picked the best epoch, so it flatters runs with more epochs or patience; those are noted too).
+
+The winner is the ✅ down experiment with the lowest mean validation MAE; ``next_base`` is what
+a chained phase starts from (see :mod:`fusion_tuner.sweeps.chain`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from fusion_tuner.config import flatten, is_result_neutral
 from fusion_tuner.rundir import COMPLETED, Run, RunDir
+from fusion_tuner.sweeps.chain import NextBase, as_overrides
+from fusion_tuner.sweeps.decision import (
+    CONFIDENCE,
+    DOWN,
+    INCONCLUSIVE,
+    MAX_SEEDS,
+    NEXT_STEP,
+    NONE,
+    REFERENCE,
+    SAME,
+    UP,
+    Decision,
+    Spread,
+    decide,
+    mean_sd,
+    sweep_spread,
+)
 from fusion_tuner.sweeps.plan import job_experiment, read_plan
 
-DOWN, SAME, UP, NONE = "✅ down", "⚠️ unchanged", "❌ up", "n/a"
-NEXT_STEP = {
-    DOWN: "continue fine-tuning around it",
-    SAME: "try the phase 4 settings",
-    UP: "back off to more conservative settings",
-}
+__all__ = [
+    "COLUMNS",
+    "DOWN",
+    "INCONCLUSIVE",
+    "NEXT_STEP",
+    "NONE",
+    "SAME",
+    "UP",
+    "Decision",
+    "Summary",
+    "decide",
+    "mean_std",
+    "summarize",
+]
+
+mean_std = mean_sd
 # Shown in their own columns, so not repeated among what distinguishes a run.
 OWN_COLUMNS = ("experiment_name", "random_seed")
 COLUMNS = (
@@ -44,6 +75,7 @@ COLUMNS = (
     "gap_ratio",
     "delta_val_mae",
     "delta_val_mae_pct",
+    "delta_test_mae",
     "decision",
     "flags",
     "error",
@@ -76,54 +108,48 @@ def _experiment_order(runs: list[Run]) -> list[str]:
     return order
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
-    m = sum(values) / len(values)
-    var = sum((v - m) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    return m, math.sqrt(var)
-
-
-def decide(exp: list[float], base: list[float], threshold: float) -> tuple[str, float, float]:
-    """Return (decision, delta, margin) by the rule in the module docstring."""
-    if not exp or not base:
-        return NONE, math.nan, math.nan
-    (me, se), (mb, sb) = mean_std(exp), mean_std(base)
-    stderr = (
-        math.sqrt(se**2 / len(exp) + sb**2 / len(base)) if len(exp) > 1 and len(base) > 1 else 0.0
-    )
-    margin = max(threshold * mb, 2 * stderr)
-    d = me - mb
-    return (DOWN if d < -margin else UP if d > margin else SAME), d, margin
+def _diff(run: Run, reference: dict[str, Any]) -> dict[str, Any]:
+    """Every result-affecting setting in which ``run`` differs from ``reference`` (the
+    baseline's flattened config), as ``{dotted key: value}``."""
+    return {
+        k: v
+        for k, v in sorted(flatten(run.settings).items())
+        if k not in OWN_COLUMNS and not is_result_neutral(k) and reference.get(k, v) != v
+    }
 
 
 def _distinguishing(run: Run, reference: dict[str, Any]) -> str:
-    """``key=value`` of every result-affecting setting in which ``run`` differs from
-    ``reference`` (the baseline's flattened config)."""
-    diffs = [
-        f"{k}={v}"
-        for k, v in sorted(flatten(run.settings).items())
-        if k not in OWN_COLUMNS and not is_result_neutral(k) and reference.get(k, v) != v
-    ]
-    return "; ".join(diffs)
-
-
-class Decision(NamedTuple):
-    """The decision for one experiment against the baseline."""
-
-    decision: str
-    delta: float
-    margin: float
-    n: int
+    """``key=value; ...`` of :func:`_diff`."""
+    return "; ".join(f"{k}={v}" for k, v in _diff(run, reference).items())
 
 
 @dataclass
 class Summary:
+    """A sweep's summary (what ``summary.csv/.md/.json`` hold)."""
+
     rows: list[dict[str, Any]]
     decisions: dict[str, Decision]
     verdict: str
     threshold: float
     # SLURM's view of unfinished runs (fusion_tuner.slurm.record), "" when there is none
     slurm_note: str = ""
+    confidence: float = CONFIDENCE
+    # where the sweep started (a chained sweep): {"sweep", "winner", "overrides", "superseded"}
+    base: dict[str, Any] | None = None
+    # the ✅ down experiment with the lowest mean validation MAE, or None
+    winner: str | None = None
+    # what the next phase starts from
+    next_base: NextBase | None = None
+    # the spread seen across the sweep (for single-seed arms)
+    spread: Spread | None = None
+    # run directory names per experiment
+    run_dirs: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def tau(self) -> float | None:
+        """τ: the threshold in validation-MAE units (None without a baseline result)."""
+        d = next((d for d in self.decisions.values() if d.decision not in (REFERENCE, NONE)), None)
+        return d.margin if d is not None and math.isfinite(d.margin) else None
 
 
 def _reference(runs: list[Run], base_runs: list[Run]) -> dict[str, Any]:
@@ -137,14 +163,23 @@ def _reference(runs: list[Run], base_runs: list[Run]) -> dict[str, Any]:
     return reference
 
 
-def _row(run: Run, reference: dict[str, Any], ref_val: float | None, decision: str) -> dict:
+def _row(
+    run: Run, reference: dict[str, Any], ref: tuple[float | None, float | None], decision: str
+) -> dict:
     m = run.metrics
+    ref_val, ref_test = ref
     delta = run.val_mae - ref_val if run.val_mae is not None and ref_val is not None else None
+    test = run.result("test")
     flags = []
     if run.status == COMPLETED and m.get("gap_ratio", 0) > 2:
         flags.append("overfitting (gap > 2x)")
     if m.get("early_stopping_can_fire") is False:
         flags.append("early stopping could not fire")
+    if m.get("modality") == "graph":  # text=none
+        inert = m.get("inert_text_keys") or []
+        flags.append(
+            f"graph-only: text knobs had no effect ({', '.join(inert)})" if inert else "graph-only"
+        )
     error = (m.get("error") or "").strip()
     return {
         "experiment": run.experiment,
@@ -156,17 +191,57 @@ def _row(run: Run, reference: dict[str, Any], ref_val: float | None, decision: s
         "stop_reason": m.get("stop_reason"),
         "train_mae": run.result("train"),
         "val_mae": run.val_mae,
-        "test_mae": run.result("test"),
+        "test_mae": test,
         "val_r2": run.result("val", "r2"),
         "test_r2": run.result("test", "r2"),
         "gap_ratio": m.get("gap_ratio"),
         "delta_val_mae": delta,
         "delta_val_mae_pct": 100 * delta / ref_val if delta is not None and ref_val else None,
+        "delta_test_mae": test - ref_test if test is not None and ref_test is not None else None,
         "decision": decision,
         "flags": "; ".join(flags),
         "error": error.splitlines()[-1] if error else "",
         "run_dir": run.name,
     }
+
+
+def _by_seed(runs: list[Run], split: str = "val") -> dict[int, float] | list[float]:
+    """Completed results by seed (a plain list when seeds are missing or repeat)."""
+    done = [(r.seed, r.result(split)) for r in runs if r.result(split) is not None]
+    seeds = [s for s, _ in done]
+    if None in seeds or len(set(seeds)) != len(seeds):
+        return [v for _, v in done]  # type: ignore[misc]
+    return {s: v for s, v in done}  # type: ignore[misc]
+
+
+def _values(arm: dict[int, float] | list[float]) -> list[float]:
+    return list(arm.values()) if isinstance(arm, dict) else list(arm)
+
+
+def _paired_diffs(arm: dict | list, base: dict | list) -> list[float]:
+    if not isinstance(arm, dict) or not isinstance(base, dict):
+        return []
+    return [arm[k] - base[k] for k in sorted(set(arm) & set(base))]
+
+
+def _epochs_note(runs: list[Run], base_runs: list[Run]) -> str:
+    """A caveat when the experiment may train longer or with more patience than the baseline."""
+    notes = []
+    for key, what in (("max_epochs", "epochs"), ("n_early_stopping", "patience")):
+        mine = {r.metrics.get(key) for r in runs if r.metrics.get(key) is not None}
+        theirs = {r.metrics.get(key) for r in base_runs if r.metrics.get(key) is not None}
+        if mine and theirs and max(mine) > max(theirs):
+            notes.append(f"{what} {max(mine)} vs the baseline's {max(theirs)}")
+    if not notes:
+        return ""
+    return (
+        f"trains with more {' and '.join(n.split()[0] for n in notes)} ({'; '.join(notes)}): "
+        "validation MAE also chose the best epoch, so it favours this run; check the test change"
+    )
+
+
+def _sign_disagrees(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and a * b < 0
 
 
 def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
@@ -175,19 +250,35 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
 
     runs = load_runs(sweep_dir)
     slurm_note = annotate_runs(sweep_dir, runs)  # live SLURM state of unfinished runs, if any
-    base_runs = [r for r in runs if r.experiment == "baseline"]
-    base_vals = [r.val_mae for r in base_runs if r.val_mae is not None]
     order = _experiment_order(runs)
+    groups = {e: [r for r in runs if r.experiment == e] for e in order}
+    base_runs = groups.get("baseline", [])
+    arms = {e: _by_seed(g) for e, g in groups.items()}
+    tests = {e: _values(_by_seed(g, "test")) for e, g in groups.items()}
+    base_arm = arms.get("baseline", [])
+    spread = sweep_spread(
+        {e: _paired_diffs(a, base_arm) for e, a in arms.items() if e != "baseline"},
+        {e: _values(a) for e, a in arms.items()},
+    )
+    base_test = mean_sd(tests["baseline"])[0] if tests.get("baseline") else None
     decisions: dict[str, Decision] = {}
     for exp in order:
-        vals = [r.val_mae for r in runs if r.experiment == exp and r.val_mae is not None]
+        n = len(_values(arms[exp]))
         if exp == "baseline":
-            decisions[exp] = Decision("(reference)", 0.0, 0.0, len(vals))
-        else:
-            decisions[exp] = Decision(*decide(vals, base_vals, threshold), len(vals))
+            decisions[exp] = Decision(REFERENCE, 0.0, 0.0, n, n)
+            continue
+        d = decide(arms[exp], base_arm, threshold, spread=spread)
+        test_delta = (
+            mean_sd(tests[exp])[0] - base_test if tests[exp] and base_test is not None else None
+        )
+        decisions[exp] = d._replace(
+            test_delta=test_delta,
+            disagrees=_sign_disagrees(d.delta if d.decision != NONE else None, test_delta),
+            note="; ".join(filter(None, [d.note, _epochs_note(groups[exp], base_runs)])),
+        )
     reference = _reference(runs, base_runs)
-    base_by_seed = {r.seed: r.val_mae for r in base_runs if r.val_mae is not None}
-    base_mean = mean_std(base_vals)[0] if base_vals else None
+    base_by_seed = {r.seed: (r.val_mae, r.result("test")) for r in base_runs if r.val_mae}
+    base_mean = (mean_sd(_values(base_arm))[0], base_test) if _values(base_arm) else (None, None)
     ordered = sorted(
         runs, key=lambda r: (order.index(r.experiment), r.seed if r.seed is not None else -1)
     )
@@ -195,12 +286,89 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         _row(r, reference, base_by_seed.get(r.seed, base_mean), decisions[r.experiment].decision)
         for r in ordered
     ]
-    verdict = _verdict(sweep_dir, rows, decisions, base_vals)
-    return Summary(rows, decisions, verdict, threshold, slurm_note)
+    base = _started_from(runs)
+    down = {e: d for e, d in decisions.items() if d.decision == DOWN}
+    winner = min(down, key=lambda e: down[e].delta) if down else None
+    next_base = _next_base(sweep_dir, groups, winner, reference, base)
+    return Summary(
+        rows,
+        decisions,
+        _verdict(sweep_dir, rows, decisions, _values(base_arm), winner),
+        threshold,
+        base=base,
+        winner=winner,
+        next_base=next_base,
+        spread=spread,
+        run_dirs={e: [r.name for r in g if r.files is not None] for e, g in groups.items()},
+        slurm_note=slurm_note,
+    )
+
+
+def _started_from(runs: list[Run]) -> dict[str, Any] | None:
+    """The ``base`` record of a chained sweep (from its runs' configs), else None."""
+    for r in runs:
+        rec = r.settings.get("base") if r.settings else None
+        if rec and rec.get("sweep"):
+            return {
+                "sweep": rec["sweep"],
+                "winner": rec.get("winner"),
+                "overrides": dict(rec.get("overrides") or {}),
+            }
+    return None
+
+
+def _next_base(
+    sweep_dir: Path,
+    groups: dict[str, list[Run]],
+    winner: str | None,
+    reference: dict[str, Any],
+    base: dict[str, Any] | None,
+) -> NextBase:
+    start = dict(base["overrides"]) if base else {}
+    where = str(Path(sweep_dir).resolve())
+    if winner is None:
+        kept = (
+            f"the configuration it started from ({base['winner'] or 'kept'} of {base['sweep']})"
+            if base
+            else "the original baseline"
+        )
+        return NextBase(
+            where, None, start, f"no ✅ winner in this sweep: the next phase keeps {kept}"
+        )
+    run = next((r for r in groups[winner] if r.status == COMPLETED and r.settings), None)
+    mine = _diff(run, reference) if run is not None else {}
+    overrides = {**start, **mine}
+    return NextBase(
+        where,
+        winner,
+        overrides,
+        f"{winner} won; as overrides of conf/'s baseline: {' '.join(as_overrides(overrides))}",
+    )
+
+
+def _seed_advice(decisions: dict[str, Decision]) -> str:
+    """Seeds per arm each inconclusive experiment needs, in words."""
+    parts = []
+    for e, d in decisions.items():
+        if d.decision != INCONCLUSIVE:
+            continue
+        if d.near_threshold:
+            parts.append(f"{e}: a change about the threshold's size")
+        elif d.spread is None:
+            parts.append(f"{e}: unknown (no spread seen; run at least 3 seeds)")
+        elif d.seeds_needed is None:
+            parts.append(f"{e}: more than {MAX_SEEDS}")
+        else:
+            parts.append(f"{e}: about {d.seeds_needed}")
+    return "seeds per arm needed at the spread seen: " + "; ".join(parts)
 
 
 def _verdict(
-    sweep_dir: Path, rows: list[dict], decisions: dict[str, Decision], base_vals: list[float]
+    sweep_dir: Path,
+    rows: list[dict],
+    decisions: dict[str, Decision],
+    base_vals: list[float],
+    winner: str | None,
 ) -> str:
     bad = [r for r in rows if r["status"] != COMPLETED]
     caveat = ""
@@ -215,15 +383,29 @@ def _verdict(
     tried = {e: d for e, d in decisions.items() if e != "baseline" and d.decision != NONE}
     if not tried:
         return "No completed experiment besides the baseline: nothing to decide yet." + caveat
-    down = {e: d for e, d in tried.items() if d.decision == DOWN}
-    if down:
-        best = min(down, key=lambda e: down[e].delta)
-        pct = 100 * down[best].delta / mean_std(base_vals)[0]
+    if winner is not None:
+        d = tried[winner]
         return (
-            f"Tuning works: {best} lowered validation MAE by {-pct:.1f}% against the baseline; "
-            f"next, continue fine-tuning around {best}." + caveat
+            f"Tuning works: {winner} lowered validation MAE by {-d.delta_pct:.1f}% against the "
+            f"baseline (95% interval {d.pct(d.low):+.1f}% to {d.pct(d.high):+.1f}%); next, "
+            f"continue fine-tuning around {winner} (chain the next phase with "
+            f"base_sweep={sweep_dir})." + caveat
         )
-    if any(d.decision == SAME for d in tried.values()):
+    by = {k: [e for e, d in tried.items() if d.decision == k] for k in (SAME, UP, INCONCLUSIVE)}
+    if by[INCONCLUSIVE]:
+        rest = "".join(
+            f" {label}: {', '.join(by[k])}."
+            for k, label in ((SAME, "Unchanged"), (UP, "Up"))
+            if by[k]
+        )
+        verb = "is" if len(by[INCONCLUSIVE]) == 1 else "are"
+        return (
+            f"No clear winner: {', '.join(by[INCONCLUSIVE])} {verb} inconclusive "
+            f"({_seed_advice(tried)}); "
+            "next, rerun the sweep with more seeds (random_seed=1,2,...) into "
+            f"hydra.sweep.dir={sweep_dir}, where finished runs are skipped." + rest + caveat
+        )
+    if by[SAME]:
         return (
             "Validation MAE is unchanged by these settings: bigger changes are needed; next, try "
             "the phase 4 settings (python -m fusion_tuner +phase=4 -m)." + caveat

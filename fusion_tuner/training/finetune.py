@@ -46,6 +46,8 @@ def source_tokenizer(cfg: Config, source: Run | None) -> Any:
     are loaded and both runs use the same text model (else None: the run builds its own)."""
     if source is None or cfg.model.init_scope != "all":
         return None
+    if not (cfg.text.enabled and source.config.text.enabled):  # a graph-only side: no tokens
+        return None
     if source.config.text.model_name_or_path != cfg.text.model_name_or_path:
         return None
     folder = source.files.tokenizer if source.files else None

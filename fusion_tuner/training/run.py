@@ -7,11 +7,17 @@ completed run of the same config it only reports that the run is complete. A fai
 records ``status: failed`` and the error in ``metrics.json``, the traceback in ``train.log``,
 and re-raises; SIGINT and SIGTERM (what SLURM sends at a time limit, and ``scancel``) record
 ``status: interrupted`` with the signal, keep ``last.pt``, and exit non-zero.
+
+On several ranks (:mod:`fusion_tuner.training.distributed`): with ``trainer.devices=N`` this
+process keeps the lock, the status and the attempts, and spawns N ranks that train and write the
+run's files (rank 0); under torchrun or srun every rank calls :func:`train`, rank 0 owns the
+directory as a plain run does and tells the others when (and whether) to start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -23,11 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.config import Config, config_hash, validate
-from fusion_tuner.errors import CheckpointError
+from fusion_tuner.errors import CheckpointError, RunError
 from fusion_tuner.io import remove_stale_temp_files
+from fusion_tuner.launch import Launch, from_env
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir, RunLock
+from fusion_tuner.search.pruning import TrialReporter
+from fusion_tuner.training import distributed
 from fusion_tuner.training.checkpoint import config_to_dict
 from fusion_tuner.training.console import RunLog
+from fusion_tuner.training.distributed import SINGLE, Dist
 from fusion_tuner.training.loggers import MetricLogger, NullLogger, build_logger
 
 log = logging.getLogger("fusion_tuner")
@@ -104,14 +114,28 @@ def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[st
         run_dir: the run directory (created if needed).
         sweep: the multirun this run belongs to (its W&B group unless ``logger.group`` is set).
     """
+    launch = from_env()
+    if launch is not None:
+        return _train_as_rank(cfg, RunDir(run_dir), sweep, launch)
     files = RunDir(run_dir)
     with RunLock(files), RunLog(files.log), _sigterm_interrupts():
         return _train_locked(cfg, files, sweep)
 
 
-def _train_locked(cfg: Config, files: RunDir, sweep: str | None) -> dict[str, Any]:
-    from fusion_tuner.training.trainer import Trainer
+# What rank 0 tells the other ranks of a torchrun/srun run once it owns the directory.
+GO, DONE, REFUSED = "go", "done", "refused"
 
+
+def _open(cfg: Config, files: RunDir) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Read what the directory holds; unless the run is complete, record this attempt.
+
+    Returns:
+        ``(previous metrics, None)`` for a run already complete with this config, else
+        ``(previous metrics, the "running" metrics just written)``.
+
+    Raises:
+        CheckpointError: the directory holds a completed run of another config.
+    """
     digest = config_hash(cfg)
     previous = files.read_metrics()
     if previous.get("status") == COMPLETED:
@@ -121,7 +145,7 @@ def _train_locked(cfg: Config, files: RunDir, sweep: str | None) -> dict[str, An
                 f"({previous.get('config_hash')} != {digest}); use a new run directory"
             )
         log.info("run in %s is already complete (config %s): nothing to do", files.path, digest)
-        return previous
+        return previous, None
     _prepare(files, cfg)
     action = ATTEMPT_ACTIONS.get(previous.get("status", ""), "fresh")
     log.info("run %s: %s", files.path.name, action)
@@ -138,23 +162,41 @@ def _train_locked(cfg: Config, files: RunDir, sweep: str | None) -> dict[str, An
         "pid": os.getpid(),
         "attempts": attempts,
     }
+    if cfg.trial.number is not None:  # a trial of an Optuna search (fusion_tuner.search)
+        base["trial"] = {"number": cfg.trial.number, "study": cfg.trial.study}
     files.write_metrics(base)
-    logger: MetricLogger = NullLogger()
-    failed, start = True, time.perf_counter()
+    return previous, base
+
+
+def _train_locked(
+    cfg: Config, files: RunDir, sweep: str | None, dist: Dist = SINGLE
+) -> dict[str, Any]:
+    """The run, in the process that owns its directory: a plain run, or rank 0 of a run that
+    torchrun/srun started (its other ranks wait in :func:`_train_as_rank` for what rank 0
+    ``share``s: start, already done, or refused)."""
+    try:
+        previous, base = _open(cfg, files)
+    except BaseException as exc:
+        dist.share((REFUSED, f"{type(exc).__name__}: {exc}"))
+        raise
+    if base is None:
+        dist.share((DONE, previous))
+        return previous
+    started, start = False, time.perf_counter()
     try:
         validate(cfg)
-        defaults = {
-            "group": sweep or cfg.experiment_name,
-            "job_type": cfg.experiment_name,
-            "name": f"{cfg.experiment_name}-seed{cfg.random_seed}",
+        dist.share((GO, None))
+        started = True
+        if cfg.trainer.devices > 1 and not dist.active:
+            metrics = _spawn_ranks(cfg, files, sweep)
+        else:
+            metrics = _fit(dist, cfg, files, sweep, start)
+        metrics = metrics | {
+            "wall_time_s": time.perf_counter() - start,
+            "attempts": base["attempts"],
         }
-        logger = build_logger(cfg.logger, files.path, config_to_dict(cfg), defaults)
-        trainer = Trainer.from_config(cfg, files.path, logger)
-        trainer.fit()
-        metrics = trainer.finish(time.perf_counter() - start) | {"attempts": attempts}
         files.write_metrics(metrics)
         _tidy(files, cfg)
-        logger.summary(_final_summary(metrics))
         log.info(
             "done: best epoch %d, val MAE %.4f, test MAE %.4f, gap ratio %.2f (%s)",
             metrics["best_epoch"],
@@ -163,20 +205,129 @@ def _train_locked(cfg: Config, files: RunDir, sweep: str | None) -> dict[str, An
             metrics["gap_ratio"],
             metrics["stop_reason"],
         )
-        failed = False
         return metrics
-    except (KeyboardInterrupt, Interrupted) as exc:
-        reason = str(exc) if isinstance(exc, Interrupted) else "interrupted by SIGINT"
-        log.error(
-            "run %s: %s; last.pt is kept, rerun the same command to resume", files.path.name, reason
-        )
-        files.write_metrics(base | {"status": INTERRUPTED, "reason": reason})
-        if isinstance(exc, Interrupted):
-            raise SystemExit(128 + exc.signum) from None
-        raise
     except BaseException as exc:
-        log.error("run failed:\n%s", traceback.format_exc())
+        if not started:
+            dist.share((REFUSED, f"{type(exc).__name__}: {exc}"))
+        if isinstance(exc, KeyboardInterrupt | Interrupted):
+            reason = str(exc) if isinstance(exc, Interrupted) else "interrupted by SIGINT"
+            log.error(
+                "run %s: %s; last.pt is kept, rerun the same command to resume",
+                files.path.name,
+                reason,
+            )
+            files.write_metrics(base | {"status": INTERRUPTED, "reason": reason})
+            if isinstance(exc, Interrupted):
+                raise SystemExit(128 + exc.signum) from None
+            raise
+        if isinstance(exc, distributed.RankFailed):
+            log.error("run failed: %s (the rank's traceback is in the log above)", exc)
+        else:
+            log.error("run failed:\n%s", traceback.format_exc())
         files.write_metrics(base | {"status": FAILED, "error": f"{type(exc).__name__}: {exc}"})
         raise
+
+
+def _fit(dist: Dist, cfg: Config, files: RunDir, sweep: str | None, start: float) -> dict[str, Any]:
+    """Build the Trainer, fit and finish; return the final metrics (without ``attempts``).
+    On several ranks every rank runs this; rank 0 alone has the experiment tracker."""
+    from fusion_tuner.training.trainer import Trainer
+
+    logger: MetricLogger = NullLogger()
+    failed = True
+    try:
+        reporter = None
+        if dist.is_main:
+            # a search trial reports validation MAE to its study every epoch and may be pruned
+            # (rank 0 reports; the Trainer shares its decision with the other ranks)
+            reporter = TrialReporter.from_config(cfg.trial)
+            defaults = {
+                "group": sweep or cfg.experiment_name,
+                "job_type": cfg.experiment_name,
+                "name": f"{cfg.experiment_name}-seed{cfg.random_seed}",
+            }
+            tracked = config_to_dict(cfg)
+            if reporter is not None:
+                defaults["name"] = files.path.name  # trial-0007
+                tracked["trial"] |= {"params": reporter.params}
+            logger = build_logger(cfg.logger, files.path, tracked, defaults)
+        trainer = Trainer.from_config(cfg, files.path, logger, dist)
+        if reporter is not None:
+            trainer.epoch_hooks.append(reporter)
+        trainer.fit()
+        metrics = trainer.finish(time.perf_counter() - start)
+        if reporter is not None:
+            metrics["trial"] = reporter.record()
+        logger.summary(_final_summary(metrics))
+        failed = False
+        return metrics
     finally:
         logger.finish(failed=failed)
+
+
+# ------------------------------------------------------------------------ several ranks
+def _spawn_ranks(cfg: Config, files: RunDir, sweep: str | None) -> dict[str, Any]:
+    """``trainer.devices`` local ranks train the run; rank 0's final metrics come back."""
+    device = distributed.check_local_devices(cfg.trainer.devices, cfg.trainer.device)
+    log.info(
+        "training on %d %s processes (DDP, %s), global batch %d",
+        cfg.trainer.devices,
+        device.type.upper() if device.type == "cuda" else "CPU",
+        distributed.backend_for(device),
+        cfg.batch.batch_size,
+    )
+    return distributed.spawn(
+        _spawned_rank,
+        cfg.trainer.devices,
+        (cfg, str(files.path), sweep),
+        distributed.backend_for(device),
+        on_interrupt=Interrupted,
+    )
+
+
+def _spawned_rank(dist: Dist, cfg: Config, run_dir: str, sweep: str | None) -> dict[str, Any]:
+    """One spawned rank (a fresh process): log like the parent, train, return the metrics."""
+    import torch
+
+    from fusion_tuner.runtime import resolve_device
+
+    files = RunDir(run_dir)
+    if cfg.trainer.num_threads is None and resolve_device(cfg.trainer.device).type == "cpu":
+        # the ranks share this machine's cores (torchrun sets OMP_NUM_THREADS=1 for the same)
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // dist.world))
+    log_file = RunLog(files.log) if dist.is_main else contextlib.nullcontext()
+    with distributed.rank_logging(dist, console=True), log_file, _sigterm_interrupts():
+        try:
+            return _fit(dist, cfg, files, sweep, time.perf_counter())
+        except Interrupted as exc:  # the parent records it, from this exit status
+            raise SystemExit(128 + exc.signum) from None
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            log.error("rank %d failed:\n%s", dist.rank, traceback.format_exc())
+            raise
+
+
+def _train_as_rank(cfg: Config, files: RunDir, sweep: str | None, launch: Launch) -> dict[str, Any]:
+    """This process is one rank of a run that torchrun or srun started: rank 0 owns the run
+    directory (lock, status, files), the others train beside it."""
+    world = distributed.world_size(cfg.trainer.devices, launch)
+    cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, devices=world))
+    device = distributed.rank_device(cfg.trainer.device, distributed.dist_of(launch))
+    dist = distributed.init(launch, distributed.backend_for(device))
+    try:
+        # every rank's Hydra made its own run directory name; rank 0's is the run's
+        files = RunDir(dist.share(str(files.path)))
+        with distributed.rank_logging(dist, console=False):
+            if dist.is_main:
+                with RunLock(files), RunLog(files.log), _sigterm_interrupts():
+                    return _train_locked(cfg, files, sweep, dist)
+            with _sigterm_interrupts():
+                kind, payload = dist.share()
+                if kind == DONE:
+                    return payload
+                if kind == REFUSED:
+                    raise RunError(f"rank 0 did not start the run: {payload}")
+                return _fit(dist, cfg, files, sweep, time.perf_counter())
+    finally:
+        distributed.shutdown()

@@ -3,6 +3,10 @@
 ``Trainer.from_config(cfg, run_dir)`` builds data, model, optimizer, schedule, early stopping
 and logger, and resumes from the run's ``last.pt`` when there is one. ``fit()`` runs the epochs;
 ``finish()`` evaluates the best model on every split and returns the ``metrics.json`` content.
+
+On several ranks (a :class:`~fusion_tuner.training.distributed.Dist` with ``world > 1``) every
+rank builds the same Trainer, trains its slices of each global batch through DDP and gathers
+every evaluation, so all ranks take the same decisions; only rank 0 writes files and logs.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import dataclasses
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,23 +23,26 @@ from typing import Any
 import torch
 
 from fusion_tuner import __version__
-from fusion_tuner.config import Config, config_hash, max_epochs
+from fusion_tuner.config import Config, config_hash, inert_text_keys, max_epochs, modality
 from fusion_tuner.data.module import CrystalDataModule
 from fusion_tuner.errors import CheckpointError
-from fusion_tuner.io import atomic_write_dir
+from fusion_tuner.io import atomic_write_dir, stable_hash
 from fusion_tuner.metrics import gap_ratio
 from fusion_tuner.models.builders import build_model
 from fusion_tuner.rundir import COMPLETED, RunDir
-from fusion_tuner.runtime import resolve_device, seed_everything
+from fusion_tuner.runtime import seed_everything
 from fusion_tuner.training import checkpoint as ckpt_io
 from fusion_tuner.training import finetune
 from fusion_tuner.training.console import BatchProgress, progress
+from fusion_tuner.training.distributed import SINGLE, Dist, epoch_seed, rank_device
 from fusion_tuner.training.early_stopping import EarlyStopping
 from fusion_tuner.training.epoch import HISTORY_COLUMNS, EpochRecord
 from fusion_tuner.training.loggers import MetricLogger, NullLogger
 from fusion_tuner.training.loop import evaluate, train_epoch
 from fusion_tuner.training.optim import build_optimizer, build_scheduler
 from fusion_tuner.training.plots import plot_curves
+from fusion_tuner.training.sharding import sharded_loader
+from fusion_tuner.training.text_store import prepare_text_states
 
 log = logging.getLogger("fusion_tuner")
 
@@ -83,6 +91,30 @@ def _own_tokenizer(files: RunDir) -> Any:
     return AutoTokenizer.from_pretrained(str(files.tokenizer))
 
 
+def _setup_data(cfg: Config, files: RunDir, dist: Dist, tokenizer: Any) -> CrystalDataModule:
+    """The run's data; rank 0 writes its split, data report and tokenizer.
+
+    Ranks set up concurrently (the cache builds each entry once under a file lock, and a
+    tokenizer is the cache's or the run's own), then check that they agree before rank 0
+    writes: that check is also the barrier that keeps rank 0 from replacing ``tokenizer/``
+    while another rank still reads it.
+    """
+    dm = CrystalDataModule(cfg).setup(tokenizer=tokenizer)
+    if dist.active:
+        views = dist.all_gather_object((dm.info.tokenizer_id, stable_hash(dm.splits)))
+        if any(v != views[0] for v in views):
+            raise RuntimeError(
+                f"the {dist.world} ranks of this run built different data (tokenizer, split): "
+                f"{views}; rerun, and report this if it happens again"
+            )
+    if dist.is_main:
+        files.write_split(dm.splits)
+        files.write_data_report(dm.report)
+        if dm.tokenizer is not None:  # graph-only runs (text=none) have none
+            atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))
+    return dm
+
+
 class Trainer:
     """One config, one run directory; build it with :meth:`from_config`."""
 
@@ -98,10 +130,11 @@ class Trainer:
         device: torch.device,
         logger: MetricLogger,
         warmup_steps_used: int,
+        dist: Dist = SINGLE,
     ) -> None:
         self.cfg, self.files, self.dm, self.model = cfg, files, data, model
         self.optimizer, self.scheduler, self.stopper = optimizer, scheduler, stopper
-        self.device, self.logger = device, logger
+        self.device, self.logger, self.dist = device, logger, dist
         self.warmup_steps_used = warmup_steps_used
         self.hash = config_hash(cfg)
         self.max_epochs = max_epochs(cfg)
@@ -110,33 +143,70 @@ class Trainer:
         self.loader_gen = torch.Generator()
         self.init: dict[str, Any] | None = None  # what model.init_from loaded (fine-tuning)
         self.freeze = finetune.GraphFreeze(model, 0)
-        self.train_loader = data.loader("train", generator=self.loader_gen)
-        self.val_loader = data.loader("val", shuffle=False)
+        self.train_loader = self._loader("train", shuffle=True, generator=self.loader_gen)
+        self.val_loader = self._loader("val", shuffle=False)
+        # called after each epoch's validation; a returned string stops the run and becomes its
+        # stop_reason (an Optuna trial's pruning: fusion_tuner.search.pruning.TrialReporter)
+        self.epoch_hooks: list[Callable[[EpochRecord], str | None]] = []
+        # what computes the training forward pass: DDP's wrapper on several ranks (it averages
+        # the gradients over them); self.model stays the plain module (checkpoints, evaluation)
+        self.wrapped = self._wrap()
+
+    def _loader(self, split: str, shuffle: bool, generator: torch.Generator | None = None):
+        """The loader of a split; on several ranks, this rank's slices of its batches."""
+        if not self.dist.active:
+            return self.dm.loader(split, shuffle=shuffle, generator=generator)
+        return sharded_loader(
+            self.dm.datasets[split],
+            self.cfg.batch.batch_size,
+            self.dist,
+            shuffle,
+            generator,
+            self.cfg.trainer.num_workers,
+        )
+
+    def _wrap(self) -> torch.nn.Module:
+        if not self.dist.active:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids)
 
     @classmethod
     def from_config(
-        cls, cfg: Config, run_dir: str | Path, logger: MetricLogger | None = None
+        cls,
+        cfg: Config,
+        run_dir: str | Path,
+        logger: MetricLogger | None = None,
+        dist: Dist = SINGLE,
     ) -> Trainer:
         """Build data, model, optimizer, schedule and early stopping for ``cfg``; write the
-        run's split, data report and tokenizer; resume from ``last.pt`` when present."""
+        run's split, data report and tokenizer; resume from ``last.pt`` when present.
+
+        Args:
+            dist: this process's rank when the run trains on several (every rank calls this).
+        """
         files = RunDir(run_dir)
         seed_everything(cfg.random_seed)
         if cfg.trainer.num_threads:
             torch.set_num_threads(cfg.trainer.num_threads)
         torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
-        device = resolve_device(cfg.trainer.device)
+        device = rank_device(cfg.trainer.device, dist)
         source = finetune.source_run(cfg)  # model.init_from, found before any data work
         # a resumed run keeps the tokenizer it saved; a fine-tuned one starts with its source's
         tokenizer = _own_tokenizer(files) or finetune.source_tokenizer(cfg, source)
-        dm = CrystalDataModule(cfg).setup(tokenizer=tokenizer)
-        files.write_split(dm.splits)
-        files.write_data_report(dm.report)
-        atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))
+        dm = _setup_data(cfg, files, dist, tokenizer)
+        dm.pin_memory = device.type == "cuda"  # asynchronous host-to-device batch copies
         seed_everything(cfg.random_seed)  # model init does not depend on what data loading drew
         model = build_model(cfg, dm.info).to(device)
         init = finetune.load_matching(model, source, cfg.model.init_scope) if source else None
         y = dm.datasets["train"].targets  # the normaliser is always the new training split's
         model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
+        if getattr(model, "text_encoder", None) is not None:  # once its weights are final
+            dm.report["text_store"] = prepare_text_states(cfg, dm, model.text_encoder, device)
+            if dist.is_main:
+                files.write_data_report(dm.report)
         epochs, steps = max_epochs(cfg), math.ceil(len(dm.datasets["train"]) / cfg.batch.batch_size)
         warmup = _warmup_steps(cfg, epochs, steps)
         # built before any freezing, so that the graph encoder's parameters are in it from the
@@ -157,10 +227,12 @@ class Trainer:
             device,
             logger or NullLogger(),
             warmup,
+            dist,
         )
         trainer.init = init
         trainer.freeze = finetune.GraphFreeze(model, cfg.model.freeze_graph_epochs)
-        trainer._announce(steps)
+        if dist.is_main:
+            trainer._announce(steps)
         state = trainer._resumable_state()
         if state is not None:
             trainer.resume(state)
@@ -193,12 +265,15 @@ class Trainer:
     def _announce(self, steps: int) -> None:
         params = list(self.model.parameters())
         log.info(
-            "model: %d parameters (%d trainable); %d epochs max, %d steps/epoch, device %s",
+            "model: %d parameters (%d trainable); %d epochs max, %d steps/epoch, device %s%s",
             sum(p.numel() for p in params),
             sum(p.numel() for p in params if p.requires_grad),
             self.max_epochs,
             steps,
             self.device,
+            f" (rank 0 of {self.dist.world}, global batch {self.cfg.batch.batch_size})"
+            if self.dist.active
+            else "",
         )
         if not self.can_fire:
             log.warning(
@@ -228,7 +303,8 @@ class Trainer:
         ckpt_io.set_rng_state(state["rng"])
         # the history the checkpoint claims: a row written after it (a kill between the two)
         # is dropped, so history.csv and the checkpoint agree again
-        self.files.write_history(HISTORY_COLUMNS, list(state["history"]))
+        if self.dist.is_main:
+            self.files.write_history(HISTORY_COLUMNS, list(state["history"]))
         self.progress = Progress(
             history=list(state["history"]),
             best_val_mae=state["best_val_mae"],
@@ -281,41 +357,59 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- epochs
     def fit(self) -> None:
-        """Train from the next epoch until ``max_epochs`` or early stopping."""
+        """Train from the next epoch until ``max_epochs``, early stopping or an epoch hook
+        (a pruned search trial)."""
         cfg, p = self.cfg, self.progress
-        done = p.history and (p.stop_reason == "early_stopping" or p.next_epoch > self.max_epochs)
-        bar = progress(
-            range(p.next_epoch, self.max_epochs + 1) if not done else [], cfg.trainer.progress
-        )
+        done = p.history and (p.stop_reason is not None or p.next_epoch > self.max_epochs)
+        main = self.dist.is_main
+        mode = cfg.trainer.progress if main else "line"  # one progress display per run
+        bar = progress(range(p.next_epoch, self.max_epochs + 1) if not done else [], mode)
         for epoch in bar:
-            # data order and dropout depend only on (seed, epoch): exact after a resume
+            # data order and dropout depend only on (seed, epoch, rank): exact after a resume
             self.loader_gen.manual_seed(cfg.random_seed * 100_003 + epoch)
-            torch.manual_seed(cfg.random_seed * 100_003 + epoch)
+            torch.manual_seed(epoch_seed(cfg.random_seed, epoch, self.dist.rank))
             self.freeze.apply(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
-            batches = BatchProgress(self.train_loader, cfg.trainer.progress, epoch)
+            batches = BatchProgress(self.train_loader, mode, epoch)
             train = train_epoch(
-                self.model, batches, self.optimizer, self.scheduler, cfg, self.device
+                self.model,
+                batches,
+                self.optimizer,
+                self.scheduler,
+                cfg,
+                self.device,
+                self.dist,
+                self.wrapped,
             )
-            val = evaluate(self.model, self.val_loader, cfg, self.device)
+            # every rank gets the whole split's evaluation, so all take the same decisions
+            val = evaluate(self.model, self.val_loader, cfg, self.device, self.dist)
             p.train_seconds += train.seconds
             p.train_crystals += train.crystals
             if val.metrics["mae"] < p.best_val_mae:
                 p.best_val_mae, p.best_epoch = val.metrics["mae"], epoch
-                ckpt_io.save_checkpoint(self.files.best_checkpoint, self._payload(epoch))
-            stop = self.stopper.step(val.metrics["mae"], epoch)
+                if main:
+                    ckpt_io.save_checkpoint(self.files.best_checkpoint, self._payload(epoch))
+            # rank 0's decision binds every rank (they compute the same one)
+            stop = bool(self.dist.share(self.stopper.step(val.metrics["mae"], epoch)))
             if stop:
                 p.stop_reason = "early_stopping"
             record = EpochRecord.of(epoch, train, val, lr, p.best_val_mae)
+            hooked = [r for r in (hook(record) for hook in self.epoch_hooks) if r]
+            if self.dist.active:  # rank 0's hooks decide for every rank
+                hooked = [r for part in self.dist.all_gather_object(hooked) for r in part]
+            if hooked and not stop:
+                p.stop_reason, stop = hooked[0], True
             p.history.append(record.row())
-            # history first: a kill between the two leaves a row that resume drops, never a
-            # checkpoint whose epoch history.csv lacks
-            self.files.write_history(HISTORY_COLUMNS, p.history)
-            self._save_last(epoch)
-            self.logger.log(record.tracked(), step=epoch)
-            self._show(bar, record)
+            if main:
+                # history first: a kill between the two leaves a row that resume drops, never
+                # a checkpoint whose epoch history.csv lacks
+                self.files.write_history(HISTORY_COLUMNS, p.history)
+                self._save_last(epoch)
+                self.logger.log(record.tracked(), step=epoch)
+                self._show(bar, record)
             if stop:
-                self._explain_stop(epoch)
+                if main and p.stop_reason == "early_stopping":
+                    self._explain_stop(epoch)
                 break
 
     def _show(self, bar: Any, record: EpochRecord) -> None:
@@ -342,25 +436,31 @@ class Trainer:
     def finish(self, wall_seconds: float) -> dict[str, Any]:
         """Evaluate the best model on every split, write predictions and curves; return the
         ``metrics.json`` content."""
+        self.dist.barrier()  # rank 0 has written best_model.pt before any rank reads it
         best = ckpt_io.load_checkpoint(self.files.best_checkpoint, self.device)
         self.model.load_state_dict(best["model_state"])
         results: dict[str, Any] = {}
         for split in ("train", "val", "test"):
-            ev = evaluate(self.model, self.dm.loader(split, shuffle=False), self.cfg, self.device)
-            self.files.write_predictions(split, ev.ids, ev.target, ev.prediction)
+            loader = self._loader(split, shuffle=False)
+            ev = evaluate(self.model, loader, self.cfg, self.device, self.dist)
+            if self.dist.is_main:
+                self.files.write_predictions(split, ev.ids, ev.target, ev.prediction)
             results[split] = {k: ev.metrics[k] for k in ("mae", "rmse", "r2", "n")}
         p = self.progress
-        plot_curves(
-            [(self.cfg.experiment_name, p.history, p.best_epoch)],
-            self.files.curves,
-            title=self.cfg.experiment_name,
-        )
+        if self.dist.is_main:
+            plot_curves(
+                [(self.cfg.experiment_name, p.history, p.best_epoch)],
+                self.files.curves,
+                title=self.cfg.experiment_name,
+            )
         default_stop = (
             "max_epochs" if self.max_epochs == self.cfg.scheduler.epochs else "budget_max_epochs"
         )
         metrics = {
             "status": COMPLETED,
             "experiment": self.cfg.experiment_name,
+            "modality": modality(self.cfg),
+            "inert_text_keys": inert_text_keys(self.cfg),
             "best_epoch": p.best_epoch,
             "epochs_run": len(p.history),
             "max_epochs": self.max_epochs,
@@ -377,6 +477,7 @@ class Trainer:
             "budget": self.cfg.budget.name,
             "target": self.cfg.dataset.target,
             "device": str(self.device),
+            "devices": self.dist.world,
             "code_version": __version__,
         }
         if self.init is not None:  # fine-tuned: what model.init_from loaded, and the freezing

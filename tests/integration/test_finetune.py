@@ -137,9 +137,10 @@ def test_fine_tuning_composes_with_a_phase_sweep(tmp_path) -> None:
 
     phase = yaml.safe_load((conf_dir() / "phase" / "1.yaml").read_text())
     jobs = expand_jobs(phase["hydra"]["sweeper"]["params"], [f"model.init_from={tmp_path}"])
-    assert len(jobs) == 6 and all(f"model.init_from={tmp_path}" in job for job in jobs)
+    # 6 experiments x seeds 1, 2, 3
+    assert len(jobs) == 18 and all(f"model.init_from={tmp_path}" in job for job in jobs)
     check_subdir(jobs, "${experiment_name}-seed${random_seed}")  # no collision
-    cfg = compose_config(jobs[1])
+    cfg = compose_config(jobs[-1])  # the last experiment's last seed
     assert cfg.model.init_from == str(tmp_path) and cfg.experiment_name != "baseline"
 
 

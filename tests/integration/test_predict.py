@@ -278,3 +278,20 @@ def test_shared_alignn_folder_run_reproduces_its_test_predictions(shared_data, t
     got = {r["id"]: r["prediction"] for r in table}
     for cid, (_, prediction) in recorded(run).items():
         assert got[cid] == pytest.approx(prediction, rel=1e-4, abs=1e-5)
+
+
+def test_graph_only_run_predicts_without_texts_or_tokenizer(test_folders, tmp_path) -> None:
+    """A ``text=none`` run has no tokenizer/ and reads no text: bare structures are enough."""
+    run = tmp_path / "graph"
+    run_cli(run, "text=none")
+    assert not (run / "tokenizer").exists()
+    _, bare, _ = test_folders
+    from fusion_tuner import predict
+
+    table = predict([run], [bare], batch_size=4)
+    want = recorded(run)
+    got = {r["id"].removeprefix("POSCAR-").removesuffix(".vasp"): r for r in table}
+    assert sorted(got) == sorted(want) and not table.skipped
+    for cid, (target, prediction) in want.items():
+        assert got[cid]["target"] == pytest.approx(target, rel=1e-5, abs=1e-6)
+        assert got[cid]["prediction"] == pytest.approx(prediction, rel=1e-4, abs=1e-5)

@@ -102,8 +102,10 @@ def test_seed_sweep_names_runs_by_experiment_and_seed(tmp_path: Path) -> None:
         "e09_no_cross_attention-seed2",
     ]
     md = (tmp_path / "sw" / "summary.md").read_text()
-    assert "**e09_no_cross_attention** (2 run(s))" in md
+    assert "| e09_no_cross_attention | 2 / 2 (paired t) |" in md
     assert "## Verdict" in md
+    decision = json.loads((tmp_path / "sw" / "summary.json").read_text())["decisions"]
+    assert decision["e09_no_cross_attention"]["interval"] is not None
 
 
 def test_wandb_runs_of_a_sweep_share_the_sweep_as_group(tmp_path: Path) -> None:
@@ -136,3 +138,87 @@ def test_wandb_runs_of_a_sweep_share_the_sweep_as_group(tmp_path: Path) -> None:
         run = wandb_offline_records(sweep_dir / name)["run"][0]
         assert run.run_group == "phaseX/2026-01-01_00-00-00"
         assert (run.job_type, run.display_name) == (job_type, name)
+
+
+def read_yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.slow
+def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None:
+    """A real phase-1 sweep (its winner forced to e06_lower_lr in summary.json, since two
+    epochs decide nothing), then a real ``+phase=2`` sweep chained from it, then the report."""
+    from fusion_tuner.sweeps.chain import experiment_settings
+    from fusion_tuner.sweeps.plan_report import build_report
+    from fusion_tuner.training.checkpoint import load_checkpoint
+
+    root = tmp_path / "multirun"
+    phase1 = root / "phase1" / "t1"
+    out = sweep(
+        phase1, "experiment=baseline,e06_lower_lr", "random_seed=1,2", "dataset.demo_size=40"
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((phase1 / "summary.json").read_text())
+    assert set(summary["decisions"]) == {"baseline", "e06_lower_lr"}
+    assert summary["decisions"]["e06_lower_lr"]["method"] == "paired t"
+    e06 = experiment_settings("e06_lower_lr")
+    summary["next_base"] = {
+        "sweep": str(phase1.resolve()),
+        "winner": "e06_lower_lr",
+        "overrides": e06,
+        "note": "forced by the test",
+    }
+    (phase1 / "summary.json").write_text(json.dumps(summary))
+
+    phase2 = root / "phase2" / "t2"
+    out = sweep(
+        phase2,
+        "+phase=2",
+        "experiment=baseline,e04_early_fusion",
+        "random_seed=1",
+        "dataset.demo_size=40",
+        f"base_sweep={phase1}",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "this sweep starts from" in out.stdout + out.stderr
+    assert sorted(p.name for p in phase2.iterdir() if p.is_dir()) == [
+        "baseline-seed1",
+        "e04_early_fusion-seed1",
+    ]
+    for run in ("baseline-seed1", "e04_early_fusion-seed1"):
+        cfg = read_yaml(phase2 / run / ".hydra" / "config.yaml")
+        sched = cfg["scheduler"]
+        # the winner's values, except scheduler.epochs, which the command line (QUICK) sets
+        assert (sched["learning_rate"], sched["scheduler"], sched["n_early_stopping"]) == (
+            0.0005,
+            "lambda",
+            100,
+        )
+        assert sched["epochs"] == 3
+        assert cfg["base"]["winner"] == "e06_lower_lr"
+        assert cfg["base"]["sweep"] == str(phase1.resolve())
+        assert cfg["base"]["superseded"] == ["scheduler.epochs"]
+        ckpt = load_checkpoint(phase2 / run / "best_model.pt")["config"]
+        assert ckpt["scheduler"]["learning_rate"] == 0.0005
+        assert ckpt["base"]["winner"] == "e06_lower_lr"
+    e04 = read_yaml(phase2 / "e04_early_fusion-seed1" / ".hydra" / "config.yaml")
+    assert e04["fusion"]["middle_fusion_layers"] == "1,2"  # the phase-2 experiment on top
+    data = json.loads((phase2 / "summary.json").read_text())
+    assert data["base"]["winner"] == "e06_lower_lr"
+    assert data["base"]["overrides"] == e06
+    md = (phase2 / "summary.md").read_text()
+    assert "This sweep's baseline is the winner **e06_lower_lr**" in md
+    assert "single seed in an arm" in md  # one seed: inconclusive, never a winner
+
+    numbers = build_report([root])
+    crit = {c["criterion"]: c for c in numbers["criteria"]}
+    assert numbers["path"][0]["experiment"] == "baseline"
+    assert Path(numbers["path"][0]["sweep"]) == phase1.resolve()
+    assert Path(numbers["path"][-1]["sweep"]) == phase2.resolve()
+    for stage in ("text_fine", "text_final", "fused"):
+        assert crit[f"CKA {stage}"]["met"] in (True, False), crit[f"CKA {stage}"]
+        assert "seed 1" in crit[f"CKA {stage}"]["value"]
+    assert (root / "plan_report" / "cka" / "cka.json").is_file()
+    assert (root / "plan_report" / "report.html").stat().st_size > 10_000

@@ -4,6 +4,7 @@ failure isolation (a plain two-run job array: test_slurm_feedback.py)."""
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -63,3 +64,26 @@ def test_failed_run_is_reported_and_the_other_completes(tmp_path: Path) -> None:
     got = rows(tmp_path / "sw")
     assert got["run0"]["status"] == "completed"
     assert got["run1"]["status"] == "failed" and "id_prop.csv not found" in got["run1"]["error"]
+
+
+def test_tasks_per_node_train_one_run_on_two_ranks(tmp_path: Path) -> None:
+    # hydra.launcher.tasks_per_node=2: submitit runs the job in two srun tasks, which become the
+    # two DDP ranks of the one run (trainer.devices follows the launcher)
+    sweep_dir = tmp_path / "sw"
+    out = run(
+        sweep_cmd(
+            sweep_dir,
+            "hydra.launcher.tasks_per_node=2",
+            "hydra.launcher.mem_gb=3",
+            "scheduler.epochs=2",
+        )
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = sweep_dir / "baseline-seed42"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["status"], metrics["devices"], metrics["epochs_run"]) == ("completed", 2, 2)
+    logs = sorted((sweep_dir / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2  # one per task
+    epoch_lines = [p.read_text().count("epoch 1/2 train_loss") for p in logs]
+    assert epoch_lines == [1, 0]  # task 0 (rank 0) reports; rank 1 only trains
+    assert (run_dir / "train.log").read_text().count("epoch 1/2 train_loss") == 1

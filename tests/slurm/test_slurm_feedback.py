@@ -139,7 +139,8 @@ def test_two_run_sweep_prints_progress_and_ends_with_the_summary(sweep_dir: Path
         assert log.is_file()
     summary_at = out.stdout.index("# Sweep summary:")
     assert summary_at > out.stdout.index("every run ended")  # the summary comes last
-    assert f"summary: {sweep_dir / 'summary.md'} (2 runs, 0 not completed)" in out.stdout
+    written = f"summary: {sweep_dir / 'summary.md'} and summary.json (2 runs, 0 not completed)"
+    assert written in out.stdout
     got = rows(sweep_dir)
     assert {k: v["status"] for k, v in got.items()} == {
         "baseline-seed42": "completed",

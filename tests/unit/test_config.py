@@ -199,3 +199,25 @@ def test_duplicates_policy_is_checked() -> None:
     assert compose_config(["dataset.duplicates=first"]).dataset.duplicates == "first"
     with pytest.raises(ConfigError, match=r"dataset\.duplicates='keep' is not one of error, first"):
         compose_config(["dataset.duplicates=keep"])
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:1", "cuda:12"])
+def test_device_accepts_a_numbered_cuda_device(device: str) -> None:
+    assert compose_config([f"trainer.device={device}"]).trainer.device == device
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "cuda1", "mps:0"])
+def test_device_refuses_anything_else_naming_the_forms(device: str) -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.device=.*auto, cpu, cuda, cuda:N"):
+        compose_config([f"trainer.device={device}"])
+
+
+def test_text_store_settings_are_checked() -> None:
+    cfg = compose_config()
+    assert (cfg.text.store, cfg.text.store_max_gb) == ("auto", 32.0)
+    assert compose_config(["text.store_max_gb=null"]).text.store_max_gb is None
+    with pytest.raises(ConfigError) as err:
+        compose_config(["text.store=memory", "text.store_max_gb=-1"])
+    text = "\n".join(err.value.problems)
+    assert "text.store='memory' is not one of auto, off" in text
+    assert "text.store_max_gb" in text

@@ -164,6 +164,7 @@ def test_phase_grid_is_the_plan_grid_and_composes(phase: str) -> None:
     raw = yaml.safe_load((CONF_DIR / "phase" / f"{phase}.yaml").read_text())
     grid = raw["hydra"]["sweeper"]["params"]["experiment"].split(",")
     assert grid == PHASE_GRIDS[phase]
+    assert raw["hydra"]["sweeper"]["params"]["random_seed"] == "1,2,3"  # paired seeds
     assert f"outputs/multirun/phase{phase}/" in raw["hydra"]["sweep"]["dir"]
     for name in grid:  # every grid point composes with the phase and validates
         cfg = compose_config([f"+phase={phase}", f"experiment={name}"])

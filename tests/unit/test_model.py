@@ -151,30 +151,6 @@ def test_every_parameter_receives_a_gradient(data) -> None:
     assert dead == []
 
 
-def test_frozen_text_encoder_caches_outputs_per_crystal(data) -> None:
-    info, batch = data
-    model = build_model(compose(*DATA, "text.freeze=true"), info).train()
-    encoder = model.text_encoder
-    assert not any(p.requires_grad for p in encoder.parameters())
-    first = model(batch).prediction.detach()
-    assert len(encoder._cache) == 6
-    calls = []
-    hook = encoder.model.register_forward_hook(lambda *a: calls.append(1))
-    model.eval()
-    second = model(batch).prediction.detach()
-    hook.remove()
-    assert calls == []  # served from the cache, no re-encoding
-    torch.testing.assert_close(model.eval()(batch).prediction, second)
-    assert first.shape == second.shape
-
-
-def test_frozen_cache_respects_its_budget(data) -> None:
-    info, batch = data
-    model = build_model(compose(*DATA, "text.freeze=true", "text.frozen_cache_mb=0"), info)
-    model(batch)
-    assert model.text_encoder._cache == {}
-
-
 def test_prediction_is_in_target_units(data) -> None:
     info, batch = data
     model = build_model(compose(*DATA), info).eval()

@@ -58,3 +58,38 @@ def test_callback_records_the_sweep_in_the_session_file(tmp_path: Path) -> None:
         ["experiment=e01_conservative_regularization", "random_seed=1"],
     ]
     assert read_session(tmp_path / "absent.jsonl") == []
+
+
+def phase_jobs(phase: str, *task: str) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper runs for ``+phase=<phase> -m <task...>``."""
+    from hydra import compose, initialize_config_dir
+
+    from fusion_tuner.compose import conf_dir, normalize_overrides
+    from fusion_tuner.config import register_configs
+    from fusion_tuner.sweeps.plan import plan_jobs
+
+    register_configs()
+    overrides = normalize_overrides([f"+phase={phase}", *task])
+    with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir())):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    return plan_jobs(cfg.hydra)
+
+
+def test_phases_run_three_paired_seeds_and_one_seed_replaces_them() -> None:
+    jobs = phase_jobs("1", "budget=quick")
+    assert len(jobs) == 6 * 3
+    seeds: dict[str, list[str]] = {}
+    for job in jobs:
+        seeds.setdefault(job_experiment(job), []).append(
+            next(o for o in job if o.startswith("random_seed="))
+        )
+    assert len(seeds) == 6
+    assert all(s == ["random_seed=1", "random_seed=2", "random_seed=3"] for s in seeds.values())
+    smoke = phase_jobs("2", "random_seed=42")
+    assert len(smoke) == 5 and all("random_seed=42" in job for job in smoke)
+    for phase in ("3", "4"):
+        assert {o for job in phase_jobs(phase) for o in job if "seed" in o} == {
+            "random_seed=1",
+            "random_seed=2",
+            "random_seed=3",
+        }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import yaml
 
 from fusion_tuner.summary import main as summary_main
 from fusion_tuner.sweeps.report import write_summary
-from fusion_tuner.sweeps.summary import DOWN, NONE, SAME, UP, decide
+from fusion_tuner.sweeps.summary import DOWN, INCONCLUSIVE, NONE, UP
 
 
 def fake_run(
@@ -52,39 +51,25 @@ def fake_run(
     return d
 
 
-def test_decide_rule_single_seed_uses_the_threshold() -> None:
-    assert decide([0.95], [1.0], 0.02)[0] == DOWN
-    assert decide([0.99], [1.0], 0.02)[0] == SAME
-    assert decide([1.05], [1.0], 0.02)[0] == UP
-    assert decide([], [1.0], 0.02)[0] == NONE
-
-
-def test_decide_rule_with_seeds_needs_more_than_the_noise() -> None:
-    # 5% lower on average, but the seeds scatter by +-10%: not a real change
-    noisy = decide([0.85, 1.05, 0.95], [0.9, 1.1, 1.0], 0.02)
-    assert noisy[0] == SAME and noisy[2] > 0.02
-    tight = decide([0.95, 0.951, 0.949], [1.0, 1.001, 0.999], 0.02)
-    assert tight[0] == DOWN and math.isclose(tight[1], -0.05, abs_tol=1e-9)
-
-
 def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> None:
-    fake_run(tmp_path, "baseline", 1, 1.0)
-    fake_run(
-        tmp_path,
-        "e01_conservative_regularization",
-        1,
-        0.9,
-        config={"regularization": {"graph_dropout": 0.2}},
-    )
-    fake_run(
-        tmp_path,
-        "e02_aggressive_regularization",
-        1,
-        1.2,
-        gap=2.5,
-        can_fire=False,
-        config={"regularization": {"graph_dropout": 0.25}},
-    )
+    for seed, (b, e1, e2) in enumerate([(1.0, 0.9, 1.2), (1.02, 0.915, 1.23)], start=1):
+        fake_run(tmp_path, "baseline", seed, b)
+        fake_run(
+            tmp_path,
+            "e01_conservative_regularization",
+            seed,
+            e1,
+            config={"regularization": {"graph_dropout": 0.2}},
+        )
+        fake_run(
+            tmp_path,
+            "e02_aggressive_regularization",
+            seed,
+            e2,
+            gap=2.5,
+            can_fire=False,
+            config={"regularization": {"graph_dropout": 0.25}},
+        )
     fake_run(
         tmp_path,
         "e06_lower_lr",
@@ -93,56 +78,146 @@ def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> Non
         status="failed",
         error="Traceback...\nDataError: id_prop.csv not found",
     )
-    (tmp_path / "sweep_plan.json").write_text(
-        json.dumps(
-            {
-                "jobs": [
-                    ["experiment=baseline", "random_seed=1"],
-                    ["experiment=e01_conservative_regularization", "random_seed=1"],
-                    ["experiment=e02_aggressive_regularization", "random_seed=1"],
-                    ["experiment=e06_lower_lr", "random_seed=1"],
-                    ["experiment=e07_conservative_lr", "random_seed=1"],
-                ]
-            }
+    jobs = [
+        [f"experiment={e}", f"random_seed={seed}"]
+        for e in (
+            "baseline",
+            "e01_conservative_regularization",
+            "e02_aggressive_regularization",
+            "e06_lower_lr",
+            "e07_conservative_lr",
         )
-    )
+        for seed in (1, 2)
+    ]
+    (tmp_path / "sweep_plan.json").write_text(json.dumps({"jobs": jobs}))
     s = write_summary(tmp_path, 0.02)
-    rows = {r["experiment"]: r for r in s.rows}
-    assert set(rows) == {
+    rows = {(r["experiment"], r["seed"]): r for r in s.rows}
+    assert {e for e, _ in rows} == {
         "baseline",
         "e01_conservative_regularization",
         "e02_aggressive_regularization",
         "e06_lower_lr",
         "e07_conservative_lr",
     }
-    assert rows["e01_conservative_regularization"]["decision"] == DOWN
-    assert rows["e01_conservative_regularization"]["delta_val_mae_pct"] == pytest.approx(-10.0)
-    assert (
-        rows["e01_conservative_regularization"]["overrides"] == "regularization.graph_dropout=0.2"
-    )
-    assert rows["e02_aggressive_regularization"]["decision"] == UP
-    assert "overfitting (gap > 2x)" in rows["e02_aggressive_regularization"]["flags"]
-    assert "early stopping could not fire" in rows["e02_aggressive_regularization"]["flags"]
-    assert rows["e06_lower_lr"]["status"] == "failed"
-    assert rows["e06_lower_lr"]["error"] == "DataError: id_prop.csv not found"
-    assert rows["e07_conservative_lr"]["status"] == "missing"
-    assert "e01_conservative_regularization lowered validation MAE by 10.0%" in s.verdict
-    assert "2 run(s) failed or did not finish" in s.verdict
+    e01 = rows["e01_conservative_regularization", 1]
+    assert e01["decision"] == DOWN
+    assert e01["delta_val_mae_pct"] == pytest.approx(-10.0)  # against the same seed's baseline
+    assert e01["delta_test_mae"] == pytest.approx(0.9 * 1.1 - 1.0 * 1.1)
+    assert e01["overrides"] == "regularization.graph_dropout=0.2"
+    e02 = rows["e02_aggressive_regularization", 2]
+    assert e02["decision"] == UP
+    assert "overfitting (gap > 2x)" in e02["flags"]
+    assert "early stopping could not fire" in e02["flags"]
+    assert rows["e06_lower_lr", 1]["status"] == "failed"
+    assert rows["e06_lower_lr", 1]["error"] == "DataError: id_prop.csv not found"
+    assert rows["e06_lower_lr", 2]["status"] == "missing"
+    assert rows["e07_conservative_lr", 1]["status"] == "missing"
+    assert s.decisions["e06_lower_lr"].decision == NONE
+    assert s.winner == "e01_conservative_regularization"
+    assert "e01_conservative_regularization lowered validation MAE by 10.1%" in s.verdict
+    assert "4 run(s) failed or did not finish" in s.verdict
     with (tmp_path / "summary.csv").open() as fh:
-        assert len(list(csv.DictReader(fh))) == 5
+        assert len(list(csv.DictReader(fh))) == 10
     md = (tmp_path / "summary.md").read_text()
     assert "## Runs that failed or did not finish" in md and "e07_conservative_lr" in md
-    assert "Rule: a change counts when" in md and "0.02" in md
+    assert "Rule: each experiment's change in validation MAE" in md
+    assert "τ = 2% of the baseline's mean validation MAE = 0.0202" in md
+    assert "| e01_conservative_regularization | 2 / 2 (paired t) | -0.1025 (-10.1%) |" in md
     assert (tmp_path / "summary.png").stat().st_size > 1000
 
 
-def test_verdicts_for_unchanged_and_worse(tmp_path: Path) -> None:
-    same, worse = tmp_path / "same", tmp_path / "worse"
-    for d, val in ((same, 1.005), (worse, 1.3)):
-        fake_run(d, "baseline", 1, 1.0)
-        fake_run(d, "e08_weaker_cross_attention", 1, val)
+def test_summary_json_holds_decisions_intervals_and_the_winner(tmp_path: Path) -> None:
+    for seed, (b, e) in enumerate([(1.0, 0.90), (1.02, 0.91), (0.98, 0.92)], start=1):
+        fake_run(
+            tmp_path,
+            "baseline",
+            seed,
+            b,
+            config={"scheduler": {"learning_rate": 0.001, "epochs": 100}},
+        )
+        fake_run(
+            tmp_path,
+            "e06_lower_lr",
+            seed,
+            e,
+            config={"scheduler": {"learning_rate": 0.0005, "epochs": 300}},
+        )
+    write_summary(tmp_path)
+    data = json.loads((tmp_path / "summary.json").read_text())
+    e06 = data["decisions"]["e06_lower_lr"]
+    assert e06["decision"] == DOWN and e06["method"] == "paired t" and e06["n"] == 3
+    assert e06["delta_val_mae"] == pytest.approx(-0.09)
+    lo, hi = e06["interval"]
+    assert lo < -0.09 < hi < 0
+    assert data["winner"]["experiment"] == "e06_lower_lr"
+    assert data["winner"]["overrides"] == {
+        "scheduler.epochs": 300,
+        "scheduler.learning_rate": 0.0005,
+    }
+    assert data["winner"]["command_line"] == [
+        "scheduler.epochs=300",
+        "scheduler.learning_rate=0.0005",
+    ]
+    assert data["base"] is None
+    assert data["next_base"]["winner"] == "e06_lower_lr"
+    assert data["next_base"]["overrides"] == data["winner"]["overrides"]
+    assert data["next_base"]["sweep"] == str(tmp_path.resolve())
+    assert data["threshold"] == 0.02 and "τ = 2%" in data["rule"]
+    assert len(data["runs"]) == 6
+
+
+def test_validation_and_test_disagreeing_in_sign_are_flagged(tmp_path: Path) -> None:
+    for seed, b in enumerate([1.0, 1.02, 0.98], start=1):
+        fake_run(tmp_path, "baseline", seed, b)
+        d = fake_run(tmp_path, "e06_lower_lr", seed, b - 0.1)
+        metrics = json.loads((d / "metrics.json").read_text())
+        metrics["test"]["mae"] = b * 1.1 + 0.05  # worse on test
+        metrics["max_epochs"] = 300
+        (d / "metrics.json").write_text(json.dumps(metrics))
+    s = write_summary(tmp_path)
+    d = s.decisions["e06_lower_lr"]
+    assert d.decision == DOWN and d.test_delta == pytest.approx(0.05) and d.disagrees
+    md = (tmp_path / "summary.md").read_text()
+    assert "⚠️ sign differs from val" in md
+
+
+def test_more_epochs_than_the_baseline_are_noted(tmp_path: Path) -> None:
+    for seed in (1, 2):
+        fake_run(tmp_path, "baseline", seed, 1.0 + 0.01 * seed)
+        d = fake_run(tmp_path, "e06_lower_lr", seed, 0.8 + 0.01 * seed)
+        metrics = json.loads((d / "metrics.json").read_text())
+        (d / "metrics.json").write_text(json.dumps(metrics | {"max_epochs": 300}))
+        b = tmp_path / f"baseline-seed{seed}" / "metrics.json"
+        b.write_text(json.dumps(json.loads(b.read_text()) | {"max_epochs": 100}))
+    note = write_summary(tmp_path).decisions["e06_lower_lr"].note
+    assert "epochs 300 vs the baseline's 100" in note and "validation MAE also chose" in note
+
+
+def test_verdicts_for_unchanged_worse_and_inconclusive(tmp_path: Path) -> None:
+    same, worse, unclear = tmp_path / "same", tmp_path / "worse", tmp_path / "unclear"
+    for seed, b in enumerate([1.0, 1.01], start=1):
+        for d, val in ((same, b + 0.001), (worse, b + 0.3)):
+            fake_run(d, "baseline", seed, b)
+            fake_run(d, "e08_weaker_cross_attention", seed, val)
     assert "try the phase 4 settings" in write_summary(same).verdict
     assert "back off to more conservative settings" in write_summary(worse).verdict
+    for seed, (b, e) in enumerate([(1.0, 0.8), (1.1, 1.2), (0.9, 0.95)], start=1):
+        fake_run(unclear, "baseline", seed, b)
+        fake_run(unclear, "e08_weaker_cross_attention", seed, e)
+    fake_run(unclear, "e09_no_cross_attention", 1, 0.5)  # one seed: never a winner
+    s = write_summary(unclear)
+    assert s.winner is None
+    assert s.decisions["e09_no_cross_attention"].decision == INCONCLUSIVE
+    assert s.verdict.startswith(
+        "No clear winner: e08_weaker_cross_attention, e09_no_cross_attention are inconclusive"
+    )
+    assert "rerun the sweep with more seeds" in s.verdict
+    assert "seeds per arm needed at the spread seen: e08_weaker_cross_attention: " in s.verdict
+    md = (unclear / "summary.md").read_text()
+    assert "seeds per arm" in md and "pooled sd of the per-seed differences of" in md
+    nb = json.loads((unclear / "summary.json").read_text())["next_base"]
+    assert nb["winner"] is None and nb["overrides"] == {}
+    assert "keeps the original baseline" in nb["note"]
 
 
 def test_seeds_are_aggregated_per_experiment(tmp_path: Path) -> None:
@@ -150,8 +225,9 @@ def test_seeds_are_aggregated_per_experiment(tmp_path: Path) -> None:
         fake_run(tmp_path, "baseline", seed, b)
         fake_run(tmp_path, "e03_two_layer_fusion", seed, e)
     s = write_summary(tmp_path)
-    decision, delta, _, n = s.decisions["e03_two_layer_fusion"]
-    assert (decision, n) == (DOWN, 3) and delta == pytest.approx(-0.09)
+    d = s.decisions["e03_two_layer_fusion"]
+    assert (d.decision, d.n, d.n_base, d.method) == (DOWN, 3, 3, "paired t")
+    assert d.delta == pytest.approx(-0.09)
     assert len(s.rows) == 6
 
 
@@ -159,6 +235,7 @@ def test_summary_cli(tmp_path: Path, capsys) -> None:
     fake_run(tmp_path, "baseline", 1, 1.0)
     assert summary_main([str(tmp_path)]) == 0
     assert "Sweep summary" in capsys.readouterr().out
+    assert (tmp_path / "summary.json").is_file()
     assert summary_main([str(tmp_path / "nope")]) == 2
 
 

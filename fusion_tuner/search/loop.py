@@ -1,0 +1,322 @@
+"""The search loop: ask the study for up to ``n_jobs`` trials, launch them as one batch through a
+Hydra launcher, tell the study each result; until ``n_trials`` trials have ended.
+
+Each trial's result is read from its run directory's ``metrics.json`` (written by the run in
+whatever process or node ran it):
+
+==========================================  ===============================================
+the run's ``metrics.json``                  told to the study
+==========================================  ===============================================
+completed, finite validation MAE            COMPLETE with that value
+completed with ``stop_reason: pruned``      PRUNED
+failed, or a NaN / infinite validation MAE  FAIL (the error is kept as the trial's ``error``)
+interrupted (SIGTERM, SIGINT)               left running: a rerun resumes it from ``last.pt``
+still ``running`` after its job ended       FAIL (the process died without a word: killed?)
+no ``metrics.json`` after its job ended     FAIL (the run never started)
+no ``metrics.json``, the launcher raised    left running, and the search stops (re-raises):
+                                            its job may still be queued; a rerun settles it
+==========================================  ===============================================
+
+A failed trial never stops the search. Rerunning the command into the same sweep directory
+(:meth:`SearchLoop.run`) first settles the trials an earlier, killed sweep left running: one
+whose run has since ended is told its result; one whose run is still alive (another process
+holds its run directory) is waited for; any other is launched again with its own parameters into
+its own directory, where the run resumes from ``last.pt``. Completed trials are never rerun.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir
+from fusion_tuner.search import trial_dir_name
+from fusion_tuner.search.pruning import PRUNED
+from fusion_tuner.search.space import SearchSpace, render_value
+
+log = logging.getLogger(__name__)
+
+# (job overrides, index of the first job) -> the launcher's results, one per job
+Launch = Callable[[list[list[str]], int], Sequence[Any]]
+
+# kinds of Outcome
+COMPLETE, PRUNED_KIND, FAIL, INTERRUPTED_KIND, DIED, NOT_STARTED = (
+    "complete",
+    "pruned",
+    "fail",
+    "interrupted",
+    "died",
+    "not started",
+)
+FINAL = (COMPLETE, PRUNED_KIND, FAIL)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a trial's run directory says about it."""
+
+    kind: str
+    value: float | None = None
+    note: str = ""
+
+
+def read_outcome(run_dir: Path) -> Outcome:
+    """The outcome of the run in ``run_dir`` from its ``metrics.json``."""
+    m = RunDir(run_dir).read_metrics()
+    status = m.get("status")
+    if status == COMPLETED:
+        value = float(m.get("val", {}).get("mae", math.nan))
+        if m.get("stop_reason") == PRUNED:
+            return Outcome(PRUNED_KIND, value, f"pruned at epoch {m.get('epochs_run')}")
+        if not math.isfinite(value):
+            return Outcome(FAIL, None, f"validation MAE is {value} (the run diverged)")
+        return Outcome(COMPLETE, value)
+    if status == FAILED:
+        return Outcome(FAIL, None, str(m.get("error") or "failed").strip().splitlines()[-1])
+    if status == INTERRUPTED:
+        return Outcome(INTERRUPTED_KIND, None, str(m.get("reason", "interrupted")))
+    if status == RUNNING:
+        return Outcome(
+            DIED, None, "the run ended without recording a result (killed? out of memory?)"
+        )
+    return Outcome(NOT_STARTED, None, "the run never started (no metrics.json)")
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who trains in ``run_dir`` now (the text of its ``.lock``), or None when no live process
+    holds it."""
+    lock = RunDir(run_dir).lock
+    if not lock.is_file():
+        return None
+    with open(lock) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+class SearchLoop:
+    """Runs a study's trials through a launcher (see the module docstring).
+
+    Args:
+        study: the ``optuna.Study`` (its sampler already set).
+        space: what to sample and the overrides every trial gets.
+        sweep_dir: the search's sweep directory (trial run directories go inside).
+        launch: runs one batch of jobs and returns when all of them ended.
+        n_trials: trials the study should hold when the search ends (earlier runs count).
+        n_jobs: trials in flight at once (one batch).
+        poll_s: seconds between checks on a trial another process still trains.
+    """
+
+    def __init__(
+        self,
+        study: Any,
+        space: SearchSpace,
+        sweep_dir: Path,
+        launch: Launch,
+        n_trials: int,
+        n_jobs: int,
+        poll_s: float = 10.0,
+    ) -> None:
+        from fusion_tuner.search.study import journal_path
+
+        self.study, self.space, self.sweep_dir, self.launch = study, space, Path(sweep_dir), launch
+        self.n_trials, self.n_jobs, self.poll_s = n_trials, n_jobs, poll_s
+        self.journal = journal_path(sweep_dir)
+        self.job_idx = 0
+        # trials whose run was interrupted in this process: unfinished, resumed by a rerun
+        self.left_unfinished: set[int] = set()
+        # outcomes told in this process, in order (kind per trial)
+        self.told: list[str] = []
+
+    # ------------------------------------------------------------------------------ loop
+    def run(self) -> None:
+        """Settle what an earlier sweep left running, then ask, launch and tell until
+        ``n_trials`` trials have ended.
+
+        Raises:
+            SearchFailed: the first trials of this process all failed and none of the study
+                ever completed (a broken setting; the search stops instead of burning trials).
+        """
+        self._adopt_unfinished()
+        while (room := self._room()) > 0:
+            trials = [self.study.ask(self.space.distributions) for _ in range(room)]
+            self._run_batch(trials)
+            self._check_hopeless()
+
+    def finished(self) -> list[Any]:
+        """The study's trials that ended (completed, pruned or failed)."""
+        from optuna.trial import TrialState
+
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        return self.study.get_trials(deepcopy=False, states=states)
+
+    def _room(self) -> int:
+        remaining = self.n_trials - len(self.finished()) - len(self.left_unfinished)
+        return max(0, min(self.n_jobs, remaining))
+
+    def _adopt_unfinished(self) -> None:
+        from optuna.trial import TrialState
+
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        relaunch = []
+        for trial in running:
+            run_dir = self.sweep_dir / trial_dir_name(trial.number)
+            self._wait_while_trained_elsewhere(trial.number, run_dir)
+            outcome = read_outcome(run_dir)
+            if outcome.kind in FINAL:
+                log.info("trial %d ended while no sweep watched it", trial.number)
+                self._tell(trial, outcome)
+            else:
+                relaunch.append(trial)
+        if relaunch:
+            log.info(
+                "resuming %d trial(s) an earlier sweep left unfinished: %s",
+                len(relaunch),
+                ", ".join(str(t.number) for t in relaunch),
+            )
+        for start in range(0, len(relaunch), self.n_jobs):
+            self._run_batch(relaunch[start : start + self.n_jobs])
+
+    def _wait_while_trained_elsewhere(self, number: int, run_dir: Path) -> None:
+        holder = lock_holder(run_dir)
+        if holder is None:
+            return
+        log.warning("trial %d is still trained by %s; waiting for it to end", number, holder)
+        while lock_holder(run_dir) is not None:
+            time.sleep(self.poll_s)
+
+    # ----------------------------------------------------------------------------- batch
+    def trial_overrides(self, trial: Any) -> list[str]:
+        """The overrides of a trial's job: the search's fixed ones, its sampled values, its
+        seed (baseline trials), its place in the study and its run directory."""
+        out = self.space.overrides(trial.params)
+        seed = trial.user_attrs.get("random_seed")
+        if seed is not None:
+            out.append(f"random_seed={seed}")
+        out += [
+            f"trial.number={trial.number}",
+            f"trial.study={render_value(self.study.study_name)}",
+            f"trial.storage={render_value(str(self.journal))}",
+            f"hydra.sweep.subdir={trial_dir_name(trial.number)}",
+        ]
+        return last_per_key(out)
+
+    def _run_batch(self, trials: list[Any]) -> None:
+        batch = [self.trial_overrides(t) for t in trials]
+        for t in trials:
+            sampled = self.space.overrides(t.params)[len(self.space.fixed) :]
+            tag = " (baseline)" if t.user_attrs.get("baseline") else ""
+            log.info("trial %d%s: %s", t.number, tag, " ".join(sampled))
+        results: Sequence[Any] = []
+        launcher_error: Exception | None = None
+        try:
+            results = self.launch(batch, self.job_idx)
+        except Exception as exc:  # a job that crashed, or the launcher itself: see below
+            launcher_error = exc
+            log.error("the launcher reported: %s", _first_line(exc))
+        self.job_idx += len(batch)
+        never_started = []
+        for i, trial in enumerate(trials):
+            run_dir = self.sweep_dir / trial_dir_name(trial.number)
+            self._wait_while_trained_elsewhere(trial.number, run_dir)
+            outcome = read_outcome(run_dir)
+            if outcome.kind == NOT_STARTED and launcher_error is not None:
+                # its job may still be queued (or was cancelled): not a result of the trial
+                never_started.append(trial.number)
+                outcome = Outcome(INTERRUPTED_KIND, None, "its job did not start")
+            if outcome.kind == INTERRUPTED_KIND:
+                self.left_unfinished.add(trial.number)
+                log.warning(
+                    "trial %d: %s; it stays unfinished, rerun the same command to resume it",
+                    trial.number,
+                    outcome.note,
+                )
+                continue
+            if outcome.kind not in FINAL:
+                error = _first_line(launcher_error) if launcher_error else ""
+                error = error or _job_error(results[i] if i < len(results) else None)
+                outcome = Outcome(FAIL, None, outcome.note + (f"; {error}" if error else ""))
+            self._tell(trial, outcome)
+        if never_started:
+            # a launcher that fails before its jobs run would fail every batch the same way
+            log.error(
+                "the search stops: trial(s) %s did not start; fix the launcher's error and rerun "
+                "the same command (hydra.sweep.dir=%s) to continue",
+                ", ".join(map(str, never_started)),
+                self.sweep_dir,
+            )
+            assert launcher_error is not None
+            raise launcher_error
+
+    def _tell(self, trial: Any, outcome: Outcome) -> None:
+        from optuna.trial import Trial, TrialState
+
+        if outcome.note:
+            # FrozenTrial and Trial both carry their storage id as _trial_id
+            Trial(self.study, trial._trial_id).set_user_attr("note", outcome.note)
+        if outcome.kind == COMPLETE:
+            self.study.tell(trial.number, outcome.value)
+            log.info("trial %d: completed, validation MAE %.4g", trial.number, outcome.value)
+        elif outcome.kind == PRUNED_KIND:
+            self.study.tell(trial.number, state=TrialState.PRUNED)
+            log.info("trial %d: %s", trial.number, outcome.note)
+        else:
+            self.study.tell(trial.number, state=TrialState.FAIL)
+            log.warning("trial %d: failed: %s; the search goes on", trial.number, outcome.note)
+        self.told.append(outcome.kind)
+
+    def _check_hopeless(self) -> None:
+        from optuna.trial import TrialState
+
+        first = max(3, self.n_jobs)
+        if len(self.told) < first or any(k != FAIL for k in self.told):
+            return
+        ended = self.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+        )
+        if ended:
+            return
+        last = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-1]
+        raise SearchFailed(
+            f"the first {len(self.told)} trials of this search all failed (the last: "
+            f"{last.user_attrs.get('note', 'see its train.log')}); fix the cause and rerun the "
+            f"same command with hydra.sweep.dir={self.sweep_dir} to continue the search"
+        )
+
+
+class SearchFailed(RuntimeError):
+    """Every trial so far failed; going on would only burn more trials."""
+
+
+def last_per_key(overrides: list[str]) -> list[str]:
+    """Keep the last override of each key (``+key``/``key`` alike), in first-seen order."""
+    keyed: dict[str, str] = {}
+    for o in overrides:
+        key = o.partition("=")[0].lstrip("+~")
+        keyed.pop(key, None)
+        keyed[key] = o
+    return list(keyed.values())
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+
+
+def _job_error(result: Any) -> str:
+    """The error of a launcher's ``JobReturn`` ("" when it returned normally)."""
+    if result is None:
+        return ""
+    try:
+        result.return_value  # noqa: B018 - raises the job's exception when it failed
+    except Exception as exc:
+        return _first_line(exc)
+    return ""

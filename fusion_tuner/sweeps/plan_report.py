@@ -1,0 +1,574 @@
+"""One report for the whole plan: ``python -m fusion_tuner.report outputs/multirun/``.
+
+Reads sweep directories only (it never writes into them) and writes into ``--out``
+(default ``<root>/plan_report/``): ``report.html`` (self-contained: figures as base64 PNG,
+inline CSS, no script), ``report.md`` (the Markdown twin, figures as PNG files beside it),
+``report.json`` (the numbers) and the CKA outputs under ``cka/``.
+
+* **Sweeps**: every directory under the given paths that holds ``sweep_plan.json``,
+  ``multirun.yaml`` or ``summary.json``; each is summarised afresh from its run directories
+  (:func:`fusion_tuner.sweeps.summary.summarize`, with the threshold its ``summary.json``
+  recorded), ordered by when its first run started. Base sweeps named by ``base_sweep`` are
+  loaded even when not under the given paths.
+* **The path**: the chain of ``base_sweep`` links that ends in the latest sweep with a baseline,
+  from the original baseline (the first sweep's baseline runs) through each sweep's ✅ winner
+  (a sweep without one keeps the configuration, shown by its baseline runs), with validation
+  and test MAE and gap ratio (mean ± sd over seeds) at each step. The last step is the best
+  configuration.
+* **The plan's success criteria** (``tuning-plan.md``, "How each run is judged") for the best
+  configuration against the original baseline: validation MAE lower (the 95% interval of the
+  change, by :func:`fusion_tuner.sweeps.decision.decide`, entirely below 0); train–validation gap
+  ratio below 2 (mean over seeds); and CKA between the two checkpoints of the lowest common seed
+  on the test split (:func:`fusion_tuner.analysis.cka.run_cka`, linear CKA of same-named
+  stages): ``text_fine`` in 0.2–0.4, ``text_final`` and ``fused`` in 0.85–0.92. A criterion
+  that cannot be checked says why.
+* **Curves** of the original baseline and the best configuration (same seed), and links to each
+  run's files (relative to the report, so they open from disk).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fusion_tuner.config import flatten, is_result_neutral
+from fusion_tuner.document import Document, link
+from fusion_tuner.io import atomic_write_text, write_json
+from fusion_tuner.markdown import fmt
+from fusion_tuner.rundir import COMPLETED, Run
+from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
+from fusion_tuner.sweeps.decision import (
+    NONE,
+    REFERENCE,
+    Decision,
+    decide,
+    mean_sd,
+    rule_sentence,
+)
+from fusion_tuner.sweeps.plan import PLAN_FILE
+from fusion_tuner.sweeps.report import decision_cells, decision_record, plot_summary
+from fusion_tuner.sweeps.summary import Summary, load_runs, summarize
+
+log = logging.getLogger(__name__)
+
+SWEEP_MARKERS = (PLAN_FILE, "multirun.yaml", SUMMARY_JSON)
+# The plan's CKA pattern: stage -> (low, high), linear CKA between baseline and tuned checkpoints.
+CKA_TARGETS = {"text_fine": (0.2, 0.4), "text_final": (0.85, 0.92), "fused": (0.85, 0.92)}
+GAP_TARGET = 2.0
+MET, NOT_MET, NOT_CHECKED = "✅ met", "❌ not met", "— not checked"
+RUN_FILES = ("metrics.json", "history.csv", "curves.png", "train.log", ".hydra/config.yaml")
+
+
+class ReportError(ValueError):
+    """Nothing to report on (no sweep found under the given paths)."""
+
+
+@dataclass
+class Sweep:
+    """One sweep directory, summarised."""
+
+    path: Path
+    summary: Summary
+    runs: list[Run]
+    label: str = ""
+    started: str = ""
+
+    def arm(self, experiment: str) -> list[Run]:
+        """Completed runs of ``experiment``."""
+        return [r for r in self.runs if r.experiment == experiment and r.status == COMPLETED]
+
+
+@dataclass
+class Step:
+    """One step of the path from the original baseline to the best configuration."""
+
+    sweep: Sweep
+    experiment: str
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    decision: Decision | None = None
+
+    @property
+    def runs(self) -> list[Run]:
+        return self.sweep.arm(self.experiment)
+
+
+def is_sweep(path: Path) -> bool:
+    return any((path / m).is_file() for m in SWEEP_MARKERS)
+
+
+def find_sweeps(paths: list[Path]) -> list[Path]:
+    """Sweep directories at or under ``paths`` (not inside another sweep), each once."""
+    found: list[Path] = []
+    for p in paths:
+        if not p.is_dir():
+            raise ReportError(f"{p} is not a directory")
+        if is_sweep(p):
+            found.append(p.resolve())
+            continue
+        for dirpath, dirnames, _ in os.walk(p):
+            d = Path(dirpath)
+            if is_sweep(d):
+                found.append(d.resolve())
+                dirnames[:] = []  # run directories below a sweep are not sweeps
+            else:
+                dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise ReportError(
+            f"no sweep directory (holding {', '.join(SWEEP_MARKERS)}) under "
+            f"{', '.join(map(str, paths))}"
+        )
+    return unique
+
+
+def _threshold(path: Path, default: float) -> float:
+    file = path / SUMMARY_JSON
+    try:
+        return float(json.loads(file.read_text())["threshold"]) if file.is_file() else default
+    except (ValueError, KeyError, TypeError):
+        return default
+
+
+def _started(runs: list[Run], path: Path) -> str:
+    starts = [
+        r.metrics["attempts"][0]["started"]
+        for r in runs
+        if r.files is not None and r.metrics.get("attempts")
+    ]
+    return min(starts) if starts else ""
+
+
+def load_sweep(path: Path, threshold: float | None, root: Path) -> Sweep:
+    summary = summarize(path, threshold if threshold is not None else _threshold(path, 0.02))
+    runs = load_runs(path)
+    try:
+        label = path.relative_to(root).as_posix()
+    except ValueError:
+        label = ""
+    if label in ("", "."):  # the sweep itself was given: name it as its W&B group does
+        label = "/".join(path.parts[-2:])
+    return Sweep(path, summary, runs, label, _started(runs, path))
+
+
+def load_plan(paths: list[Path], threshold: float | None = None) -> list[Sweep]:
+    """Every sweep under ``paths`` plus the bases they chain from, in the order they started."""
+    dirs = find_sweeps(paths)
+    root = Path(os.path.commonpath([str(p.resolve()) for p in paths]))
+    sweeps: dict[Path, Sweep] = {}
+    todo = list(dirs)
+    while todo:
+        d = todo.pop(0)
+        if d in sweeps:
+            continue
+        sweeps[d] = load_sweep(d, threshold, root)
+        base = sweeps[d].summary.base
+        if base and base.get("sweep"):
+            bp = Path(base["sweep"]).resolve()
+            if bp not in sweeps and bp.is_dir():
+                todo.append(bp)
+    return sorted(sweeps.values(), key=lambda s: (s.started or "~", s.label))
+
+
+def chain_path(sweeps: list[Sweep]) -> list[Step]:
+    """The path from the original baseline to the best configuration (see module docstring)."""
+    with_base = [s for s in sweeps if s.arm("baseline")]
+    if not with_base:
+        return []
+    by_path = {s.path.resolve(): s for s in sweeps}
+    chain = [with_base[-1]]
+    while chain[0].summary.base and chain[0].summary.base.get("sweep"):
+        prev = by_path.get(Path(chain[0].summary.base["sweep"]).resolve())
+        if prev is None or prev in chain:
+            break
+        chain.insert(0, prev)
+    root = chain[0]
+    start = dict(root.summary.base["overrides"]) if root.summary.base else {}
+    steps = [
+        Step(root, "baseline", f"original baseline ({root.label})", start, None),
+    ]
+    for s in chain:
+        nb = s.summary.next_base
+        if s.summary.winner is not None:
+            steps.append(
+                Step(
+                    s,
+                    s.summary.winner,
+                    f"{s.label}: ✅ {s.summary.winner}",
+                    dict(nb.overrides) if nb else {},
+                    s.summary.decisions[s.summary.winner],
+                )
+            )
+        elif s is not root:
+            steps.append(
+                Step(
+                    s,
+                    "baseline",
+                    f"{s.label}: no ✅ winner, configuration kept",
+                    dict(nb.overrides) if nb else {},
+                    None,
+                )
+            )
+    return steps
+
+
+def _stats(runs: list[Run], split: str = "val", key: str = "mae") -> str:
+    vals = [
+        v
+        for v in (
+            (r.metrics.get("gap_ratio") if key == "gap_ratio" else r.result(split, key))
+            for r in runs
+        )
+        if v is not None
+    ]
+    if not vals:
+        return "—"
+    m, sd = mean_sd([float(v) for v in vals])
+    return f"{fmt(m)} ± {fmt(sd, 2)}" if len(vals) > 1 else fmt(m)
+
+
+def _by_seed(runs: list[Run]) -> dict[int, float] | list[float]:
+    seeds = [r.seed for r in runs]
+    if None in seeds or len(set(seeds)) != len(seeds):
+        return [r.val_mae for r in runs if r.val_mae is not None]
+    return {r.seed: r.val_mae for r in runs if r.val_mae is not None}  # type: ignore[misc]
+
+
+def _data_differences(a: Run, b: Run) -> list[str]:
+    """Result-affecting dataset and budget keys in which two runs differ."""
+    fa, fb = flatten(a.settings), flatten(b.settings)
+    keys = sorted(
+        k
+        for k in set(fa) | set(fb)
+        if k.split(".")[0] in ("dataset", "budget")
+        and not is_result_neutral(k)
+        and fa.get(k) != fb.get(k)
+    )
+    return keys
+
+
+def _criterion(name: str, target: str, value: str, met: bool | None, why: str = "") -> dict:
+    status = NOT_CHECKED + (f" ({why})" if why else "") if met is None else MET if met else NOT_MET
+    return {"criterion": name, "target": target, "value": value, "met": met, "status": status}
+
+
+def check_criteria(
+    original: Step, best: Step, out: Path, threshold: float, cka: bool, device: str
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, tuple[Run, Run] | None]:
+    """The plan's success criteria for ``best`` against ``original`` (see module docstring).
+
+    Returns:
+        (criteria rows, the CKA result or None, the seed-matched (original, best) runs or None).
+    """
+    rows: list[dict[str, Any]] = []
+    orig_runs, best_runs = original.runs, best.runs
+    same = best.sweep is original.sweep and best.experiment == original.experiment
+    pair = None
+    common = sorted(
+        {r.seed for r in orig_runs if r.seed is not None}
+        & {r.seed for r in best_runs if r.seed is not None}
+    )
+    if common:
+        s0 = common[0]
+        pair = (
+            next(r for r in orig_runs if r.seed == s0),
+            next(r for r in best_runs if r.seed == s0),
+        )
+    why_not = ""
+    if same:
+        why_not = "no ✅ winner on the path yet: the best configuration is the original baseline"
+    elif not orig_runs or not best_runs:
+        why_not = "no completed runs of one of the two configurations"
+    elif differences := _data_differences(orig_runs[0], best_runs[0]):
+        why_not = f"the runs differ in {', '.join(differences)}: not comparable"
+
+    # 1. validation MAE lower, with its interval
+    if why_not:
+        rows.append(
+            _criterion("validation MAE lower", "95% interval of Δ below 0", "—", None, why_not)
+        )
+    else:
+        d = decide(_by_seed(best_runs), _by_seed(orig_runs), threshold)
+        value = f"Δ {fmt(d.delta)} ({d.delta_pct:+.1f}%)" + (
+            f", 95% interval [{fmt(d.low)}, {fmt(d.high)}] ({d.method}, {d.n} / {d.n_base} seeds)"
+            if d.method
+            else ", no interval (one seed)"
+        )
+        rows.append(
+            _criterion(
+                "validation MAE lower",
+                "95% interval of Δ below 0",
+                value,
+                None if not d.method else d.high < 0,
+                "" if d.method else "a single seed gives no interval",
+            )
+        )
+    # 2. gap ratio below 2
+    gaps = [float(r.metrics["gap_ratio"]) for r in best_runs if r.metrics.get("gap_ratio")]
+    if gaps:
+        m = mean_sd(gaps)[0]
+        rows.append(
+            _criterion(
+                "train–validation gap ratio",
+                f"below {GAP_TARGET:g}",
+                f"{fmt(m)} (mean of {len(gaps)}; original {_stats(orig_runs, key='gap_ratio')})",
+                m < GAP_TARGET,
+            )
+        )
+    else:
+        rows.append(_criterion("train–validation gap ratio", "below 2", "—", None, "no result"))
+    # 3. the CKA pattern
+    result = None
+    why_cka = why_not or ("" if pair else "no seed run by both configurations")
+    if not why_cka and not cka:
+        why_cka = "CKA skipped (--no-cka)"
+    missing = [r.name for r in pair or () if not (r.files and r.files.best_checkpoint.is_file())]
+    if not why_cka and missing:
+        why_cka = f"no best_model.pt in {', '.join(missing)}"
+    if not why_cka and pair is not None:
+        from fusion_tuner.analysis.cka import run_cka
+
+        try:
+            result = run_cka(
+                [str(pair[0].path), str(pair[1].path)],
+                out / "cka",
+                names=["Original", "Best"],
+                split="test",
+                device=device,
+            )
+        except Exception as exc:  # reported as a criterion that could not be checked
+            log.warning("CKA failed: %s", exc)
+            why_cka = f"CKA failed: {type(exc).__name__}: {exc}"
+    for stage, (lo, hi) in CKA_TARGETS.items():
+        name = f"CKA {stage}"
+        target = f"{lo:g}–{hi:g}"
+        if result is None:
+            rows.append(_criterion(name, target, "—", None, why_cka))
+            continue
+        value = result["linear_diagonal"].get(stage)
+        if value is None:
+            rows.append(_criterion(name, target, "—", None, f"no {stage} stage in both models"))
+        else:
+            seed = pair[0].seed if pair else None
+            rows.append(
+                _criterion(
+                    name,
+                    target,
+                    f"{value:.3f} (linear, test split, n = {result['n']}, seed {seed})",
+                    lo <= value <= hi,
+                )
+            )
+    return rows, result, pair
+
+
+def _run_links(sweep: Sweep, out: Path) -> list[list[str]]:
+    rows = []
+    for r in sweep.runs:
+        if r.files is None:
+            rows.append([r.name, r.experiment, fmt(r.seed), r.status, "—", "—", "(no directory)"])
+            continue
+        files = [link(f, r.path / f, out) for f in RUN_FILES if (r.path / f).is_file()]
+        rows.append(
+            [
+                link(r.name, r.path, out),
+                r.experiment,
+                fmt(r.seed),
+                r.status,
+                fmt(r.val_mae),
+                fmt(r.result("test")),
+                " · ".join(files) or "—",
+            ]
+        )
+    return rows
+
+
+def build_report(
+    paths: list[Path],
+    out: Path | None = None,
+    threshold: float | None = None,
+    cka: bool = True,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Write the plan report (see the module docstring) and return its numbers."""
+    from fusion_tuner.training.plots import plot_curves
+
+    paths = [Path(p) for p in paths]
+    sweeps = load_plan(paths, threshold)
+    if out is None:
+        root = Path(os.path.commonpath([str(p.resolve()) for p in paths]))
+        out = (root.parent if is_sweep(root) else root) / "plan_report"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = Document("Tuning plan report")
+    doc.paragraph(
+        f"{len(sweeps)} sweep(s) under {', '.join(f'`{p}`' for p in paths)}; every number is "
+        "recomputed from the run directories. Decisions compare each experiment with the "
+        "baseline of its own sweep on validation MAE (95% t interval of the change; see the "
+        "rule under each table)."
+    )
+    steps = chain_path(sweeps)
+    numbers: dict[str, Any] = {"sweeps": [], "path": [], "criteria": [], "cka": None}
+
+    # --------------------------------------------------------------------- the path
+    doc.heading("From the original baseline to the best configuration")
+    if steps:
+        rows = []
+        for i, st in enumerate(steps):
+            d = st.decision
+            change = (
+                f"{d.delta_pct:+.1f}% [{d.pct(d.low):+.1f}%, {d.pct(d.high):+.1f}%]"
+                if d is not None and d.method
+                else "—"
+            )
+            rows.append(
+                [
+                    str(i),
+                    st.label,
+                    " ".join(f"`{o}`" for o in as_overrides(st.overrides)) or "(conf/ baseline)",
+                    str(len(st.runs)),
+                    _stats(st.runs),
+                    _stats(st.runs, "test"),
+                    _stats(st.runs, key="gap_ratio"),
+                    change,
+                ]
+            )
+            numbers["path"].append(
+                {
+                    "sweep": str(st.sweep.path),
+                    "experiment": st.experiment,
+                    "label": st.label,
+                    "overrides": st.overrides,
+                    "run_dirs": [str(r.path) for r in st.runs],
+                    "val_mae": [r.val_mae for r in st.runs],
+                    "test_mae": [r.result("test") for r in st.runs],
+                    "gap_ratio": [r.metrics.get("gap_ratio") for r in st.runs],
+                }
+            )
+        doc.table(
+            [
+                "step",
+                "configuration",
+                "overrides of conf/",
+                "seeds",
+                "val MAE",
+                "test MAE",
+                "gap ratio",
+                "Δ val in its sweep [95%]",
+            ],
+            rows,
+        )
+        best = steps[-1]
+        doc.paragraph(
+            f"Best configuration: **{best.label}**; as a command line without chaining: "
+            + (" ".join(f"`{o}`" for o in as_overrides(best.overrides)) or "conf/'s baseline")
+            + ". Values are mean ± sd over seeds."
+        )
+
+        # ------------------------------------------------------------- the criteria
+        doc.heading("The plan's success criteria (best configuration vs the original baseline)")
+        crit, cka_result, pair = check_criteria(
+            steps[0], best, out, sweeps[0].summary.threshold, cka, device
+        )
+        numbers["criteria"], numbers["cka"] = crit, cka_result
+        doc.table(
+            ["criterion", "target", "value", "status"],
+            [[c["criterion"], c["target"], c["value"], c["status"]] for c in crit],
+        )
+        doc.paragraph(
+            "From tuning-plan.md, 'How each run is judged': validation MAE lower, the gap below "
+            "2x, and the CKA pattern between a baseline and a tuned checkpoint (text_fine low: "
+            "fusion acts; text_final and fused between 0.85 and 0.92: its effect survives)."
+        )
+        if cka_result is not None and (out / "cka" / "cka_heatmap.png").is_file():
+            doc.image(out / "cka" / "cka_heatmap.png", "CKA original vs best")
+        if pair is not None:
+            doc.heading("Training curves: original baseline vs best", 3)
+            if all(r.files is not None and r.files.history.is_file() for r in pair):
+                curves = out / "curves.png"
+                plot_curves(
+                    [
+                        (
+                            f"{name} (seed {r.seed})",
+                            r.history,
+                            int(r.metrics.get("best_epoch", -1)),
+                        )
+                        for name, r in zip(("Original", "Best"), pair, strict=True)
+                    ],
+                    curves,
+                )
+                doc.image(curves, "curves")
+            else:
+                doc.paragraph("(no history.csv in one of the two runs: no curves)")
+    else:
+        doc.paragraph("No sweep with a completed baseline run: there is no path to show yet.")
+
+    # ----------------------------------------------------------------- the phases
+    for i, sw in enumerate(sweeps, start=1):
+        s = sw.summary
+        doc.heading(f"Sweep {i}: {sw.label}")
+        if s.base:
+            start = (
+                f"the winner {s.base['winner']} of `{s.base['sweep']}`"
+                if s.base.get("winner")
+                else f"what `{s.base['sweep']}` started from (no ✅ winner there)"
+            )
+            doc.paragraph(f"Started from {start}.")
+        doc.table(
+            [
+                "experiment",
+                "seeds (exp / base)",
+                "Δ val MAE",
+                "95% interval",
+                "decision",
+                "Δ test MAE",
+                "notes",
+            ],
+            [decision_cells(e, d) for e, d in s.decisions.items() if d.decision != REFERENCE],
+        )
+        doc.paragraph(rule_sentence(s.threshold, s.tau, s.confidence))
+        doc.paragraph(f"**Verdict:** {s.verdict}")
+        fig = out / f"sweep{i}.png"
+        plot_summary(s, fig)
+        doc.image(fig, f"sweep {sw.label}")
+        doc.heading(f"Runs of {sw.label}", 3)
+        summary_md = sw.path / "summary.md"
+        if summary_md.is_file():
+            doc.paragraph(f"The sweep's own summary: {link('summary.md', summary_md, out)}.")
+        doc.table(
+            ["run", "experiment", "seed", "status", "val MAE", "test MAE", "files"],
+            _run_links(sw, out),
+        )
+        numbers["sweeps"].append(
+            {
+                "path": str(sw.path),
+                "label": sw.label,
+                "started": sw.started,
+                "threshold": s.threshold,
+                "base": s.base,
+                "winner": s.winner,
+                "decisions": {
+                    e: decision_record(d) for e, d in s.decisions.items() if d.decision != NONE
+                },
+                "verdict": s.verdict,
+            }
+        )
+    atomic_write_text(doc.markdown(out), out / "report.md")
+    atomic_write_text(doc.html(), out / "report.html")
+    write_json(out / "report.json", _clean(numbers))
+    numbers["out"] = str(out)
+    return numbers
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v

@@ -1,0 +1,353 @@
+"""``OptunaSweeper``: a Hydra sweeper that runs an Optuna study through any Hydra launcher.
+
+1. ``sweep`` reads the search space (``hydra.sweeper.params`` and the command line's sweep
+   overrides, :mod:`fusion_tuner.search.space`) and checks the settings and every value of the
+   space against the config before anything runs (exit status 2 on a mistake).
+2. It opens (or continues) the study in the sweep directory's journal file, takes a lock on the
+   sweep directory (one sweeper per search) and writes ``search.json`` and ``multirun.yaml``.
+3. :class:`fusion_tuner.search.loop.SearchLoop` asks up to ``n_jobs`` trials at a time and
+   launches them as one batch through ``self.launcher`` (basic: one after another in this
+   process; ``hydra/launcher=local``: parallel processes; ``slurm``: one job array per batch),
+   each into ``trial-NNNN/``, then tells the study what each run's ``metrics.json`` says.
+
+The summary is written by ``python -m fusion_tuner`` once Hydra returns, also after failures.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+EXIT_REFUSED = 2  # a mistake in the search's settings: nothing ran (fusion_tuner.cli)
+EXIT_FAILED = 1  # every trial failed: the search stopped early
+LOCK_FILE = ".search.lock"
+
+
+class OptunaSweeper(Sweeper):
+    """Hydra's sweeper interface over :mod:`fusion_tuner.search`; fields as in
+    ``hydra_plugins.fusion_tuner_optuna.config.OptunaSweeperConf``."""
+
+    def __init__(
+        self,
+        sampler: str,
+        seed: int | None,
+        n_startup_trials: int | None,
+        direction: str,
+        n_trials: int,
+        n_jobs: int,
+        pruner: Any,
+        baseline_runs: int,
+        study_name: str | None,
+        params: dict[str, str] | None,
+    ) -> None:
+        from fusion_tuner.search.study import PrunerSpec, SamplerSpec
+
+        super().__init__()
+        self.sampler = SamplerSpec(sampler, seed, n_startup_trials)
+        self.pruner = PrunerSpec(**OmegaConf.to_container(pruner)) if pruner else PrunerSpec()
+        self.direction, self.n_trials, self.n_jobs = direction, n_trials, n_jobs
+        self.baseline_runs, self.study_name = baseline_runs, study_name
+        self.params = dict(params or {})
+        self.hydra_context: HydraContext | None = None
+        self.config: DictConfig | None = None
+        self.launcher: Any = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    # ----------------------------------------------------------------------------- sweep
+    def sweep(self, arguments: list[str]) -> Any:
+        import optuna
+
+        from fusion_tuner.errors import ConfigError
+        from fusion_tuner.search.loop import SearchFailed, SearchLoop
+        from fusion_tuner.search.space import base_values, parse_space
+
+        assert self.config is not None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        space, grid, base, problems = None, None, None, []
+        try:
+            space = parse_space(self.params, arguments)
+        except ConfigError as exc:
+            problems += exc.problems
+        problems += self._problems(space)
+        if space is not None:
+            try:
+                grid = space.grid() if self.sampler.name == "grid" else None
+            except ConfigError as exc:
+                problems += exc.problems
+            try:  # the baseline's point: trained first (baseline_runs), recognised in a grid
+                base = base_values(self.config, space)
+            except ConfigError as exc:
+                if self.baseline_runs:
+                    problems += exc.problems
+            problems += self._probe(space)
+        if problems:
+            print(
+                f"error: the search cannot start: {ConfigError(problems)}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(EXIT_REFUSED)
+        assert space is not None
+        seed = int(self.config.random_seed)
+        seeds = [seed + i for i in range(self.baseline_runs)]
+        if grid is not None and base is not None and all(base[k] in v for k, v in grid.items()):
+            seeds = seeds[1:]  # the grid trains the baseline's point with random_seed itself
+        n_trials = self.n_trials
+        if grid is not None and n_trials > _grid_size(grid) + len(seeds):
+            n_trials = _grid_size(grid) + len(seeds)
+            log.info("the grid has %d points: n_trials %d -> %d", n_trials, self.n_trials, n_trials)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with SearchLock(sweep_dir):
+            study = self._open(sweep_dir, space, grid, base, seeds, n_trials)
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            loop = SearchLoop(
+                study, space, sweep_dir, self._launch, n_trials=n_trials, n_jobs=self.n_jobs
+            )
+            log.info(
+                "search %s: %d of %d trials already ended; %d in flight at once through %s",
+                study.study_name,
+                len(loop.finished()),
+                n_trials,
+                self.n_jobs,
+                _launcher_name(self.config),
+            )
+            try:
+                loop.run()
+            except SearchFailed as exc:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+                raise SystemExit(EXIT_FAILED) from None
+        return []
+
+    def _launch(self, batch: list[list[str]], initial_job_idx: int) -> Sequence[Any]:
+        self.validate_batch_is_legal(batch)
+        return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+
+    def _problems(self, space: Any) -> list[str]:
+        """What is wrong with the sweeper's own settings (``space``: None when unreadable)."""
+        from fusion_tuner.search.study import DIRECTIONS
+
+        assert self.config is not None
+        problems = self.sampler.problems() + self.pruner.problems()
+        if self.direction not in DIRECTIONS:
+            problems.append(f"hydra.sweeper.direction={self.direction!r}: minimize or maximize")
+        if self.n_trials < 1:
+            problems.append(f"hydra.sweeper.n_trials={self.n_trials}: must be >= 1")
+        if self.n_jobs < 1:
+            problems.append(f"hydra.sweeper.n_jobs={self.n_jobs}: must be >= 1")
+        if not 0 <= self.baseline_runs <= self.n_trials:
+            problems.append(
+                f"hydra.sweeper.baseline_runs={self.baseline_runs}: must be within 0 .. n_trials "
+                f"({self.n_trials})"
+            )
+        if self.baseline_runs > 1 and space is not None and "random_seed" in space.dimensions:
+            problems.append(
+                "hydra.sweeper.baseline_runs > 1 trains the baseline with several seeds, so "
+                "random_seed cannot also be searched"
+            )
+        if self.config.hydra.launcher.get("detach"):
+            problems.append(
+                "hydra.launcher.detach=true: a search must wait for each batch of trials to ask "
+                "for the next; drop detach (the runs would go on, but the study would not)"
+            )
+        return problems
+
+    def _probe(self, space: Any) -> list[str]:
+        """Compose the config at every choice and both ends of every range before any trial runs:
+        an option that does not exist refuses the search; a value that breaks the config's rules
+        is a warning (trials that draw it will fail, the others run). Returns the refusals."""
+        assert self.hydra_context is not None and self.config is not None
+        loader = self.hydra_context.config_loader
+        problems, warned = [], []
+        for name, overrides in _probes(space):
+            try:
+                cfg = loader.load_sweep_config(self.config, overrides)
+            except Exception as exc:  # Hydra's composition errors have many types
+                problems.append(f"{name}: {_first_line(exc)}")
+                continue
+            warned += [f"{name}: {p}" for p in _rule_problems(cfg)]
+        for w in dict.fromkeys(warned):
+            log.warning("trials that draw %s will fail", w)
+        return problems
+
+    def _open(
+        self,
+        sweep_dir: Path,
+        space: Any,
+        grid: dict[str, list[Any]] | None,
+        base: dict[str, Any] | None,
+        baseline_seeds: list[int],
+        n_trials: int,
+    ) -> Any:
+        """Create or load the study, set its sampler, queue the baseline trials of a new study
+        and write ``search.json``."""
+        from optuna.distributions import distribution_to_json
+
+        from fusion_tuner.errors import ConfigError
+        from fusion_tuner.search import JOURNAL_FILE
+        from fusion_tuner.search.study import open_study, write_record
+
+        assert self.config is not None
+        try:
+            study = open_study(sweep_dir, self.study_name, self.direction, self.pruner)
+        except ConfigError as exc:
+            print(f"error: the search cannot start: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_REFUSED) from None
+        n_existing = len(study.trials)
+        study.sampler = self.sampler.build(grid, n_existing, parallel=self.n_jobs > 1)
+        if n_existing == 0:
+            for seed in baseline_seeds:
+                assert base is not None
+                study.enqueue_trial(base, user_attrs={"baseline": True, "random_seed": seed})
+        write_record(
+            sweep_dir,
+            {
+                "study": study.study_name,
+                "journal": JOURNAL_FILE,
+                "objective": "validation MAE (each run's best epoch)",
+                "direction": self.direction,
+                "n_trials": n_trials,
+                "n_jobs": self.n_jobs,
+                "sampler": asdict(self.sampler),
+                "pruner": asdict(self.pruner),
+                "baseline_runs": self.baseline_runs,
+                "base_values": base,
+                "dimensions": [
+                    {
+                        "name": d.name,
+                        "key": d.key,
+                        "distribution": distribution_to_json(d.distribution),
+                    }
+                    for d in space.dimensions.values()
+                ],
+                "fixed": space.fixed,
+                "search_keys": list(self.params),
+                "launcher": _launcher_name(self.config),
+                "command_overrides": _command_overrides(self.config),
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
+        return study
+
+
+class SearchLock:
+    """One sweeper per search: a lock on ``<sweep dir>/.search.lock`` for the sweep's life (it
+    dies with its process, so a killed sweep never blocks its rerun)."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.path = Path(sweep_dir) / LOCK_FILE
+        self._fh: Any = None
+
+    def __enter__(self) -> SearchLock:
+        import os
+        import socket
+
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "another process"
+            fh.close()
+            print(
+                f"error: the search in {self.path.parent} is being run by {owner}; wait for it "
+                "to end (a second sweeper would launch the same trials twice)",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(EXIT_REFUSED) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fh, fcntl.LOCK_UN)
+        self._fh.close()
+
+
+def _probes(space: Any) -> list[tuple[str, list[str]]]:
+    """(label, overrides) at every choice and both ends of every numeric dimension, the other
+    dimensions at the config's own values (so a problem belongs to the probed value)."""
+    from optuna.distributions import CategoricalDistribution
+
+    out = []
+    for d in space.dimensions.values():
+        dist = d.distribution
+        values = (
+            dist.choices if isinstance(dist, CategoricalDistribution) else (dist.low, dist.high)
+        )
+        out += [(d.override(v), [*space.fixed, d.override(v)]) for v in values]
+    return out
+
+
+def _rule_problems(cfg: DictConfig) -> list[str]:
+    """The config's rule violations (``fusion_tuner.config.validate``), one line each."""
+    from omegaconf import open_dict, read_write
+
+    from fusion_tuner.config import validate
+    from fusion_tuner.errors import ConfigError
+
+    plain = cfg.copy()
+    with read_write(plain), open_dict(plain):
+        plain.pop("hydra", None)
+    try:
+        validate(OmegaConf.to_object(plain))  # type: ignore[arg-type]
+    except ConfigError as exc:
+        return exc.problems
+    except Exception as exc:  # a wrong type: OmegaConf's validation error
+        return [_first_line(exc)]
+    return []
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _command_overrides(config: DictConfig) -> list[str]:
+    """The command line's overrides, without the ones a rerun sets itself (the sweep directory,
+    the number of trials, ``-m``)."""
+    own = ("hydra.sweep.dir=", "hydra.sweeper.n_trials=", "hydra.mode=")
+    hydra = [o for o in config.hydra.overrides.hydra if not str(o).startswith(own)]
+    return [str(o) for o in (*config.hydra.overrides.task, *hydra)]
+
+
+def _grid_size(grid: dict[str, list[Any]]) -> int:
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return size
+
+
+def _launcher_name(config: DictConfig) -> str:
+    """How the trials of a batch run, in words."""
+    name = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]
+    return {
+        "BasicLauncher": "the basic launcher (one trial at a time, in this process)",
+        "LocalLauncher": "the local launcher (one process per trial)",
+        "SlurmLauncher": "SLURM (one job array per batch)",
+        "FusionSlurmLauncher": "SLURM (one job array per batch)",
+    }.get(name, name or "the launcher")
