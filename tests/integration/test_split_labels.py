@@ -98,6 +98,13 @@ def test_differing_labels_are_counted_and_used_only_when_asked(
     again = build_datamodule(compose(*data(shared_data, path), cache=tmp_path))
     assert torch.equal(again.graphs.targets, checked.graphs.targets)
 
+    # dataset.split_label_tolerance widens the match: 0.5 eV (relative 0.6 below 1 eV) matches
+    wide = build_datamodule(
+        compose(*data(shared_data, path, "dataset.split_label_tolerance=0.6"), cache=tmp_path)
+    )
+    assert counts(wide.report)["train"][1] == 1  # only the 1.0 eV difference is left
+    assert wide.report["split_file"]["labels"]["tolerance"] == 0.6
+
     ignored = build_datamodule(
         compose(*data(shared_data, path, "dataset.split_labels=ignore"), cache=tmp_path)
     )
