@@ -51,7 +51,12 @@ from fusion_tuner.sweeps.decision import (
     rule_sentence,
 )
 from fusion_tuner.sweeps.plan import PLAN_FILE
-from fusion_tuner.sweeps.report import decision_cells, decision_record, plot_summary
+from fusion_tuner.sweeps.report import (
+    DECISION_HEADER,
+    decision_cells,
+    decision_record,
+    plot_summary,
+)
 from fusion_tuner.sweeps.summary import Summary, load_runs, summarize
 
 log = logging.getLogger(__name__)
@@ -519,15 +524,7 @@ def build_report(
             )
             doc.paragraph(f"Started from {start}.")
         doc.table(
-            [
-                "experiment",
-                "seeds (exp / base)",
-                "Δ val MAE",
-                "95% interval",
-                "decision",
-                "Δ test MAE",
-                "notes",
-            ],
+            DECISION_HEADER,
             [decision_cells(e, d) for e, d in s.decisions.items() if d.decision != REFERENCE],
         )
         doc.paragraph(rule_sentence(s.threshold, s.tau, s.confidence))
