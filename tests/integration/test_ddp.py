@@ -7,8 +7,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +17,12 @@ from fusion_tuner.models.fusion import info_nce
 from fusion_tuner.training import distributed
 from fusion_tuner.training.checkpoint import load_checkpoint
 from fusion_tuner.training.distributed import Dist, global_rows
-from tests.integration.test_resume import comparable_history, comparable_metrics
-from tests.integration.test_train_cli import TINY, read_csv, run_cli
+from tests.integration.test_resume import (
+    comparable_history,
+    comparable_metrics,
+    start_until_epochs,
+)
+from tests.integration.test_train_cli import read_csv, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -140,18 +142,7 @@ def reference_two(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_two_process_run_resumes_exactly(tmp_path: Path, reference_two: Path, sig: int) -> None:
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={killed}", *TINY, *RESUME, *TWO]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ
-    )
-    history = killed / "history.csv"
-    deadline = time.time() + 400
-    while time.time() < deadline:
-        if history.is_file() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
-            break
-        if proc.poll() is not None:
-            pytest.fail("the run ended before it could be killed")
-        time.sleep(0.05)
+    proc = start_until_epochs(killed, *RESUME, *TWO, timeout=400)  # 2 epochs done
     ranks = descendants(proc.pid)
     assert len(ranks) >= 2  # the two ranks (and multiprocessing's resource tracker)
     os.kill(proc.pid, sig)

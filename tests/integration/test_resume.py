@@ -33,6 +33,24 @@ def comparable_history(run_dir: Path) -> list[dict]:
         ]
 
 
+def start_until_epochs(run_dir: Path, *overrides: str, epochs: int = 2, timeout: float = 300):
+    """Start ``python -m fusion_tuner`` into ``run_dir`` and return its process once
+    ``history.csv`` holds ``epochs`` epochs (fails the test if the run ends first)."""
+    cmd = [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={run_dir}", *TINY, *overrides]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ
+    )
+    history = run_dir / "history.csv"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if history.is_file() and len(history.read_text().splitlines()) > epochs:
+            break
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        time.sleep(0.05)
+    return proc
+
+
 @pytest.mark.parametrize("cache", ["same", "fresh"])
 def test_killed_run_resumes_to_the_same_result(tmp_path: Path, cache: str) -> None:
     # "fresh": the resume finds an empty cache (another machine, a cleaned cache); it must keep
@@ -41,18 +59,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, cache: str) -> No
     run_cli(reference, *RESUME)
 
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={killed}", *TINY, *RESUME]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ
-    )
-    history = killed / "history.csv"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if history.is_file() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
-            break
-        if proc.poll() is not None:
-            pytest.fail("the run ended before it could be killed")
-        time.sleep(0.05)
+    proc = start_until_epochs(killed, *RESUME)  # 2 epochs done
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     status = json.loads((killed / "metrics.json").read_text())["status"]
