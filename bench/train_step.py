@@ -180,7 +180,10 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=SHARED / "store_full")
     parser.add_argument("--texts", type=Path, default=SHARED / "describe_text.json.zip")
     parser.add_argument(
-        "--batches", type=int, default=17, help="timed batches of 64 (17 = all 1,104)"
+        "--batches",
+        type=int,
+        default=17,
+        help="timed batches of 64, after one warm-up batch (the 940 crystals with the target fill 15)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2, help="rounds of (a), (b), (c)")
