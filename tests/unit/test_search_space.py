@@ -185,6 +185,53 @@ def test_search_file_selects_the_sweeper_and_its_space_holds_the_baseline(name: 
             validate(OmegaConf.to_object(compose(config_name="config", overrides=overrides)))
 
 
+def _effective(cfg) -> dict:
+    """The configuration's keys that act: text keys of a graph-only run and the keys of an
+    attention that is switched off are dropped."""
+    from dataclasses import asdict
+
+    from fusion_tuner.config import flatten, inert_text_keys
+
+    flat = flatten(asdict(cfg))
+    off = list(inert_text_keys(cfg))
+    if not cfg.attention.use_cross_modal_attention:
+        off += ["attention.cross_modal_num_heads", "attention.cross_modal_hidden_dim"]
+        off += ["regularization.cross_modal_dropout"]
+    if not cfg.attention.use_fine_grained_attention:
+        off += ["attention.fine_grained_num_heads", "attention.fine_grained_hidden_dim"]
+        off += ["regularization.fine_grained_dropout"]
+    return {k: v for k, v in flat.items() if k not in off}
+
+
+@pytest.mark.parametrize("name", [n for n in SEARCHES if n.startswith("tier")])
+def test_no_two_grid_points_train_the_same_model(name: str) -> None:
+    """A grid point whose only difference is a key without effect (the heads of a switched-off
+    attention) would train the same model again under another name (tier 4 did: 12 points,
+    4 of them repeats)."""
+    import itertools
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    hydra_cfg = _hydra_config(f"+search={name}").hydra
+    if hydra_cfg.sweeper.sampler != "grid":
+        pytest.skip(f"{name} samples (no grid)")
+    space = parse_space(dict(hydra_cfg.sweeper.params))
+    grid = space.grid()
+    seen: dict[str, str] = {}
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        for values in itertools.product(*grid.values()):
+            overrides = [space.dimensions[k].override(v) for k, v in zip(grid, values, strict=True)]
+            cfg = OmegaConf.to_object(
+                compose(config_name="config", overrides=[*space.fixed, *overrides])
+            )
+            key = repr(sorted(_effective(cfg).items()))
+            point = " ".join(overrides)
+            assert key not in seen, f"{name}: {point} trains the same model as {seen[key]}"
+            seen[key] = point
+    assert len(seen) == hydra_cfg.sweeper.n_trials, f"{name}: n_trials is not the grid's size"
+
+
 def test_top_searches_the_ranges_of_tiers_1_to_3_together() -> None:
     tiers = {}
     for tier in ("tier1", "tier2", "tier3"):
