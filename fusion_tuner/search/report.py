@@ -410,11 +410,20 @@ def _trials_section(s: SearchSummary) -> list[str]:
 
 def _continue_section(sweep_dir: Path, s: SearchSummary) -> list[str]:
     """How to continue the search: the same command into the same directory (unfinished trials
-    resume, completed ones are kept) with more trials."""
+    resume, completed ones are kept) with more trials; a grid never beyond its size."""
     overrides = s.record.get("command_overrides")
     if overrides is None:
         return []
-    more = int(s.record["n_trials"]) + max(4, int(s.record["n_jobs"]))
+    n_trials, cap = int(s.record["n_trials"]), s.record.get("max_trials")
+    if cap is not None and n_trials >= cap:
+        return [
+            f"The grid is complete: all {cap} of its trials have been asked for (more would "
+            "repeat points). Rerunning the same command resumes unfinished trials only.",
+            "",
+        ]
+    more = n_trials + max(4, int(s.record["n_jobs"]))
+    if cap is not None:
+        more = min(more, int(cap))
     args = [*overrides, f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.n_trials={more}"]
     return [
         "Continue this search (unfinished trials resume, ended ones are kept; the study counts "

@@ -114,12 +114,20 @@ class OptunaSweeper(Sweeper):
         if grid is not None and base is not None and all(base[k] in v for k, v in grid.items()):
             seeds = seeds[1:]  # the grid trains the baseline's point with random_seed itself
         n_trials = self.n_trials
-        if grid is not None and n_trials > _grid_size(grid) + len(seeds):
-            n_trials = _grid_size(grid) + len(seeds)
-            log.info("the grid has %d points: n_trials %d -> %d", n_trials, self.n_trials, n_trials)
+        # a grid holds its points and the baseline's extra seeds, no more
+        max_trials = None if grid is None else _grid_size(grid) + len(seeds)
+        if max_trials is not None and n_trials > max_trials:
+            n_trials = max_trials
+            log.info(
+                "the grid has %d points (and %d extra baseline seeds): n_trials %d -> %d",
+                _grid_size(grid),  # type: ignore[arg-type]
+                len(seeds),
+                self.n_trials,
+                n_trials,
+            )
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with SearchLock(sweep_dir):
-            study = self._open(sweep_dir, space, grid, base, seeds, n_trials)
+            study = self._open(sweep_dir, space, grid, base, seeds, n_trials, max_trials)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
             loop = SearchLoop(
                 study, space, sweep_dir, self._launch, n_trials=n_trials, n_jobs=self.n_jobs
@@ -198,6 +206,7 @@ class OptunaSweeper(Sweeper):
         base: dict[str, Any] | None,
         baseline_seeds: list[int],
         n_trials: int,
+        max_trials: int | None,
     ) -> Any:
         """Create or load the study, set its sampler, queue the baseline trials of a new study
         and write ``search.json``."""
@@ -227,6 +236,7 @@ class OptunaSweeper(Sweeper):
                 "objective": "validation MAE (each run's best epoch)",
                 "direction": self.direction,
                 "n_trials": n_trials,
+                "max_trials": max_trials,  # the grid's size (None: no limit)
                 "n_jobs": self.n_jobs,
                 "sampler": asdict(self.sampler),
                 "pruner": asdict(self.pruner),

@@ -14,6 +14,7 @@ from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
 from fusion_tuner.rundir import RunDir
+from fusion_tuner.search import RECORD_FILE
 from fusion_tuner.search.report import BEST_YAML, SUMMARY_JSON, SUMMARY_MD, write_search_summary
 from fusion_tuner.search.space import parse_space
 from fusion_tuner.search.study import PrunerSpec, SamplerSpec, open_study, write_record
@@ -140,6 +141,22 @@ def test_summary_names_the_best_trial_with_its_command_and_caveats(search: Path)
     data = json.loads((search / SUMMARY_JSON).read_text())
     assert [t["state"] for t in data["trials"]] == ["completed"] * 4 + ["pruned", "failed"]
     assert [t["baseline"] for t in data["trials"]] == [True, True, True, False, False, False]
+
+
+def test_a_grid_is_continued_up_to_its_size_and_no_further(search: Path) -> None:
+    """A grid search's "continue" command asks for the grid's size at most; once every point was
+    asked for, the summary says the grid is complete instead of suggesting repeats."""
+    grid = json.loads((search / RECORD_FILE).read_text())  # 6 trials asked for, 6 ended
+    grid["sampler"] = {"name": "grid", "seed": 0, "n_startup_trials": None}
+    write_record(search, grid | {"max_trials": 8})
+    write_search_summary(search)
+    md = (search / SUMMARY_MD).read_text()
+    assert f"hydra.sweep.dir={search} hydra.sweeper.n_trials=8\n" in md
+    write_record(search, grid | {"max_trials": 6})
+    write_search_summary(search)
+    md = (search / SUMMARY_MD).read_text()
+    assert "The grid is complete: all 6 of its trials have been asked for" in md
+    assert "Continue this search" not in md and "hydra.sweeper.n_trials=" not in md
 
 
 def test_the_advantage_over_the_baseline_is_stated_with_its_seed_noise(search: Path) -> None:
