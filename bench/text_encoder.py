@@ -90,7 +90,7 @@ class Step:
         _sync(self.device)
         start = time.perf_counter()
         b = batch.to(self.device, non_blocking=True)
-        with torch.autocast("cuda", torch.bfloat16, enabled=self.bf16):
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             loss = torch.nn.functional.mse_loss(self.forward(self.model, b), b.y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -112,7 +112,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA or CPU)")
     p.add_argument("--limit", type=int, default=None, help="crystals (default: all 1,104)")
     p.add_argument("--layers", type=int, default=12)
     p.add_argument("--hidden", type=int, default=768)

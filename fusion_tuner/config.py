@@ -252,7 +252,8 @@ class TrainerConfig:
     # processes (one per GPU, or CPU shares) training this one run with DDP; the global batch
     # stays batch.batch_size. 1: one process, or as many as torchrun/srun started
     devices: int = 1
-    # bf16 autocast on CUDA
+    # bf16 autocast on the run's device (CUDA or CPU; on a CPU it pays only with native bf16:
+    # AVX512-BF16 or AMX)
     bf16: bool = False
     # DataLoader worker processes
     num_workers: int = 0

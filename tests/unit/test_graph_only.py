@@ -122,3 +122,21 @@ def test_bf16_prediction_is_destandardised_in_float32(data, text: str) -> None:
     expected = out.normalized.double() * 3.21 + 1234.567
     rel = ((out.prediction.double() - expected).abs() / expected.abs()).max()
     assert rel < 1e-5, f"relative error {float(rel):.2e}"
+
+
+@pytest.mark.parametrize("text", ["none", "tiny"])
+def test_trainer_bf16_autocasts_on_a_cpu_too(data, text: str) -> None:
+    """``trainer.bf16=true`` runs the network in bf16 on a CPU as on CUDA (off CUDA it was
+    silently ignored); the predictions stay close to the float32 ones."""
+    from fusion_tuner.training.loop import autocast
+
+    info, batch = data[text]
+    model = build_model(compose(*DATA, f"text={text}"), info).eval()
+    with torch.no_grad():
+        ref = model(batch)
+        with autocast(torch.device("cpu"), bf16=True):
+            out = model(batch)
+    assert ref.normalized.dtype == torch.float32
+    assert out.normalized.dtype == torch.bfloat16 and out.prediction.dtype == torch.float32
+    gap = (out.normalized.float() - ref.normalized).abs().max()
+    assert gap < 0.05 * ref.normalized.abs().max().clamp_min(1.0), f"bf16 - float32: {gap:.3g}"
