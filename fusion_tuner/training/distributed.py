@@ -29,6 +29,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -240,7 +241,12 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
 
 # ------------------------------------------------------------------------------------ spawn
 class RankFailed(RuntimeError):
-    """A rank of a spawned run failed; the message is its error."""
+    """A rank of a spawned run failed; the message is its error. ``rank`` is the rank that
+    raised and ``rank_traceback`` its traceback (None and empty when no rank raised: one died)."""
+
+    def __init__(self, message: str, rank: int | None = None, rank_traceback: str = "") -> None:
+        super().__init__(message)
+        self.rank, self.rank_traceback = rank, rank_traceback
 
 
 def free_port() -> int:
@@ -284,8 +290,10 @@ def _rank_main(
         code = 128 + signal.SIGINT
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException as exc:  # reported to the parent; the traceback is in the rank's log
-        queue.put(("error", local_rank, f"{type(exc).__name__}: {exc}"[:4000]))
+    except BaseException as exc:  # reported to the parent with its traceback (only rank 0
+        # writes train.log, and the parent may stop rank 0 before it fails in its turn)
+        message = f"{type(exc).__name__}: {exc}"[:4000]
+        queue.put(("error", local_rank, message, traceback.format_exc()[-20000:]))
         code = 1
     finally:
         with contextlib.suppress(Exception):
@@ -358,7 +366,8 @@ def spawn(
                     raise on_interrupt(sig)
                 errors = [m for m in messages if m[0] == "error"]
                 if errors:  # the first reported is the cause; later ones lost their peer
-                    raise RankFailed(f"rank {errors[0][1]}: {errors[0][2]}")
+                    _, rank, message, rank_traceback = errors[0]
+                    raise RankFailed(f"rank {rank}: {message}", rank, rank_traceback)
                 raise RankFailed(_describe_exit(*bad[0]))
             if all(c == 0 for c in codes):
                 break

@@ -220,8 +220,12 @@ def _train_locked(
             if isinstance(exc, Interrupted):
                 raise SystemExit(128 + exc.signum) from None
             raise
-        if isinstance(exc, distributed.RankFailed):
-            log.error("run failed: %s (the rank's traceback is in the log above)", exc)
+        if isinstance(exc, distributed.RankFailed) and exc.rank not in (None, 0):
+            # only rank 0 writes train.log, and it may be stopped before failing in its turn
+            log.error("run failed: %s\nrank %d's %s", exc, exc.rank, exc.rank_traceback)
+        elif isinstance(exc, distributed.RankFailed):
+            where = " (its traceback is in the log above)" if exc.rank == 0 else ""
+            log.error("run failed: %s%s", exc, where)
         else:
             log.error("run failed:\n%s", traceback.format_exc())
         files.write_metrics(base | {"status": FAILED, "error": f"{type(exc).__name__}: {exc}"})

@@ -213,8 +213,16 @@ def test_gathered_info_nce_equals_the_whole_batch(sizes: list[int]) -> None:
 
 
 def test_a_failing_rank_stops_the_others_with_its_error() -> None:
-    with pytest.raises(distributed.RankFailed, match=r"rank 1: ValueError: rank one cannot go on"):
+    """Rank 1 fails, rank 0 does not: the error and rank 1's traceback reach the parent (only
+    rank 0 writes train.log, so the parent must log it; it did not, and a run whose rank 0 was
+    stopped before failing in its turn had no traceback anywhere)."""
+    with pytest.raises(
+        distributed.RankFailed, match=r"rank 1: ValueError: rank one cannot go on"
+    ) as info:
         distributed.spawn(_failing, 2, (), "gloo")
+    tb = info.value.rank_traceback
+    assert tb.startswith("Traceback (most recent call last):")
+    assert "in _failing" in tb and tb.rstrip().endswith("ValueError: rank one cannot go on")
 
 
 def test_a_rank_error_fails_the_run_with_that_error(tmp_path: Path) -> None:
@@ -226,4 +234,8 @@ def test_a_rank_error_fails_the_run_with_that_error(tmp_path: Path) -> None:
     assert metrics["error"].startswith("RankFailed: rank ")
     assert "DataError: could not load the tokenizer" in metrics["error"]
     log = (tmp_path / "run" / "train.log").read_text()
-    assert count(log, "failed:") >= 1 and "Traceback" in log  # the rank's traceback
+    # the failing rank's traceback whichever rank failed first: rank 0 logs its own, another
+    # rank's is logged by the parent (rank 0 may be stopped before it fails in its turn)
+    assert count(log, "run failed: rank ") == 1
+    assert "Traceback (most recent call last)" in log
+    assert "DataError: could not load the tokenizer" in log.split("Traceback", 1)[1]
