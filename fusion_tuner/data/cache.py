@@ -5,8 +5,9 @@ finished file. Files are written to a temporary name and renamed into place, so 
 entry is never visible. Entries are read with ``torch.load(weights_only=True)`` and checked; an
 entry that cannot be read or fails its check (truncated, overwritten, written by other code) is
 moved aside as ``<name>.corrupt-<time>``, named in a warning, and rebuilt once under the lock.
-Entries are memory-mapped when read (``torch.load(..., weights_only=True, mmap=True)``): their tensors live in the page
-cache, shared by the runs of a sweep and by data-loader workers, and are read on first touch.
+Entries are memory-mapped when read (``torch.load(..., weights_only=True, mmap=True)``): their
+tensors live in the page cache, shared by the runs of a sweep and by data-loader workers, and are
+read on first touch.
 """
 
 from __future__ import annotations

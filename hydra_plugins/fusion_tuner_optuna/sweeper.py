@@ -115,12 +115,13 @@ class OptunaSweeper(Sweeper):
             seeds = seeds[1:]  # the grid trains the baseline's point with random_seed itself
         n_trials = self.n_trials
         # a grid holds its points and the baseline's extra seeds, no more
-        max_trials = None if grid is None else _grid_size(grid) + len(seeds)
+        points = None if grid is None else _grid_size(grid)
+        max_trials = None if points is None else points + len(seeds)
         if max_trials is not None and n_trials > max_trials:
             n_trials = max_trials
             log.info(
                 "the grid has %d points (and %d extra baseline seeds): n_trials %d -> %d",
-                _grid_size(grid),  # type: ignore[arg-type]
+                points,
                 len(seeds),
                 self.n_trials,
                 n_trials,
