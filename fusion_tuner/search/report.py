@@ -6,8 +6,8 @@ It reads the study's journal and the trials' run directories only. What it says 
 trial is as careful as the phase summary: the best of N trials is chosen on validation MAE, so
 its value is optimistic; its advantage over the baseline (trials the search ran with the
 baseline's values, ``hydra.sweeper.baseline_runs``) is compared with the baseline's seed noise
-when the baseline ran with two seeds or more; a ``budget=quick`` search says its ranking is a
-pipeline check.
+when the baseline ran with two seeds or more; a search under a capped budget (``budget=quick``,
+``budget=smoke``) says its ranking is a pipeline check.
 """
 
 from __future__ import annotations
@@ -242,10 +242,11 @@ def _notes(
     """The caveats a reader must see next to the best trial."""
     notes = []
     budgets = {r["budget"] for r in rows if r["budget"]}
-    if "quick" in budgets:
+    capped = sorted(budgets - {"full"})
+    if capped:  # quick, smoke: caps or a slim model
         settings = _budget_settings(sweep_dir, rows)
         notes.append(
-            f"budget=quick{settings}: this ranking is a pipeline check, not a result; "
+            f"budget={capped[0]}{settings}: this ranking is a pipeline check, not a result; "
             "search with budget=full before trusting the best trial."
         )
     n_done = sum(r["state"] == "completed" for r in rows)
@@ -256,6 +257,11 @@ def _notes(
             "estimate. Confirm it over seeds before adopting it."
         )
     return notes
+
+
+def _is_budget_note(note: str) -> bool:
+    """The caveat of a search run under a capped budget (``budget=quick``, ``budget=smoke``)."""
+    return note.startswith("budget=")
 
 
 def _budget_settings(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
@@ -292,8 +298,8 @@ def render_markdown(sweep_dir: Path, s: SearchSummary) -> str:
         + ".",
         "",
     ]
-    lines += [f"> {n}" for n in s.notes[:1] if n.startswith("budget=quick")]
-    lines += [""] if s.notes and s.notes[0].startswith("budget=quick") else []
+    lines += [f"> {n}" for n in s.notes[:1] if _is_budget_note(n)]
+    lines += [""] if s.notes and _is_budget_note(s.notes[0]) else []
     lines += _best_section(s)
     lines += _trials_section(s)
     lines += _continue_section(sweep_dir, s)
@@ -340,7 +346,7 @@ def _best_section(s: SearchSummary) -> list[str]:
         _baseline_text(s),
         "",
     ]
-    lines += [n for n in s.notes if not n.startswith("budget=quick")]
+    lines += [n for n in s.notes if not _is_budget_note(n)]
     lines.append("")
     return lines
 

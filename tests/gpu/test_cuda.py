@@ -83,7 +83,7 @@ def test_store_built_on_the_gpu_equals_direct_outputs_and_batches_are_pinned(
 def test_a_run_trains_on_a_numbered_cuda_device_from_the_store(tmp_path, index) -> None:
     if index >= torch.cuda.device_count():
         pytest.skip(f"needs {index + 1} CUDA devices")
-    from tests.integration.test_train_cli import TINY
+    from tests.helpers.cli import TINY
 
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(

@@ -4,47 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.integration.test_train_cli import run_cli
+from tests.helpers.cli import analyze
+from tests.helpers.cli import analyze_ok as ok
 
 pytestmark = pytest.mark.integration
 
-QUICK = ["budget=quick", "budget.max_epochs=3", "dataset.demo_size=80"]
 
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("analysis_runs")
-    spec = {
-        "base": ["experiment=baseline"],
-        "seed2": ["experiment=baseline", "random_seed=2"],
-        "nocross": ["experiment=e09_no_cross_attention"],
-        "othersplit": ["experiment=baseline", "dataset.split_seed=7"],
-    }
-    for name, ov in spec.items():
-        run_cli(root / name, *QUICK, *ov)
-    return {name: root / name for name in spec}
-
-
-def analyze(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "fusion_tuner.analyze", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def ok(*args: str) -> subprocess.CompletedProcess:
-    out = analyze(*args)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out
+@pytest.fixture(scope="session")
+def runs(analysis_runs) -> dict[str, Path]:
+    return analysis_runs
 
 
 def test_curves(runs, tmp_path: Path) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_sweeps import summary_rows, sweep
-from tests.integration.test_train_cli import run_cli
+from tests.helpers.cli import run_cli, summary_rows, sweep
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.e2e
 def test_real_perovskite_table_trains_from_the_cli(shared_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "perov"
     run_cli(
@@ -23,7 +23,6 @@ def test_real_perovskite_table_trains_from_the_cli(shared_data: Path, tmp_path: 
         "dataset.id_column=material_id",
         "dataset.target=heat_ref",
         "dataset.limit=60",
-        "budget=quick",
         "budget.max_epochs=2",
         f"dataset.cache_dir={tmp_path / 'cache'}",
     )
@@ -68,6 +67,7 @@ def test_a_sweep_with_a_missing_fixed_path_stops_before_any_run(tmp_path: Path) 
     assert not (tmp_path / "sw").exists()
 
 
+@pytest.mark.e2e
 def test_a_swept_missing_path_fails_only_its_own_runs(tmp_path: Path) -> None:
     gone = [tmp_path / "gone1", tmp_path / "gone2"]
     out = sweep(

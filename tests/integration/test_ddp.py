@@ -17,12 +17,13 @@ from fusion_tuner.models.fusion import info_nce
 from fusion_tuner.training import distributed
 from fusion_tuner.training.checkpoint import load_checkpoint
 from fusion_tuner.training.distributed import Dist, global_rows
-from tests.integration.test_resume import (
+from tests.helpers.cli import (
     comparable_history,
     comparable_metrics,
+    read_csv,
+    run_cli,
     start_until_epochs,
 )
-from tests.integration.test_train_cli import read_csv, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +57,7 @@ def count(text: str, needle: str) -> int:
     return sum(needle in line for line in text.splitlines())
 
 
+@pytest.mark.slow
 def test_two_processes_follow_the_single_process_trajectory(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     keep = "trainer.keep_last_checkpoint=true"  # to check that a resume could read it
@@ -212,6 +214,7 @@ def test_gathered_info_nce_equals_the_whole_batch(sizes: list[int]) -> None:
         lo += size
 
 
+@pytest.mark.slow
 def test_a_failing_rank_stops_the_others_with_its_error() -> None:
     """Rank 1 fails, rank 0 does not: the error and rank 1's traceback reach the parent (only
     rank 0 writes train.log, so the parent must log it; it did not, and a run whose rank 0 was
@@ -225,6 +228,7 @@ def test_a_failing_rank_stops_the_others_with_its_error() -> None:
     assert "in _failing" in tb and tb.rstrip().endswith("ValueError: rank one cannot go on")
 
 
+@pytest.mark.slow
 def test_a_rank_error_fails_the_run_with_that_error(tmp_path: Path) -> None:
     missing = tmp_path / "no_such_model"
     out = run_cli(tmp_path / "run", *TWO, f"text.model_name_or_path={missing}", check=False)

@@ -13,7 +13,7 @@ import pytest
 
 from fusion_tuner.data.demo import generate_demo
 from fusion_tuner.export import main
-from tests.integration.test_train_cli import run_cli
+from tests.helpers.runs import train_run
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +41,7 @@ def run_and_benchmark(tmp_path_factory) -> tuple[Path, Path, dict]:
     base = tmp_path_factory.mktemp("export")
     bench = base / f"{BENCHMARK}.json.zip"
     split = write_benchmark(bench, test=list(range(50, 60)), val=list(range(44, 50)))
-    run = base / "run"
-    run_cli(run, f"dataset.split_file={bench}")
+    run = train_run(base / "run", f"dataset.split_file={bench}")
     return run, bench, split
 
 
@@ -92,7 +91,7 @@ def test_contribution_files(run_and_benchmark, tmp_path, capsys) -> None:
     # what the leaderboard's metadata check needs and was not given is named, never invented
     assert "project_url, git_url" in stderr and "project_url" not in meta
     run_sh = (out / "run.sh").read_text()
-    assert "python -m fusion_tuner dataset.demo_size=60 " in run_sh
+    assert "python -m fusion_tuner budget=smoke dataset.demo_size=60 " in run_sh
     assert f"dataset.split_file={bench} hydra.run.dir=run\n" in run_sh
     assert f"--benchmark {BENCHMARK} --split-file {bench} --out ." in run_sh
 

@@ -18,7 +18,7 @@ from fusion_tuner import build_datamodule
 from fusion_tuner.errors import CheckpointError, ConfigError
 from fusion_tuner.training.checkpoint import load_checkpoint
 from tests.conftest import compose
-from tests.integration.test_train_cli import TINY, run_cli
+from tests.helpers.cli import TINY, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +96,7 @@ def test_analyze_help_has_no_markup() -> None:
 
 
 # ------------------------------------------------------- 2: two processes, one directory
+@pytest.mark.e2e
 @pytest.mark.parametrize("second", [[], ["regularization.graph_dropout=0.3"]])
 def test_a_second_process_in_a_live_run_directory_is_refused(
     tmp_path: Path, second: list[str]
@@ -115,6 +116,7 @@ def test_a_second_process_in_a_live_run_directory_is_refused(
     first.wait(timeout=120)
 
 
+@pytest.mark.e2e
 def test_the_lock_of_a_killed_run_does_not_block_its_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = start(run_dir, "scheduler.epochs=4")
@@ -182,6 +184,7 @@ def test_corrupt_checkpoints_are_named_and_never_loaded_unsafely(tmp_path: Path)
         assert "weights_only" not in str(err.value)
 
 
+@pytest.mark.e2e
 def test_resume_falls_back_to_the_previous_epoch_then_offers_start_over(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = start(run_dir, "scheduler.epochs=5")
@@ -212,6 +215,7 @@ def test_resume_falls_back_to_the_previous_epoch_then_offers_start_over(tmp_path
 
 
 # ------------------------------------------------------------------ 6: signals, endings
+@pytest.mark.e2e
 def test_sigterm_records_an_interruption_and_the_rerun_resumes(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = start(run_dir, "scheduler.epochs=6")
@@ -227,6 +231,7 @@ def test_sigterm_records_an_interruption_and_the_rerun_resumes(tmp_path: Path) -
     assert actions == ["fresh", "resumed after interruption"]
 
 
+@pytest.mark.e2e
 def test_partial_files_of_killed_writes_are_removed(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -239,6 +244,7 @@ def test_partial_files_of_killed_writes_are_removed(tmp_path: Path) -> None:
     assert not list(run_dir.glob(".*.tmp"))
 
 
+@pytest.mark.e2e
 def test_history_never_lacks_an_epoch_its_checkpoint_claims(tmp_path: Path) -> None:
     # A kill after history.csv is written but before last.pt: history has one row too many.
     run_dir = tmp_path / "run"
@@ -258,6 +264,7 @@ def test_history_never_lacks_an_epoch_its_checkpoint_claims(tmp_path: Path) -> N
 
 
 # ------------------------------------------------------------------ 7: a user's things
+@pytest.mark.e2e
 def test_only_best_model_stays_unless_asked(tmp_path: Path) -> None:
     plain, keep = tmp_path / "plain", tmp_path / "keep"
     run_cli(plain, "scheduler.epochs=2")

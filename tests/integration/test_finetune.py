@@ -16,7 +16,7 @@ from fusion_tuner.errors import ConfigError, RunError
 from fusion_tuner.rundir import locate
 from fusion_tuner.training.finetune import GRAPH_ENCODER
 from fusion_tuner.training.trainer import Trainer
-from tests.integration.test_train_cli import TINY, run_cli
+from tests.helpers.cli import TINY, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +34,10 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("finetune") / "source"
-    run_cli(run)
-    return run
+@pytest.fixture(scope="session")
+def source(trained_run: Path) -> Path:
+    """The session's TINY run (read only)."""
+    return trained_run
 
 
 def test_every_matching_tensor_is_loaded_with_the_source_tokenizer(source, tmp_path) -> None:
@@ -105,6 +104,7 @@ def test_freezing_keeps_the_graph_encoder_then_releases_it(source, tmp_path) -> 
     assert not same(graph, src_graph)  # unfrozen in epoch 2
 
 
+@pytest.mark.e2e
 def test_cli_records_init_and_freezes_for_the_whole_run(source, tmp_path) -> None:
     run = tmp_path / "whole"
     run_cli(run, f"model.init_from={source / 'best_model.pt'}", "model.freeze_graph_epochs=-1")
@@ -118,6 +118,7 @@ def test_cli_records_init_and_freezes_for_the_whole_run(source, tmp_path) -> Non
     assert "graph encoder frozen for the whole run" in (run / "train.log").read_text()
 
 
+@pytest.mark.e2e
 def test_bad_init_settings_fail_before_data_work(tmp_path) -> None:
     proc = run_cli(tmp_path / "r1", f"model.init_from={tmp_path / 'nowhere'}", check=False)
     assert proc.returncode != 0

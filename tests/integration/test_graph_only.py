@@ -13,13 +13,11 @@ import torch
 from fusion_tuner import build_datamodule
 from tests.conftest import compose
 from tests.helpers import write_folder
-from tests.integration.test_analyze import ok
-from tests.integration.test_sweeps import sweep
-from tests.integration.test_train_cli import read_csv, run_cli
+from tests.helpers.cli import analyze_ok as ok
+from tests.helpers.cli import read_csv, sweep
 
 pytestmark = pytest.mark.integration
 
-QUICK = ["budget=quick", "budget.max_epochs=3", "dataset.demo_size=80"]
 GRAPH_FIELDS = ("z", "edge_index", "bond_length", "lg_edge_index", "angle_cos", "y", "batch")
 
 
@@ -59,13 +57,10 @@ def test_graph_only_data_never_describes_or_tokenises(tmp_path: Path, monkeypatc
         assert torch.equal(batch[key], other[key]), key
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory) -> dict[str, Path]:
+@pytest.fixture(scope="session")
+def pair(analysis_runs) -> dict[str, Path]:
     """A graph-only and a fused run on the same data and split."""
-    root = tmp_path_factory.mktemp("graph_only_runs")
-    run_cli(root / "graph", *QUICK, "text=none")
-    run_cli(root / "fused", *QUICK)
-    return {"graph": root / "graph", "fused": root / "fused"}
+    return {"graph": analysis_runs["graph"], "fused": analysis_runs["base"]}
 
 
 def test_graph_only_run_records_what_it_is(pair) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration.test_train_cli import run_cli
+from tests.helpers.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

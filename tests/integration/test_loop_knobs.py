@@ -11,7 +11,7 @@ import torch
 from fusion_tuner import compose_config
 from fusion_tuner.training.loggers import NullLogger
 from fusion_tuner.training.trainer import Trainer
-from tests.integration.test_train_cli import TINY
+from tests.helpers.cli import TINY
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,8 @@ import torch
 
 from fusion_tuner.data.demo import generate_demo
 from fusion_tuner.errors import PredictError
-from tests.integration.test_train_cli import run_cli
+from tests.helpers.cli import in_process, module_cli, run_cli
+from tests.helpers.runs import train_run
 
 pytestmark = pytest.mark.integration
 
@@ -74,13 +73,10 @@ def predict_cli(capsys: pytest.CaptureFixture, *args: str) -> Result:
     return Result(code, out.out, out.err)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> tuple[Path, Path]:
+@pytest.fixture(scope="session")
+def runs(trained_run: Path, trained_run_seed7: Path) -> tuple[Path, Path]:
     """Two tiny demo runs that differ only in the model seed (one test split)."""
-    base = tmp_path_factory.mktemp("predict_runs")
-    run_cli(base / "seed42")
-    run_cli(base / "seed7", "random_seed=7")
-    return base / "seed42", base / "seed7"
+    return trained_run, trained_run_seed7
 
 
 @pytest.fixture(scope="module")
@@ -97,25 +93,20 @@ def test_folders(runs, tmp_path_factory) -> tuple[Path, Path, Path]:
     return base / "with_texts", base / "bare", desc
 
 
-def test_own_test_crystals_reproduce_predictions_test_csv(runs, test_folders, tmp_path) -> None:
+@pytest.mark.parametrize("how", ["in_process", pytest.param("command", marks=pytest.mark.e2e)])
+def test_own_test_crystals_reproduce_predictions_test_csv(
+    runs, test_folders, tmp_path, how
+) -> None:
+    from fusion_tuner.predict import main
+
     _, bare, desc = test_folders
     out = tmp_path / "pred.csv"
     args = ["--runs", str(runs[0]), "--structures", str(bare), "--descriptions", str(desc)]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fusion_tuner.predict",
-            *args,
-            "--out",
-            str(out),
-            "--batch-size",
-            "4",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args += ["--out", str(out), "--batch-size", "4"]
+    if how == "command":
+        proc = module_cli("fusion_tuner.predict", *args)
+    else:
+        proc = in_process(main, *args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = read_rows(out)
     assert list(rows[0]) == ["id", "target", "prediction"]
@@ -282,8 +273,7 @@ def test_shared_alignn_folder_run_reproduces_its_test_predictions(shared_data, t
 
 def test_graph_only_run_predicts_without_texts_or_tokenizer(test_folders, tmp_path) -> None:
     """A ``text=none`` run has no tokenizer/ and reads no text: bare structures are enough."""
-    run = tmp_path / "graph"
-    run_cli(run, "text=none")
+    run = train_run(tmp_path / "graph", "text=none")
     assert not (run / "tokenizer").exists()
     _, bare, _ = test_folders
     from fusion_tuner import predict

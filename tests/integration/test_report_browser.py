@@ -77,6 +77,7 @@ def render(browser: str, page: Path, profile: Path) -> tuple[str, str]:
     return out.stdout, out.stderr
 
 
+@pytest.mark.slow
 def test_the_plan_report_renders_without_console_errors(tmp_path: Path) -> None:
     browser = chromium()
     plan_sweeps(tmp_path / "multirun")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_train_cli import TINY, run_cli
+from tests.helpers.cli import TINY, run_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 RESUME = ["scheduler.epochs=6", "trainer.deterministic=true", "regularization.graph_dropout=0.3"]
 TIMING = {"wall_time_s", "train_crystals_per_s", "pid", "attempts"}

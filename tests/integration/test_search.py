@@ -8,67 +8,23 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_train_cli import TINY
+from tests.helpers.cli import (
+    LR_SPACE,
+    QUICK,
+    log_span,
+    search,
+    search_cmd,
+    study_states,
+    trials,
+)
+from tests.helpers.cli import trial_metrics as metrics
 
 pytestmark = pytest.mark.integration
-
-QUICK = [*TINY, "budget=quick", "budget.max_epochs=2"]
-SEARCH = ["hydra/sweeper=optuna", "hydra.sweeper.seed=0"]
-# a learning rate of 10 diverges (validation MAE ~1e5 after one epoch); 0.001 learns
-LR_SPACE = "scheduler.learning_rate=choice(0.001,10.0)"
-
-
-def search_cmd(sweep_dir: Path, *overrides: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "fusion_tuner",
-        "-m",
-        f"hydra.sweep.dir={sweep_dir}",
-        *QUICK,
-        *SEARCH,
-        *overrides,
-    ]
-
-
-def search(sweep_dir: Path, *overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        search_cmd(sweep_dir, *overrides),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
-    )
-
-
-def trials(sweep_dir: Path) -> list[dict]:
-    return json.loads((sweep_dir / "search_summary.json").read_text())["trials"]
-
-
-def metrics(sweep_dir: Path, number: int) -> dict:
-    return json.loads((sweep_dir / f"trial-{number:04d}" / "metrics.json").read_text())
-
-
-def load_study(sweep_dir: Path):
-    """The search's study, read from its journal file."""
-    import optuna
-
-    from fusion_tuner.search.study import journal_storage
-
-    name = json.loads((sweep_dir / "search.json").read_text())["study"]
-    return optuna.load_study(
-        study_name=name, storage=journal_storage(sweep_dir / "optuna-journal.log")
-    )
-
-
-def study_states(sweep_dir: Path) -> dict[int, str]:
-    return {t.number: t.state.name for t in load_study(sweep_dir).trials}
 
 
 @pytest.mark.slow
@@ -103,7 +59,7 @@ def test_tpe_search_of_six_trials_with_summary_and_plots(tmp_path: Path) -> None
         assert (sweep_dir / f"{png}.png").read_bytes().startswith(b"\x89PNG")
     md = (sweep_dir / "search_summary.md").read_text()
     assert "**6 of 6 trials ended:** 6 completed, 0 pruned, 0 failed." in md
-    assert "budget=quick (at most 2 epochs and 300 crystals per trial)" in md
+    assert "budget=smoke (at most 2 epochs and 100 crystals per trial)" in md
     assert "pipeline check, not a result" in md
     summary = json.loads((sweep_dir / "search_summary.json").read_text())
     best = summary["best"]
@@ -114,6 +70,7 @@ def test_tpe_search_of_six_trials_with_summary_and_plots(tmp_path: Path) -> None
     assert not (sweep_dir / "sweep_plan.json").exists()
 
 
+@pytest.mark.slow
 def test_median_pruner_stops_the_diverging_learning_rate(tmp_path: Path) -> None:
     """Trial 0 is the baseline (learning rate 0.001, completes); then every trial that draws
     the diverging rate 10 is worse than the median of the completed trials at epoch 1."""
@@ -185,18 +142,7 @@ def test_a_killed_search_resumes_without_rerunning_or_duplicating_trials(tmp_pat
     assert len(points) == 6
 
 
-def _span(run_dir: Path) -> tuple[float, float]:
-    """First and last timestamp of a run's train.log, in seconds."""
-    from datetime import datetime
-
-    stamps = [
-        datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-        for line in (run_dir / "train.log").read_text().splitlines()
-        if line.startswith("20")
-    ]
-    return min(stamps), max(stamps)
-
-
+@pytest.mark.slow
 def test_two_trials_in_flight_through_the_local_launcher(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "search"
     out = search(
@@ -208,12 +154,13 @@ def test_two_trials_in_flight_through_the_local_launcher(tmp_path: Path) -> None
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert study_states(sweep_dir) == {0: "COMPLETE", 1: "COMPLETE"}
-    (a0, a1), (b0, b1) = _span(sweep_dir / "trial-0000"), _span(sweep_dir / "trial-0001")
+    (a0, a1), (b0, b1) = log_span(sweep_dir / "trial-0000"), log_span(sweep_dir / "trial-0001")
     assert a0 < b1 and b0 < a1, "the two trials did not train at the same time"
     logs = sorted(p.parent.name for p in (sweep_dir / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 2, logs  # each trial in its own process (submitit job)
 
 
+@pytest.mark.e2e
 def test_a_mistake_in_the_search_is_refused_before_anything_runs(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "search"
     out = search(
@@ -232,6 +179,7 @@ def test_a_mistake_in_the_search_is_refused_before_anything_runs(tmp_path: Path)
     assert "regularization=huge" in out.stderr and "huge" in out.stderr
 
 
+@pytest.mark.e2e
 def test_a_trial_run_records_its_parameters_in_metrics_and_wandb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -277,6 +225,7 @@ def test_a_trial_run_records_its_parameters_in_metrics_and_wandb(
     assert config["trial"]["number"] == 0
 
 
+@pytest.mark.slow
 def test_grid_search_trains_each_point_once_and_the_baseline_with_a_second_seed(
     tmp_path: Path,
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -12,34 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import write_folder
-from tests.integration.test_train_cli import TINY
+from tests.helpers.cli import QUICK, summary_rows, sweep
 
-pytestmark = pytest.mark.integration
-
-QUICK = [*TINY, "budget=quick", "budget.max_epochs=2"]
-
-
-def sweep(sweep_dir: Path, *overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fusion_tuner",
-            "-m",
-            f"hydra.sweep.dir={sweep_dir}",
-            *QUICK,
-            *overrides,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
-    )
-
-
-def summary_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
-    with (sweep_dir / "summary.csv").open() as fh:
-        return {r["run_dir"]: r for r in csv.DictReader(fh)}
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def two_folders(tmp_path: Path) -> tuple[Path, Path]:
@@ -52,7 +26,7 @@ def two_folders(tmp_path: Path) -> tuple[Path, Path]:
 FOLDER_SWEEP = ("dataset=folder", "hydra.sweep.subdir=run${hydra.job.num}")
 
 
-@pytest.mark.parametrize("launcher", ["basic", "local"])
+@pytest.mark.parametrize("launcher", ["basic", pytest.param("local", marks=pytest.mark.slow)])
 def test_a_failing_run_never_stops_the_others(tmp_path: Path, launcher: str) -> None:
     good, bad = two_folders(tmp_path)
     extra = (

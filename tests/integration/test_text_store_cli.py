@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_train_cli import TINY
+from tests.helpers.cli import TINY
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def test_two_concurrent_runs_build_the_store_once_and_train_from_it(tmp_path: Path) -> None:

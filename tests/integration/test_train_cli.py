@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.helpers.cli import read_csv, run_cli
 
-# A small model and data: every component on, seconds per run.
-TINY = [
-    "dataset.demo_size=60",
-    "text.max_length=48",
-    "text.tiny_hidden_size=32",
-    "text.tiny_num_layers=1",
-    "text.tiny_intermediate_size=64",
-    "arch.hidden_features=32",
-    "arch.embedding_features=16",
-    "arch.alignn_layers=2",
-    "arch.gcn_layers=1",
-    "fusion.middle_fusion_hidden_dim=32",
-    "attention.fine_grained_hidden_dim=32",
-    "attention.fine_grained_num_heads=4",
-    "attention.cross_modal_hidden_dim=32",
-    "batch.batch_size=16",
-    "scheduler.epochs=3",
-    "scheduler.warmup_steps=4",
-    "trainer.progress=line",
-    "trainer.num_threads=1",
-]
+pytestmark = pytest.mark.integration
 
 METRIC_KEYS = {
     "status",
@@ -53,33 +31,16 @@ METRIC_KEYS = {
 }
 
 
-def run_cli(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={run_dir}", *TINY, *overrides],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
-    return proc
+@pytest.fixture(scope="session")
+def finished_run(trained_run: Path) -> Path:
+    """The session's TINY run (trained in process, as the CLI would)."""
+    return trained_run
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open() as fh:
-        return list(csv.DictReader(fh))
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("runs") / "baseline"
-    run_cli(run_dir)
-    return run_dir
-
-
-def test_run_writes_every_file(finished_run: Path) -> None:
+@pytest.mark.e2e
+def test_the_cli_run_writes_every_file(tmp_path: Path) -> None:
+    finished_run = tmp_path / "baseline"
+    run_cli(finished_run)
     names = {p.name for p in finished_run.iterdir()}
     expected = {
         ".hydra",
@@ -135,6 +96,7 @@ def test_predictions_cover_exactly_the_recorded_split(finished_run: Path) -> Non
     assert not set(split["train"]) & set(split["test"])
 
 
+@pytest.mark.e2e
 def test_rerunning_a_completed_run_only_reports_it(finished_run: Path) -> None:
     before = (finished_run / "metrics.json").read_text()
     mtime = (finished_run / "best_model.pt").stat().st_mtime_ns
@@ -144,6 +106,7 @@ def test_rerunning_a_completed_run_only_reports_it(finished_run: Path) -> None:
     assert (finished_run / "best_model.pt").stat().st_mtime_ns == mtime
 
 
+@pytest.mark.e2e
 def test_a_failing_run_records_failed_and_exits_nonzero(tmp_path: Path) -> None:
     run_dir = tmp_path / "bad"
     empty = tmp_path / "empty"  # exists (a missing folder fails validation, before the run dir)

@@ -8,7 +8,7 @@ import pytest
 
 from fusion_tuner import compose_config, train
 from tests.helpers import wandb_offline_records
-from tests.integration.test_train_cli import TINY
+from tests.helpers.cli import TINY
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.test_train_cli import TINY
+from tests.helpers.cli import TINY
 
 # No GPUs on the test cluster, one core and a little memory per run.
 SLURM = [

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_search import LR_SPACE, _span, load_study, metrics, study_states
+from tests.helpers.cli import LR_SPACE, load_study, study_states
+from tests.helpers.cli import log_span as _span
+from tests.helpers.cli import trial_metrics as metrics
 from tests.slurm.sweep import run, sweep_cmd
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
@@ -22,7 +24,6 @@ def test_two_trials_in_flight_share_the_journal_and_the_pruner_stops_a_bad_one(
     out = run(
         sweep_cmd(
             sweep_dir,
-            "budget=quick",
             "budget.max_epochs=2",
             "hydra/sweeper=optuna",
             "hydra.sweeper.sampler=random",

@@ -54,7 +54,6 @@ def test_failed_run_is_reported_and_the_other_completes(tmp_path: Path) -> None:
     out = run(
         sweep_cmd(
             tmp_path / "sw",
-            "budget=quick",
             "dataset=folder",
             f"dataset.root={good},{bad}",
             "hydra.sweep.subdir=run${hydra.job.num}",

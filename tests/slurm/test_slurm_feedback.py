@@ -60,7 +60,6 @@ def test_preflight_refuses_more_cpus_than_the_node_has(sweep_dir: Path) -> None:
     out = run(
         sweep_cmd(
             sweep_dir,
-            "budget=quick",
             "experiment=baseline,e06_lower_lr",
             *CPU,
             f"hydra.launcher.cpus_per_task={n + 1}",
@@ -82,7 +81,6 @@ def test_never_startable_runs_are_cancelled_and_the_sweep_fails(sweep_dir: Path)
     out = run(
         sweep_cmd(
             sweep_dir,
-            "budget=quick",
             "experiment=baseline,e06_lower_lr",
             *CPU,
             f"hydra.launcher.cpus_per_task={n + 1}",
@@ -119,7 +117,6 @@ def test_two_run_sweep_prints_progress_and_ends_with_the_summary(sweep_dir: Path
     out = run(
         sweep_cmd(
             sweep_dir,
-            "budget=quick",
             "experiment=baseline,e06_lower_lr",
             "hydra.launcher.progress_interval_s=1",
         ),
@@ -159,7 +156,6 @@ def test_detached_sweep_returns_at_once_and_is_summarised_later(sweep_dir: Path)
     out = run(
         sweep_cmd(
             sweep_dir,
-            "budget=quick",
             "experiment=baseline,e06_lower_lr",
             "hydra.launcher.detach=true",
             "+hydra.launcher.additional_parameters.hold=true",
