@@ -2,6 +2,7 @@
 
 ``TINY`` is ``budget=smoke`` (``conf/budget/smoke.yaml``: a slim model, 3 epochs, batches of 16)
 on 60 demo crystals, with line progress and one thread: every component on, seconds per run.
+Its epoch cap is lifted, so that a test's ``scheduler.epochs`` is the number of epochs run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["budget=smoke", "dataset.demo_size=60", "trainer.progress=line", "trainer.num_threads=1"]
+TINY = [
+    "budget=smoke",
+    "budget.max_epochs=null",
+    "dataset.demo_size=60",
+    "trainer.progress=line",
+    "trainer.num_threads=1",
+]
 # sweeps and searches: two epochs per run
 QUICK = [*TINY, "budget.max_epochs=2"]
 SEARCH = ["hydra/sweeper=optuna", "hydra.sweeper.seed=0"]

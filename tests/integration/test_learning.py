@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SHORT_RUN = [
     "dataset.demo_size=600",
+    "budget.max_structures=null",
     "arch.hidden_features=64",
     "arch.alignn_layers=2",
     "arch.gcn_layers=1",

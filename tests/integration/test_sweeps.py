@@ -153,6 +153,7 @@ def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None
         "experiment=baseline,e04_early_fusion",
         "random_seed=1",
         "dataset.demo_size=40",
+        "scheduler.epochs=3",  # supersedes the winner's value (recorded below)
         f"base_sweep={phase1}",
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -164,7 +165,7 @@ def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None
     for run in ("baseline-seed1", "e04_early_fusion-seed1"):
         cfg = read_yaml(phase2 / run / ".hydra" / "config.yaml")
         sched = cfg["scheduler"]
-        # the winner's values, except scheduler.epochs, which the command line (QUICK) sets
+        # the winner's values, except scheduler.epochs, which the command line sets
         assert (sched["learning_rate"], sched["scheduler"], sched["n_early_stopping"]) == (
             0.0005,
             "lambda",
