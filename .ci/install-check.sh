@@ -63,6 +63,12 @@ echo "== python -m fusion_tuner --cfg job (from $PWD)"
 grep -q "^experiment_name: baseline" "$work/job.yaml"
 grep -q "^  learning_rate: 0.001" "$work/job.yaml"
 
+echo "== Hydra finds the plugins (the Optuna sweeper, the SLURM launcher)"
+"$py" -m fusion_tuner +search=tier1 --cfg hydra >"$work/sweeper.yaml"
+grep -q "_target_: hydra_plugins.fusion_tuner_optuna.sweeper.OptunaSweeper" "$work/sweeper.yaml"
+"$py" -m fusion_tuner hydra/launcher=slurm_cpu --cfg hydra >"$work/launcher.yaml"
+grep -q "_target_: hydra_plugins.fusion_tuner_slurm.launcher.FusionSlurmLauncher" "$work/launcher.yaml"
+
 echo "== a budget=quick demo run"
 export FUSION_TUNER_CACHE_DIR="$work/cache" WANDB_MODE=disabled
 "$py" -m fusion_tuner budget=quick budget.max_epochs=1 dataset.demo_size=60 \

@@ -81,17 +81,26 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
     from fusion_tuner.launch import env_rank
     from fusion_tuner.search import is_search_dir
     from fusion_tuner.slurm.record import is_detached
-    from fusion_tuner.sweeps.callback import read_session
+    from fusion_tuner.sweeps.callback import read_session, session_searches
     from fusion_tuner.sweeps.report import write_summary
 
     if env_rank() != 0:  # a torchrun/srun rank other than 0: rank 0 writes the summaries
         return True
     ok = True
+    searches = session_searches(session_file)
     for sweep_dir, threshold in read_session(session_file):
         if refused or is_detached(sweep_dir):
             continue
         if is_search_dir(sweep_dir):  # an Optuna search writes its own summary
             ok = _summarise_search(sweep_dir) and ok
+            continue
+        if sweep_dir in searches:  # it stopped before it recorded itself (search.json)
+            print(
+                f"the search in {sweep_dir} stopped before its first trial (see the error "
+                "above): nothing to summarise",
+                file=sys.stderr,
+            )
+            ok = False
             continue
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]

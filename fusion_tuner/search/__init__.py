@@ -31,6 +31,13 @@ def trial_dir_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
+def trial_run_dir(trial: Any) -> str:
+    """A trial's run directory, relative to the sweep directory: the one the sweeper recorded
+    when it launched the trial (``hydra.sweep.subdir`` of the command, resolved for this trial),
+    else ``trial-0007``."""
+    return str(trial.user_attrs.get("run_dir") or trial_dir_name(trial.number))
+
+
 def is_search_dir(sweep_dir: str | Path) -> bool:
     """True for the sweep directory of an Optuna search (it holds ``search.json``)."""
     return (Path(sweep_dir) / RECORD_FILE).is_file()

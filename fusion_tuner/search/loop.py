@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir
-from fusion_tuner.search import trial_dir_name
+from fusion_tuner.search import trial_dir_name, trial_run_dir
 from fusion_tuner.search.pruning import PRUNED
 from fusion_tuner.search.space import SearchSpace, render_value
 
@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 # (job overrides, index of the first job) -> the launcher's results, one per job
 Launch = Callable[[list[list[str]], int], Sequence[Any]]
+# (a job's overrides, its job number) -> its run directory relative to the sweep directory
+Subdir = Callable[[list[str], int], str]
+# the sweeper's own keys of a trial's job (kept out of hydra.job.override_dirname)
+TRIAL_KEYS = ("trial.number", "trial.study", "trial.storage")
 
 # kinds of Outcome
 COMPLETE, PRUNED_KIND, FAIL, INTERRUPTED_KIND, DIED, NOT_STARTED = (
@@ -114,6 +118,12 @@ class SearchLoop:
         n_trials: trials the study should hold when the search ends (earlier runs count).
         n_jobs: trials in flight at once (one batch).
         poll_s: seconds between checks on a trial another process still trains.
+        subdir: the run directory of a job (the command's ``hydra.sweep.subdir``, resolved);
+            None: ``trial-NNNN``, which the loop then sets as each job's subdir.
+        job_overrides: overrides added to every job (after the trial's own).
+
+    Each trial's job number (``hydra.job.num``) is its trial number, so a resumed search
+    launches a trial with the same number, and into the same directory, as before.
     """
 
     def __init__(
@@ -125,13 +135,16 @@ class SearchLoop:
         n_trials: int,
         n_jobs: int,
         poll_s: float = 10.0,
+        subdir: Subdir | None = None,
+        job_overrides: Sequence[str] = (),
     ) -> None:
         from fusion_tuner.search.study import journal_path
 
         self.study, self.space, self.sweep_dir, self.launch = study, space, Path(sweep_dir), launch
         self.n_trials, self.n_jobs, self.poll_s = n_trials, n_jobs, poll_s
+        self.subdir, self.job_overrides = subdir, list(job_overrides)
         self.journal = journal_path(sweep_dir)
-        self.job_idx = 0
+        self.run_dirs: dict[int, str] = {}  # trial number -> run directory, set by _place
         # trials whose run was interrupted in this process: unfinished, resumed by a rerun
         self.left_unfinished: set[int] = set()
         # outcomes told in this process, in order (kind per trial)
@@ -169,7 +182,7 @@ class SearchLoop:
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         relaunch = []
         for trial in running:
-            run_dir = self.sweep_dir / trial_dir_name(trial.number)
+            run_dir = self.run_dir(trial)
             self._wait_while_trained_elsewhere(trial.number, run_dir)
             outcome = read_outcome(run_dir)
             if outcome.kind in FINAL:
@@ -194,10 +207,15 @@ class SearchLoop:
         while lock_holder(run_dir) is not None:
             time.sleep(self.poll_s)
 
+    def run_dir(self, trial: Any) -> Path:
+        """The run directory of ``trial``'s job."""
+        return self.sweep_dir / self.run_dirs.get(trial.number, trial_run_dir(trial))
+
     # ----------------------------------------------------------------------------- batch
     def trial_overrides(self, trial: Any) -> list[str]:
         """The overrides of a trial's job: the search's fixed ones, its sampled values, its
-        seed (baseline trials), its place in the study and its run directory."""
+        seed (baseline trials), its place in the study and (without ``subdir``) its run
+        directory."""
         out = self.space.overrides(trial.params)
         seed = trial.user_attrs.get("random_seed")
         if seed is not None:
@@ -206,12 +224,57 @@ class SearchLoop:
             f"trial.number={trial.number}",
             f"trial.study={render_value(self.study.study_name)}",
             f"trial.storage={render_value(str(self.journal))}",
-            f"hydra.sweep.subdir={trial_dir_name(trial.number)}",
+            *self.job_overrides,
         ]
+        if self.subdir is None:
+            out.append(f"hydra.sweep.subdir={trial_dir_name(trial.number)}")
         return last_per_key(out)
+
+    def _place(self, trials: list[Any], batch: list[list[str]]) -> list[int]:
+        """Record each trial's run directory (``user_attrs["run_dir"]``); the indices of the
+        trials that can run: one whose directory is another trial's fails instead."""
+        from optuna.trial import Trial
+
+        if self.subdir is None:
+            return list(range(len(trials)))
+        taken = {
+            trial_run_dir(t): t.number
+            for t in self.study.get_trials(deepcopy=False)
+            if "run_dir" in t.user_attrs
+        }
+        ok = []
+        for i, (trial, overrides) in enumerate(zip(trials, batch, strict=True)):
+            run_dir = trial.user_attrs.get("run_dir") or self.subdir(overrides, trial.number)
+            owner = taken.get(run_dir, trial.number)
+            if any(len(part.encode()) > 255 for part in Path(run_dir).parts):
+                self._tell(
+                    trial,
+                    Outcome(FAIL, None, f"its run directory is too long a name: {run_dir[:80]}..."),
+                )
+                continue
+            if owner != trial.number:
+                self._tell(
+                    trial,
+                    Outcome(
+                        FAIL,
+                        None,
+                        f"its run directory {run_dir} is trial {owner}'s: hydra.sweep.subdir must "
+                        "name a directory of its own for each trial (add ${hydra.job.num})",
+                    ),
+                )
+                continue
+            Trial(self.study, trial._trial_id).set_user_attr("run_dir", run_dir)
+            self.run_dirs[trial.number] = run_dir
+            taken[run_dir] = trial.number
+            ok.append(i)
+        return ok
 
     def _run_batch(self, trials: list[Any]) -> None:
         batch = [self.trial_overrides(t) for t in trials]
+        keep = self._place(trials, batch)
+        trials, batch = [trials[i] for i in keep], [batch[i] for i in keep]
+        if not trials:
+            return
         for t in trials:
             sampled = self.space.overrides(t.params)[len(self.space.fixed) :]
             tag = " (baseline)" if t.user_attrs.get("baseline") else ""
@@ -219,14 +282,15 @@ class SearchLoop:
         results: Sequence[Any] = []
         launcher_error: Exception | None = None
         try:
-            results = self.launch(batch, self.job_idx)
+            # job number = trial number: one launch per run of consecutive trial numbers
+            for start, end in _consecutive([t.number for t in trials]):
+                results = [*results, *self.launch(batch[start:end], trials[start].number)]
         except Exception as exc:  # a job that crashed, or the launcher itself: see below
             launcher_error = exc
             log.error("the launcher reported: %s", _first_line(exc))
-        self.job_idx += len(batch)
         never_started = []
         for i, trial in enumerate(trials):
-            run_dir = self.sweep_dir / trial_dir_name(trial.number)
+            run_dir = self.run_dir(trial)
             self._wait_while_trained_elsewhere(trial.number, run_dir)
             outcome = read_outcome(run_dir)
             if outcome.kind == NOT_STARTED and launcher_error is not None:
@@ -295,6 +359,17 @@ class SearchLoop:
 
 class SearchFailed(RuntimeError):
     """Every trial so far failed; going on would only burn more trials."""
+
+
+def _consecutive(numbers: list[int]) -> list[tuple[int, int]]:
+    """``[start, end)`` index ranges of the runs of consecutive numbers: [3, 4, 7] -> (0, 2),
+    (2, 3)."""
+    out, start = [], 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            out.append((start, i))
+            start = i
+    return out
 
 
 def last_per_key(overrides: list[str]) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_json
 from fusion_tuner.markdown import fmt, table
 from fusion_tuner.rundir import Run
-from fusion_tuner.search import trial_dir_name
+from fusion_tuner.search import trial_run_dir
 from fusion_tuner.search.space import Dimension, SearchSpace, config_values
 from fusion_tuner.search.study import journal_path, read_record
 
@@ -143,7 +143,7 @@ def summarize(
 def _row(sweep_dir: Path, trial: Any, base: dict[str, Any] | None) -> dict[str, Any]:
     """One trial: its state, results, values; ``baseline`` when the search ran it as a baseline
     trial or its values are the baseline's (a grid's baseline point)."""
-    m = Run(sweep_dir / trial_dir_name(trial.number)).metrics
+    m = Run(sweep_dir / trial_run_dir(trial)).metrics
     duration = (
         (trial.datetime_complete - trial.datetime_start).total_seconds()
         if trial.datetime_complete and trial.datetime_start
@@ -168,7 +168,7 @@ def _row(sweep_dir: Path, trial: Any, base: dict[str, Any] | None) -> dict[str, 
         "budget": m.get("budget"),
         "duration_s": duration,
         "note": note,
-        "run_dir": trial_dir_name(trial.number),
+        "run_dir": trial_run_dir(trial),
     }
 
 

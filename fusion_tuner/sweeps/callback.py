@@ -46,7 +46,7 @@ class SweepSummaryCallback(Callback):
         if is_search_config(config.hydra):
             # an Optuna search is no grid: it names its own run directories (trial-NNNN) and
             # writes its own summary (fusion_tuner.search.report), so there is no plan to write
-            self._record(sweep_dir)
+            self._record(sweep_dir, search=True)
             return
         try:
             jobs = plan_jobs(config.hydra)
@@ -79,13 +79,23 @@ class SweepSummaryCallback(Callback):
         if jobs is not None:
             write_plan(sweep_dir, jobs)
 
-    def _record(self, sweep_dir: Path) -> None:
-        """Create the sweep directory and record it in the session file."""
+    def _record(self, sweep_dir: Path, search: bool = False) -> None:
+        """Create the sweep directory and record it in the session file (``search``: an Optuna
+        search, which summarises itself)."""
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if self.session_file:
+            rec = {"sweep_dir": str(sweep_dir), "threshold": self.threshold, "search": search}
             with open(self.session_file, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"sweep_dir": str(sweep_dir), "threshold": self.threshold}))
+                fh.write(json.dumps(rec))
                 fh.write("\n")
+
+
+def session_searches(session_file: Path) -> set[Path]:
+    """The sweep directories of the Optuna searches recorded in a session file."""
+    if not session_file.is_file():
+        return set()
+    lines = session_file.read_text(encoding="utf-8").splitlines()
+    return {Path(r["sweep_dir"]) for r in map(json.loads, filter(None, lines)) if r.get("search")}
 
 
 def read_session(session_file: Path) -> list[tuple[Path, float]]:

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 EXIT_REFUSED = 2  # a mistake in the search's settings: nothing ran (fusion_tuner.cli)
 EXIT_FAILED = 1  # every trial failed: the search stopped early
 LOCK_FILE = ".search.lock"
+# the keys the sweeper sets in every trial's job (fusion_tuner.search.loop.TRIAL_KEYS)
+TRIAL_KEYS = ("trial.number", "trial.study", "trial.storage")
+_ABSENT = object()
 
 
 class OptunaSweeper(Sweeper):
@@ -89,7 +92,8 @@ class OptunaSweeper(Sweeper):
             space = parse_space(self.params, arguments)
         except ConfigError as exc:
             problems += exc.problems
-        problems += self._problems(space)
+        problems += self._problems(space) + self._contract_problems()
+        subdir = _command_subdir(self.config)
         if space is not None:
             try:
                 grid = space.grid() if self.sampler.name == "grid" else None
@@ -101,6 +105,8 @@ class OptunaSweeper(Sweeper):
                 if self.baseline_runs:
                     problems += exc.problems
             problems += self._probe(space)
+            if subdir is not None and not problems:
+                problems += self._subdir_problems(subdir, space)
         if problems:
             print(
                 f"error: the search cannot start: {ConfigError(problems)}",
@@ -109,8 +115,7 @@ class OptunaSweeper(Sweeper):
             )
             raise SystemExit(EXIT_REFUSED)
         assert space is not None
-        seed = int(self.config.random_seed)
-        seeds = [seed + i for i in range(self.baseline_runs)]
+        seeds = [int(self.config.random_seed) + i for i in range(self.baseline_runs)]
         if grid is not None and base is not None and all(base[k] in v for k, v in grid.items()):
             seeds = seeds[1:]  # the grid trains the baseline's point with random_seed itself
         n_trials = self.n_trials
@@ -131,7 +136,14 @@ class OptunaSweeper(Sweeper):
             study = self._open(sweep_dir, space, grid, base, seeds, n_trials, max_trials)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
             loop = SearchLoop(
-                study, space, sweep_dir, self._launch, n_trials=n_trials, n_jobs=self.n_jobs
+                study,
+                space,
+                sweep_dir,
+                self._launch,
+                n_trials=n_trials,
+                n_jobs=self.n_jobs,
+                subdir=None if subdir is None else self._job_subdir,
+                job_overrides=[_exclude_own_keys(self.config)],
             )
             log.info(
                 "search %s: %d of %d trials already ended; %d in flight at once through %s",
@@ -181,6 +193,61 @@ class OptunaSweeper(Sweeper):
             )
         return problems
 
+    def _contract_problems(self) -> list[str]:
+        """What the task's config lacks of what the sweeper sets in each trial (the README's
+        "the sweeper's contract")."""
+        assert self.config is not None
+        problems = [
+            f"{key}: not in the config; the sweeper sets it in every trial's job, so the task's "
+            "config must declare it (trial: {number: null, study: null, storage: null})"
+            for key in TRIAL_KEYS
+            if OmegaConf.select(self.config, key, default=_ABSENT) is _ABSENT
+        ]
+        if self.baseline_runs:
+            seed = OmegaConf.select(self.config, "random_seed", default=_ABSENT)
+            if seed is _ABSENT or not isinstance(seed, int) or isinstance(seed, bool):
+                problems.append(
+                    f"random_seed: {'not in the config' if seed is _ABSENT else repr(seed)}; "
+                    f"hydra.sweeper.baseline_runs={self.baseline_runs} seeds its baseline trials "
+                    "from it, so the config needs an integer random_seed (or set "
+                    "hydra.sweeper.baseline_runs=0)"
+                )
+        return problems
+
+    def _job_subdir(self, overrides: list[str], num: int) -> str:
+        """The run directory of a job, relative to the sweep directory: the command's
+        ``hydra.sweep.subdir`` resolved in the job's config, as the launcher will."""
+        from omegaconf import open_dict
+
+        assert self.hydra_context is not None and self.config is not None
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(cfg):
+            cfg.hydra.job.num = num
+        return str(cfg.hydra.sweep.subdir)
+
+    def _subdir_problems(self, subdir: str, space: Any) -> list[str]:
+        """The command's ``hydra.sweep.subdir`` must resolve before a trial runs (the sweeper
+        reads each trial's result from that directory)."""
+        assert self.config is not None
+        probe = [*space.fixed, *(f"{k}=null" for k in TRIAL_KEYS), _exclude_own_keys(self.config)]
+        try:
+            got = self._job_subdir(probe, 0)
+        except Exception as exc:  # an interpolation that only a running job knows
+            return [
+                f"hydra.sweep.subdir={subdir}: cannot be resolved before the trial runs "
+                f"({_first_line(exc)}); the sweeper must know each trial's directory: use "
+                "${hydra.job.num}, ${hydra.job.override_dirname} or the config's values"
+            ]
+        if Path(got).is_absolute() or ".." in Path(got).parts:
+            return [f"hydra.sweep.subdir={subdir}: gives {got}, not a folder inside the sweep dir"]
+        if too_long(got):
+            return [
+                f"hydra.sweep.subdir={subdir}: gives a folder name longer than {NAME_MAX} bytes "
+                f"({got[:80]}...); exclude keys from it with "
+                "hydra.job.config.override_dirname.exclude_keys=[...] or use ${hydra.job.num}"
+            ]
+        return []
+
     def _probe(self, space: Any) -> list[str]:
         """Compose the config at every choice and both ends of every range before any trial runs:
         an option that does not exist refuses the search; a value that breaks the config's rules
@@ -194,7 +261,8 @@ class OptunaSweeper(Sweeper):
             except Exception as exc:  # Hydra's composition errors have many types
                 problems.append(f"{name}: {_first_line(exc)}")
                 continue
-            warned += [f"{name}: {p}" for p in _rule_problems(cfg)]
+            if _is_fusion_tuner(cfg):  # another task's rules are its own business
+                warned += [f"{name}: {p}" for p in _rule_problems(cfg)]
         for w in dict.fromkeys(warned):
             log.warning("trials that draw %s will fail", w)
         return problems
@@ -211,18 +279,46 @@ class OptunaSweeper(Sweeper):
     ) -> Any:
         """Create or load the study, set its sampler, queue the baseline trials of a new study
         and write ``search.json``."""
-        from optuna.distributions import distribution_to_json
-
         from fusion_tuner.errors import ConfigError
         from fusion_tuner.search import JOURNAL_FILE
-        from fusion_tuner.search.study import open_study, write_record
+        from fusion_tuner.search.study import open_study
 
         assert self.config is not None
+        journal = sweep_dir / JOURNAL_FILE
+        new_journal = not journal.exists()
         try:
             study = open_study(sweep_dir, self.study_name, self.direction, self.pruner)
         except ConfigError as exc:
             print(f"error: the search cannot start: {exc}", file=sys.stderr, flush=True)
+            if new_journal:  # a refused start leaves no study behind
+                journal.unlink(missing_ok=True)
             raise SystemExit(EXIT_REFUSED) from None
+        try:
+            return self._set_up(
+                study, sweep_dir, space, grid, base, baseline_seeds, n_trials, max_trials
+            )
+        except BaseException:
+            if new_journal:  # nothing ran: no half-made study for a rerun to continue
+                journal.unlink(missing_ok=True)
+            raise
+
+    def _set_up(
+        self,
+        study: Any,
+        sweep_dir: Path,
+        space: Any,
+        grid: dict[str, list[Any]] | None,
+        base: dict[str, Any] | None,
+        baseline_seeds: list[int],
+        n_trials: int,
+        max_trials: int | None,
+    ) -> Any:
+        from optuna.distributions import distribution_to_json
+
+        from fusion_tuner.search import JOURNAL_FILE
+        from fusion_tuner.search.study import write_record
+
+        assert self.config is not None
         n_existing = len(study.trials)
         study.sampler = self.sampler.build(grid, n_existing, parallel=self.n_jobs > 1)
         if n_existing == 0:
@@ -339,11 +435,47 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _command_overrides(config: DictConfig) -> list[str]:
-    """The command line's overrides, without the ones a rerun sets itself (the sweep directory,
-    the number of trials, ``-m``)."""
+    """The command line's overrides as typed (interpolations such as ``${hydra.job.num}`` left
+    unresolved), without the ones a rerun sets itself (the sweep directory, the number of
+    trials, ``-m``)."""
     own = ("hydra.sweep.dir=", "hydra.sweeper.n_trials=", "hydra.mode=")
-    hydra = [o for o in config.hydra.overrides.hydra if not str(o).startswith(own)]
-    return [str(o) for o in (*config.hydra.overrides.task, *hydra)]
+    given = OmegaConf.to_container(config.hydra.overrides, resolve=False)
+    assert isinstance(given, dict)
+    hydra = [str(o) for o in given["hydra"] if not str(o).startswith(own)]
+    return [*map(str, given["task"]), *hydra]
+
+
+NAME_MAX = 255  # bytes in one folder name (Linux)
+
+
+def too_long(rel: str) -> bool:
+    """True when a part of the relative path ``rel`` is longer than a folder name can be."""
+    return any(len(part.encode()) > NAME_MAX for part in Path(rel).parts)
+
+
+def _command_subdir(config: DictConfig) -> str | None:
+    """The command's ``hydra.sweep.subdir`` as typed; None when it sets none (then each trial
+    trains in ``trial-NNNN``)."""
+    key = "hydra.sweep.subdir="
+    given = [o for o in _command_overrides(config) if o.startswith(key)]
+    return given[-1].removeprefix(key) if given else None
+
+
+def _exclude_own_keys(config: DictConfig) -> str:
+    """The override that keeps the sweeper's own keys (``trial.*``) out of each job's
+    ``hydra.job.override_dirname``, beside the keys the config already excludes."""
+    node = config.hydra.job.config.override_dirname
+    given = OmegaConf.to_container(node, resolve=False)
+    assert isinstance(given, dict)
+    keys = list(dict.fromkeys([*map(str, given.get("exclude_keys") or []), *TRIAL_KEYS]))
+    return f"hydra.job.config.override_dirname.exclude_keys=[{','.join(keys)}]"
+
+
+def _is_fusion_tuner(cfg: DictConfig) -> bool:
+    """True for a config of fusion_tuner's own schema (``fusion_tuner.config.Config``)."""
+    from fusion_tuner.config import Config
+
+    return OmegaConf.get_type(cfg) is Config
 
 
 def _grid_size(grid: dict[str, list[Any]]) -> int:

@@ -180,6 +180,33 @@ def test_a_mistake_in_the_search_is_refused_before_anything_runs(tmp_path: Path)
 
 
 @pytest.mark.e2e
+def test_a_subdir_with_the_job_number_names_the_trial_directories(tmp_path: Path) -> None:
+    """Hydra's ``${hydra.job.num}`` in ``hydra.sweep.subdir``: the sweeper reads the command's
+    overrides as typed (it used to resolve them and stop before any trial), and each trial
+    trains in the directory the subdir names; the trial keys stay out of override_dirname."""
+    sweep_dir = tmp_path / "search"
+    out = search(
+        sweep_dir,
+        "hydra.sweeper.n_trials=2",
+        "scheduler.learning_rate=choice(0.001,0.002)",
+        "hydra.sweep.subdir=t_${hydra.job.num}",
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert study_states(sweep_dir) == {0: "COMPLETE", 1: "COMPLETE"}
+    assert not list(sweep_dir.glob("trial-*"))
+    rows = trials(sweep_dir)
+    assert [r["run_dir"] for r in rows] == ["t_0", "t_1"]
+    for n in (0, 1):
+        m = json.loads((sweep_dir / f"t_{n}" / "metrics.json").read_text())
+        assert m["status"] == "completed" and m["trial"]["number"] == n
+        assert rows[n]["val_mae"] == pytest.approx(m["val"]["mae"])
+        hydra_yaml = (sweep_dir / f"t_{n}" / ".hydra" / "hydra.yaml").read_text()
+        dirname = next(ln for ln in hydra_yaml.splitlines() if "override_dirname:" in ln)
+        assert "scheduler.learning_rate=" in dirname and "trial." not in dirname
+    assert "No completed baseline run" not in (sweep_dir / "search_summary.md").read_text()
+
+
+@pytest.mark.e2e
 def test_a_trial_run_records_its_parameters_in_metrics_and_wandb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,7 +23,8 @@ def test_pyproject_lists_every_package_and_maps_conf() -> None:
         for top in ("fusion_tuner", "hydra_plugins")
         for p in (REPO / top).rglob("__init__.py")
     }
-    assert set(tool["packages"]) == on_disk | {"fusion_tuner.conf"}
+    # hydra_plugins: the namespace package itself, for the editable install's plugin scan
+    assert set(tool["packages"]) == on_disk | {"fusion_tuner.conf", "hydra_plugins"}
     assert tool["package-dir"] == {"fusion_tuner.conf": "conf"}
     assert tool["package-data"]["fusion_tuner.conf"] == ["**/*.yaml"]
 

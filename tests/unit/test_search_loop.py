@@ -275,3 +275,12 @@ def test_every_sampler_runs_a_small_search_with_distinct_points(tmp_path: Path, 
     if name == "grid":
         assert len(points) == 10
     assert all(0.1 <= t.params[SPACE_KEY] <= 0.3 + 1e-9 for t in study.trials)
+
+
+def test_the_sweeper_and_the_loop_agree_on_the_trial_keys() -> None:
+    from fusion_tuner.search import loop
+    from hydra_plugins.fusion_tuner_optuna import sweeper
+
+    assert sweeper.TRIAL_KEYS == loop.TRIAL_KEYS
+    assert loop._consecutive([3, 4, 7, 9, 10]) == [(0, 2), (2, 3), (3, 5)]
+    assert loop._consecutive([]) == []

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from fusion_tuner.sweeps.callback import SweepSummaryCallback, read_session
+from fusion_tuner.sweeps.callback import SweepSummaryCallback, read_session, session_searches
 from fusion_tuner.sweeps.plan import expand_jobs, job_experiment, read_plan, write_plan
 
 
@@ -58,6 +58,28 @@ def test_callback_records_the_sweep_in_the_session_file(tmp_path: Path) -> None:
         ["experiment=e01_conservative_regularization", "random_seed=1"],
     ]
     assert read_session(tmp_path / "absent.jsonl") == []
+
+
+def test_a_search_that_stopped_before_recording_itself_gets_no_grid_summary(
+    tmp_path: Path, capsys
+) -> None:
+    from omegaconf import OmegaConf
+
+    from fusion_tuner.cli import _summarise_sweeps
+    from fusion_tuner.search import SWEEPER_TARGET
+
+    session = tmp_path / "session.jsonl"
+    sweep_dir = tmp_path / "search"
+    hydra = {"sweep": {"dir": str(sweep_dir)}, "sweeper": {"_target_": SWEEPER_TARGET}}
+    SweepSummaryCallback(0.05, str(session)).on_multirun_start(
+        SimpleNamespace(hydra=OmegaConf.create(hydra))
+    )
+    assert session_searches(session) == {sweep_dir}
+    assert read_session(session) == [(sweep_dir, 0.05)]
+    # the sweeper failed before search.json: no "0 runs" grid summary, and a failure
+    assert _summarise_sweeps(session) is False
+    assert sorted(p.name for p in sweep_dir.iterdir()) == []
+    assert "stopped before its first trial" in capsys.readouterr().err
 
 
 def phase_jobs(phase: str, *task: str) -> list[list[str]]:
