@@ -36,7 +36,9 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]  # this checkout's fusion_tuner
-SHARED = HERE.parents[0].parent / "shared" / "data" / "jarvis_dft3d_mini"
+from fusion_tuner.data.paths import resolve  # noqa: E402
+
+MINI = "sample://jarvis_dft3d_mini"  # bundled with the package
 VARIANTS = {
     "a": ("frozen, no store", ["text.freeze=true", "text.store=off"]),
     "b": ("frozen, from the store", ["text.freeze=true", "text.store=auto"]),
@@ -103,8 +105,8 @@ class Step:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--store", type=Path, default=SHARED / "store_full")
-    p.add_argument("--texts", type=Path, default=SHARED / "describe_text.json.zip")
+    p.add_argument("--store", type=resolve, default=f"{MINI}/store_full")
+    p.add_argument("--texts", type=resolve, default=f"{MINI}/describe_text.json.zip")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ft_bench_text")
     p.add_argument("--batches", type=int, default=3, help="distinct timed batches")
     p.add_argument("--rounds", type=int, default=4, help="timed steps of (b), (d), (g)")

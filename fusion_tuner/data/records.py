@@ -123,35 +123,44 @@ def crystal_from_jarvis_atoms(cid: str, atoms: dict[str, Any], target: float) ->
 RECORDS_FILE = "records.json.zip"
 
 
-def load_jarvis(
-    name: str, target: str, store_dir: Path, limit: int | None
-) -> tuple[list[Crystal], LoadReport]:
-    """Load ``jarvis.db.figshare.data(name, store_dir=...)`` (downloaded once, then cached).
+def read_jarvis_records(name: str, store_dir: Path) -> list[dict[str, Any]]:
+    """The raw records of JARVIS data set ``name`` in ``store_dir``.
 
     A folder holding :data:`RECORDS_FILE` (one JSON list of records in the figshare layout,
     zipped; the bundled ``sample://jarvis_dft3d_mini/store_*`` folders) is read as it is,
-    whatever ``name`` and the jarvis-tools version, with no download.
-
-    Records whose target is ``"na"`` or not finite are dropped and counted; an unknown target
-    fails with the list of numeric keys.
+    whatever ``name`` and the jarvis-tools version, with no download. Otherwise
+    ``jarvis.db.figshare.data(name, store_dir=...)`` reads it (downloaded once, then cached).
     """
-    from jarvis.db.figshare import data
-
     if (store_dir / RECORDS_FILE).is_file():
         raw = json.loads(_open_text(store_dir / RECORDS_FILE)[0])
         if not isinstance(raw, list):
             raise DataError(f"{store_dir / RECORDS_FILE} is not a JSON list of JARVIS records")
-        return _jarvis_crystals(raw, name, str(store_dir / RECORDS_FILE), target, limit)
+        return raw
+    from jarvis.db.figshare import data
+
     store_dir.mkdir(parents=True, exist_ok=True)
     try:
-        raw = data(name, store_dir=str(store_dir))
+        return data(name, store_dir=str(store_dir))
     except Exception as exc:  # network errors, missing dataset names, corrupt zips
         raise DataError(
             f"could not load JARVIS dataset {name!r} into {store_dir} ({type(exc).__name__}: "
             f"{exc}). Check dataset.name, the network, or place the figshare zip there "
-            "(see dataset.jarvis_dir in the README)."
+            f"(python -m fusion_tuner.data download {name} --to {store_dir} does that, "
+            "resumably; see dataset.jarvis_dir in the README)."
         ) from exc
-    return _jarvis_crystals(raw, name, str(store_dir), target, limit)
+
+
+def load_jarvis(
+    name: str, target: str, store_dir: Path, limit: int | None
+) -> tuple[list[Crystal], LoadReport]:
+    """Load JARVIS data set ``name`` from ``store_dir`` (see :func:`read_jarvis_records`).
+
+    Records whose target is ``"na"`` or not finite are dropped and counted; an unknown target
+    fails with the list of numeric keys.
+    """
+    return _jarvis_crystals(
+        read_jarvis_records(name, store_dir), name, str(store_dir), target, limit
+    )
 
 
 def _jarvis_crystals(

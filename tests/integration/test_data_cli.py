@@ -13,12 +13,12 @@ from tests.integration.test_train_cli import run_cli
 pytestmark = pytest.mark.integration
 
 
-def test_real_perovskite_table_trains_from_the_cli(shared_data: Path, tmp_path: Path) -> None:
+def test_real_perovskite_table_trains_from_the_cli(samples: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "perov"
     run_cli(
         run_dir,
         "dataset=table",
-        f"dataset.path={shared_data / 'perov5_castelli' / 'perov5_val.csv.zip'}",
+        f"dataset.path={samples / 'perov5_castelli' / 'perov5_val.csv.zip'}",
         "dataset.structure_column=cif",
         "dataset.id_column=material_id",
         "dataset.target=heat_ref",

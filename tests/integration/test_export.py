@@ -146,12 +146,12 @@ def test_refused_when_labels_or_benchmark_do_not_match(run_and_benchmark, tmp_pa
 
 
 def test_real_benchmark_refuses_a_run_on_the_offline_records(
-    run_and_benchmark, shared_data, tmp_path, capsys
+    run_and_benchmark, samples, tmp_path, capsys
 ) -> None:
     """The real optb88vdw_bandgap benchmark has 5,572 test ids; a run can hold few of them."""
     run, _, _ = run_and_benchmark
     real = (
-        shared_data
+        samples
         / "jarvis_leaderboard_dft3d"
         / "SinglePropertyPrediction_dft_3d_optb88vdw_bandgap.json.zip"
     )

@@ -255,11 +255,11 @@ def test_bad_inputs_are_listed_and_skipped(runs, test_folders, tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_shared_alignn_folder_run_reproduces_its_test_predictions(shared_data, tmp_path) -> None:
+def test_bundled_alignn_folder_run_reproduces_its_test_predictions(samples, tmp_path) -> None:
     """A run trained on the real 50-structure ALIGNN folder with texts from the describe file:
     predicting on the same folder with that file gives its recorded test predictions."""
-    root = shared_data / "jarvis_dft3d_alignn_sample50"
-    texts = shared_data / "jarvis_dft3d_mini" / "describe_text.json.zip"
+    root = samples / "jarvis_dft3d_alignn_sample50"
+    texts = samples / "jarvis_dft3d_mini" / "describe_text.json.zip"
     run = tmp_path / "run"
     run_cli(
         run,
