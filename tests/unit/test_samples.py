@@ -96,3 +96,18 @@ def test_bundled_jarvis_store_reads_without_jarvis_tools_download(store: str, n:
     assert [c.id for c in crystals][:1] == ["JVASP-10"] and len(crystals) == 5
     with pytest.raises(DataError, match="'no_such_key' is not a numeric key"):
         records.load_jarvis("dft_3d", "no_such_key", folder, None)
+
+
+def test_predict_inputs_take_sample_paths() -> None:
+    from fusion_tuner.inference.inputs import read_inputs
+
+    got = read_inputs(
+        [
+            "sample://jarvis_dft3d_alignn_sample50/structures/POSCAR-JVASP-655.vasp",
+            "sample://jarvis_dft3d_alignn_sample50",  # an ALIGNN folder: its 50 labelled
+        ],
+        target="optb88vdw_bandgap",
+    )
+    assert not got.skipped
+    assert len(got.crystals) == 51
+    assert got.crystals[0].id == "POSCAR-JVASP-655.vasp"
