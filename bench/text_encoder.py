@@ -6,7 +6,7 @@ Usage: python bench/text_encoder.py [--batches 3] [--rounds 4] [--slow-rounds 2]
 
 The text encoder has MatSciBERT's shape (BERT-base: 12 layers, hidden 768, 12 heads,
 intermediate 3072; a WordPiece vocabulary of up to 31,090 trained on the descriptions) and
-random weights; max_length 128. Data: the 1,104 crystals of ../shared/data/jarvis_dft3d_mini
+random weights; max_length 128. Data: the 1,104 crystals of sample://jarvis_dft3d_mini (bundled)
 with their Atoms.describe() texts. One training step = forward, loss, backward, AdamW step on a
 batch of 64, at the plan's model sizes. Variants, on the same batches:
   (a) frozen encoder, no store: the encoder runs in every batch (no grad)

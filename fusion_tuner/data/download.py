@@ -104,8 +104,8 @@ def check_file(path: Path, rf: RemoteFile) -> Check:
 
 def _offline_hint(rf: RemoteFile, dest: Path) -> str:
     return (
-        f"Offline: download {rf.url} elsewhere and place it at {dest} "
-        "(python -m fusion_tuner.data list then shows it as present)."
+        f"Offline: download {rf.url} elsewhere and place it at {dest}; the same download "
+        "command then checks it and keeps it (list shows it as present)."
     )
 
 

@@ -1,7 +1,7 @@
 """A run's test predictions as a JARVIS-Leaderboard contribution.
 
 Layout followed: ``usnistgov/jarvis_leaderboard`` at commit 57afc55f94c8 (2025-08-25), the
-same commit as the benchmark files in ``../shared/data/jarvis_leaderboard_dft3d``. A
+same commit as the benchmark files bundled as ``sample://jarvis_leaderboard_dft3d``. A
 contribution is a folder ``jarvis_leaderboard/contributions/<name>/`` holding, per benchmark,
 ``AI-SinglePropertyPrediction-<property>-<dataset>-test-mae.csv.zip`` (one member, the same name
 without ``.zip``, a CSV ``id,prediction`` with JARVIS ids), a ``metadata.json`` and a
