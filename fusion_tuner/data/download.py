@@ -31,7 +31,7 @@ from http.client import HTTPException
 from pathlib import Path
 
 from fusion_tuner.data import paths
-from fusion_tuner.data.registry import DATASETS, DataSet, RemoteFile
+from fusion_tuner.data.registry import DATASETS, SAMPLE_LICENCES, DataSet, RemoteFile
 
 CHUNK = 1 << 16
 
@@ -295,7 +295,10 @@ def list_text(to: Path | None = None) -> str:
     for name in paths.sample_names():
         files = [p for p in (paths.SAMPLES_DIR / name).rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files)
-        out.append(f"  sample://{name:<32} {len(files):>3} file(s), {human_size(size)}")
+        out.append(
+            f"  sample://{name:<29} {len(files):>2} file(s), {human_size(size):>8}; "
+            f"{SAMPLE_LICENCES.get(name, 'see the README.md')}"
+        )
     return "\n".join(out)
 
 

@@ -463,3 +463,11 @@ DATASETS["jarvis_leaderboard_dft3d"] = DataSet(
     ),
     sample="jarvis_leaderboard_dft3d",
 )
+
+# the licence of each bundled sample (fusion_tuner/data/samples/<name>; notices in that folder)
+SAMPLE_LICENCES = {
+    "perov5_castelli": "MIT (CDVAE); cite Castelli et al. 2012",
+    "jarvis_dft3d_alignn_sample50": "NIST JARVIS terms of use",
+    "jarvis_dft3d_mini": "NIST JARVIS terms of use (derived)",
+    "jarvis_leaderboard_dft3d": "NIST JARVIS terms of use",
+}

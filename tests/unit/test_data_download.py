@@ -264,3 +264,34 @@ def test_jarvis_sets_go_where_dataset_jarvis_reads(monkeypatch, tmp_path: Path) 
     assert dl.default_dir(DATASETS["dft_3d_2021"]) == tmp_path / "jv"
     monkeypatch.setenv("FUSION_TUNER_DATA_DIR", str(tmp_path / "d"))
     assert dl.default_dir(DATASETS["mp_20"]) == tmp_path / "d" / "mp_20"
+
+
+def test_jarvis_download_follows_the_file_jarvis_tools_reads(monkeypatch) -> None:
+    """dataset=jarvis reads what the installed jarvis-tools names; a newer jarvis-tools that
+    names another figshare file gets that file (unverified), and says so."""
+    import jarvis.db.figshare as figshare
+
+    recorded = DATASETS["dft_3d"].files[0]
+    monkeypatch.setattr(
+        figshare, "get_db_info", lambda: {"dft_3d": [recorded.url, recorded.name[:-4], "", ""]}
+    )
+    said: list[str] = []
+    assert dl._current_files(DATASETS["dft_3d"], said.append) == (recorded,) and not said
+    monkeypatch.setattr(
+        figshare,
+        "get_db_info",
+        lambda: {"dft_3d": ["https://ndownloader.figshare.com/files/1", "jdft_3d-1-1-2030.json"]},
+    )
+    [other] = dl._current_files(DATASETS["dft_3d"], said.append)
+    assert other == RemoteFile(
+        "https://ndownloader.figshare.com/files/1", "jdft_3d-1-1-2030.json.zip"
+    )
+    assert "not the recorded jdft_3d-9-24-2025.json.zip" in said[0]
+
+
+def test_list_shows_partial_and_the_samples_licences(tmp_path: Path) -> None:
+    (tmp_path / "val.csv").write_text("x")
+    assert dl.status(DATASETS["perov_5"], tmp_path) == f"partial (1 of 3 files) in {tmp_path}"
+    text = dl.list_text(tmp_path)
+    assert "sample://perov5_castelli" in text and "MIT (CDVAE)" in text
+    assert "checksums for 0 of 1" in text  # the JARVIS figshare zips
