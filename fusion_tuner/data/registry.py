@@ -7,8 +7,8 @@ what is known to check it by:
   repository's git objects at the pinned commit (for ``perov_5/val.csv`` and the five
   leaderboard files that are also bundled, the same bytes as the bundled samples);
 * ``git_blob``: the git blob id (SHA-1 of ``"blob <size>\\0" + content``) that the source
-  repository's tree at the pinned commit records, for files too large to be read here (CDVAE's
-  train splits, mp_20): a downloaded file is checked against it;
+  repository's tree at the pinned commit records, for files whose bytes were not at hand when
+  this was written (CDVAE's train splits, mp_20): a downloaded file is checked against it;
 * neither: the JARVIS figshare zips, whose URLs come from jarvis-tools and which no local copy
   could check. They are downloaded unverified, with a warning that prints their SHA-256.
 
