@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A normal (non-editable) install, as a new user gets it: build the sdist, build the wheel from
-# that sdist, check that both carry conf/, install the wheel into a fresh virtual environment
-# outside the checkout, then from another directory compose the config (--cfg job) and train a
-# small budget=quick demo run.
+# that sdist, check that both carry conf/ and the bundled data samples, install the wheel into a
+# fresh virtual environment outside the checkout, then from another directory compose the config
+# (--cfg job), train a small budget=quick demo run, and train a tiny graph-only run on the bundled
+# real perovskites (dataset=perov5_sample) and predict with it.
 #
 # The venv is made with --system-site-packages so that it reuses the torch (and the other
 # dependencies) already installed on the machine instead of downloading them again (a bare
@@ -39,6 +40,18 @@ for name, got in (("sdist", in_sdist), ("wheel", in_wheel)):
     if got != want:
         sys.exit(f"{name} lacks configs: {sorted(set(want) - set(got))}")
 print(f"{sdist.name} and {wheel.name} each carry the {len(want)} config files")
+samples = repo / "fusion_tuner" / "data" / "samples"
+want = sorted(str(p.relative_to(samples)) for p in samples.rglob("*") if p.is_file())
+with tarfile.open(sdist) as tf:
+    in_sdist = sorted(n.split("/fusion_tuner/data/samples/", 1)[1] for n in tf.getnames()
+                      if "/fusion_tuner/data/samples/" in n and tf.getmember(n).isfile())
+with zipfile.ZipFile(wheel) as zf:
+    in_wheel = sorted(n.removeprefix("fusion_tuner/data/samples/") for n in zf.namelist()
+                      if n.startswith("fusion_tuner/data/samples/"))
+for name, got in (("sdist", in_sdist), ("wheel", in_wheel)):
+    if got != want:
+        sys.exit(f"{name} lacks data samples: {sorted(set(want) - set(got))[:10]}")
+print(f"both carry the {len(want)} files of the bundled data samples")
 PY
 
 echo "== install the wheel into a fresh venv outside the checkout"
@@ -86,9 +99,29 @@ if m.get("status") != "completed" or m.get("budget") != "quick":
     sys.exit(f"the demo run did not complete: {m}")
 print(f"demo run completed: {m['epochs_run']} epoch, val MAE {m['val']['mae']:.4f}")
 PY
+echo "== a tiny graph-only run on the bundled perovskites (dataset=perov5_sample), then predict"
+"$py" -m fusion_tuner dataset=perov5_sample text=none dataset.limit=60 budget=quick \
+    budget.max_epochs=1 arch.hidden_features=32 arch.embedding_features=16 arch.alignn_layers=1 \
+    arch.gcn_layers=1 trainer.progress=line trainer.num_threads=2 hydra.run.dir=perov_run \
+    >"$work/perov.log" 2>&1 || { tail -30 "$work/perov.log"; exit 1; }
+"$py" -m fusion_tuner.predict --runs perov_run --structures sample://perov5_castelli/perov5_val.csv.zip \
+    --out perov_predictions.csv >"$work/predict.log" 2>&1 || { tail -30 "$work/predict.log"; exit 1; }
+"$py" - <<'PY'
+import csv, json
+m = json.load(open("perov_run/metrics.json"))
+if m.get("status") != "completed" or m.get("target") != "heat_ref":
+    raise SystemExit(f"the perovskite run did not complete: {m}")
+rows = list(csv.DictReader(open("perov_predictions.csv")))
+if len(rows) != 3787 or list(rows[0]) != ["id", "target", "prediction"]:
+    raise SystemExit(f"predict wrote {len(rows)} rows, columns {list(rows[0]) if rows else []}")
+print(f"perovskite run completed (val MAE {m['val']['mae']:.4f}); predicted {len(rows)} crystals")
+PY
+"$py" -m fusion_tuner.data list | grep -q "sample://perov5_castelli"
+
 echo "== the installed commands"
-for cmd in fusion-tuner-predict fusion-tuner-export fusion-tuner-analyze; do
+for cmd in fusion-tuner-predict fusion-tuner-export fusion-tuner-analyze fusion-tuner-data; do
     "$work/venv/bin/$cmd" --help >/dev/null
 done
 "$py" -m fusion_tuner.predict --help >/dev/null
+"$py" -m fusion_tuner.data download --help | grep -q "perov_5 .*MIT"
 echo "install check passed in $((SECONDS - start)) s"

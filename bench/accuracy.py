@@ -46,8 +46,10 @@ import _upstream  # bench/_upstream.py: upstream ALIGNN's graph and model
 import numpy as np
 import torch
 
+from fusion_tuner.data.paths import SAMPLES_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
-PEROVSKITES = ROOT.parent / "shared" / "data" / "perov5_castelli" / "perov5_val.csv.zip"
+PEROVSKITES = SAMPLES_DIR / "perov5_castelli" / "perov5_val.csv.zip"  # bundled with the package
 MODELS = ("graph", "upstream", "fused")
 LABELS = {
     "graph": "(a) fusion_tuner graph-only (text=none)",

@@ -1,6 +1,6 @@
 """Featurisation throughput (structures/s) of fusion_tuner vs upstream ALIGNN, in one run.
 
-Usage: python bench/featurize.py [--store ../shared/data/jarvis_dft3d_mini/store_full] [--repeat 3]
+Usage: python bench/featurize.py [--store sample://jarvis_dft3d_mini/store_full] [--repeat 3]
 
 Each of our two neighbour strategies is timed against its upstream counterpart, on the same
 JARVIS records, building the same thing: the atom graph with bond vectors (8 A, 12 neighbours),
@@ -26,17 +26,16 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from fusion_tuner.data import paths
 from fusion_tuner.data.features import featurize_crystal
-from fusion_tuner.data.records import crystal_from_jarvis_atoms
+from fusion_tuner.data.records import crystal_from_jarvis_atoms, read_jarvis_records
 
-DEFAULT_STORE = (
-    Path(__file__).resolve().parents[1] / ".." / "shared/data/jarvis_dft3d_mini/store_full"
-)
+# the 1,104 JARVIS records bundled with the package
+DEFAULT_STORE = "sample://jarvis_dft3d_mini/store_full"
 CUTOFF, K = 8.0, 12
 
 # per structure: (atoms, bonds, line-graph edges)
@@ -107,16 +106,14 @@ def describe(name: str, rate: float, sizes: Sizes) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    parser.add_argument("--store", type=paths.resolve, default=DEFAULT_STORE)
     parser.add_argument("--repeat", type=int, default=3)
     # one structure is too little work for intra-op threads; on a shared machine extra torch
     # threads only wait for a core (upstream's builders slow down 5x with 2 under load)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from jarvis.db.figshare import data
-
-    raw = data("dft_3d", store_dir=str(args.store.resolve()))
+    raw = read_jarvis_records("dft_3d", args.store.resolve())
     n_atoms = sum(len(r["atoms"]["elements"]) for r in raw)
     print(f"{len(raw)} structures, {n_atoms} atoms, {args.threads} torch thread(s)")
     try:

@@ -2,7 +2,8 @@
 # On a CUDA machine: the GPU tests and the throughput benchmarks, then one table.
 #
 # Usage (from anywhere):  bash bench/gpu_check.sh
-#   SHARED=../shared/data   the real data the benchmarks read (skipped when absent)
+#   DATA=<dir>              the real data the benchmarks read (default: the samples bundled
+#                           with the package, fusion_tuner/data/samples)
 #   OUT=<dir>               where the JSON results, logs and caches go (default: a new temp dir)
 #   THREADS=8               CPU threads of the benchmark processes
 #   DEVICE=cuda             where the benchmarks' model steps run (DEVICE=cpu: a dry run of this
@@ -13,7 +14,7 @@
 # in the table and the others still run. Exit status: 0 when every step passed, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${SHARED:-../shared/data}
+DATA=${DATA:-fusion_tuner/data/samples}
 OUT=${OUT:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
 THREADS=${THREADS:-8}
 DEVICE=${DEVICE:-cuda}
@@ -48,17 +49,17 @@ step() {  # step NAME SECONDS COMMAND...: run it with a time limit, log it, reco
 
 step gpu_tests "$TESTS_S" python -m pytest tests/gpu -m gpu -q -p no:cacheprovider \
     --junitxml="$OUT/gpu_tests.xml"
-if [ -d "$SHARED/jarvis_dft3d_mini" ]; then
-    mini="$SHARED/jarvis_dft3d_mini"
+if [ -d "$DATA/jarvis_dft3d_mini" ]; then
+    mini="$DATA/jarvis_dft3d_mini"
     step train_step "$TRAIN_S" python bench/train_step.py --device "$DEVICE" --threads "$THREADS" \
         --store "$mini/store_full" --texts "$mini/describe_text.json.zip" --json "$OUT/train_step.json"
     step text_encoder "$TEXT_S" python bench/text_encoder.py --device "$DEVICE" --threads "$THREADS" \
         --rounds 10 --slow-rounds 5 --store "$mini/store_full" \
         --texts "$mini/describe_text.json.zip" --cache "$OUT/text_cache" --json "$OUT/text_encoder.json"
     step loader "$LOADER_S" python bench/loader.py --device "$DEVICE" --threads "$THREADS" \
-        --shared "$SHARED" --cache "$OUT/loader_cache" --json "$OUT/loader.json"
+        --data "$DATA" --cache "$OUT/loader_cache" --json "$OUT/loader.json"
 else
-    for s in train_step text_encoder loader; do STATUS[$s]="skipped: no $SHARED/jarvis_dft3d_mini"; done
+    for s in train_step text_encoder loader; do STATUS[$s]="skipped: no $DATA/jarvis_dft3d_mini"; done
 fi
 
 export OUT

@@ -2,10 +2,10 @@
 the same batches, on real structures.
 
 Usage: python bench/loader.py [--threads 2] [--crystals 1024] [--repeats 3] [--device cpu|cuda]
-                              [--shared ../shared/data] [--json FILE]
+                              [--data DIR] [--json FILE]
 
-Data sets: the 1,104 JARVIS crystals of ../shared/data/jarvis_dft3d_mini and the 50 labelled
-ALIGNN sample structures (../shared/data/jarvis_dft3d_alignn_sample50; larger cells), each
+Data sets: the 1,104 JARVIS crystals of sample://jarvis_dft3d_mini and the 50 labelled
+ALIGNN sample structures (sample://jarvis_dft3d_alignn_sample50; larger cells), each
 with its descriptions. Each is drawn as a fixed shuffled list of ``--crystals`` ids (the 50
 repeated), in batches of 64, as ``CrystalDataModule.loader`` serves a training run:
 
@@ -41,7 +41,8 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's fusion_tuner, and train_step
-SHARED = HERE.parents[0].parent / "shared" / "data"
+from fusion_tuner.data.paths import SAMPLES_DIR  # noqa: E402
+
 PRECOMPUTED = ("bond_length", "lg_src", "lg_ptr", "angle_cos")
 
 
@@ -154,7 +155,13 @@ def main() -> None:
     p.add_argument("--model-steps", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="where the model step runs")
-    p.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=SAMPLES_DIR,
+        help="a folder holding jarvis_dft3d_mini and jarvis_dft3d_alignn_sample50 (default: the "
+        "samples bundled with the package)",
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -171,7 +178,7 @@ def main() -> None:
     print("| data | what | crystals/s | ÷ model step |")
     print("|---|---|---|---|")
     results: list[dict] = []
-    for name, overrides in _datasets(args.shared.resolve(), args.cache).items():
+    for name, overrides in _datasets(args.data.resolve(), args.cache).items():
         cfg = compose_config(overrides)
         dm = CrystalDataModule(cfg).setup()
         dm.pin_memory = device.type == "cuda"

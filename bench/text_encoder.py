@@ -6,7 +6,7 @@ Usage: python bench/text_encoder.py [--batches 3] [--rounds 4] [--slow-rounds 2]
 
 The text encoder has MatSciBERT's shape (BERT-base: 12 layers, hidden 768, 12 heads,
 intermediate 3072; a WordPiece vocabulary of up to 31,090 trained on the descriptions) and
-random weights; max_length 128. Data: the 1,104 crystals of ../shared/data/jarvis_dft3d_mini
+random weights; max_length 128. Data: the 1,104 crystals of sample://jarvis_dft3d_mini (bundled)
 with their Atoms.describe() texts. One training step = forward, loss, backward, AdamW step on a
 batch of 64, at the plan's model sizes. Variants, on the same batches:
   (a) frozen encoder, no store: the encoder runs in every batch (no grad)
@@ -36,7 +36,9 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]  # this checkout's fusion_tuner
-SHARED = HERE.parents[0].parent / "shared" / "data" / "jarvis_dft3d_mini"
+from fusion_tuner.data.paths import resolve  # noqa: E402
+
+MINI = "sample://jarvis_dft3d_mini"  # bundled with the package
 VARIANTS = {
     "a": ("frozen, no store", ["text.freeze=true", "text.store=off"]),
     "b": ("frozen, from the store", ["text.freeze=true", "text.store=auto"]),
@@ -103,8 +105,8 @@ class Step:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--store", type=Path, default=SHARED / "store_full")
-    p.add_argument("--texts", type=Path, default=SHARED / "describe_text.json.zip")
+    p.add_argument("--store", type=resolve, default=f"{MINI}/store_full")
+    p.add_argument("--texts", type=resolve, default=f"{MINI}/describe_text.json.zip")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ft_bench_text")
     p.add_argument("--batches", type=int, default=3, help="distinct timed batches")
     p.add_argument("--rounds", type=int, default=4, help="timed steps of (b), (d), (g)")

@@ -38,7 +38,9 @@ from pathlib import Path
 import _upstream as _up  # bench/_upstream.py: upstream ALIGNN's graph and model
 import torch
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "jarvis_dft3d_mini"
+from fusion_tuner.data.paths import resolve
+
+MINI = "sample://jarvis_dft3d_mini"  # bundled with the package
 VARIANTS = ("graph", "fused", "alignn")
 
 
@@ -68,9 +70,10 @@ def _upstream(store: Path, ours: list):
     """Upstream's model and its own k-nearest graphs of the structures of ``ours``, in the same
     batches; and how many structures have a graph of our sizes."""
     from jarvis.core.atoms import Atoms
-    from jarvis.db.figshare import data
 
-    records = {r["jid"]: r for r in data("dft_3d", store_dir=str(store))}
+    from fusion_tuner.data.records import read_jarvis_records
+
+    records = {r["jid"]: r for r in read_jarvis_records("dft_3d", store)}
     batches, same, total = [], 0, 0
     for b in ours:
         pairs = [_up.knearest_graph(Atoms.from_dict(records[i]["atoms"])) for i in b.sample_id]
@@ -177,8 +180,8 @@ def _ratios(r: dict[str, dict]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, default=SHARED / "store_full")
-    parser.add_argument("--texts", type=Path, default=SHARED / "describe_text.json.zip")
+    parser.add_argument("--store", type=resolve, default=f"{MINI}/store_full")
+    parser.add_argument("--texts", type=resolve, default=f"{MINI}/describe_text.json.zip")
     parser.add_argument(
         "--batches",
         type=int,

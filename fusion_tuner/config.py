@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -522,7 +521,8 @@ SOURCE_KEYS = {
 def dataset_file_problems(d: DatasetConfig) -> list[tuple[str, str]]:
     """``(key, problem)`` for each data path the config names that does not exist.
 
-    Relative paths are relative to the working directory (Hydra does not change it here).
+    Relative paths are relative to the working directory (Hydra does not change it here);
+    ``sample://`` and ``data://`` paths name bundled and downloaded data (see data/paths.py).
     """
     wanted = [("split_file", d.split_file, "file"), ("descriptions", d.descriptions, "file")]
     if d.source == "folder":
@@ -533,13 +533,16 @@ def dataset_file_problems(d: DatasetConfig) -> list[tuple[str, str]]:
     for key, value, kind in wanted:
         if not value:
             continue
-        path = Path(value).expanduser()
+        from fusion_tuner.data import paths as data_paths
+
+        path = data_paths.resolve(value)
         ok = path.is_dir() if kind == "folder" else path.is_file()
         if not ok:
             what = "no such folder" if kind == "folder" else "no such file"
             if path.exists():
                 what = f"not a {kind}"
-            out.append((key, f"dataset.{key}={value}: {what} ({path.resolve()})"))
+            hint = data_paths.explain_missing(value)
+            out.append((key, f"dataset.{key}={value}: {what} ({path.resolve()}){hint}"))
     return out
 
 

@@ -29,9 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", type=Path, required=True, help="the contribution folder")
     lb.add_argument(
         "--split-file",
-        type=Path,
-        help="the benchmark's JSON(.zip) with its labels (default: the run's dataset.split_file "
-        "when it is this benchmark's)",
+        help="the benchmark's JSON(.zip) with its labels, a path or sample://... (default: the "
+        "run's dataset.split_file when it is this benchmark's)",
     )
     for key, text in (
         ("author-email", "the submitter's e-mail (required by the leaderboard)"),

@@ -35,7 +35,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="the CSV to write")
     p.add_argument(
         "--descriptions",
-        type=Path,
         help="texts for the new crystals (CSV id,description or JSON), when the runs' texts "
         "came from a file or their dataset",
     )

@@ -1,5 +1,6 @@
-"""Shared fixtures: an isolated cache per test session, the real conf/, ../shared data, and the
-runs that many tests read, trained once per session in this process (tests/helpers/runs.py)."""
+"""Shared fixtures: an isolated cache per test session, the real conf/, the real samples bundled
+with the package, ../shared data, and the runs that many tests read, trained once per session
+in this process (tests/helpers/runs.py)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,19 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def samples() -> Path:
+    """The real samples bundled with the package (``sample://``): the perovskite table, the 50
+    labelled JARVIS structures, the 1,104 offline JARVIS records, their texts, and four
+    leaderboard files, in the folder layout of ``../shared/data``; always present."""
+    from fusion_tuner.data.paths import SAMPLES_DIR
+
+    return SAMPLES_DIR
+
+
+@pytest.fixture
 def shared_data() -> Path:
-    """``../shared/data`` (real JARVIS files); tests using it skip when it is absent."""
+    """``../shared/data`` (real JARVIS files that are not bundled, e.g. the figshare-named store
+    zips); tests using it skip when it is absent. Prefer ``samples`` for the bundled files."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not found (real JARVIS test data lives beside the repo)")
     return SHARED_DATA

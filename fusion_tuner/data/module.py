@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from fusion_tuner.config import Config, max_structures, modality
 from fusion_tuner.data import features, records, splits, text
+from fusion_tuner.data import paths as data_paths
 from fusion_tuner.data.cache import load_or_build
 from fusion_tuner.data.dataset import BatchedCrystalDataset, CrystalDataset, TokenStates, as_batch
 from fusion_tuner.data.store import GraphStore
@@ -131,14 +132,14 @@ class CrystalDataModule:
             store = records.jarvis_store_dir(d.jarvis_dir).resolve()
             return base | {"name": d.name, "file": info[1] if info else None, "store": str(store)}
         if d.source == "table":
-            path = Path(d.path or "").expanduser().resolve()
+            path = data_paths.resolve(d.path or "").resolve()
             return base | {
                 "path": str(path),
                 "file": _file_signature([path]),
                 "structure_column": d.structure_column,
                 "id_column": d.id_column,
             }
-        root = Path(d.root or "").expanduser().resolve()
+        root = data_paths.resolve(d.root or "").resolve()
         files = list(root.glob("*")) + list((root / "structures").glob("*"))
         return base | {"root": str(root), "files": _file_signature(files)}
 
@@ -153,7 +154,7 @@ class CrystalDataModule:
 
     def _text_settings(self, graph_key: str) -> dict[str, Any]:
         d, t = self.cfg.dataset, self.cfg.text
-        desc = Path(d.descriptions).expanduser().resolve() if d.descriptions else None
+        desc = data_paths.resolve(d.descriptions).resolve() if d.descriptions else None
         return {
             "graphs": graph_key,
             "source": t.source,
@@ -184,9 +185,9 @@ class CrystalDataModule:
         if d.source == "table":
             from fusion_tuner.data.tables import load_table
 
-            path = Path(d.path or "").expanduser()
+            path = data_paths.resolve(d.path or "")
             return load_table(path, d.target, d.structure_column, d.id_column, limit)
-        return records.load_folder(Path(d.root or "").expanduser(), limit)
+        return records.load_folder(data_paths.resolve(d.root or ""), limit)
 
     def _build_graphs(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:
         crystals, report = loaded
@@ -206,7 +207,7 @@ class CrystalDataModule:
         wanted = set(self.graphs.ids)
         crystals = [c for c in loaded[0] if c.id in wanted]
         extra = (
-            records.read_descriptions(Path(d.descriptions).expanduser(), t.describe_variant)
+            records.read_descriptions(data_paths.resolve(d.descriptions), t.describe_variant)
             if d.descriptions
             else {}
         )
@@ -261,7 +262,7 @@ class CrystalDataModule:
         d = self.cfg.dataset
         if not d.split_file:
             return None
-        path = Path(d.split_file).expanduser()
+        path = data_paths.resolve(d.split_file)
         wanted = records.read_split_file(path)
         labels = records.read_split_labels(path) if d.split_labels != "ignore" else None
         if d.split_labels == "use" and labels is None:

@@ -119,27 +119,55 @@ def crystal_from_jarvis_atoms(cid: str, atoms: dict[str, Any], target: float) ->
     return Crystal(id=cid, lattice=lattice, cart=cart, elements=elements, target=target)
 
 
-def load_jarvis(
-    name: str, target: str, store_dir: Path, limit: int | None
-) -> tuple[list[Crystal], LoadReport]:
-    """Load ``jarvis.db.figshare.data(name, store_dir=...)`` (downloaded once, then cached).
+# a JARVIS store folder holding this file is read without jarvis-tools (see load_jarvis)
+RECORDS_FILE = "records.json.zip"
 
-    Records whose target is ``"na"`` or not finite are dropped and counted; an unknown target
-    fails with the list of numeric keys.
+
+def read_jarvis_records(name: str, store_dir: Path) -> list[dict[str, Any]]:
+    """The raw records of JARVIS data set ``name`` in ``store_dir``.
+
+    A folder holding :data:`RECORDS_FILE` (one JSON list of records in the figshare layout,
+    zipped; the bundled ``sample://jarvis_dft3d_mini/store_*`` folders) is read as it is,
+    whatever ``name`` and the jarvis-tools version, with no download. Otherwise
+    ``jarvis.db.figshare.data(name, store_dir=...)`` reads it (downloaded once, then cached).
     """
+    if (store_dir / RECORDS_FILE).is_file():
+        raw = json.loads(_open_text(store_dir / RECORDS_FILE)[0])
+        if not isinstance(raw, list):
+            raise DataError(f"{store_dir / RECORDS_FILE} is not a JSON list of JARVIS records")
+        return raw
     from jarvis.db.figshare import data
 
     store_dir.mkdir(parents=True, exist_ok=True)
     try:
-        raw = data(name, store_dir=str(store_dir))
+        return data(name, store_dir=str(store_dir))
     except Exception as exc:  # network errors, missing dataset names, corrupt zips
         raise DataError(
             f"could not load JARVIS dataset {name!r} into {store_dir} ({type(exc).__name__}: "
             f"{exc}). Check dataset.name, the network, or place the figshare zip there "
-            "(see dataset.jarvis_dir in the README)."
+            f"(python -m fusion_tuner.data download {name} --to {store_dir} does that, "
+            "resumably; see dataset.jarvis_dir in the README)."
         ) from exc
+
+
+def load_jarvis(
+    name: str, target: str, store_dir: Path, limit: int | None
+) -> tuple[list[Crystal], LoadReport]:
+    """Load JARVIS data set ``name`` from ``store_dir`` (see :func:`read_jarvis_records`).
+
+    Records whose target is ``"na"`` or not finite are dropped and counted; an unknown target
+    fails with the list of numeric keys.
+    """
+    return _jarvis_crystals(
+        read_jarvis_records(name, store_dir), name, str(store_dir), target, limit
+    )
+
+
+def _jarvis_crystals(
+    raw: list[dict[str, Any]], name: str, where: str, target: str, limit: int | None
+) -> tuple[list[Crystal], LoadReport]:
     if not raw:
-        raise DataError(f"JARVIS dataset {name!r} in {store_dir} is empty")
+        raise DataError(f"JARVIS dataset {name!r} in {where} is empty")
     if not any(target in rec for rec in raw[:2000]) or target not in numeric_keys(raw):
         raise DataError(
             f"dataset.target={target!r} is not a numeric key of JARVIS {name!r}; "
@@ -383,6 +411,8 @@ def default_cache_root() -> Path:
 def jarvis_store_dir(configured: str | None) -> Path:
     """Where figshare zips live: ``dataset.jarvis_dir``, ``$FUSION_TUNER_JARVIS_DIR``, or the cache."""
     if configured:
-        return Path(configured).expanduser()
+        from fusion_tuner.data.paths import resolve
+
+        return resolve(configured)
     env = os.environ.get("FUSION_TUNER_JARVIS_DIR")
     return Path(env).expanduser() if env else default_cache_root() / "jarvis"

@@ -15,7 +15,7 @@ with partial occupancy, unknown elements, missing cell parameters or non-numeric
 refused with that reason.
 
 Why gemmi. Measured on this project's 2-core machine (shared, so read the ratios): one process
-parsing the 3,787 perovskite CIF strings of ``../shared/data/perov5_castelli`` with each parser
+parsing the 3,787 perovskite CIF strings of ``sample://perov5_castelli`` with each parser
 in turn, 3 interleaved passes, best pass each; plus hand-written symmetric CIFs.
 
 * gemmi 0.7.5 (chosen): 9,700 CIFs/s (1.0x); import 0.03-0.06 s; 7 MB installed, no

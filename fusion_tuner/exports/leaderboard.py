@@ -1,7 +1,7 @@
 """A run's test predictions as a JARVIS-Leaderboard contribution.
 
 Layout followed: ``usnistgov/jarvis_leaderboard`` at commit 57afc55f94c8 (2025-08-25), the
-same commit as the benchmark files in ``../shared/data/jarvis_leaderboard_dft3d``. A
+same commit as the benchmark files bundled as ``sample://jarvis_leaderboard_dft3d``. A
 contribution is a folder ``jarvis_leaderboard/contributions/<name>/`` holding, per benchmark,
 ``AI-SinglePropertyPrediction-<property>-<dataset>-test-mae.csv.zip`` (one member, the same name
 without ``.zip``, a CSV ``id,prediction`` with JARVIS ids), a ``metadata.json`` and a
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from fusion_tuner import __version__
+from fusion_tuner.data import paths as data_paths
 from fusion_tuner.data import records
 from fusion_tuner.errors import ExportError
 from fusion_tuner.io import atomic_write_bytes, atomic_write_text, write_json
@@ -103,16 +104,18 @@ def read_benchmark(path: Path) -> dict[str, dict[str, float]]:
     }
 
 
-def _benchmark_file(run: Run, benchmark: str, given: Path | None) -> Path:
+def _benchmark_file(run: Run, benchmark: str, given: str | Path | None) -> str:
+    """The benchmark file as given or recorded (a path or a ``sample://`` / ``data://`` name)."""
     if given is not None:
-        return given
+        return str(given)
     recorded = run.config.dataset.split_file
-    if recorded and benchmark in Path(recorded).name:
-        return Path(recorded).expanduser()
+    if recorded and benchmark in data_paths.resolve(recorded).name:
+        return recorded
     raise ExportError(
         f"give --split-file: the benchmark's file {benchmark}.json.zip (in the leaderboard's "
         "jarvis_leaderboard/benchmarks/AI/SinglePropertyPrediction/, or "
-        f"../shared/data/jarvis_leaderboard_dft3d/SinglePropertyPrediction_{benchmark}.json.zip)"
+        f"sample://jarvis_leaderboard_dft3d/SinglePropertyPrediction_{benchmark}.json.zip for the "
+        "four dft_3d benchmarks bundled with the package)"
         + (f"; the run's dataset.split_file={recorded} is another benchmark's" if recorded else "")
     )
 
@@ -205,7 +208,7 @@ def _metadata(run: Run, csv_name: str, who: Contributor) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def _run_sh(run: Run, benchmark: str, split_file: Path) -> str:
+def _run_sh(run: Run, benchmark: str, split_file: str) -> str:
     overrides = " ".join(shlex.quote(o) for o in run.overrides)
     return (
         "#!/usr/bin/env bash\n"
@@ -221,7 +224,7 @@ def export_leaderboard(
     run: Run,
     benchmark: str,
     out: Path,
-    split_file: Path | None = None,
+    split_file: str | Path | None = None,
     who: Contributor | None = None,
 ) -> Exported:
     """Write the leaderboard contribution of ``run``'s test predictions into ``out``.
@@ -245,7 +248,7 @@ def export_leaderboard(
             f"{benchmark} is {prop}"
         )
     bench_file = _benchmark_file(run, benchmark, split_file)
-    labels = read_benchmark(bench_file)["test"]
+    labels = read_benchmark(data_paths.resolve(bench_file))["test"]
     jarvis_ids = _check_ids(preds.ids, labels, run)
     _check_labels(preds.target, preds.ids, jarvis_ids, labels)
     by_jarvis = {jarvis_ids[i]: p for i, p in zip(preds.ids, preds.prediction, strict=True)}

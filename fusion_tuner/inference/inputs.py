@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fusion_tuner.data import paths as data_paths
 from fusion_tuner.data import records
 from fusion_tuner.data.records import Crystal
 
@@ -88,7 +89,7 @@ def read_inputs(paths: Sequence[str | Path], target: str | None = None) -> Input
 
     out = Inputs()
     for raw in paths:
-        path = Path(raw).expanduser()
+        path = data_paths.resolve(raw)
         if path.is_dir():
             if (path / "id_prop.csv").is_file():
                 _read_alignn_folder(path, out)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from fusion_tuner.data import features, records, text
+from fusion_tuner.data import paths as data_paths
 from fusion_tuner.data.dataset import CrystalDataset
 from fusion_tuner.data.records import Crystal
 from fusion_tuner.data.store import GraphStore
@@ -288,7 +289,7 @@ def predict(
         dev = resolve_device(device)
     except RuntimeError as exc:
         raise PredictError(str(exc).replace("trainer.device", "--device")) from None
-    desc = Path(descriptions).expanduser() if descriptions else None
+    desc = data_paths.resolve(descriptions) if descriptions else None
     if desc is not None and not desc.is_file():
         raise PredictError(f"descriptions file {desc} not found (--descriptions)")
     members = _load_members(runs)

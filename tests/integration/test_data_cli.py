@@ -2,23 +2,80 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import run_cli, summary_rows, sweep
+from fusion_tuner.data.paths import SAMPLES_DIR
+from tests.helpers.cli import TINY, run_cli, summary_rows, sweep
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.e2e
-def test_real_perovskite_table_trains_from_the_cli(shared_data: Path, tmp_path: Path) -> None:
+def test_bundled_perovskites_by_name_train_and_predict_from_an_empty_directory(
+    tmp_path: Path,
+) -> None:
+    """``dataset=perov5_sample`` from a directory with no data in it, then ``predict`` on the
+    bundled table named as ``sample://``: every crystal, with its ``heat_ref`` target."""
+    repo = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": str(repo), "PYTHONUNBUFFERED": "1"}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-m", *args], cwd=empty, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    cli(
+        "fusion_tuner",
+        *TINY,
+        "dataset=perov5_sample",
+        "text=none",
+        "dataset.limit=60",
+        "scheduler.epochs=1",
+        "hydra.run.dir=run",
+    )
+    metrics = json.loads((empty / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["target"] == "heat_ref"
+    report = json.loads((empty / "run" / "data_report.json").read_text())
+    assert report["load"]["n_raw"] == 3787 and report["n_usable"] == 60
+    proc = cli(
+        "fusion_tuner.predict",
+        "--runs",
+        "run",
+        "--structures",
+        "sample://perov5_castelli/perov5_val.csv.zip",
+        "--out",
+        "pred.csv",
+    )
+    assert "MAE against the inputs' targets" in proc.stdout + proc.stderr
+    with (empty / "pred.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3787 and list(rows[0]) == ["id", "target", "prediction"]
+    with zipfile.ZipFile(SAMPLES_DIR / "perov5_castelli" / "perov5_val.csv.zip") as zf:
+        first = next(csv.DictReader(io.TextIOWrapper(zf.open("perov5_val.csv"), "utf-8")))
+    assert rows[0]["id"] == first["material_id"] == "18517"
+    assert float(rows[0]["target"]) == pytest.approx(float(first["heat_ref"]), rel=1e-5)
+
+
+@pytest.mark.e2e
+def test_real_perovskite_table_trains_from_the_cli(samples: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "perov"
     run_cli(
         run_dir,
         "dataset=table",
-        f"dataset.path={shared_data / 'perov5_castelli' / 'perov5_val.csv.zip'}",
+        f"dataset.path={samples / 'perov5_castelli' / 'perov5_val.csv.zip'}",
         "dataset.structure_column=cif",
         "dataset.id_column=material_id",
         "dataset.target=heat_ref",

@@ -118,10 +118,10 @@ def test_empty_folder_is_an_error_naming_the_source(tmp_path: Path) -> None:
         build_datamodule(compose("dataset=folder", f"dataset.root={root}", cache=tmp_path / "c"))
 
 
-# ------------------------------------------------------------------ real JARVIS (../shared/data)
-def test_real_jarvis_sample_with_shipped_texts(shared_data: Path, tmp_path: Path) -> None:
-    store = shared_data / "jarvis_dft3d_mini" / "store_sample50"
-    texts = shared_data / "jarvis_dft3d_mini" / "describe_text.json.zip"
+# ------------------------------------------- real JARVIS (the samples bundled with the package)
+def test_real_jarvis_sample_with_shipped_texts(samples: Path, tmp_path: Path) -> None:
+    store = samples / "jarvis_dft3d_mini" / "store_sample50"
+    texts = samples / "jarvis_dft3d_mini" / "describe_text.json.zip"
     cfg = compose(
         "dataset=jarvis",
         f"dataset.jarvis_dir={store}",
@@ -135,10 +135,10 @@ def test_real_jarvis_sample_with_shipped_texts(shared_data: Path, tmp_path: Path
     check_batch(dm)
 
 
-def test_real_jarvis_full_store_with_leaderboard_split(shared_data: Path, tmp_path: Path) -> None:
-    mini = shared_data / "jarvis_dft3d_mini"
+def test_real_jarvis_full_store_with_leaderboard_split(samples: Path, tmp_path: Path) -> None:
+    mini = samples / "jarvis_dft3d_mini"
     split = (
-        shared_data
+        samples
         / "jarvis_leaderboard_dft3d"
         / "SinglePropertyPrediction_dft_3d_optb88vdw_bandgap.json.zip"
     )
@@ -160,9 +160,9 @@ def test_real_jarvis_full_store_with_leaderboard_split(shared_data: Path, tmp_pa
     check_batch(dm, "train")
 
 
-def test_real_alignn_folder(shared_data: Path, tmp_path: Path) -> None:
-    root = shared_data / "jarvis_dft3d_alignn_sample50"
-    texts = shared_data / "jarvis_dft3d_mini" / "describe_text.json.zip"
+def test_real_alignn_folder(samples: Path, tmp_path: Path) -> None:
+    root = samples / "jarvis_dft3d_alignn_sample50"
+    texts = samples / "jarvis_dft3d_mini" / "describe_text.json.zip"
     cfg = compose(
         "dataset=folder", f"dataset.root={root}", f"dataset.descriptions={texts}", cache=tmp_path
     )
@@ -329,8 +329,8 @@ def test_featurising_a_cif_folder_leaves_no_temporary_files(
     assert sorted(p.name for p in scratch.iterdir()) == []
 
 
-def test_real_perovskite_table(shared_data: Path, tmp_path: Path) -> None:
-    path = shared_data / "perov5_castelli" / "perov5_val.csv.zip"
+def test_real_perovskite_table(samples: Path, tmp_path: Path) -> None:
+    path = samples / "perov5_castelli" / "perov5_val.csv.zip"
     cfg = compose(
         "dataset=table",
         f"dataset.path={path}",

@@ -145,15 +145,12 @@ def test_refused_when_labels_or_benchmark_do_not_match(run_and_benchmark, tmp_pa
 
 
 def test_real_benchmark_refuses_a_run_on_the_offline_records(
-    run_and_benchmark, shared_data, tmp_path, capsys
+    run_and_benchmark, tmp_path, capsys
 ) -> None:
-    """The real optb88vdw_bandgap benchmark has 5,572 test ids; a run can hold few of them."""
+    """The real optb88vdw_bandgap benchmark has 5,572 test ids; a run can hold few of them.
+    The file is the bundled one, named as ``sample://`` (not a path)."""
     run, _, _ = run_and_benchmark
-    real = (
-        shared_data
-        / "jarvis_leaderboard_dft3d"
-        / "SinglePropertyPrediction_dft_3d_optb88vdw_bandgap.json.zip"
-    )
+    real = "sample://jarvis_leaderboard_dft3d/SinglePropertyPrediction_dft_3d_optb88vdw_bandgap.json.zip"
     code, _, stderr = export(
         capsys,
         str(run),
@@ -162,7 +159,7 @@ def test_real_benchmark_refuses_a_run_on_the_offline_records(
         "--out",
         str(tmp_path),
         "--split-file",
-        str(real),
+        real,
     )
     assert code == 2
     assert "5,572 of the benchmark's 5,572 test ids are missing from the run" in stderr

@@ -146,9 +146,9 @@ def test_fine_tuning_composes_with_a_phase_sweep(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_formation_energy_run_fine_tuned_on_mbj_bandgap(shared_data, tmp_path) -> None:
-    """The shared data's typical use: formation energy -> TBmBJ band gap (50 real crystals)."""
-    mini = shared_data / "jarvis_dft3d_mini"
+def test_formation_energy_run_fine_tuned_on_mbj_bandgap(samples, tmp_path) -> None:
+    """The bundled data's typical use: formation energy -> TBmBJ band gap (50 real crystals)."""
+    mini = samples / "jarvis_dft3d_mini"
     data = [
         "dataset=jarvis",
         f"dataset.jarvis_dir={mini / 'store_sample50'}",

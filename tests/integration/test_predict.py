@@ -246,20 +246,14 @@ def test_bad_inputs_are_listed_and_skipped(runs, test_folders, tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_shared_alignn_folder_run_reproduces_its_test_predictions(shared_data, tmp_path) -> None:
-    """A run trained on the real 50-structure ALIGNN folder with texts from the describe file:
-    predicting on the same folder with that file gives its recorded test predictions."""
-    root = shared_data / "jarvis_dft3d_alignn_sample50"
-    texts = shared_data / "jarvis_dft3d_mini" / "describe_text.json.zip"
+def test_bundled_alignn_folder_run_reproduces_its_test_predictions(tmp_path) -> None:
+    """A run trained on the bundled 50-structure ALIGNN folder by name (dataset=jarvis_sample50,
+    texts from its describe file): predicting on the same folder, named as ``sample://``, with
+    that file gives its recorded test predictions."""
+    root = "sample://jarvis_dft3d_alignn_sample50"
+    texts = "sample://jarvis_dft3d_mini/describe_text.json.zip"
     run = tmp_path / "run"
-    run_cli(
-        run,
-        "dataset=folder",
-        f"dataset.root={root}",
-        f"dataset.descriptions={texts}",
-        "dataset.target=optb88vdw_bandgap",
-        "scheduler.epochs=2",
-    )
+    run_cli(run, "dataset=jarvis_sample50", "scheduler.epochs=2")
     from fusion_tuner import predict
 
     with pytest.raises(PredictError, match=r"dataset\.descriptions="):

@@ -84,7 +84,7 @@ class TestFusionSlurmLauncherIntegration(IntegrationTestSuite):
 def test_the_sweeper_runs_the_toy_app_as_job_arrays(tmp_path: Path) -> None:
     """The Optuna sweeper and this launcher together on an app that is not fusion_tuner: 4
     trials in 2 job arrays of 2, each trial in the directory ``t_${hydra.job.num}`` names."""
-    from tests.integration.test_toy_search import study, toy
+    from tests.helpers.toy import study, toy
 
     sweep_dir = tmp_path / "toy"
     out = toy(

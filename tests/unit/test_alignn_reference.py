@@ -2,7 +2,7 @@
 
 The reference is ``tests/assets/alignn_reference/reference.npz``, written once from upstream
 (alignn 2026.8.11) by ``make_reference.py`` beside it; with alignn installed the fixture itself
-is also checked against live upstream. Every test here needs ``../shared`` (the structures).
+is also checked against live upstream. The structures are the bundled sample (sample://jarvis_dft3d_alignn_sample50).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def _crystals(root: Path) -> dict[str, Crystal]:
 
 
 @pytest.fixture
-def sample50(shared_data: Path) -> dict[str, Crystal]:
-    return _crystals(shared_data / "jarvis_dft3d_alignn_sample50")
+def sample50(samples: Path) -> dict[str, Crystal]:
+    return _crystals(samples / "jarvis_dft3d_alignn_sample50")
 
 
 def ours(crystal: Crystal, strategy: str) -> dict[str, np.ndarray]:
@@ -106,13 +106,13 @@ def test_pure_is_upstreams_pure_torch_graph_reversed(sample50: dict[str, Crystal
     assert (edges, line_edges) == (8724, 104688)
 
 
-def test_fixture_is_what_live_upstream_builds(shared_data: Path) -> None:
+def test_fixture_is_what_live_upstream_builds(samples: Path) -> None:
     pytest.importorskip(
         "alignn.graphs", reason="upstream ALIGNN not installed (pip install alignn)"
     )
     from jarvis.io.vasp.inputs import Poscar
 
-    folder = shared_data / "jarvis_dft3d_alignn_sample50"
+    folder = samples / "jarvis_dft3d_alignn_sample50"
     for ref in _fixture():
         atoms = Poscar.from_file(str(folder / "structures" / ref["name"])).atoms
         live = REF.upstream_default(atoms) | {

@@ -27,6 +27,7 @@ def test_pyproject_lists_every_package_and_maps_conf() -> None:
     assert set(tool["packages"]) == on_disk | {"fusion_tuner.conf", "hydra_plugins"}
     assert tool["package-dir"] == {"fusion_tuner.conf": "conf"}
     assert tool["package-data"]["fusion_tuner.conf"] == ["**/*.yaml"]
+    assert tool["package-data"]["fusion_tuner.data"] == ["samples/**/*"]
 
 
 def test_conf_dir_prefers_the_packaged_configs(tmp_path: Path, monkeypatch) -> None:

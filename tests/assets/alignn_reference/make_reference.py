@@ -1,6 +1,6 @@
 """Write the upstream-ALIGNN reference graphs of the 50 labelled sample structures.
 
-Usage (needs `pip install alignn==2026.8.11`, i.e. `pip install -e ".[bench]"`, and ../shared):
+Usage (needs `pip install alignn==2026.8.11`, i.e. `pip install -e ".[bench]"`):
 
     python tests/assets/alignn_reference/make_reference.py [--root DIR] [--out FILE]
 
@@ -33,7 +33,7 @@ from types import SimpleNamespace
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_ROOT = HERE.parents[3] / "shared/data/jarvis_dft3d_alignn_sample50"
+DEFAULT_ROOT = HERE.parents[2] / "fusion_tuner/data/samples/jarvis_dft3d_alignn_sample50"
 CUTOFF, MAX_NEIGHBORS = 8.0, 12
 COS_SCALE = 1e6
 
