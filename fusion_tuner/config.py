@@ -98,6 +98,10 @@ class DatasetConfig:
     angle_rbf_bins: int = 40
     # stop if more unreadable structures than this are dropped
     max_drop_fraction: float = 0.05
+    # the most bytes a table, id_prop.csv, descriptions or split file may hold once unpacked
+    # from .gz / .zip (counted while unpacking): a guard against decompression bombs, far above
+    # any real table (2 GiB)
+    max_table_bytes: int = 2 << 30
     # featurised cache; None: $FUSION_TUNER_CACHE_DIR or ~/.cache/fusion_tuner
     cache_dir: str | None = None
     # processes used to featurise (0: in this process)
@@ -372,6 +376,8 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.devices",
     "dataset.cache_dir",
     "dataset.num_workers",
+    # guards that refuse or allow inputs, never change what a run computes from them
+    "dataset.max_table_bytes",
     # base_sweep / base only record where a chained run's values came from: the values
     # themselves are set on their own keys
     "base_sweep",
@@ -593,6 +599,7 @@ def _validate_dataset(c: Config, p: list[str]) -> None:
     _check_min(p, "dataset.demo_noise", d.demo_noise, 0.0)
     _check_min(p, "dataset.num_workers", d.num_workers, 0)
     _check_range(p, "dataset.max_drop_fraction", d.max_drop_fraction, 0.0, 1.0)
+    _check_min(p, "dataset.max_table_bytes", d.max_table_bytes, 1)
 
 
 def _validate_text(c: Config, p: list[str]) -> None:

@@ -185,7 +185,9 @@ class CrystalDataModule:
             from fusion_tuner.data.tables import load_table
 
             path = Path(d.path or "").expanduser()
-            return load_table(path, d.target, d.structure_column, d.id_column, limit)
+            return load_table(
+                path, d.target, d.structure_column, d.id_column, limit, d.max_table_bytes
+            )
         return records.load_folder(Path(d.root or "").expanduser(), limit)
 
     def _build_graphs(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import json
 import math
 import os
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,18 +235,49 @@ def decode_utf8(data: bytes, name: str) -> str:
         ) from None
 
 
-def read_member(path: Path) -> tuple[bytes, str]:
-    """Bytes and name of ``path``, or of the single file inside ``path`` when it is a ``.zip``."""
+# dataset.max_table_bytes' default: what a table file may unpack to.
+MAX_TABLE_BYTES = 2 << 30
+_CHUNK = 1 << 20
+
+
+def read_capped(fh: Any, limit: int, shown: str) -> bytes:
+    """All of ``fh`` read in chunks, counting: a :class:`DataError` naming ``shown`` and
+    ``dataset.max_table_bytes`` as soon as more than ``limit`` bytes come out (sizes in
+    headers are not trusted)."""
+    chunks, total = [], 0
+    while chunk := fh.read(min(_CHUNK, limit + 1 - total)):
+        total += len(chunk)
+        if total > limit:
+            raise DataError(
+                f"{shown} unpacks to more than {limit} bytes (dataset.max_table_bytes={limit}); "
+                "refused as a likely decompression bomb. Raise dataset.max_table_bytes if the "
+                "file really is that large."
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_member(path: Path, limit: int = MAX_TABLE_BYTES) -> tuple[bytes, str]:
+    """Bytes and name of ``path``, or of the single file inside ``path`` when it is a ``.zip``;
+    more than ``limit`` bytes (``dataset.max_table_bytes``) is refused, naming the file."""
     if path.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(path) as zf:
                 members = [m for m in zf.namelist() if not m.endswith("/")]
                 if len(members) != 1:
                     raise DataError(f"{path} must hold exactly one file, found {members}")
-                return zf.read(members[0]), members[0]
-        except zipfile.BadZipFile as exc:
+                with zf.open(members[0]) as fh:
+                    return read_capped(fh, limit, f"{path}:{members[0]}"), members[0]
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error) as exc:
             raise DataError(f"{path} is not a readable zip file ({exc})") from None
-    return path.read_bytes(), path.name
+    with path.open("rb") as fh:
+        return read_capped(fh, limit, str(path)), path.name
+
+
+def gunzip_capped(data: bytes, limit: int, shown: str) -> bytes:
+    """``data`` gunzipped by streaming, refused beyond ``limit`` bytes (see :func:`read_capped`)."""
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+        return read_capped(fh, limit, shown)
 
 
 def _open_text(path: Path) -> tuple[str, str]:
