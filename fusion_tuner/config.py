@@ -52,6 +52,9 @@ class DatasetConfig:
     jarvis_dir: str | None = None
     # folder source: directory with id_prop.csv and structure files
     root: str | None = None
+    # folder source: let id_prop.csv name absolute paths or paths leaving dataset.root (..);
+    # false: such rows are skipped with their reason
+    allow_outside_paths: bool = False
     # table source: a .csv / .json / .jsonl file (optionally .gz or a one-file .zip)
     path: str | None = None
     # table source: the column holding CIF / POSCAR text, a JARVIS Atoms or pymatgen Structure
@@ -378,6 +381,7 @@ RESULT_NEUTRAL_KEYS = (
     "dataset.num_workers",
     # guards that refuse or allow inputs, never change what a run computes from them
     "dataset.max_table_bytes",
+    "dataset.allow_outside_paths",
     # base_sweep / base only record where a chained run's values came from: the values
     # themselves are set on their own keys
     "base_sweep",
@@ -520,7 +524,7 @@ def _check_divides(problems: list[str], dim_key: str, dim: int, heads_key: str, 
 # override list (tests, sweeps) may carry dataset.demo_size whatever the source.
 SOURCE_KEYS = {
     "jarvis": ("name", "jarvis_dir"),
-    "folder": ("root",),
+    "folder": ("root", "allow_outside_paths"),
     "table": ("path", "structure_column", "id_column"),
 }
 

@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--progress", default="auto", choices=("auto", "bar", "none"))
+    p.add_argument(
+        "--allow-outside-paths",
+        action="store_true",
+        help="let an ALIGNN folder's id_prop.csv name absolute paths or files outside the "
+        "folder (skipped otherwise)",
+    )
     return p
 
 
@@ -66,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             batch_size=args.batch_size,
             progress=args.progress,
+            allow_outside_paths=args.allow_outside_paths,
         )
     except (PredictError, RunError, CheckpointError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -188,7 +188,7 @@ class CrystalDataModule:
             return load_table(
                 path, d.target, d.structure_column, d.id_column, limit, d.max_table_bytes
             )
-        return records.load_folder(Path(d.root or "").expanduser(), limit)
+        return records.load_folder(Path(d.root or "").expanduser(), limit, d.allow_outside_paths)
 
     def _build_graphs(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:
         crystals, report = loaded

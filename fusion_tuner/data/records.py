@@ -175,11 +175,26 @@ def _read_structure(path: Path) -> tuple[str, structures.Arrays]:
     return "poscar", structures.read_poscar(text)
 
 
-def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadReport]:
+def outside_reason(fname: str) -> str | None:
+    """Why an ``id_prop.csv`` entry points outside its folder (absolute, ``~``, or climbing
+    out with ``..``), else None. Lexical: the folder's own symlinks are its owner's choice."""
+    if not fname or os.path.isabs(fname) or fname.startswith("~") or "\0" in fname:
+        return "an absolute path"
+    parts = Path(os.path.normpath(fname)).parts
+    if parts and parts[0] == "..":
+        return "a path that leaves the folder (..)"
+    return None
+
+
+def load_folder(
+    root: Path, limit: int | None, allow_outside: bool = False
+) -> tuple[list[Crystal], LoadReport]:
     """Load ALIGNN's folder format: ``id_prop.csv`` (``file,target``; no header) + structures.
 
     A structure file is looked up beside ``id_prop.csv``, then in a ``structures/`` subfolder.
-    ``descriptions.csv`` (``id,description``) beside it, when present, supplies the texts.
+    An entry that is an absolute path or leaves the folder is skipped with its reason unless
+    ``allow_outside`` (``dataset.allow_outside_paths``). ``descriptions.csv``
+    (``id,description``) beside it, when present, supplies the texts.
     """
     id_prop = root / "id_prop.csv"
     if not id_prop.is_file():
@@ -201,7 +216,19 @@ def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadRepor
         value = _as_float(row[1]) if len(row) > 1 else None
         if not report.admit(value, len(crystals), limit):
             continue
-        path = next((p for p in (root / fname, root / "structures" / fname) if p.is_file()), None)
+        outside = outside_reason(fname)
+        if outside and not allow_outside:
+            report.unreadable.append(
+                (
+                    fname,
+                    f"{outside}: id_prop.csv entries must name files in {root} or its "
+                    "structures/ (set dataset.allow_outside_paths=true to allow others)",
+                )
+            )
+            continue
+        candidates = [Path(fname).expanduser()] if outside else [root / fname]
+        candidates += [] if outside else [root / "structures" / fname]
+        path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             report.unreadable.append((fname, "structure file not found"))
             continue

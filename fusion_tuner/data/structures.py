@@ -45,6 +45,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,13 @@ _CELL_KEYS = (
     "_cell_angle_beta",
     "_cell_angle_gamma",
 )
+
+
+def no_content(message: str, limit: int = 200) -> str:
+    """A parser's message without what it quotes of the text: a reason never repeats the
+    content of a file (which may not be a structure at all, e.g. ``/etc/passwd``)."""
+    message = re.sub(r"'[^'\n]*'|\"[^\"\n]*\"", "'...'", message)
+    return message if len(message) <= limit else message[:limit] + "..."
 
 
 class StructureError(ValueError):
@@ -89,7 +97,7 @@ def _cif_block(text: str):
     try:
         doc = gemmi.cif.read_string(text)
     except (ValueError, RuntimeError, IndexError) as exc:
-        raise StructureError(f"CIF syntax: {exc}") from None
+        raise StructureError(f"CIF syntax: {no_content(str(exc))}") from None
     blocks = [b for b in doc if len(b.find_values("_atom_site_fract_x"))]
     if len(blocks) == 1:
         return blocks[0]
@@ -113,7 +121,7 @@ def read_cif(text: str) -> Arrays:
         small = gemmi.make_small_structure_from_block(block)
         sites = small.get_all_unit_cell_sites()
     except (ValueError, RuntimeError, IndexError) as exc:  # e.g. an unparseable symmetry operation
-        raise StructureError(f"CIF: {exc}") from None
+        raise StructureError(f"CIF: {no_content(str(exc))}") from None
     for site in small.sites:
         if abs(site.occ - 1.0) > OCCUPANCY_TOLERANCE:
             raise StructureError(
@@ -139,7 +147,9 @@ def read_poscar(text: str) -> Arrays:
     try:
         atoms = Poscar.from_string(text).atoms
     except Exception as exc:  # jarvis raises IndexError, ValueError, ... on malformed text
-        raise StructureError(f"POSCAR: {type(exc).__name__}: {exc}") from None
+        raise StructureError(
+            f"POSCAR: {type(exc).__name__}: {no_content(str(exc))} (not a readable POSCAR)"
+        ) from None
     return _checked(atoms.lattice_mat, atoms.cart_coords, list(atoms.elements))
 
 

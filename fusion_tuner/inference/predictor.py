@@ -260,6 +260,7 @@ def predict(
     device: str = "auto",
     batch_size: int = 64,
     progress: str = "auto",
+    allow_outside_paths: bool = False,
 ) -> PredictionTable:
     """Predict with one run, or average several (a seed ensemble), on new crystals.
 
@@ -272,6 +273,8 @@ def predict(
         device: ``auto`` (CUDA when visible), ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: crystals per batch.
         progress: ``auto`` (a bar on a terminal for long inputs), ``bar`` or ``none``.
+        allow_outside_paths: let an ALIGNN folder's ``id_prop.csv`` name absolute paths or
+            paths outside the folder (else such rows are skipped with the reason).
 
     Returns:
         A :class:`PredictionTable`: its rows (iterate over it), what was skipped and why, and
@@ -293,7 +296,7 @@ def predict(
         raise PredictError(f"descriptions file {desc} not found (--descriptions)")
     members = _load_members(runs)
     target = members[0].config.dataset.target
-    inputs = read_inputs(structures, target)
+    inputs = read_inputs(structures, target, allow_outside_paths)
     if not inputs.crystals:  # nothing readable: an empty table that says why
         return _table(members, [], [], inputs.skipped, False, target)
     crystals = inputs.crystals

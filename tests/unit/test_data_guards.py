@@ -77,3 +77,77 @@ def test_a_plain_table_is_read_as_before(tmp_path: Path) -> None:
     assert read_table(path)[0] == [{"structure": "x", "target": "1.0"}]
     crystals, report = load_table(path, "target", None, None, None)
     assert not crystals and report.unreadable[0][0] == "0"
+
+
+# ------------------------------------------------------- 8: id_prop.csv stays in its folder
+NACL_POSCAR = """NaCl
+1.0
+0.0 2.82 2.82
+2.82 0.0 2.82
+2.82 2.82 0.0
+Na Cl
+1 1
+Cartesian
+0.0 0.0 0.0
+2.82 2.82 2.82
+"""
+SECRET = "root:x:0:0:root:/root:/bin/bash\nadmin:$6$s3cr3t-hash:19000:0:99999:7:::\n"
+
+
+def hostile_folder(tmp_path: Path) -> Path:
+    """An ALIGNN folder whose id_prop.csv names /etc/passwd, a climb to /etc/shadow, and a
+    secret beside the folder, besides one good crystal."""
+    (tmp_path / "secret.vasp").write_text(SECRET)
+    root = tmp_path / "data"
+    (root / "structures").mkdir(parents=True)
+    (root / "structures" / "good.vasp").write_text(NACL_POSCAR)
+    (root / "id_prop.csv").write_text(
+        "/etc/passwd,2.0\n../../../../../etc/shadow,1.0\n../secret.vasp,3.0\ngood.vasp,0.5\n"
+    )
+    return root
+
+
+def test_id_prop_entries_outside_the_folder_are_skipped_without_reading_them(
+    tmp_path: Path,
+) -> None:
+    from fusion_tuner.data.records import load_folder
+
+    root = hostile_folder(tmp_path)
+    crystals, report = load_folder(root, None)
+    assert [c.id for c in crystals] == ["good.vasp"]
+    reasons = dict(report.unreadable)
+    assert set(reasons) == {"/etc/passwd", "../../../../../etc/shadow", "../secret.vasp"}
+    assert reasons["/etc/passwd"].startswith("an absolute path")
+    assert reasons["../secret.vasp"].startswith("a path that leaves the folder")
+    assert all("dataset.allow_outside_paths=true" in r for r in reasons.values())
+    # allowed explicitly, they are read, and the reasons still quote nothing of them
+    crystals, report = load_folder(root, None, allow_outside=True)
+    assert [c.id for c in crystals] == ["good.vasp"]
+    shown = " ".join(r for _, r in report.unreadable)
+    assert "../secret.vasp" in dict(report.unreadable)
+    for fragment in ("root:", "/bin/bash", "s3cr3t", "daemon", "nologin"):
+        assert fragment not in shown, shown
+
+
+def test_predict_inputs_confine_id_prop_and_quote_nothing(tmp_path: Path) -> None:
+    from fusion_tuner.inference.inputs import read_inputs
+
+    root = hostile_folder(tmp_path)
+    inputs = read_inputs([root])
+    assert [c.id for c in inputs.crystals] == ["good.vasp"]
+    assert len(inputs.skipped) == 3
+    loose = read_inputs([root, tmp_path / "secret.vasp"], allow_outside=True)
+    shown = " ".join(why for _, why in loose.skipped)
+    assert "not a readable POSCAR" in shown
+    for fragment in ("root:", "/bin/bash", "s3cr3t"):
+        assert fragment not in shown, shown
+
+
+def test_allow_outside_paths_is_a_dataset_key_that_keeps_the_config_hash(tmp_path: Path) -> None:
+    from fusion_tuner.config import config_hash
+
+    folder = ("dataset=folder", f"dataset.root={hostile_folder(tmp_path)}")
+    assert compose(*folder).dataset.allow_outside_paths is False
+    allowed = compose(*folder, "dataset.allow_outside_paths=true")
+    assert allowed.dataset.allow_outside_paths is True
+    assert config_hash(allowed) == config_hash(compose(*folder))
