@@ -321,7 +321,15 @@ def read_descriptions(path: Path, variant: str = "desc_2") -> dict[str, str]:
         raise DataError(f"descriptions file {path} not found (dataset.descriptions)")
     content, inner = _open_text(path)
     if inner.endswith(".json"):
-        raw = json.loads(content)
+        try:
+            raw = structures.parse_json(content)
+        except ValueError as exc:
+            raise DataError(f"descriptions file {path}: not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise DataError(
+                f"descriptions file {path} holds a JSON {type(raw).__name__}; expected an "
+                "object {id: text} or {id: {desc_1: ..., desc_2: ...}}"
+            )
         out = {}
         for key, value in raw.items():
             if isinstance(value, dict):
@@ -350,7 +358,10 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
     """
     if not path.is_file():
         raise DataError(f"split file {path} not found (dataset.split_file)")
-    raw = json.loads(_open_text(path)[0])
+    try:
+        raw = structures.parse_json(_open_text(path)[0])
+    except ValueError as exc:
+        raise DataError(f"split file {path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise DataError(f"split file {path} must hold a JSON object, not {type(raw).__name__}")
     if all(k in raw for k in ALIGNN_SPLIT_KEYS.values()):

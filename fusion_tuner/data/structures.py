@@ -72,6 +72,24 @@ def no_content(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[:limit] + "..."
 
 
+# Longer integers are read as floats (inf): Python refuses to convert them to int (ValueError).
+MAX_INT_DIGITS = 4000
+
+
+def _lenient_int(text: str) -> int | float:
+    return int(text) if len(text) <= MAX_INT_DIGITS else float(text)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` for data files: an integer of more than :data:`MAX_INT_DIGITS` digits
+    becomes a float (inf, then refused as non-finite where a number is needed), and nesting
+    too deep for the decoder is a ``ValueError`` like any other malformed JSON."""
+    try:
+        return json.loads(text, parse_int=_lenient_int)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read") from None
+
+
 class StructureError(ValueError):
     """A structure that cannot be used, with the reason."""
 
@@ -168,7 +186,8 @@ def from_jarvis_atoms(atoms: dict[str, Any]) -> Arrays:
         elements = [str(e) for e in atoms["elements"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise StructureError(f"bad JARVIS atoms dict: {type(exc).__name__}: {exc}") from None
-    cart = coords if atoms.get("cartesian", False) else np.dot(coords, np.around(lattice, 5))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf/nan: refused by _checked
+        cart = coords if atoms.get("cartesian", False) else np.dot(coords, np.around(lattice, 5))
     return _checked(lattice, cart, elements)
 
 
@@ -181,8 +200,13 @@ def from_pymatgen_dict(struct: dict[str, Any]) -> Arrays:
         raise StructureError(f"bad pymatgen Structure dict: {type(exc).__name__}: {exc}") from None
     elements, cart = [], []
     for i, site in enumerate(sites):
-        species = site.get("species") or []
-        occupancy = sum(float(s.get("occu", 1.0)) for s in species)
+        try:
+            species = list(site.get("species") or [])
+            occupancy = sum(float(s.get("occu", 1.0)) for s in species)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise StructureError(
+                f"site {i}: unreadable species or occupancy ({type(exc).__name__})"
+            ) from None
         if len(species) != 1 or abs(occupancy - 1.0) > OCCUPANCY_TOLERANCE:
             found = ", ".join(f"{s.get('element')}:{s.get('occu', 1.0)}" for s in species)
             raise StructureError(
@@ -193,24 +217,32 @@ def from_pymatgen_dict(struct: dict[str, Any]) -> Arrays:
         if not (element.isalpha() and element[:1].isupper()) or element.startswith("X"):
             raise StructureError(f"site {i}: {element!r} is not an element")
         elements.append(element)
-        if "xyz" in site:
-            cart.append([float(v) for v in site["xyz"]])
-        elif "abc" in site:
-            cart.append(np.asarray(site["abc"], dtype=np.float64) @ lattice)
-        else:
-            raise StructureError(f"site {i} has neither 'abc' nor 'xyz'")
+        try:
+            if "xyz" in site:
+                cart.append([float(v) for v in site["xyz"]])
+            elif "abc" in site:
+                cart.append(np.asarray(site["abc"], dtype=np.float64) @ lattice)
+            else:
+                raise StructureError(f"site {i} has neither 'abc' nor 'xyz'")
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, StructureError):
+                raise
+            raise StructureError(
+                f"site {i}: unreadable coordinates ({type(exc).__name__})"
+            ) from None
     return _checked(lattice, cart, elements)
 
 
 # ---------------------------------------------------------------------------------- detection
 def _as_dict(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = parse_json(text)
+    except ValueError:
         try:
             value = ast.literal_eval(text)  # a Python repr of a dict (CSV dumps of data frames)
         except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-            raise StructureError(f"text starting with '{{' is not a JSON dict: {exc}") from None
+            reason = no_content(str(exc))
+            raise StructureError(f"text starting with '{{' is not a JSON dict: {reason}") from None
     if not isinstance(value, dict):
         raise StructureError("text starting with '{' is not a dict")
     return value
@@ -257,3 +289,6 @@ def parse_structure(value: Any) -> tuple[str, Arrays]:
         return kind, readers[kind](value)
     except StructureError as exc:
         raise StructureError(f"{kind}: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # a reader's unforeseen failure on one value: that value is unreadable, not the load
+        raise StructureError(f"{kind}: unreadable ({type(exc).__name__})") from None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,16 +133,16 @@ def read_table(path: Path, limit: int = MAX_TABLE_BYTES) -> tuple[list[dict[str,
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
+                rec = structures.parse_json(line)
+            except ValueError as exc:
                 raise DataError(f"{path}: line {number} is not JSON ({exc})") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{path}: line {number} is not a JSON object")
             rows.append(rec)
         return rows, list(dict.fromkeys(k for rec in rows for k in rec))
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
+        obj = structures.parse_json(text)
+    except ValueError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     return _json_rows(obj, str(path))
 

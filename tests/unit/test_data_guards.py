@@ -151,3 +151,95 @@ def test_allow_outside_paths_is_a_dataset_key_that_keeps_the_config_hash(tmp_pat
     allowed = compose(*folder, "dataset.allow_outside_paths=true")
     assert allowed.dataset.allow_outside_paths is True
     assert config_hash(allowed) == config_hash(compose(*folder))
+
+
+# ------------------------------------------------ 9: one bad row is that row's problem only
+def _jarvis_cell(coords: str = "[[0, 0, 0], [0.5, 0.5, 0.5]]") -> str:
+    return (
+        '{"lattice_mat": [[0, 2.82, 2.82], [2.82, 0, 2.82], [2.82, 2.82, 0]], '
+        f'"coords": {coords}, "elements": ["Na", "Cl"], "cartesian": false}}'
+    )
+
+
+def _pymatgen_cell(occu: str) -> str:
+    site = '{{"species": [{{"element": "{e}", "occu": {o}}}], "abc": [{x}, {x}, {x}]}}'
+    return (
+        '{"lattice": {"matrix": [[0, 2.82, 2.82], [2.82, 0, 2.82], [2.82, 2.82, 0]]}, '
+        f'"sites": [{site.format(e="Na", o=occu, x=0)}, {site.format(e="Cl", o=1, x=0.5)}]}}'
+    )
+
+
+BAD_CELLS = {
+    "deep": '{"lattice_mat": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "occu": _pymatgen_cell('"x"'),
+    "digits": _jarvis_cell("[[0, 0, " + "1" * 5000 + "], [0.5, 0.5, 0.5]]"),
+}
+
+
+def bad_rows_csv(path: Path) -> Path:
+    import csv
+
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "structure", "target"])
+        w.writerow(["good", _jarvis_cell(), "1.0"])
+        for name, cell in BAD_CELLS.items():
+            w.writerow([name, cell, "2.0"])
+        w.writerow(["big_target", _jarvis_cell(), "1" * 5000])
+    return path
+
+
+@pytest.mark.timeout(30)
+def test_bad_rows_of_a_table_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    path = bad_rows_csv(tmp_path / "t.csv")
+    crystals, report = load_table(path, "target", None, "id", None)
+    assert [c.id for c in crystals] == ["good"]
+    reasons = dict(report.unreadable)
+    assert set(reasons) == set(BAD_CELLS)
+    assert "occupancy" in reasons["occu"] and "non-finite" in reasons["digits"]
+    assert report.missing_target == 1  # the 5,000-digit target is not a finite number
+
+
+@pytest.mark.timeout(30)
+def test_a_json_table_with_a_long_number_loads_and_a_too_deep_one_names_the_file(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    good = json.loads(_jarvis_cell())
+    rows = f'[{{"id": "a", "atoms": {json.dumps(good)}, "target": 1.0}}, ' + (
+        f'{{"id": "b", "atoms": {_jarvis_cell("[[0, 0, " + "9" * 5000 + "], [0.5, 0.5, 0.5]]")},'
+        ' "target": 2.0}]'
+    )
+    path = tmp_path / "t.json"
+    path.write_text(rows)
+    crystals, report = load_table(path, "target", None, "id", None)
+    assert [c.id for c in crystals] == ["a"] and report.unreadable[0][0] == "b"
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match="nested too deeply") as err:
+        read_table(deep)
+    assert str(deep) in str(err.value)
+
+
+def test_a_descriptions_file_that_is_a_json_list_names_the_file(tmp_path: Path) -> None:
+    from fusion_tuner.data.records import read_descriptions
+
+    path = tmp_path / "desc.json"
+    path.write_text('["a", "b"]')
+    with pytest.raises(DataError, match="holds a JSON list") as err:
+        read_descriptions(path)
+    assert str(path) in str(err.value)
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}")
+    with pytest.raises(DataError, match="nested too deeply"):
+        read_descriptions(deep)
+
+
+@pytest.mark.timeout(30)
+def test_predict_inputs_skip_bad_table_rows_with_reasons(tmp_path: Path) -> None:
+    from fusion_tuner.inference.inputs import read_inputs
+
+    inputs = read_inputs([bad_rows_csv(tmp_path / "t.csv")], "target")
+    assert [c.id for c in inputs.crystals] == ["good", "big_target"]
+    assert {w.split(":")[-1] for w, _ in inputs.skipped} == set(BAD_CELLS)
