@@ -12,7 +12,9 @@ than gemmi's special-position tolerance are merged. The cell is the CIF's own (a
 gives its conventional cell: rock-salt NaCl in Fm-3m, 2 sites listed, gives 8 atoms); no
 reduction to a primitive cell, which would give the same k-NN graph around every atom. Sites
 with partial occupancy, unknown elements, missing cell parameters or non-numeric coordinates are
-refused with that reason.
+refused with that reason; so are a space-group symbol gemmi does not know when no symmetry
+operations are listed (gemmi would read it as P1, keeping only the listed sites), a cell
+length that is not positive and cell angles outside (0, 180) degrees or closing no cell.
 
 Why gemmi. Measured on this project's 2-core machine (shared, so read the ratios): one process
 parsing the 3,787 perovskite CIF strings of ``../shared/data/perov5_castelli`` with each parser
@@ -127,6 +129,32 @@ def _cif_block(text: str):
     raise StructureError("no atom sites (_atom_site_fract_x) in the CIF")
 
 
+def _check_cell(block) -> None:
+    """Refuse cell parameters no crystal has: a length that is not positive, an angle outside
+    (0, 180) degrees, or angles that close no cell. Read from the CIF itself: gemmi replaces
+    an impossible cell by a 1 A cube without a word."""
+    import gemmi
+
+    a, b, c, *angles = (gemmi.cif.as_number(block.find_value(k)) for k in _CELL_KEYS)
+    lengths = (a, b, c)
+    if not all(math.isfinite(v) and v > 0 for v in lengths):
+        raise StructureError(
+            f"cell lengths a, b, c = {', '.join(f'{v:g}' for v in lengths)} Angstrom; each must "
+            "be positive"
+        )
+    shown = ", ".join(f"{v:g}" for v in angles)
+    if not all(math.isfinite(v) and 0 < v < 180 for v in angles):
+        raise StructureError(
+            f"cell angles alpha, beta, gamma = {shown} degrees; each must lie strictly between "
+            "0 and 180"
+        )
+    ca, cb, cg = (math.cos(math.radians(v)) for v in angles)
+    if 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg <= 1e-10:
+        raise StructureError(
+            f"cell angles alpha, beta, gamma = {shown} degrees close no cell (zero volume)"
+        )
+
+
 def read_cif(text: str) -> Arrays:
     """Atoms of the one structure in a CIF text, symmetry applied (see the module docstring)."""
     import gemmi
@@ -137,8 +165,20 @@ def read_cif(text: str) -> Arrays:
         raise StructureError(f"CIF lacks {', '.join(absent)}")
     try:
         small = gemmi.make_small_structure_from_block(block)
-        sites = small.get_all_unit_cell_sites()
     except (ValueError, RuntimeError, IndexError) as exc:  # e.g. an unparseable symmetry operation
+        raise StructureError(f"CIF: {no_content(str(exc))}") from None
+    _check_cell(block)
+    symbol = small.spacegroup_hm.strip() or small.spacegroup_hall.strip()
+    if not small.symops and small.spacegroup is None and symbol:
+        # gemmi would fall back to P1 and silently read only the listed sites
+        raise StructureError(
+            f"unknown space-group symbol {symbol[:40]!r} and "
+            "no symmetry operations listed (_space_group_symop_operation_xyz); reading it as P1 "
+            "would keep only the listed sites"
+        )
+    try:
+        sites = small.get_all_unit_cell_sites()
+    except (ValueError, RuntimeError, IndexError) as exc:
         raise StructureError(f"CIF: {no_content(str(exc))}") from None
     for site in small.sites:
         if abs(site.occ - 1.0) > OCCUPANCY_TOLERANCE:
