@@ -243,6 +243,9 @@ class ModelConfig:
     init_scope: str = "all"
     # keep the graph encoder fixed for the first N epochs (0: never, -1: the whole run)
     freeze_graph_epochs: int = 0
+    # refuse to start when init_from fills less than this fraction of the tensors in scope
+    # (another architecture: the run would train mostly from scratch); 0 allows any
+    init_min_loaded: float = 0.5
 
 
 @dataclass
@@ -382,6 +385,7 @@ RESULT_NEUTRAL_KEYS = (
     # guards that refuse or allow inputs, never change what a run computes from them
     "dataset.max_table_bytes",
     "dataset.allow_outside_paths",
+    "model.init_min_loaded",
     # base_sweep / base only record where a chained run's values came from: the values
     # themselves are set on their own keys
     "base_sweep",
@@ -737,9 +741,23 @@ def _validate_training(c: Config, p: list[str]) -> None:
         )
 
 
+def init_from_problem(m: ModelConfig) -> str | None:
+    """Why ``model.init_from`` cannot be used, when it names nothing that exists."""
+    if m.init_from and not Path(m.init_from).expanduser().exists():
+        return (
+            f"model.init_from={m.init_from} does not exist; give a completed run directory (its "
+            "best_model.pt) or a checkpoint file, or drop model.init_from for fresh weights"
+        )
+    return None
+
+
 def _validate_init(c: Config, p: list[str]) -> None:
     m = c.model
     _check_choice(p, "model.init_scope", m.init_scope, INIT_SCOPES)
+    _check_range(p, "model.init_min_loaded", m.init_min_loaded, 0.0, 1.0)
+    missing = init_from_problem(m)
+    if missing:
+        p.append(missing)
     if m.freeze_graph_epochs < -1:
         p.append(
             f"model.freeze_graph_epochs={m.freeze_graph_epochs} must be -1 (the whole run) or >= 0"
