@@ -178,3 +178,11 @@ def test_tampered_checkpoints_give_an_error_and_exit_2(
     assert err.startswith("error: ") and "Traceback" not in err
     if kind in CONFIG_TAMPERINGS:  # export reads the config, never the weights
         assert expected in err and str(run / "best_model.pt") in err
+    from fusion_tuner.analyze import main as analyze_main
+
+    code = analyze_main(
+        ["cka", "--runs", str(trained), str(run), "--device", "cpu", "--out", str(tmp_path / "a")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and expected in err and "Traceback" not in err
