@@ -146,7 +146,9 @@ def _check_members(path: Path) -> None:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is unreadable (corrupt archive: {exc})") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated or corrupt: {exc})"
+        ) from None
     total = 0
     for info in infos:
         if info.compress_type != zipfile.ZIP_STORED:
