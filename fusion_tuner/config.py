@@ -101,9 +101,9 @@ class DatasetConfig:
     angle_rbf_bins: int = 40
     # stop if more unreadable structures than this are dropped
     max_drop_fraction: float = 0.05
-    # the most bytes a table, id_prop.csv, descriptions or split file may hold once unpacked
-    # from .gz / .zip (counted while unpacking): a guard against decompression bombs, far above
-    # any real table (2 GiB)
+    # table source: the most bytes the file may hold once unpacked from .gz / .zip (counted
+    # while unpacking, headers not trusted): a guard against decompression bombs, far above any
+    # real table (2 GiB; descriptions and split files are held to the same 2 GiB)
     max_table_bytes: int = 2 << 30
     # featurised cache; None: $FUSION_TUNER_CACHE_DIR or ~/.cache/fusion_tuner
     cache_dir: str | None = None
@@ -529,7 +529,7 @@ def _check_divides(problems: list[str], dim_key: str, dim: int, heads_key: str, 
 SOURCE_KEYS = {
     "jarvis": ("name", "jarvis_dir"),
     "folder": ("root", "allow_outside_paths"),
-    "table": ("path", "structure_column", "id_column"),
+    "table": ("path", "structure_column", "id_column", "max_table_bytes"),
 }
 
 
