@@ -176,9 +176,9 @@ def _read_structure(path: Path) -> tuple[str, structures.Arrays]:
 
 
 def outside_reason(fname: str) -> str | None:
-    """Why an ``id_prop.csv`` entry points outside its folder (absolute, ``~``, or climbing
-    out with ``..``), else None. Lexical: the folder's own symlinks are its owner's choice."""
-    if not fname or os.path.isabs(fname) or fname.startswith("~") or "\0" in fname:
+    """Why an ``id_prop.csv`` entry points outside its folder (absolute, or climbing out with
+    ``..``), else None. Lexical: the folder's own symlinks are its owner's choice."""
+    if os.path.isabs(fname):
         return "an absolute path"
     parts = Path(os.path.normpath(fname)).parts
     if parts and parts[0] == "..":
@@ -226,8 +226,8 @@ def load_folder(
                 )
             )
             continue
-        candidates = [Path(fname).expanduser()] if outside else [root / fname]
-        candidates += [] if outside else [root / "structures" / fname]
+        # allowed: an absolute path as it is, a climbing one from the folder
+        candidates = [root / fname] if outside else [root / fname, root / "structures" / fname]
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             report.unreadable.append((fname, "structure file not found"))
