@@ -36,9 +36,9 @@ class ValidateCallback(Callback):
 
     A single run is validated in full (:func:`validate`). A sweep's base config is checked for
     missing data files and a missing ``model.init_from`` only, and only for keys the sweep does
-    not vary (a grid point may fix
-    anything else; ``train`` validates each run and records a bad one as failed). Listed before
-    ``sweep_summary`` under ``hydra.callbacks`` in ``conf/config.yaml``.
+    not vary (a grid point may fix anything else; ``train`` validates each run and records a
+    bad one as failed). Listed before ``sweep_summary`` under ``hydra.callbacks`` in
+    ``conf/config.yaml``.
     """
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:

@@ -99,13 +99,19 @@ def load_matching(
     ]
     fraction = len(loaded) / len(in_scope) if in_scope else 1.0
     if fraction < min_loaded:
+        graph = [n for n in own if n.startswith(GRAPH_ENCODER)]
+        hint = (
+            f"model.init_scope=graph_encoder (all {len(graph)} graph-encoder tensors match), "
+            if scope == "all" and graph and all(n in loaded for n in graph)
+            else ""
+        )
         raise RunError(
             f"model.init_from={source.checkpoint_path} fills only {len(loaded)} of this model's "
             f"{len(in_scope)} tensors in scope {scope} ({fraction:.0%}; {len(shape)} of another "
             f"shape, {sum(1 for n in in_scope if n not in src)} absent from the source): its "
             "architecture differs, so the run would train mostly from scratch. Match the "
-            "source's arch/text/fusion/attention settings, or set model.init_min_loaded=0 to "
-            "start from the matching tensors anyway"
+            f"source's arch/text/fusion/attention settings, or set {hint}or "
+            "model.init_min_loaded=0 to start from the matching tensors anyway"
         )
     model.load_state_dict(loaded, strict=False)
     record = {

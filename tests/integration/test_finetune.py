@@ -178,6 +178,17 @@ def test_init_from_another_architecture_is_refused_below_the_threshold(
     assert warning.levelname == "WARNING"
 
 
+def test_a_graph_only_source_points_to_the_graph_encoder_scope(tmp_path) -> None:
+    graph_only = tmp_path / "graph_only"
+    run_cli(graph_only, "text=none")
+    with pytest.raises(RunError, match=r"model\.init_scope=graph_encoder \(all \d+ graph-encoder"):
+        Trainer.from_config(tiny(f"model.init_from={graph_only}"), tmp_path / "fused")
+    fused = Trainer.from_config(
+        tiny(f"model.init_from={graph_only}", "model.init_scope=graph_encoder"), tmp_path / "g"
+    )
+    assert fused.init["loaded_fraction"] == 1.0
+
+
 @pytest.mark.slow
 def test_formation_energy_run_fine_tuned_on_mbj_bandgap(shared_data, tmp_path) -> None:
     """The shared data's typical use: formation energy -> TBmBJ band gap (50 real crystals)."""
