@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -51,6 +52,9 @@ class DatasetConfig:
     jarvis_dir: str | None = None
     # folder source: directory with id_prop.csv and structure files
     root: str | None = None
+    # folder source: let id_prop.csv name absolute paths or paths leaving dataset.root (..);
+    # false: such rows are skipped with their reason
+    allow_outside_paths: bool = False
     # table source: a .csv / .json / .jsonl file (optionally .gz or a one-file .zip)
     path: str | None = None
     # table source: the column holding CIF / POSCAR text, a JARVIS Atoms or pymatgen Structure
@@ -97,6 +101,10 @@ class DatasetConfig:
     angle_rbf_bins: int = 40
     # stop if more unreadable structures than this are dropped
     max_drop_fraction: float = 0.05
+    # table source: the most bytes the file may hold once unpacked from .gz / .zip (counted
+    # while unpacking, headers not trusted): a guard against decompression bombs, far above any
+    # real table (2 GiB; descriptions and split files are held to the same 2 GiB)
+    max_table_bytes: int = 2 << 30
     # featurised cache; None: $FUSION_TUNER_CACHE_DIR or ~/.cache/fusion_tuner
     cache_dir: str | None = None
     # processes used to featurise (0: in this process)
@@ -235,6 +243,9 @@ class ModelConfig:
     init_scope: str = "all"
     # keep the graph encoder fixed for the first N epochs (0: never, -1: the whole run)
     freeze_graph_epochs: int = 0
+    # refuse to start when init_from fills less than this fraction of the tensors in scope
+    # (another architecture: the run would train mostly from scratch); 0 allows any
+    init_min_loaded: float = 0.5
 
 
 @dataclass
@@ -371,6 +382,10 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.devices",
     "dataset.cache_dir",
     "dataset.num_workers",
+    # guards that refuse or allow inputs, never change what a run computes from them
+    "dataset.max_table_bytes",
+    "dataset.allow_outside_paths",
+    "model.init_min_loaded",
     # base_sweep / base only record where a chained run's values came from: the values
     # themselves are set on their own keys
     "base_sweep",
@@ -513,8 +528,8 @@ def _check_divides(problems: list[str], dim_key: str, dim: int, heads_key: str, 
 # override list (tests, sweeps) may carry dataset.demo_size whatever the source.
 SOURCE_KEYS = {
     "jarvis": ("name", "jarvis_dir"),
-    "folder": ("root",),
-    "table": ("path", "structure_column", "id_column"),
+    "folder": ("root", "allow_outside_paths"),
+    "table": ("path", "structure_column", "id_column", "max_table_bytes"),
 }
 
 
@@ -596,6 +611,7 @@ def _validate_dataset(c: Config, p: list[str]) -> None:
     _check_min(p, "dataset.demo_noise", d.demo_noise, 0.0)
     _check_min(p, "dataset.num_workers", d.num_workers, 0)
     _check_range(p, "dataset.max_drop_fraction", d.max_drop_fraction, 0.0, 1.0)
+    _check_min(p, "dataset.max_table_bytes", d.max_table_bytes, 1)
 
 
 def _validate_text(c: Config, p: list[str]) -> None:
@@ -729,9 +745,23 @@ def _validate_training(c: Config, p: list[str]) -> None:
         )
 
 
+def init_from_problem(m: ModelConfig) -> str | None:
+    """Why ``model.init_from`` cannot be used, when it names nothing that exists."""
+    if m.init_from and not Path(m.init_from).expanduser().exists():
+        return (
+            f"model.init_from={m.init_from} does not exist; give a completed run directory (its "
+            "best_model.pt) or a checkpoint file, or drop model.init_from for fresh weights"
+        )
+    return None
+
+
 def _validate_init(c: Config, p: list[str]) -> None:
     m = c.model
     _check_choice(p, "model.init_scope", m.init_scope, INIT_SCOPES)
+    _check_range(p, "model.init_min_loaded", m.init_min_loaded, 0.0, 1.0)
+    missing = init_from_problem(m)
+    if missing:
+        p.append(missing)
     if m.freeze_graph_epochs < -1:
         p.append(
             f"model.freeze_graph_epochs={m.freeze_graph_epochs} must be -1 (the whole run) or >= 0"

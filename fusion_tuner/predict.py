@@ -32,7 +32,11 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="structure files, folders, ALIGNN folders (id_prop.csv) or tables",
     )
-    p.add_argument("--out", type=Path, required=True, help="the CSV to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="the CSV to write (a folder: its predictions.csv); never a run's own record",
+    )
     p.add_argument(
         "--descriptions",
         help="texts for the new crystals (CSV id,description or JSON), when the runs' texts "
@@ -40,8 +44,69 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--max-edges",
+        type=int,
+        default=None,
+        help="bonds plus bond angles per batch, which bound the memory (default 1,000,000); "
+        "a crystal above it alone is skipped with the reason",
+    )
     p.add_argument("--progress", default="auto", choices=("auto", "bar", "none"))
+    p.add_argument(
+        "--allow-outside-paths",
+        action="store_true",
+        help="let an ALIGNN folder's id_prop.csv name absolute paths or files outside the "
+        "folder (skipped otherwise)",
+    )
     return p
+
+
+# What a run directory holds that predict must never overwrite (besides .hydra/, tokenizer/).
+RUN_RECORDS = {
+    "metrics.json",
+    "best_model.pt",
+    "last.pt",
+    "last.prev.pt",
+    "history.csv",
+    "split.json",
+    "ids_train_val_test.json",
+    "data_report.json",
+    "train.log",
+    "curves.png",
+    "predictions_train.csv",
+    "predictions_val.csv",
+    "predictions_test.csv",
+}
+
+
+def _out_file(raw: str) -> Path:
+    """The CSV ``--out`` names: a folder (existing, or given with a trailing ``/``) gets
+    ``predictions.csv`` inside it.
+
+    Raises:
+        PredictError: a path that is a run's own record (``metrics.json``, a checkpoint, its
+            recorded predictions, anything in ``.hydra/`` or ``tokenizer/``), or not a file.
+    """
+    from fusion_tuner.errors import PredictError
+    from fusion_tuner.rundir import RunDir
+
+    out = Path(raw).expanduser()
+    if out.is_dir() or raw.endswith(("/", "\\")):
+        out = out / "predictions.csv"
+    for folder in (out.parent, out.parent.parent):
+        files = RunDir(folder)
+        if not (files.is_run() or files.best_checkpoint.is_file()):
+            continue
+        inside = out.parent.name in (".hydra", "tokenizer") and folder == out.parent.parent
+        if (folder == out.parent and out.name in RUN_RECORDS) or inside:
+            raise PredictError(
+                f"--out {raw} would overwrite the run record {out} of the run in {folder}; "
+                "write the predictions elsewhere, e.g. --out "
+                f"{folder / 'predictions_new.csv'}"
+            )
+    if out.exists() and not out.is_file():
+        raise PredictError(f"--out {raw}: {out} exists and is not a file")
+    return out
 
 
 def _fmt(value: object) -> object:
@@ -53,10 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1:
         print(f"error: --batch-size={args.batch_size} must be >= 1", file=sys.stderr)
         return 2
+    if args.max_edges is not None and args.max_edges < 1:
+        print(f"error: --max-edges={args.max_edges} must be >= 1", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from fusion_tuner.inference import predict
     from fusion_tuner.io import write_csv
 
+    try:
+        out = _out_file(str(args.out))
+    except PredictError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         table = predict(
             args.runs,
@@ -65,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             batch_size=args.batch_size,
             progress=args.progress,
+            allow_outside_paths=args.allow_outside_paths,
+            **({"max_edges": args.max_edges} if args.max_edges is not None else {}),
         )
     except (PredictError, RunError, CheckpointError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -74,14 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     if not table.rows:
         print(f"error: nothing could be predicted ({len(table.skipped)} skipped)", file=sys.stderr)
         return 1
-    write_csv(args.out, table.columns, ({k: _fmt(v) for k, v in r.items()} for r in table))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(out, table.columns, ({k: _fmt(v) for k, v in r.items()} for r in table))
     if len(table.members) > 1:
         for i, member in enumerate(table.members, start=1):
             print(f"member_{i}: {member}")
     print(
         f"predicted {table.target} for {len(table)} crystals"
         + (f", skipped {len(table.skipped)}" if table.skipped else "")
-        + f": wrote {args.out}"
+        + f": wrote {out}"
     )
     if table.mae is not None:
         print(f"MAE against the inputs' targets: {table.mae:.4g} (n={len(table)})")

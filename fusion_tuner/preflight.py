@@ -7,7 +7,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from fusion_tuner.config import Config, dataset_file_problems, validate
+from fusion_tuner.config import Config, dataset_file_problems, init_from_problem, validate
 from fusion_tuner.errors import ConfigError
 
 
@@ -35,9 +35,10 @@ class ValidateCallback(Callback):
     """Hydra callback: check the config before Hydra creates a run or sweep directory.
 
     A single run is validated in full (:func:`validate`). A sweep's base config is checked for
-    missing data files only, and only for keys the sweep does not vary (a grid point may fix
-    anything else; ``train`` validates each run and records a bad one as failed). Listed before
-    ``sweep_summary`` under ``hydra.callbacks`` in ``conf/config.yaml``.
+    missing data files and a missing ``model.init_from`` only, and only for keys the sweep does
+    not vary (a grid point may fix anything else; ``train`` validates each run and records a
+    bad one as failed). Listed before ``sweep_summary`` under ``hydra.callbacks`` in
+    ``conf/config.yaml``.
     """
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
@@ -51,13 +52,16 @@ class ValidateCallback(Callback):
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         typed = _typed_config(config)
         swept = _swept_keys(config.hydra)
-        if typed is None or swept is None or "dataset" in swept:
+        if typed is None or swept is None:
             return
         problems = [
             msg
             for key, msg in dataset_file_problems(typed.dataset)
-            if f"dataset.{key}" not in swept
+            if "dataset" not in swept and f"dataset.{key}" not in swept
         ]
+        missing = init_from_problem(typed.model)
+        if missing and not swept & {"model", "model.init_from"}:
+            problems.append(missing)
         if problems:
             _stop(str(ConfigError(problems)))
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fusion_tuner.errors import RunError
+from fusion_tuner.errors import CheckpointError, RunError
 from fusion_tuner.io import write_csv, write_json
 
 if TYPE_CHECKING:
@@ -384,19 +384,36 @@ class Run:
         """The typed config the model was trained with (from the checkpoint)."""
         from fusion_tuner.training.checkpoint import config_from_dict
 
-        return config_from_dict(self.checkpoint["config"])
+        return config_from_dict(self.checkpoint["config"], self.checkpoint_path)
 
     @property
     def data_info(self) -> dict[str, Any]:
-        return self.checkpoint["data_info"]
+        from fusion_tuner.training.checkpoint import check_data_info
+
+        return check_data_info(self.checkpoint.get("data_info"), self.checkpoint_path or "")
 
     @cached_property
     def model(self) -> torch.nn.Module:
-        """The checkpoint's model, rebuilt from the checkpoint alone, in eval mode."""
+        """The checkpoint's model, rebuilt from the checkpoint alone, in eval mode.
+
+        Raises:
+            CheckpointError: weights that do not fit the architecture its config describes
+                (a tampered checkpoint, or one from another version).
+        """
         from fusion_tuner.models.builders import build_model
 
-        model = build_model(self.config, self.data_info, pretrained_text=False)
-        model.load_state_dict(self.checkpoint["model_state"])
+        try:
+            model = build_model(self.config, self.data_info, pretrained_text=False)
+            model.load_state_dict(self.checkpoint["model_state"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, CheckpointError):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint_path}: its weights do not fit the model its config "
+                f"describes ({type(exc).__name__}: {first[:300]}); the file was altered or "
+                "written by another version"
+            ) from None
         return model.eval()
 
 

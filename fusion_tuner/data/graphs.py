@@ -36,8 +36,11 @@ as upstream's DGL model aggregates at the edge's destination):
 Both strategies are invariant under a permutation of the atoms: every distance is computed from
 the two positions and the image alone, and nothing is decided by atom order. Atoms closer than
 ``MIN_BOND_LENGTH`` (also through a periodic image, and two sites at the same position) refuse
-the structure, naming both sites; upstream silently ignores such pairs. Everything is vectorised
-numpy on one crystal; memory is bounded by processing centre atoms in chunks.
+the structure, naming both sites; upstream silently ignores such pairs. An atom whose nearest
+neighbour is farther than ``MAX_NEAREST_NEIGHBOR`` (50 A, or ``cutoff`` if larger) is one no
+bond reaches and refuses the structure too (k-nearest would grow its radius that far).
+Everything is vectorised numpy on one crystal; memory is bounded by processing centre atoms
+in chunks.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ MIN_BOND_LENGTH = 0.15
 # Most periodic image sites (images x atoms) one neighbour search may enumerate; a structure
 # needing more (a grown radius in a huge, sparse cell) is refused instead of exhausting memory.
 MAX_IMAGE_SITES = 2_000_000
+# Angstrom; an atom whose nearest neighbour (a periodic image of itself included) is farther,
+# and farther than dataset.cutoff, is one no bond reaches: the k-nearest radius would grow
+# until it had bonds of that length, a graph of nothing physical. Far above the vacuum of any
+# slab or molecule-in-a-box cell (upstream grows there too, and so does k-nearest here).
+MAX_NEAREST_NEIGHBOR = 50.0
 _CHUNK_ELEMENTS = 1 << 18  # distances computed at once: centres per chunk x image sites
 
 
@@ -329,6 +337,17 @@ def crystal_graph(
             f"{lonely.size} atom(s) (site {int(lonely[0])} first) have no neighbour within "
             f"{cutoff:g} A, so no bond reaches them; use dataset.neighbor_strategy=k-nearest "
             "(it grows the radius) or a larger dataset.cutoff"
+        )
+    reach = max(MAX_NEAREST_NEIGHBOR, float(cutoff))
+    nearest = np.full(n, np.inf)
+    np.minimum.at(nearest, edge_index[1], np.linalg.norm(r, axis=1))
+    far = np.flatnonzero(nearest > reach)
+    if far.size:
+        first = int(far[0])
+        raise StructureError(
+            f"{far.size} atom(s) (site {first} first, nearest neighbour {nearest[first]:.4g} A "
+            f"away) have no neighbour within {reach:g} A, so no bond reaches them (an isolated "
+            "atom: its bonds would describe nothing physical)"
         )
     return edge_index, r
 

@@ -186,8 +186,10 @@ class CrystalDataModule:
             from fusion_tuner.data.tables import load_table
 
             path = data_paths.resolve(d.path or "")
-            return load_table(path, d.target, d.structure_column, d.id_column, limit)
-        return records.load_folder(data_paths.resolve(d.root or ""), limit)
+            return load_table(
+                path, d.target, d.structure_column, d.id_column, limit, d.max_table_bytes
+            )
+        return records.load_folder(data_paths.resolve(d.root or ""), limit, d.allow_outside_paths)
 
     def _build_graphs(self, loaded: tuple[list[records.Crystal], records.LoadReport]) -> dict:
         crystals, report = loaded

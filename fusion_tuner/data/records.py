@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import json
 import math
 import os
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,11 +203,26 @@ def _read_structure(path: Path) -> tuple[str, structures.Arrays]:
     return "poscar", structures.read_poscar(text)
 
 
-def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadReport]:
+def outside_reason(fname: str) -> str | None:
+    """Why an ``id_prop.csv`` entry points outside its folder (absolute, or climbing out with
+    ``..``), else None. Lexical: the folder's own symlinks are its owner's choice."""
+    if os.path.isabs(fname):
+        return "an absolute path"
+    parts = Path(os.path.normpath(fname)).parts
+    if parts and parts[0] == "..":
+        return "a path that leaves the folder (..)"
+    return None
+
+
+def load_folder(
+    root: Path, limit: int | None, allow_outside: bool = False
+) -> tuple[list[Crystal], LoadReport]:
     """Load ALIGNN's folder format: ``id_prop.csv`` (``file,target``; no header) + structures.
 
     A structure file is looked up beside ``id_prop.csv``, then in a ``structures/`` subfolder.
-    ``descriptions.csv`` (``id,description``) beside it, when present, supplies the texts.
+    An entry that is an absolute path or leaves the folder is skipped with its reason unless
+    ``allow_outside`` (``dataset.allow_outside_paths``). ``descriptions.csv``
+    (``id,description``) beside it, when present, supplies the texts.
     """
     id_prop = root / "id_prop.csv"
     if not id_prop.is_file():
@@ -227,7 +244,19 @@ def load_folder(root: Path, limit: int | None) -> tuple[list[Crystal], LoadRepor
         value = _as_float(row[1]) if len(row) > 1 else None
         if not report.admit(value, len(crystals), limit):
             continue
-        path = next((p for p in (root / fname, root / "structures" / fname) if p.is_file()), None)
+        outside = outside_reason(fname)
+        if outside and not allow_outside:
+            report.unreadable.append(
+                (
+                    fname,
+                    f"{outside}: id_prop.csv entries must name files in {root} or its "
+                    "structures/ (set dataset.allow_outside_paths=true to allow others)",
+                )
+            )
+            continue
+        # allowed: an absolute path as it is, a climbing one from the folder
+        candidates = [root / fname] if outside else [root / fname, root / "structures" / fname]
+        path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             report.unreadable.append((fname, "structure file not found"))
             continue
@@ -261,18 +290,49 @@ def decode_utf8(data: bytes, name: str) -> str:
         ) from None
 
 
-def read_member(path: Path) -> tuple[bytes, str]:
-    """Bytes and name of ``path``, or of the single file inside ``path`` when it is a ``.zip``."""
+# dataset.max_table_bytes' default: what a table file may unpack to.
+MAX_TABLE_BYTES = 2 << 30
+_CHUNK = 1 << 20
+
+
+def read_capped(fh: Any, limit: int, shown: str) -> bytes:
+    """All of ``fh`` read in chunks, counting: a :class:`DataError` naming ``shown`` and
+    ``dataset.max_table_bytes`` as soon as more than ``limit`` bytes come out (sizes in
+    headers are not trusted)."""
+    chunks, total = [], 0
+    while chunk := fh.read(min(_CHUNK, limit + 1 - total)):
+        total += len(chunk)
+        if total > limit:
+            raise DataError(
+                f"{shown} unpacks to more than {limit} bytes (dataset.max_table_bytes={limit}); "
+                "refused as a likely decompression bomb. Raise dataset.max_table_bytes if the "
+                "file really is that large."
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_member(path: Path, limit: int = MAX_TABLE_BYTES) -> tuple[bytes, str]:
+    """Bytes and name of ``path``, or of the single file inside ``path`` when it is a ``.zip``;
+    more than ``limit`` bytes (``dataset.max_table_bytes``) is refused, naming the file."""
     if path.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(path) as zf:
                 members = [m for m in zf.namelist() if not m.endswith("/")]
                 if len(members) != 1:
                     raise DataError(f"{path} must hold exactly one file, found {members}")
-                return zf.read(members[0]), members[0]
-        except zipfile.BadZipFile as exc:
+                with zf.open(members[0]) as fh:
+                    return read_capped(fh, limit, f"{path}:{members[0]}"), members[0]
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error) as exc:
             raise DataError(f"{path} is not a readable zip file ({exc})") from None
-    return path.read_bytes(), path.name
+    with path.open("rb") as fh:
+        return read_capped(fh, limit, str(path)), path.name
+
+
+def gunzip_capped(data: bytes, limit: int, shown: str) -> bytes:
+    """``data`` gunzipped by streaming, refused beyond ``limit`` bytes (see :func:`read_capped`)."""
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+        return read_capped(fh, limit, shown)
 
 
 def _open_text(path: Path) -> tuple[str, str]:
@@ -289,7 +349,15 @@ def read_descriptions(path: Path, variant: str = "desc_2") -> dict[str, str]:
         raise DataError(f"descriptions file {path} not found (dataset.descriptions)")
     content, inner = _open_text(path)
     if inner.endswith(".json"):
-        raw = json.loads(content)
+        try:
+            raw = structures.parse_json(content)
+        except ValueError as exc:
+            raise DataError(f"descriptions file {path}: not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise DataError(
+                f"descriptions file {path} holds a JSON {type(raw).__name__}; expected an "
+                "object {id: text} or {id: {desc_1: ..., desc_2: ...}}"
+            )
         out = {}
         for key, value in raw.items():
             if isinstance(value, dict):
@@ -318,7 +386,10 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
     """
     if not path.is_file():
         raise DataError(f"split file {path} not found (dataset.split_file)")
-    raw = json.loads(_open_text(path)[0])
+    try:
+        raw = structures.parse_json(_open_text(path)[0])
+    except ValueError as exc:
+        raise DataError(f"split file {path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise DataError(f"split file {path} must hold a JSON object, not {type(raw).__name__}")
     if all(k in raw for k in ALIGNN_SPLIT_KEYS.values()):

@@ -16,6 +16,30 @@ import torch
 
 from fusion_tuner.errors import DataError
 
+_CHUNK = 1 << 22  # values checked at once: bounded temporaries on caches of any size
+
+
+def _all_chunks(values: torch.Tensor, ok: Any) -> bool:
+    """True when ``ok(chunk)`` holds everywhere, checked a chunk at a time."""
+    return all(bool(ok(values[i : i + _CHUNK]).all()) for i in range(0, values.shape[0], _CHUNK))
+
+
+def _within(
+    index: torch.Tensor, ptr: torch.Tensor, target_ptr: torch.Tensor, along: int = 0
+) -> bool:
+    """True when every per-crystal ``index`` (elements ``ptr[c]:ptr[c+1]`` along ``along``)
+    lies in ``[0, size of crystal c in target_ptr)``: per-crystal minima and maxima by
+    ``reduceat``, without temporaries the size of ``index``."""
+    counts = np.diff(ptr.numpy())
+    nonempty = counts > 0
+    if not nonempty.any():
+        return True
+    starts = ptr.numpy()[:-1][nonempty]  # strictly increasing: each segment ends at the next
+    values = index.numpy()
+    low = np.minimum.reduceat(values, starts, axis=along)
+    high = np.maximum.reduceat(values, starts, axis=along)
+    return bool((low >= 0).all() and (high < np.diff(target_ptr.numpy())[nonempty]).all())
+
 
 @dataclass(frozen=True)
 class GraphStore:
@@ -85,8 +109,36 @@ class GraphStore:
             problems.append("bond offsets do not match the bonds")
         elif not int(store.lg_ptr[-1]) == len(store.lg_src) == len(store.angle_cos):
             problems.append("line-graph offsets do not match the line-graph edges")
+        else:
+            problems += store._value_problems()
         if problems:
             raise DataError(f"inconsistent graph cache entry: {'; '.join(problems)}")
+
+    def _value_problems(self) -> list[str]:
+        """What is wrong with the values (the shapes agree): offsets that run backwards, bonds
+        to atoms a crystal does not have, line-graph edges to bonds it does not have,
+        non-finite or non-positive bond lengths, bond-angle cosines outside [-1, 1]."""
+        problems = []
+        for name, ptr in (
+            ("atom", self.atom_ptr),
+            ("bond", self.edge_ptr),
+            ("line-graph", self.lg_ptr),
+        ):
+            if len(ptr) and (int(ptr[0]) != 0 or bool((ptr[1:] < ptr[:-1]).any())):
+                problems.append(f"{name} offsets do not start at 0 and grow")
+        if problems:
+            return problems
+        if not _within(self.edge_index, self.edge_ptr, self.atom_ptr, along=1):
+            problems.append("a bond refers to an atom outside its crystal (edge_index)")
+        if not _within(self.lg_src, self.lg_ptr, self.edge_ptr):
+            problems.append("a line-graph edge refers to a bond outside its crystal (lg_src)")
+        if not _all_chunks(self.bond_length, lambda t: torch.isfinite(t) & (t > 0)):
+            problems.append("a bond length is not a finite positive number")
+        if not _all_chunks(self.r, torch.isfinite):
+            problems.append("a bond vector is not finite")
+        if not _all_chunks(self.angle_cos, lambda t: (t >= -1.0001) & (t <= 1.0001)):
+            problems.append("a bond-angle cosine is not a number in [-1, 1]")
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

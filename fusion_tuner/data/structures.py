@@ -12,7 +12,9 @@ than gemmi's special-position tolerance are merged. The cell is the CIF's own (a
 gives its conventional cell: rock-salt NaCl in Fm-3m, 2 sites listed, gives 8 atoms); no
 reduction to a primitive cell, which would give the same k-NN graph around every atom. Sites
 with partial occupancy, unknown elements, missing cell parameters or non-numeric coordinates are
-refused with that reason.
+refused with that reason; so are a space-group symbol gemmi does not know when no symmetry
+operations are listed (gemmi would read it as P1, keeping only the listed sites), a cell
+length that is not positive and cell angles outside (0, 180) degrees or closing no cell.
 
 Why gemmi. Measured on this project's 2-core machine (shared, so read the ratios): one process
 parsing the 3,787 perovskite CIF strings of ``sample://perov5_castelli`` with each parser
@@ -45,6 +47,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -62,6 +65,31 @@ _CELL_KEYS = (
     "_cell_angle_beta",
     "_cell_angle_gamma",
 )
+
+
+def no_content(message: str, limit: int = 200) -> str:
+    """A parser's message without what it quotes of the text: a reason never repeats the
+    content of a file (which may not be a structure at all, e.g. ``/etc/passwd``)."""
+    message = re.sub(r"'[^'\n]*'|\"[^\"\n]*\"", "'...'", message)
+    return message if len(message) <= limit else message[:limit] + "..."
+
+
+# Longer integers are read as floats (inf): Python refuses to convert them to int (ValueError).
+MAX_INT_DIGITS = 4000
+
+
+def _lenient_int(text: str) -> int | float:
+    return int(text) if len(text) <= MAX_INT_DIGITS else float(text)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` for data files: an integer of more than :data:`MAX_INT_DIGITS` digits
+    becomes a float (inf, then refused as non-finite where a number is needed), and nesting
+    too deep for the decoder is a ``ValueError`` like any other malformed JSON."""
+    try:
+        return json.loads(text, parse_int=_lenient_int)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read") from None
 
 
 class StructureError(ValueError):
@@ -89,7 +117,7 @@ def _cif_block(text: str):
     try:
         doc = gemmi.cif.read_string(text)
     except (ValueError, RuntimeError, IndexError) as exc:
-        raise StructureError(f"CIF syntax: {exc}") from None
+        raise StructureError(f"CIF syntax: {no_content(str(exc))}") from None
     blocks = [b for b in doc if len(b.find_values("_atom_site_fract_x"))]
     if len(blocks) == 1:
         return blocks[0]
@@ -99,6 +127,32 @@ def _cif_block(text: str):
     if any(len(b.find_values("_atom_site_Cartn_x")) for b in doc):
         raise StructureError("only Cartesian atom sites; fractional (_atom_site_fract_x) expected")
     raise StructureError("no atom sites (_atom_site_fract_x) in the CIF")
+
+
+def _check_cell(block) -> None:
+    """Refuse cell parameters no crystal has: a length that is not positive, an angle outside
+    (0, 180) degrees, or angles that close no cell. Read from the CIF itself: gemmi replaces
+    an impossible cell by a 1 A cube without a word."""
+    import gemmi
+
+    a, b, c, *angles = (gemmi.cif.as_number(block.find_value(k)) for k in _CELL_KEYS)
+    lengths = (a, b, c)
+    if not all(math.isfinite(v) and v > 0 for v in lengths):
+        raise StructureError(
+            f"cell lengths a, b, c = {', '.join(f'{v:g}' for v in lengths)} Angstrom; each must "
+            "be positive"
+        )
+    shown = ", ".join(f"{v:g}" for v in angles)
+    if not all(math.isfinite(v) and 0 < v < 180 for v in angles):
+        raise StructureError(
+            f"cell angles alpha, beta, gamma = {shown} degrees; each must lie strictly between "
+            "0 and 180"
+        )
+    ca, cb, cg = (math.cos(math.radians(v)) for v in angles)
+    if 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg <= 1e-10:
+        raise StructureError(
+            f"cell angles alpha, beta, gamma = {shown} degrees close no cell (zero volume)"
+        )
 
 
 def read_cif(text: str) -> Arrays:
@@ -111,9 +165,21 @@ def read_cif(text: str) -> Arrays:
         raise StructureError(f"CIF lacks {', '.join(absent)}")
     try:
         small = gemmi.make_small_structure_from_block(block)
-        sites = small.get_all_unit_cell_sites()
     except (ValueError, RuntimeError, IndexError) as exc:  # e.g. an unparseable symmetry operation
-        raise StructureError(f"CIF: {exc}") from None
+        raise StructureError(f"CIF: {no_content(str(exc))}") from None
+    _check_cell(block)
+    symbol = small.spacegroup_hm.strip() or small.spacegroup_hall.strip()
+    if not small.symops and small.spacegroup is None and symbol:
+        # gemmi would fall back to P1 and silently read only the listed sites
+        raise StructureError(
+            f"unknown space-group symbol {symbol[:40]!r} and "
+            "no symmetry operations listed (_space_group_symop_operation_xyz); reading it as P1 "
+            "would keep only the listed sites"
+        )
+    try:
+        sites = small.get_all_unit_cell_sites()
+    except (ValueError, RuntimeError, IndexError) as exc:
+        raise StructureError(f"CIF: {no_content(str(exc))}") from None
     for site in small.sites:
         if abs(site.occ - 1.0) > OCCUPANCY_TOLERANCE:
             raise StructureError(
@@ -139,7 +205,9 @@ def read_poscar(text: str) -> Arrays:
     try:
         atoms = Poscar.from_string(text).atoms
     except Exception as exc:  # jarvis raises IndexError, ValueError, ... on malformed text
-        raise StructureError(f"POSCAR: {type(exc).__name__}: {exc}") from None
+        raise StructureError(
+            f"POSCAR: {type(exc).__name__}: {no_content(str(exc))} (not a readable POSCAR)"
+        ) from None
     return _checked(atoms.lattice_mat, atoms.cart_coords, list(atoms.elements))
 
 
@@ -158,7 +226,8 @@ def from_jarvis_atoms(atoms: dict[str, Any]) -> Arrays:
         elements = [str(e) for e in atoms["elements"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise StructureError(f"bad JARVIS atoms dict: {type(exc).__name__}: {exc}") from None
-    cart = coords if atoms.get("cartesian", False) else np.dot(coords, np.around(lattice, 5))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf/nan: refused by _checked
+        cart = coords if atoms.get("cartesian", False) else np.dot(coords, np.around(lattice, 5))
     return _checked(lattice, cart, elements)
 
 
@@ -171,8 +240,13 @@ def from_pymatgen_dict(struct: dict[str, Any]) -> Arrays:
         raise StructureError(f"bad pymatgen Structure dict: {type(exc).__name__}: {exc}") from None
     elements, cart = [], []
     for i, site in enumerate(sites):
-        species = site.get("species") or []
-        occupancy = sum(float(s.get("occu", 1.0)) for s in species)
+        try:
+            species = list(site.get("species") or [])
+            occupancy = sum(float(s.get("occu", 1.0)) for s in species)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise StructureError(
+                f"site {i}: unreadable species or occupancy ({type(exc).__name__})"
+            ) from None
         if len(species) != 1 or abs(occupancy - 1.0) > OCCUPANCY_TOLERANCE:
             found = ", ".join(f"{s.get('element')}:{s.get('occu', 1.0)}" for s in species)
             raise StructureError(
@@ -183,24 +257,32 @@ def from_pymatgen_dict(struct: dict[str, Any]) -> Arrays:
         if not (element.isalpha() and element[:1].isupper()) or element.startswith("X"):
             raise StructureError(f"site {i}: {element!r} is not an element")
         elements.append(element)
-        if "xyz" in site:
-            cart.append([float(v) for v in site["xyz"]])
-        elif "abc" in site:
-            cart.append(np.asarray(site["abc"], dtype=np.float64) @ lattice)
-        else:
-            raise StructureError(f"site {i} has neither 'abc' nor 'xyz'")
+        try:
+            if "xyz" in site:
+                cart.append([float(v) for v in site["xyz"]])
+            elif "abc" in site:
+                cart.append(np.asarray(site["abc"], dtype=np.float64) @ lattice)
+            else:
+                raise StructureError(f"site {i} has neither 'abc' nor 'xyz'")
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, StructureError):
+                raise
+            raise StructureError(
+                f"site {i}: unreadable coordinates ({type(exc).__name__})"
+            ) from None
     return _checked(lattice, cart, elements)
 
 
 # ---------------------------------------------------------------------------------- detection
 def _as_dict(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = parse_json(text)
+    except ValueError:
         try:
             value = ast.literal_eval(text)  # a Python repr of a dict (CSV dumps of data frames)
         except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-            raise StructureError(f"text starting with '{{' is not a JSON dict: {exc}") from None
+            reason = no_content(str(exc))
+            raise StructureError(f"text starting with '{{' is not a JSON dict: {reason}") from None
     if not isinstance(value, dict):
         raise StructureError("text starting with '{' is not a dict")
     return value
@@ -247,3 +329,6 @@ def parse_structure(value: Any) -> tuple[str, Arrays]:
         return kind, readers[kind](value)
     except StructureError as exc:
         raise StructureError(f"{kind}: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # a reader's unforeseen failure on one value: that value is unreadable, not the load
+        raise StructureError(f"{kind}: unreadable ({type(exc).__name__})") from None

@@ -22,19 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gzip
 import io
-import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fusion_tuner.data import structures
 from fusion_tuner.data.records import (
+    MAX_TABLE_BYTES,
     Crystal,
     LoadReport,
     _as_float,
     decode_utf8,
+    gunzip_capped,
     read_member,
 )
 from fusion_tuner.errors import DataError
@@ -53,17 +54,17 @@ def _csv_field_limit(limit: int) -> Iterator[None]:
         csv.field_size_limit(old)
 
 
-def _file_text(path: Path) -> tuple[str, str]:
-    """(text, format) of a table file, unpacking ``.gz`` / ``.zip``."""
+def _file_text(path: Path, limit: int) -> tuple[str, str]:
+    """(text, format) of a table file, unpacking ``.gz`` / ``.zip`` up to ``limit`` bytes."""
     try:
-        data, inner = read_member(path)
+        data, inner = read_member(path, limit)
     except OSError as exc:
         raise DataError(f"cannot read dataset.path={path}: {exc}") from None
     shown = str(path) if inner == path.name else f"{path}:{inner}"
     if inner.lower().endswith(".gz"):
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+            data = gunzip_capped(data, limit, shown)
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{shown} is not a readable gzip file ({exc})") from None
         inner = inner[:-3]
     suffix = Path(inner).suffix.lower()
@@ -116,9 +117,14 @@ def _json_rows(obj: Any, shown: str) -> tuple[list[dict[str, Any]], list[str]]:
     )
 
 
-def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The rows (dicts) and column names, in file order, of a CSV / JSON / JSON-lines table."""
-    text, fmt = _file_text(path)
+def read_table(path: Path, limit: int = MAX_TABLE_BYTES) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows (dicts) and column names, in file order, of a CSV / JSON / JSON-lines table.
+
+    Raises:
+        DataError: an unreadable file, or one that unpacks to more than ``limit`` bytes
+            (``dataset.max_table_bytes``).
+    """
+    text, fmt = _file_text(path, limit)
     if fmt == "csv":
         return _csv_rows(text, str(path))
     if fmt == "jsonl":
@@ -127,16 +133,16 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
+                rec = structures.parse_json(line)
+            except ValueError as exc:
                 raise DataError(f"{path}: line {number} is not JSON ({exc})") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{path}: line {number} is not a JSON object")
             rows.append(rec)
         return rows, list(dict.fromkeys(k for rec in rows for k in rec))
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
+        obj = structures.parse_json(text)
+    except ValueError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     return _json_rows(obj, str(path))
 
@@ -192,11 +198,13 @@ def load_table(
     structure_column: str | None,
     id_column: str | None,
     limit: int | None,
+    max_bytes: int = MAX_TABLE_BYTES,
 ) -> tuple[list[Crystal], LoadReport]:
-    """Load a table (see the module docstring); unreadable structures are counted, not fatal."""
+    """Load a table (see the module docstring); unreadable structures are counted, not fatal.
+    ``max_bytes``: ``dataset.max_table_bytes``, the most the file may unpack to."""
     if not path.is_file():
         raise DataError(f"dataset.path={path} is not a file")
-    rows, columns = read_table(path)
+    rows, columns = read_table(path, max_bytes)
     column = _pick_columns(path, rows, columns, target, structure_column, id_column)
     report = LoadReport(source=f"table:{path}", n_raw=len(rows))
     crystals: list[Crystal] = []

@@ -63,8 +63,8 @@ def read_structure_file(path: Path) -> Crystal:
     return Crystal(path.name, lattice, cart, elements, math.nan)
 
 
-def _read_alignn_folder(root: Path, out: Inputs) -> None:
-    crystals, report = records.load_folder(root, None)
+def _read_alignn_folder(root: Path, out: Inputs, allow_outside: bool) -> None:
+    crystals, report = records.load_folder(root, None, allow_outside)
     for name, why in report.unreadable:
         out.skipped.append((str(root / name), why))
     if report.missing_target:
@@ -82,9 +82,12 @@ def _read_file(path: Path, out: Inputs) -> None:
         out.skipped.append((str(path), f"unreadable: {type(exc).__name__}: {exc}"))
 
 
-def read_inputs(paths: Sequence[str | Path], target: str | None = None) -> Inputs:
+def read_inputs(
+    paths: Sequence[str | Path], target: str | None = None, allow_outside: bool = False
+) -> Inputs:
     """Read every path (see the module docstring); nothing raises for a bad file. ``target``:
-    the column of a table that holds the known value (carried into the output when present)."""
+    the column of a table that holds the known value (carried into the output when present).
+    ``allow_outside``: let an ``id_prop.csv`` name files outside its folder (else skipped)."""
     from fusion_tuner.inference.tables import read_table_crystals
 
     out = Inputs()
@@ -92,7 +95,7 @@ def read_inputs(paths: Sequence[str | Path], target: str | None = None) -> Input
         path = data_paths.resolve(raw)
         if path.is_dir():
             if (path / "id_prop.csv").is_file():
-                _read_alignn_folder(path, out)
+                _read_alignn_folder(path, out, allow_outside)
                 continue
             files = sorted(p for p in path.iterdir() if p.is_file() and is_structure_file(p))
             if not files:

@@ -187,6 +187,56 @@ def _graph_settings(info: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+# Bonds plus bond angles (line-graph edges) one batch may hold: what bounds the model's
+# memory (a 10,648-atom crystal has about 2.5 million and needs ~15 GB). A crystal above it
+# alone is skipped with the reason; --max-edges raises it.
+MAX_EDGES = 1_000_000
+
+
+def _too_large(n_atoms: int, max_neighbors: int, max_edges: int) -> str | None:
+    """Why a crystal of ``n_atoms`` atoms cannot fit a batch of ``max_edges``, judged before
+    featurising it (each atom has at least ``max_neighbors`` bonds, each bond as many angles),
+    else None."""
+    least = n_atoms * max_neighbors * (1 + max_neighbors)
+    if least <= max_edges:
+        return None
+    return (
+        f"too large to predict: {n_atoms} atoms make at least {least} bonds and bond angles, "
+        f"more than the batch budget of {max_edges} (--max-edges)"
+    )
+
+
+def _edge_batches(
+    store: GraphStore, rows: list[int], batch_size: int, max_edges: int
+) -> tuple[list[list[int]], list[tuple[str, str]]]:
+    """Consecutive dataset indices grouped into batches of at most ``batch_size`` crystals and
+    ``max_edges`` bonds plus angles; a crystal above the budget alone is skipped (id, reason)."""
+    edges = (store.edge_ptr[1:] - store.edge_ptr[:-1]) + (store.lg_ptr[1:] - store.lg_ptr[:-1])
+    batches: list[list[int]] = []
+    skipped: list[tuple[str, str]] = []
+    current: list[int] = []
+    load = 0
+    for index, row in enumerate(rows):
+        cost = int(edges[row])
+        if cost > max_edges:
+            skipped.append(
+                (
+                    store.ids[row],
+                    f"too large to predict: its graph has {cost} bonds and bond angles, more "
+                    f"than the batch budget of {max_edges} (--max-edges)",
+                )
+            )
+            continue
+        if current and (len(current) >= batch_size or load + cost > max_edges):
+            batches.append(current)
+            current, load = [], 0
+        current.append(index)
+        load += cost
+    if current:
+        batches.append(current)
+    return batches, skipped
+
+
 def _graphs(crystals: list[Crystal], info: dict[str, Any]) -> tuple[GraphStore, list]:
     """The crystals featurised with the run's recorded settings; returns (store, skipped)."""
     settings = _graph_settings(info)
@@ -229,16 +279,17 @@ def _run_model(
     run: Run,
     dataset: CrystalDataset,
     device: torch.device,
-    batch_size: int,
+    batches: list[list[int]],
     progress: str,
 ) -> dict[str, float]:
-    """The run's best model on every crystal of ``dataset``: id -> prediction."""
+    """The run's best model on the crystals of ``dataset``, in ``batches`` (lists of dataset
+    indices): id -> prediction."""
     from torch_geometric.loader import DataLoader
 
     from fusion_tuner.training.loop import autocast
 
     model = run.model.to(device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = DataLoader(dataset, batch_sampler=batches)
     batches: Any = loader
     if _show_progress(progress, len(loader)):
         from tqdm import tqdm
@@ -261,6 +312,8 @@ def predict(
     device: str = "auto",
     batch_size: int = 64,
     progress: str = "auto",
+    allow_outside_paths: bool = False,
+    max_edges: int = MAX_EDGES,
 ) -> PredictionTable:
     """Predict with one run, or average several (a seed ensemble), on new crystals.
 
@@ -272,7 +325,11 @@ def predict(
             a run's training texts came from such a file or from its dataset.
         device: ``auto`` (CUDA when visible), ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: crystals per batch.
+        max_edges: bonds plus bond angles per batch (bounds the memory); a crystal above it
+            alone is skipped with the reason.
         progress: ``auto`` (a bar on a terminal for long inputs), ``bar`` or ``none``.
+        allow_outside_paths: let an ALIGNN folder's ``id_prop.csv`` name absolute paths or
+            paths outside the folder (else such rows are skipped with the reason).
 
     Returns:
         A :class:`PredictionTable`: its rows (iterate over it), what was skipped and why, and
@@ -294,12 +351,25 @@ def predict(
         raise PredictError(f"descriptions file {desc} not found (--descriptions)")
     members = _load_members(runs)
     target = members[0].config.dataset.target
-    inputs = read_inputs(structures, target)
+    inputs = read_inputs(structures, target, allow_outside_paths)
     if not inputs.crystals:  # nothing readable: an empty table that says why
         return _table(members, [], [], inputs.skipped, False, target)
-    crystals = inputs.crystals
-    _check_texts(members, crystals, desc)
     skipped = list(inputs.skipped)
+    settings = [_graph_settings(m.data_info) for m in members]
+    # k-nearest graphs give every atom at least max_neighbors bonds: too large a crystal is
+    # known before featurising it (pure graphs may have fewer: checked once featurised)
+    k = min(g["max_neighbors"] for g in settings)
+    known = all(g["neighbor_strategy"] == "k-nearest" for g in settings)
+    crystals = []
+    for c in inputs.crystals:
+        why = _too_large(len(c.elements), k, max_edges) if known else None
+        if why:
+            skipped.append((c.id, why))
+        else:
+            crystals.append(c)
+    if not crystals:
+        return _table(members, [], [], skipped, False, target)
+    _check_texts(members, crystals, desc)
     graphs: dict[tuple, tuple[GraphStore, list]] = {}
     texts: dict[tuple, tuple[dict[str, str], list]] = {}
     per_member: list[dict[str, float]] = []
@@ -328,7 +398,10 @@ def predict(
         dataset = CrystalDataset(
             store, tokens, store.rows(ok), info["max_length"], info["pad_token_id"]
         )
-        per_member.append(_run_model(run, dataset, dev, batch_size, progress))
+        batches, b_failed = _edge_batches(store, dataset.rows, batch_size, max_edges)
+        for cid, why in b_failed:
+            failed.setdefault(cid, why)
+        per_member.append(_run_model(run, dataset, dev, batches, progress))
     skipped += [(cid, why) for cid, why in failed.items()]
     return _table(members, crystals, per_member, skipped, inputs.labelled, target)
 

@@ -62,13 +62,20 @@ def source_tokenizer(cfg: Config, source: Run | None) -> Any:
     return AutoTokenizer.from_pretrained(str(folder))
 
 
-def load_matching(model: nn.Module, source: Run, scope: str) -> dict[str, Any]:
+def load_matching(
+    model: nn.Module, source: Run, scope: str, min_loaded: float = 0.0
+) -> dict[str, Any]:
     """Copy the source's tensors into ``model`` where name and shape match (within ``scope``).
 
     Returns the record kept in ``metrics.json`` as ``init``: ``loaded``, ``skipped`` (in both
     models but not loaded: ``skipped_shape`` names, ``skipped_scope`` and
     ``skipped_normalizer`` counts) and ``new`` (only in this model) add up to this model's
     tensors; ``unused`` counts the source's tensors this model has no place for.
+
+    Raises:
+        RunError: less than ``min_loaded`` (``model.init_min_loaded``) of the tensors in scope
+            (the normaliser aside) could be loaded: the source has another architecture, and
+            the run would train mostly from scratch. Nothing is loaded then.
     """
     src: dict[str, torch.Tensor] = source.checkpoint["model_state"]
     own = model.state_dict()
@@ -85,6 +92,27 @@ def load_matching(model: nn.Module, source: Run, scope: str) -> dict[str, Any]:
             shape.append(name)
         else:
             loaded[name] = src[name]
+    in_scope = [
+        n
+        for n in own
+        if n not in NORMALIZER and (scope != "graph_encoder" or n.startswith(GRAPH_ENCODER))
+    ]
+    fraction = len(loaded) / len(in_scope) if in_scope else 1.0
+    if fraction < min_loaded:
+        graph = [n for n in own if n.startswith(GRAPH_ENCODER)]
+        hint = (
+            f"model.init_scope=graph_encoder (all {len(graph)} graph-encoder tensors match), "
+            if scope == "all" and graph and all(n in loaded for n in graph)
+            else ""
+        )
+        raise RunError(
+            f"model.init_from={source.checkpoint_path} fills only {len(loaded)} of this model's "
+            f"{len(in_scope)} tensors in scope {scope} ({fraction:.0%}; {len(shape)} of another "
+            f"shape, {sum(1 for n in in_scope if n not in src)} absent from the source): its "
+            "architecture differs, so the run would train mostly from scratch. Match the "
+            f"source's arch/text/fusion/attention settings, or set {hint}or "
+            "model.init_min_loaded=0 to start from the matching tensors anyway"
+        )
     model.load_state_dict(loaded, strict=False)
     record = {
         "from": str(source.checkpoint_path),
@@ -112,6 +140,16 @@ def load_matching(model: nn.Module, source: Run, scope: str) -> dict[str, Any]:
     )
     if shape:
         log.info("tensors of another shape (initialised as usual): %s", ", ".join(shape))
+    record["loaded_fraction"] = round(fraction, 4)
+    if fraction < 0.9:
+        log.warning(
+            "model.init_from loaded only %d of the %d tensors in scope %s (%.0f%%): the rest "
+            "start from fresh weights; the source's architecture differs from this run's",
+            len(loaded),
+            len(in_scope),
+            scope,
+            100 * fraction,
+        )
     return record
 
 

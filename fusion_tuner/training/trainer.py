@@ -200,7 +200,11 @@ class Trainer:
         dm.pin_memory = device.type == "cuda"  # asynchronous host-to-device batch copies
         seed_everything(cfg.random_seed)  # model init does not depend on what data loading drew
         model = build_model(cfg, dm.info).to(device)
-        init = finetune.load_matching(model, source, cfg.model.init_scope) if source else None
+        init = (
+            finetune.load_matching(model, source, cfg.model.init_scope, cfg.model.init_min_loaded)
+            if source
+            else None
+        )
         y = dm.datasets["train"].targets  # the normaliser is always the new training split's
         model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
         if getattr(model, "text_encoder", None) is not None:  # once its weights are final

@@ -121,9 +121,20 @@ def test_cli_records_init_and_freezes_for_the_whole_run(source, tmp_path) -> Non
 @pytest.mark.e2e
 def test_bad_init_settings_fail_before_data_work(tmp_path) -> None:
     proc = run_cli(tmp_path / "r1", f"model.init_from={tmp_path / 'nowhere'}", check=False)
-    assert proc.returncode != 0
-    assert f"model.init_from={tmp_path / 'nowhere'}" in proc.stderr + proc.stdout
-    assert "featurising" not in (tmp_path / "r1" / "train.log").read_text()
+    assert proc.returncode == 2
+    assert f"model.init_from={tmp_path / 'nowhere'} does not exist" in proc.stderr
+    assert not (tmp_path / "r1").exists()  # refused before the run directory is made
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        tmp_path / "unused",
+        "-m",
+        "random_seed=1,2",
+        f"hydra.sweep.dir={sweep}",
+        f"model.init_from={tmp_path / 'nowhere'}",
+        check=False,
+    )
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert not sweep.exists()
     with pytest.raises(ConfigError, match="freezes a freshly initialised graph encoder"):
         tiny("model.freeze_graph_epochs=3")
     with pytest.raises(ConfigError, match=r"model\.init_scope='encoder' is not one of"):
@@ -143,6 +154,40 @@ def test_fine_tuning_composes_with_a_phase_sweep(tmp_path) -> None:
     check_subdir(jobs, "${experiment_name}-seed${random_seed}")  # no collision
     cfg = compose_config(jobs[-1])  # the last experiment's last seed
     assert cfg.model.init_from == str(tmp_path) and cfg.experiment_name != "baseline"
+
+
+def test_init_from_another_architecture_is_refused_below_the_threshold(
+    source, tmp_path, caplog
+) -> None:
+    # issue 26, item 18: "loaded 12 tensors, skipped 109" used to be an INFO line
+    other = (
+        "arch.hidden_features=48",
+        "text.tiny_hidden_size=64",
+        "text.tiny_intermediate_size=96",
+    )
+    with pytest.raises(RunError, match=r"fills only \d+ of this model's \d+ tensors") as err:
+        Trainer.from_config(tiny(f"model.init_from={source}", *other), tmp_path / "a")
+    assert "model.init_min_loaded=0" in str(err.value)
+    proc = run_cli(tmp_path / "cli", f"model.init_from={source}", *other, check=False)
+    assert proc.returncode != 0 and "architecture differs" in proc.stderr + proc.stdout
+    with caplog.at_level("WARNING"):
+        allowed = Trainer.from_config(
+            tiny(f"model.init_from={source}", *other, "model.init_min_loaded=0"), tmp_path / "b"
+        )
+    assert 0 < allowed.init["loaded_fraction"] < 0.5
+    (warning,) = [r for r in caplog.records if "model.init_from loaded only" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+
+
+def test_a_graph_only_source_points_to_the_graph_encoder_scope(tmp_path) -> None:
+    graph_only = tmp_path / "graph_only"
+    run_cli(graph_only, "text=none")
+    with pytest.raises(RunError, match=r"model\.init_scope=graph_encoder \(all \d+ graph-encoder"):
+        Trainer.from_config(tiny(f"model.init_from={graph_only}"), tmp_path / "fused")
+    fused = Trainer.from_config(
+        tiny(f"model.init_from={graph_only}", "model.init_scope=graph_encoder"), tmp_path / "g"
+    )
+    assert fused.init["loaded_fraction"] == 1.0
 
 
 @pytest.mark.slow

@@ -263,3 +263,17 @@ def test_jarvis_records_give_the_positions_jarvis_tools_and_upstream_use() -> No
     crystal = crystal_from_jarvis_atoms("JVASP-1378", record, 0.0)
     np.testing.assert_array_equal(crystal.cart, Atoms.from_dict(record).cart_coords)
     np.testing.assert_array_equal(crystal.lattice, record["lattice_mat"])
+
+
+def test_an_atom_no_bond_reaches_within_50_angstrom_is_refused() -> None:
+    # issue 26, item 17: an atom 1e6 A from everything used to get a 1e6 A bond
+    lattice = np.eye(3) * 1e6
+    cart = np.array([[0.0, 0, 0], [2.8, 0, 0], [0, 2.8, 0], [5e5, 5e5, 5e5]])
+    with pytest.raises(StructureError, match=r"1 atom\(s\) \(site 3 first, nearest neighbour"):
+        crystal_graph(lattice, cart, 8.0, 12)
+    # one atom alone in a 60 A box: its nearest neighbour is its own image, 60 A away
+    with pytest.raises(StructureError, match="no neighbour within 50 A"):
+        crystal_graph(np.eye(3) * 60.0, np.zeros((1, 3)), 8.0, 12)
+    # a cutoff above 50 A raises the limit with it
+    edge_index, _ = crystal_graph(np.eye(3) * 60.0, np.zeros((1, 3)), 61.0, 6)
+    assert edge_index.shape[1] > 0

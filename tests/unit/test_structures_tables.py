@@ -289,3 +289,35 @@ def test_table_format_errors_name_the_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "t.parquet").write_text("")
     with pytest.raises(DataError, match="cannot tell the table format"):
         read_table(tmp_path / "t.parquet")
+
+
+# ------------------------------------------------ issue 26, item 17: CIFs that lie about cells
+def test_an_unknown_space_group_symbol_without_operations_is_refused_not_read_as_p1() -> None:
+    text = nacl_cif(with_ops=False).replace("'F m -3 m'", "'Q x -9 z'")
+    with pytest.raises(StructureError, match="unknown space-group symbol 'Q x -9 z'"):
+        read_cif(text)
+    # listed operations decide, whatever the symbol says
+    assert len(read_cif(nacl_cif(with_ops=True).replace("'F m -3 m'", "'Q x -9 z'"))[2]) == 8
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (("_cell_angle_alpha 90", "_cell_angle_alpha 200"), "strictly between 0 and 180"),
+        (("_cell_angle_gamma 90", "_cell_angle_gamma 0"), "strictly between 0 and 180"),
+        (("_cell_length_b 5.64", "_cell_length_b -5.64"), "each must be positive"),
+        (("_cell_length_c 5.64", "_cell_length_c 0"), "each must be positive"),
+        (
+            (
+                "_cell_angle_alpha 90\n_cell_angle_beta 90",
+                "_cell_angle_alpha 170\n_cell_angle_beta 10",
+            ),
+            "close no cell",
+        ),
+    ],
+)
+def test_impossible_cell_parameters_are_refused(change: tuple[str, str], reason: str) -> None:
+    text = nacl_cif(with_ops=False)
+    assert change[0] in text
+    with pytest.raises(StructureError, match=reason):
+        read_cif(text.replace(*change))
