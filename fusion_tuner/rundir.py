@@ -52,6 +52,8 @@ RUNNING, COMPLETED, FAILED, INTERRUPTED, MISSING, NOT_STARTED = (
     "not started",
 )
 SPLITS = ("train", "val", "test")
+# Hydra's record of a run inside its directory (config.yaml, hydra.yaml, overrides.yaml)
+HYDRA_SUBDIR = ".hydra"
 
 
 @dataclass(frozen=True)
@@ -132,12 +134,17 @@ class RunDir:
         return self.path / "tokenizer"
 
     @property
+    def hydra_dir(self) -> Path:
+        """``.hydra/``: Hydra's record of the run (written by the run once it owns the folder)."""
+        return self.path / HYDRA_SUBDIR
+
+    @property
     def hydra_config(self) -> Path:
-        return self.path / ".hydra" / "config.yaml"
+        return self.hydra_dir / "config.yaml"
 
     @property
     def hydra_overrides(self) -> Path:
-        return self.path / ".hydra" / "overrides.yaml"
+        return self.hydra_dir / "overrides.yaml"
 
     def predictions(self, split: str) -> Path:
         return self.path / f"predictions_{split}.csv"
@@ -188,6 +195,13 @@ class RunDir:
     # ---------------------------------------------------------------------------- writing
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json(self.metrics, metrics)
+
+    def write_hydra_files(self, texts: dict[str, str]) -> None:
+        """``.hydra/<name>`` for each ``{name: text}`` (each written atomically)."""
+        from fusion_tuner.io import atomic_write_text
+
+        for name, text in texts.items():
+            atomic_write_text(text, self.hydra_dir / name)
 
     def write_split(self, splits: dict[str, list[str]]) -> None:
         """``split.json`` and, beside it, ALIGNN's ``ids_train_val_test.json`` of the same ids

@@ -53,6 +53,12 @@ def metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def owner_files(run_dir: Path) -> dict[str, bytes]:
+    """The bytes of what a refused process must leave alone: Hydra's record and the metrics."""
+    paths = [*sorted((run_dir / ".hydra").iterdir()), run_dir / "metrics.json"]
+    return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in paths}
+
+
 # ---------------------------------------------------------------------- 1: typos with '+'
 @pytest.mark.parametrize(
     "args",
@@ -104,10 +110,14 @@ def test_a_second_process_in_a_live_run_directory_is_refused(
     first = start(run_dir, "scheduler.epochs=500")  # still training when the second comes
     wait_for_epochs(first, run_dir, 1)
     digest = metrics(run_dir)["config_hash"]
+    hydra_before = {k: v for k, v in owner_files(run_dir).items() if k.startswith(".hydra/")}
+    assert set(hydra_before) == {".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml"}
     out = run_cli(run_dir, "scheduler.epochs=500", *second, check=False)
     assert out.returncode != 0
     assert f"is in use by another live run (pid {first.pid} on host" in out.stdout + out.stderr
     assert first.poll() is None  # the owner trains on, untouched
+    hydra_after = {k: v for k, v in owner_files(run_dir).items() if k.startswith(".hydra/")}
+    assert hydra_after == hydra_before  # Hydra's record of the owner is not rewritten
     m = metrics(run_dir)
     assert (m["status"], m["config_hash"]) == ("running", digest)
     assert [a["action"] for a in m["attempts"]] == ["fresh"]
@@ -122,8 +132,29 @@ def test_the_lock_of_a_killed_run_does_not_block_its_resume(tmp_path: Path) -> N
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (run_dir / ".lock").is_file()  # left behind, but no live process holds it
+    before = owner_files(run_dir)
+    other = run_cli(run_dir, "scheduler.epochs=4", "random_seed=7", check=False)
+    assert other.returncode != 0  # another config cannot resume it, and touches nothing
+    assert "holds an unfinished run of a different config" in other.stdout + other.stderr
+    assert "trainer.start_over=true" in other.stdout + other.stderr
+    assert owner_files(run_dir) == before
     run_cli(run_dir, "scheduler.epochs=4")
     assert metrics(run_dir)["status"] == "completed"
+
+
+def test_a_refused_rerun_of_a_completed_run_leaves_its_files_untouched(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli(run_dir, "scheduler.epochs=1")
+    before = owner_files(run_dir)
+    out = run_cli(
+        run_dir, "scheduler.epochs=1", "random_seed=7", "scheduler.learning_rate=0.5", check=False
+    )
+    assert out.returncode != 0
+    assert "holds a completed run of a different config" in out.stdout + out.stderr
+    assert owner_files(run_dir) == before  # .hydra/config.yaml still says seed 42, lr as run
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    assert "random_seed: 42" in config and "learning_rate: 0.5" not in config
+    assert "random_seed=7" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
 
 
 # ------------------------------------------------------------------ 3: poisoned caches
