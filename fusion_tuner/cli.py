@@ -17,11 +17,12 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
-from fusion_tuner.rundir import FAILED, HYDRA_SUBDIR, RunDir
+from fusion_tuner.errors import RunRefused
+from fusion_tuner.rundir import FAILED, HYDRA_SUBDIR, REFUSED, RunDir
 
 log = logging.getLogger("fusion_tuner")
 
@@ -62,17 +63,25 @@ def _main(cfg: DictConfig) -> float:
 
     def write_hydra_files(files: RunDir) -> None:  # once the run owns its directory
         files.write_hydra_files(_hydra_files(cfg))
+        if hc.mode == RunMode.MULTIRUN:
+            files.clear_refusal()
 
     if hc.mode != RunMode.MULTIRUN:
         typed = validate(_typed(cfg))  # before anything is written
         return float(train(typed, run_dir, on_accept=write_hydra_files)["val"]["mae"])
     # in a sweep, train() validates too, so a bad grid point is recorded as a failed run
     sweep = "/".join(Path(str(hc.sweep.dir)).parts[-2:])
+    files = RunDir(run_dir)
     try:
         typed = _typed(cfg)
-        return float(train(typed, run_dir, sweep=sweep, on_accept=write_hydra_files)["val"]["mae"])
+        metrics = train(typed, run_dir, sweep=sweep, on_accept=write_hydra_files)
+        files.clear_refusal()  # trained, or already complete with this config
+        return float(metrics["val"]["mae"])
+    except RunRefused as exc:  # the directory's files stay the owner's; the sweep records it
+        files.record_refusal(list(hc.overrides.task), str(exc))
+        log.error("run %s refused: %s; the other runs go on", run_dir.name, exc)
+        return float("nan")
     except Exception as exc:  # recorded in the run's metrics.json; the sweep goes on
-        files = RunDir(run_dir)
         if not files.metrics.is_file():  # failed before train() started: the folder is ours
             files.write_metrics({"status": FAILED, "error": f"{type(exc).__name__}: {exc}"})
             if not files.hydra_config.is_file():
@@ -112,10 +121,18 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
             continue
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
+        refused = sum(r["status"] == REFUSED for r in bad)
         print((sweep_dir / "summary.md").read_text())
         print(
             f"summary: {sweep_dir / 'summary.md'} and summary.json ({len(summary.rows)} runs, "
-            f"{len(bad)} not completed)"
+            f"{len(bad)} not completed"
+            + (
+                f", {refused} refused: their directories hold runs of another config or of "
+                "another live process; use a new hydra.sweep.dir"
+                if refused
+                else ""
+            )
+            + ")"
         )
         ok = ok and not bad
     return ok

@@ -28,6 +28,11 @@ class RunError(RuntimeError):
     """A run directory lacks a file it needs, or is not a fusion_tuner run directory."""
 
 
+class RunRefused(RunError):
+    """A run directory that this process may not train into (another live process owns it, or
+    it holds a run of another config); nothing in it was written."""
+
+
 class AnalysisError(ValueError):
     """Inputs that cannot be compared as asked (different test ids, different targets, ...)."""
 

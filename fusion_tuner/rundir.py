@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fusion_tuner.errors import RunError
+from fusion_tuner.errors import RunError, RunRefused
 from fusion_tuner.io import write_csv, write_json
 
 if TYPE_CHECKING:
@@ -51,9 +51,15 @@ RUNNING, COMPLETED, FAILED, INTERRUPTED, MISSING, NOT_STARTED = (
     "missing",
     "not started",
 )
+# a sweep's run whose last attempt was refused (see REFUSALS_DIR): a summary status only
+REFUSED = "refused"
 SPLITS = ("train", "val", "test")
 # Hydra's record of a run inside its directory (config.yaml, hydra.yaml, overrides.yaml)
 HYDRA_SUBDIR = ".hydra"
+# Beside a sweep's run directories: one ``<run dir name>.json`` per run whose last attempt was
+# refused (RunRefused: a live owner, or a run of another config), with that attempt's overrides
+# and the reason; kept outside the run directory, whose files a refused process never touches
+REFUSALS_DIR = ".refused"
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,11 @@ class RunDir:
     def predictions(self, split: str) -> Path:
         return self.path / f"predictions_{split}.csv"
 
+    @property
+    def refusal(self) -> Path:
+        """Where a sweep records that the last attempt at this run was refused (beside it)."""
+        return self.path.parent / REFUSALS_DIR / f"{self.path.name}.json"
+
     def is_run(self) -> bool:
         """True for a folder that a run has written into (Hydra's config or a metrics file)."""
         return self.hydra_config.parent.is_dir() or self.metrics.is_file()
@@ -157,6 +168,16 @@ class RunDir:
     def read_metrics(self) -> dict[str, Any]:
         """``metrics.json`` (an empty dict when the run has not written one yet)."""
         return json.loads(self.metrics.read_text()) if self.metrics.is_file() else {}
+
+    def read_refusal(self) -> dict[str, Any] | None:
+        """``{"overrides": [...], "reason": "..."}`` of the last, refused attempt, else None."""
+        if not self.refusal.is_file():
+            return None
+        try:
+            found = json.loads(self.refusal.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"overrides": [], "reason": f"refused ({self.refusal} is unreadable)"}
+        return found if isinstance(found, dict) else None
 
     def read_split(self) -> dict[str, list[str]]:
         if not self.split.is_file():
@@ -203,6 +224,14 @@ class RunDir:
         for name, text in texts.items():
             atomic_write_text(text, self.hydra_dir / name)
 
+    def record_refusal(self, overrides: list[str], reason: str) -> None:
+        """Record (beside the run directory) that an attempt with ``overrides`` was refused."""
+        write_json(self.refusal, {"overrides": list(overrides), "reason": reason})
+
+    def clear_refusal(self) -> None:
+        """The run's last attempt was not refused: drop an earlier attempt's record."""
+        self.refusal.unlink(missing_ok=True)
+
     def write_split(self, splits: dict[str, list[str]]) -> None:
         """``split.json`` and, beside it, ALIGNN's ``ids_train_val_test.json`` of the same ids
         (so that upstream ALIGNN can be trained on exactly this split)."""
@@ -246,7 +275,7 @@ class RunLock:
             fh.seek(0)
             owner = fh.read().strip() or "unknown"
             fh.close()
-            raise RunError(
+            raise RunRefused(
                 f"{self.files.path} is in use by another live run ({owner}); wait for it to end, "
                 "or give this run another directory (hydra.run.dir=... / hydra.sweep.dir=...)"
             ) from None
@@ -296,6 +325,8 @@ class Run:
         # the scheduler's view of a run that has not finished (e.g. "pending (Resources, job
         # 12_1)"), set by fusion_tuner.slurm.record.annotate_runs; it overrides the files' status
         self.live_status: str | None = None
+        # why the sweep's last attempt at this run was refused (set by the sweep summary)
+        self.refused: str | None = None
 
     @classmethod
     def missing(cls, experiment: str, overrides: list[str]) -> Run:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.config import Config, config_hash, validate
-from fusion_tuner.errors import CheckpointError, RunError
+from fusion_tuner.errors import RunError, RunRefused
 from fusion_tuner.io import remove_stale_temp_files
 from fusion_tuner.launch import Launch, from_env
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir, RunLock
@@ -143,13 +143,14 @@ def _open(cfg: Config, files: RunDir) -> tuple[dict[str, Any], dict[str, Any] | 
         ``(previous metrics, the "running" metrics just written)``.
 
     Raises:
-        CheckpointError: the directory holds a completed run of another config.
+        RunRefused: the directory holds a completed run of another config, or an unfinished
+            one that this config cannot resume (nothing is written then).
     """
     digest = config_hash(cfg)
     previous = files.read_metrics()
     if previous.get("status") == COMPLETED:
         if previous.get("config_hash") != digest:
-            raise CheckpointError(
+            raise RunRefused(
                 f"{files.path} holds a completed run of a different config "
                 f"({previous.get('config_hash')} != {digest}); use a new run directory"
             )
@@ -158,7 +159,7 @@ def _open(cfg: Config, files: RunDir) -> tuple[dict[str, Any], dict[str, Any] | 
     resumable = files.last_checkpoint.is_file() or files.previous_last_checkpoint.is_file()
     old = previous.get("config_hash")
     if resumable and old is not None and old != digest and not cfg.trainer.start_over:
-        raise CheckpointError(
+        raise RunRefused(
             f"{files.path} holds an unfinished run of a different config ({old} != {digest}); "
             "rerun it with its own overrides to resume it, add trainer.start_over=true to "
             "discard it, or use a new run directory"
