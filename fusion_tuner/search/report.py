@@ -25,6 +25,7 @@ from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_json
 from fusion_tuner.markdown import fmt, table
 from fusion_tuner.rundir import Run
 from fusion_tuner.search import trial_dir_name
+from fusion_tuner.search.loop import not_this_trials
 from fusion_tuner.search.space import Dimension, SearchSpace, config_values
 from fusion_tuner.search.study import journal_path, read_record
 
@@ -143,7 +144,10 @@ def summarize(
 def _row(sweep_dir: Path, trial: Any, base: dict[str, Any] | None) -> dict[str, Any]:
     """One trial: its state, results, values; ``baseline`` when the search ran it as a baseline
     trial or its values are the baseline's (a grid's baseline point)."""
-    m = Run(sweep_dir / trial_dir_name(trial.number)).metrics
+    run_dir = sweep_dir / trial_dir_name(trial.number)
+    m = Run(run_dir).metrics
+    if not_this_trials(run_dir, m, trial):  # another run's files: not this trial's numbers
+        m = {}
     duration = (
         (trial.datetime_complete - trial.datetime_start).total_seconds()
         if trial.datetime_complete and trial.datetime_start

@@ -17,6 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from fusion_tuner.rundir import RunDir
+from fusion_tuner.search import trial_dir_name
 from fusion_tuner.search.loop import SearchFailed, SearchLoop, read_outcome
 from fusion_tuner.search.space import parse_space
 from fusion_tuner.search.study import PrunerSpec, SamplerSpec, open_study
@@ -103,6 +104,55 @@ def test_pruned_failed_nan_and_missing_runs_are_told_and_the_search_goes_on(
     assert notes[2] == "ValueError: bad value"
     assert "nan" in notes[3] and "never started" in notes[4] and "without recording" in notes[5]
     assert study.best_trial.number == 6
+
+
+def _old_trial_record(number: int, value: float) -> dict[str, Any]:
+    """What a trial of an earlier search (another study, other parameters) left behind."""
+    record = {"number": number, "study": "old-study", "params": {SPACE_KEY: 0.123}}
+    return completed(value, trial=record, seed=42)
+
+
+def test_a_refused_trial_never_records_the_result_its_directory_holds(tmp_path: Path) -> None:
+    for n in (0, 1):  # an earlier search's completed runs
+        RunDir(tmp_path / trial_dir_name(n)).write_metrics(_old_trial_record(n, 4.394))
+
+    def script(n: int, kv: dict) -> None:
+        files = RunDir(tmp_path / kv["hydra.sweep.subdir"])
+        if n == 0:  # the run is refused (another config holds the directory): nothing written
+            files.record_refusal(list(kv), "trial-0000 holds a completed run of a different config")
+        # trial 1's run is not refused but its record is another trial's (an older directory)
+
+    study = make_study(tmp_path)
+    SearchLoop(study, SPACE, tmp_path, ScriptedLaunch(tmp_path, script), 2, 1).run()
+    assert states(study) == ["FAIL", "FAIL"]
+    assert all(t.value is None for t in study.trials)
+    notes = [t.user_attrs["note"] for t in study.trials]
+    assert (
+        "its run was refused (trial-0000 holds a completed run of a different config)" in notes[0]
+    )
+    assert "holds the result of trial 1 of study 'old-study' with other parameters" in notes[1]
+
+
+def test_a_completed_run_of_this_trials_parameters_is_its_result(tmp_path: Path) -> None:
+    def script(n: int, kv: dict) -> dict:
+        params = {SPACE_KEY: float(kv[SPACE_KEY])}
+        return completed(0.5, trial={"number": n, "study": "any", "params": params}, seed=42)
+
+    study = make_study(tmp_path)
+    SearchLoop(study, SPACE, tmp_path, ScriptedLaunch(tmp_path, script), 2, 1).run()
+    assert states(study) == ["COMPLETE", "COMPLETE"]
+
+
+def test_a_rerun_does_not_adopt_another_trials_result(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    study.ask(SPACE.distributions)  # left running by a killed sweep; its directory is older
+    RunDir(tmp_path / "trial-0000").write_metrics(_old_trial_record(0, 4.394))
+    launch = ScriptedLaunch(tmp_path, lambda n, kv: completed(0.9))
+    SearchLoop(make_study(tmp_path), SPACE, tmp_path, launch, n_trials=1, n_jobs=1).run()
+    trial = make_study(tmp_path).trials[0]
+    assert (
+        trial.state == TrialState.FAIL and "holds the result of trial 0" in trial.user_attrs["note"]
+    )
 
 
 def test_an_interrupted_run_stays_unfinished_for_a_rerun(tmp_path: Path) -> None:
