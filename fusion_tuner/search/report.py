@@ -86,9 +86,10 @@ def space_of(record: dict[str, Any]) -> SearchSpace:
 def load_study(sweep_dir: Path, record: dict[str, Any]) -> Any:
     import optuna
 
-    from fusion_tuner.search.study import journal_storage
+    from fusion_tuner.search.study import check_journal, journal_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_journal(journal_path(sweep_dir), repair=False)  # a corrupt line: named, not a traceback
     return optuna.load_study(
         study_name=record["study"], storage=journal_storage(journal_path(sweep_dir))
     )

@@ -5,6 +5,7 @@ sweep left running, and the run side's pruning against a real journal file."""
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import threading
 import time
@@ -16,6 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from fusion_tuner.errors import ConfigError
 from fusion_tuner.rundir import RunDir
 from fusion_tuner.search import trial_dir_name
 from fusion_tuner.search.loop import SearchFailed, SearchLoop, read_outcome
@@ -325,3 +327,39 @@ def test_every_sampler_runs_a_small_search_with_distinct_points(tmp_path: Path, 
     if name == "grid":
         assert len(points) == 10
     assert all(0.1 <= t.params[SPACE_KEY] <= 0.3 + 1e-9 for t in study.trials)
+
+
+def _journal_with_trials(sweep_dir: Path, n: int) -> Path:
+    study = make_study(sweep_dir)
+    for i in range(n):
+        t = study.ask(SPACE.distributions)
+        study.tell(t, float(i))
+    return sweep_dir / "optuna-journal.log"
+
+
+def test_a_torn_last_journal_line_is_cut_off_with_a_copy_kept(tmp_path: Path) -> None:
+    journal = _journal_with_trials(tmp_path, 3)
+    original = journal.read_bytes()
+    torn = original[:-40]  # what a kill or a full disk mid-append leaves
+    journal.write_bytes(torn)
+    study = make_study(tmp_path)  # repaired, then loaded
+    kept = torn[: torn.rfind(b"\n") + 1]
+    assert journal.read_bytes().startswith(kept)  # the torn piece is gone; the rest as it was
+    assert all(json.loads(line) for line in journal.read_bytes().splitlines())
+    (backup,) = tmp_path.glob("optuna-journal.log.torn-*")
+    assert backup.read_bytes() == torn
+    assert states(study)[:2] == ["COMPLETE", "COMPLETE"]
+    t = study.ask(SPACE.distributions)  # appending works, and so does every later load
+    study.tell(t, 9.0)
+    again = make_study(tmp_path)
+    assert again.trials[-1].value == 9.0 and len(again.trials) == len(study.trials)
+
+
+def test_a_corrupt_journal_line_is_named(tmp_path: Path) -> None:
+    journal = _journal_with_trials(tmp_path, 2)
+    lines = journal.read_bytes().split(b"\n")
+    lines[2] = lines[2][:10] + b"#garbage#" + lines[2][10:]
+    journal.write_bytes(b"\n".join(lines))
+    with pytest.raises(ConfigError, match=rf"{journal}, line 3 of \d+: not a JSON record"):
+        make_study(tmp_path)
+    assert not list(tmp_path.glob("optuna-journal.log.torn-*"))
