@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_json
-from fusion_tuner.markdown import fmt, table
+from fusion_tuner.markdown import fmt, safe_markdown, table
 from fusion_tuner.rundir import Run
 from fusion_tuner.search import trial_dir_name
 from fusion_tuner.search.loop import not_this_trials
@@ -312,7 +312,7 @@ def render_markdown(sweep_dir: Path, s: SearchSummary) -> str:
         title = name.removesuffix(".png").replace("_", " ")
         lines.append(f"![{title}]({name})" if not reason else f"- {title}: not drawn ({reason})")
     lines.append("")
-    return "\n".join(lines)
+    return safe_markdown("\n".join(lines))  # names and statuses are not trusted
 
 
 def _best_section(s: SearchSummary) -> list[str]:
