@@ -53,6 +53,8 @@ RUNNING, COMPLETED, FAILED, INTERRUPTED, MISSING, NOT_STARTED = (
 )
 # a sweep's run whose last attempt was refused (see REFUSALS_DIR): a summary status only
 REFUSED = "refused"
+# a run whose metrics.json or .hydra/ files cannot be read (corrupt): reports list it and go on
+UNREADABLE = "unreadable"
 SPLITS = ("train", "val", "test")
 # Hydra's record of a run inside its directory (config.yaml, hydra.yaml, overrides.yaml)
 HYDRA_SUBDIR = ".hydra"
@@ -296,6 +298,39 @@ class RunLock:
             self._fh = None
 
 
+def yaml_error() -> type[Exception]:
+    import yaml
+
+    return yaml.YAMLError
+
+
+_NUMBER_KEYS = ("gap_ratio", "best_epoch", "epochs_run", "seed", "wall_time_s")
+
+
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+
+def metrics_problem(metrics: Any) -> str | None:
+    """What makes a parsed ``metrics.json`` unusable (None: nothing): not a JSON object, a
+    status that is no text, or a result that is no number (``"mae": "abc"``)."""
+    if not isinstance(metrics, dict):
+        return f"holds a JSON {type(metrics).__name__}, not an object"
+    if not isinstance(metrics.get("status", ""), str):
+        return "its status is not a text"
+    for split in SPLITS:
+        values = metrics.get(split, {})
+        if not isinstance(values, dict):
+            return f"{split!r} is not an object"
+        bad = [k for k, v in values.items() if not _is_number(v)]
+        if bad:
+            return f"{split}.{bad[0]} = {values[bad[0]]!r} is not a number"
+    bad = [k for k in _NUMBER_KEYS if not _is_number(metrics.get(k))]
+    if bad:
+        return f"{bad[0]} = {metrics[bad[0]]!r} is not a number"
+    return None
+
+
 def _read_yaml(path: Path) -> Any:
     import yaml
 
@@ -327,6 +362,8 @@ class Run:
         self.live_status: str | None = None
         # why the sweep's last attempt at this run was refused (set by the sweep summary)
         self.refused: str | None = None
+        # what could not be read of its files (see UNREADABLE)
+        self._problems: list[str] = []
 
     @classmethod
     def missing(cls, experiment: str, overrides: list[str]) -> Run:
@@ -345,16 +382,48 @@ class Run:
         return self.files.path
 
     # -------------------------------------------------------------------- what files say
+    def _unreadable(self, path: Path, why: object) -> None:
+        text = f"{type(why).__name__}: {why}" if isinstance(why, Exception) else str(why)
+        self._problems.append(f"{path.name} is unreadable ({' '.join(text.split())[:200]})")
+
+    @property
+    def unreadable(self) -> str | None:
+        """What of the run's files could not be read (corrupt ``metrics.json``, ``.hydra/``
+        files); None when all could. Such a run's status is ``unreadable``."""
+        if self.files is not None:
+            self.metrics, self.settings, self.overrides  # noqa: B018 - read them all once
+        return "; ".join(self._problems) or None
+
     @cached_property
     def metrics(self) -> dict[str, Any]:
-        return self.files.read_metrics() if self.files else {}
+        """``metrics.json`` ({} when absent or unreadable: see :attr:`unreadable`)."""
+        if self.files is None:
+            return {}
+        try:
+            found = self.files.read_metrics()
+        except (OSError, ValueError) as exc:  # JSON and UTF-8 decoding errors are ValueErrors
+            self._unreadable(self.files.metrics, exc)
+            return {}
+        problem = metrics_problem(found)
+        if problem:
+            self._unreadable(self.files.metrics, problem)
+            return {}
+        return found
 
     @cached_property
     def settings(self) -> dict[str, Any]:
-        """The resolved config as a plain dict: Hydra's copy, else the checkpoint's."""
+        """The resolved config as a plain dict: Hydra's copy, else the checkpoint's ({} when
+        unreadable: see :attr:`unreadable`)."""
         if self.files is None:
             return {}
-        found = self.files.read_config()
+        try:
+            found = self.files.read_config()
+        except (OSError, ValueError, yaml_error()) as exc:
+            self._unreadable(self.files.hydra_config, exc)
+            return {}
+        if not isinstance(found, dict):
+            self._unreadable(self.files.hydra_config, "not a mapping of settings")
+            return {}
         if not found and self.checkpoint_path is not None and self.checkpoint_path.is_file():
             found = dict(self.checkpoint["config"])
         return found
@@ -363,7 +432,17 @@ class Run:
     def overrides(self) -> list[str]:
         if self._planned is not None:
             return self._planned[1]
-        return self.files.read_overrides() if self.files else []
+        if self.files is None:
+            return []
+        try:
+            found = self.files.read_overrides()
+        except (OSError, ValueError, TypeError, yaml_error()) as exc:
+            self._unreadable(self.files.hydra_overrides, exc)
+            return []
+        if not all(isinstance(o, str) for o in found):
+            self._unreadable(self.files.hydra_overrides, "not a list of overrides")
+            return []
+        return found
 
     @property
     def status(self) -> str:
@@ -371,6 +450,8 @@ class Run:
             return self.live_status
         if self.files is None:
             return MISSING
+        if self.unreadable:
+            return UNREADABLE
         return str(self.metrics.get("status", NOT_STARTED))
 
     @property
@@ -390,7 +471,7 @@ class Run:
             ]
             return int(planned[0]) if planned and planned[0].isdigit() else None
         seed = self.settings.get("random_seed", self.metrics.get("seed"))
-        return int(seed) if seed is not None else None
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
     def result(self, split: str, key: str = "mae") -> float | None:
         """A final metric of a completed run (``metrics.json``), e.g. ``result("val")``."""

@@ -29,7 +29,7 @@ from fusion_tuner.slurm.states import default_runner, query_states
 
 JOBS_FILE = "slurm_jobs.json"
 # run statuses that SLURM cannot change (those of metrics.json, and a refused attempt)
-FINAL = ("completed", "failed", "refused")
+FINAL = ("completed", "failed", "refused", "unreadable")
 
 
 def write_record(sweep_dir: Path, record: dict[str, Any]) -> Path:

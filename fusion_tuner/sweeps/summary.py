@@ -175,7 +175,8 @@ def _reference(runs: list[Run], base_runs: list[Run]) -> dict[str, Any]:
 def _row(
     run: Run, reference: dict[str, Any], ref: tuple[float | None, float | None], decision: str
 ) -> dict:
-    m = {} if run.refused else run.metrics  # a refused run's files are another config's
+    # a refused run's files are another config's; an unreadable run's cannot be trusted
+    m = {} if run.refused or run.unreadable else run.metrics
     ref_val, ref_test = ref
     delta = run.val_mae - ref_val if run.val_mae is not None and ref_val is not None else None
     test = run.result("test")
@@ -189,7 +190,7 @@ def _row(
         flags.append(
             f"graph-only: text knobs had no effect ({', '.join(inert)})" if inert else "graph-only"
         )
-    error = (run.refused or m.get("error") or "").strip()
+    error = str(run.refused or run.unreadable or m.get("error") or "").strip()
     return {
         "experiment": run.experiment,
         "seed": run.seed,
