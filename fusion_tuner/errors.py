@@ -33,6 +33,11 @@ class RunRefused(RunError):
     it holds a run of another config); nothing in it was written."""
 
 
+class Diverged(RuntimeError):
+    """Training diverged before any epoch had a finite validation MAE (the learning rate is too
+    high for the optimizer, most often); the message names the epoch and what to lower."""
+
+
 class AnalysisError(ValueError):
     """Inputs that cannot be compared as asked (different test ids, different targets, ...)."""
 

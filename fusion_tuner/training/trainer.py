@@ -23,9 +23,16 @@ from typing import Any
 import torch
 
 from fusion_tuner import __version__
-from fusion_tuner.config import Config, config_hash, inert_text_keys, max_epochs, modality
+from fusion_tuner.config import (
+    Config,
+    SchedulerConfig,
+    config_hash,
+    inert_text_keys,
+    max_epochs,
+    modality,
+)
 from fusion_tuner.data.module import CrystalDataModule
-from fusion_tuner.errors import CheckpointError
+from fusion_tuner.errors import CheckpointError, Diverged
 from fusion_tuner.io import atomic_write_dir, stable_hash
 from fusion_tuner.metrics import gap_ratio
 from fusion_tuner.models.builders import build_model
@@ -407,10 +414,22 @@ class Trainer:
                 self._save_last(epoch)
                 self.logger.log(record.tracked(), step=epoch)
                 self._show(bar, record)
+            if not math.isfinite(val.metrics["mae"]) and p.best_epoch < 0:
+                raise self._diverged(epoch, train.loss, val.metrics["mae"])
             if stop:
                 if main and p.stop_reason == "early_stopping":
                     self._explain_stop(epoch)
                 break
+
+    def _diverged(self, epoch: int, train_loss: float, val_mae: float) -> Diverged:
+        s = self.cfg.scheduler
+        return Diverged(
+            f"the run diverged: validation MAE is {val_mae} at epoch {epoch} (train loss "
+            f"{train_loss}) and no epoch had a finite one, so there is no best model; lower "
+            f"scheduler.learning_rate (now {s.learning_rate:g} with scheduler.optimizer="
+            f"{s.optimizer}; the baseline's is {SchedulerConfig.learning_rate:g}) and rerun with "
+            "trainer.start_over=true (or into a new run directory)"
+        )
 
     def _show(self, bar: Any, record: EpochRecord) -> None:
         line = record.console(self.max_epochs, self.progress.best_epoch)

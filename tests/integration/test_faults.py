@@ -300,3 +300,22 @@ def test_only_best_model_stays_unless_asked(tmp_path: Path) -> None:
     assert "already complete" in out.stdout + out.stderr
     assert not (plain / "fusion_tuner.log").exists()  # one log per run: train.log
     assert "epoch 2/2" in (plain / "train.log").read_text()
+
+
+def test_a_diverging_run_says_so_naming_the_epoch_and_the_knob(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    out = run_cli(
+        run_dir,
+        "scheduler.epochs=3",
+        "scheduler.optimizer=sgd",
+        "scheduler.learning_rate=1e30",
+        check=False,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "best_model.pt not found" not in text
+    assert "the run diverged: validation MAE is nan at epoch 1" in text
+    assert "lower scheduler.learning_rate (now 1e+30 with scheduler.optimizer=sgd" in text
+    m = metrics(run_dir)
+    assert m["status"] == "failed" and m["error"].startswith("Diverged: the run diverged")
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # stopped at epoch 1
