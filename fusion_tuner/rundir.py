@@ -325,6 +325,9 @@ def metrics_problem(metrics: Any) -> str | None:
         bad = [k for k, v in values.items() if not _is_number(v)]
         if bad:
             return f"{split}.{bad[0]} = {values[bad[0]]!r} is not a number"
+    attempts = metrics.get("attempts", [])
+    if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
+        return "'attempts' is not a list of objects"
     bad = [k for k in _NUMBER_KEYS if not _is_number(metrics.get(k))]
     if bad:
         return f"{bad[0]} = {metrics[bad[0]]!r} is not a number"

@@ -167,10 +167,17 @@ def _open(cfg: Config, files: RunDir) -> tuple[dict[str, Any], dict[str, Any] | 
     _prepare(files, cfg)
     action = ATTEMPT_ACTIONS.get(previous.get("status", ""), "fresh")
     log.info("run %s: %s", files.path.name, action)
-    attempts = [
-        *previous.get("attempts", []),
-        {"action": action, "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
-    ]
+    earlier = [dict(a) for a in previous.get("attempts", []) if isinstance(a, dict)]
+    if previous.get("status") == RUNNING:  # this process holds the lock: its owner is gone
+        stale = (
+            f"interrupted: metrics.json still said 'running' but no live process owned the run "
+            f"(pid {previous.get('pid', '?')}); it was killed, or could not record its end "
+            "(a full disk?)"
+        )
+        log.warning("run %s: the previous attempt was %s", files.path.name, stale)
+        if earlier:
+            earlier[-1].setdefault("ended", stale)
+    attempts = [*earlier, {"action": action, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}]
     base = {
         "status": RUNNING,
         "experiment": cfg.experiment_name,

@@ -129,17 +129,27 @@ def test_the_lock_of_a_killed_run_does_not_block_its_resume(tmp_path: Path) -> N
     run_dir = tmp_path / "run"
     proc = start(run_dir, "scheduler.epochs=4")
     wait_for_epochs(proc, run_dir, 1)
+    deadline = time.time() + 120
+    while not (run_dir / "last.pt").is_file() and time.time() < deadline:
+        time.sleep(0.02)  # history.csv is written just before last.pt
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (run_dir / ".lock").is_file()  # left behind, but no live process holds it
+    assert metrics(run_dir)["status"] == "running" and (run_dir / "last.pt").is_file()
     before = owner_files(run_dir)
     other = run_cli(run_dir, "scheduler.epochs=4", "random_seed=7", check=False)
     assert other.returncode != 0  # another config cannot resume it, and touches nothing
     assert "holds an unfinished run of a different config" in other.stdout + other.stderr
     assert "trainer.start_over=true" in other.stdout + other.stderr
     assert owner_files(run_dir) == before
-    run_cli(run_dir, "scheduler.epochs=4")
-    assert metrics(run_dir)["status"] == "completed"
+    resumed = run_cli(run_dir, "scheduler.epochs=4")
+    # the stale 'running' (no live owner: SIGKILL, or a full disk) is reported as interrupted
+    stale = f"interrupted: metrics.json still said 'running' but no live process owned the run (pid {proc.pid})"
+    assert f"the previous attempt was {stale}" in resumed.stdout + resumed.stderr
+    m = metrics(run_dir)
+    assert m["status"] == "completed"
+    assert m["attempts"][0]["ended"].startswith(stale)
+    assert [a["action"] for a in m["attempts"]] == ["fresh", "resumed after interruption"]
 
 
 def test_a_refused_rerun_of_a_completed_run_leaves_its_files_untouched(tmp_path: Path) -> None:
