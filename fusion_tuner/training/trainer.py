@@ -54,6 +54,17 @@ from fusion_tuner.training.text_store import prepare_text_states
 log = logging.getLogger("fusion_tuner")
 
 
+# what last.pt holds about the progress besides the states of the model and its optimizer
+_PROGRESS_KEYS = (
+    "epoch",
+    "history",
+    "best_val_mae",
+    "best_epoch",
+    "train_seconds",
+    "train_crystals",
+)
+
+
 @dataclass
 class Progress:
     """Where training stands; saved in ``last.pt`` and restored on resume."""
@@ -263,6 +274,7 @@ class Trainer:
                 continue
             if path == previous:
                 log.warning("resuming from %s (the epoch before last.pt)", path.name)
+            self.resumed_from = path
             return state
         raise CheckpointError(
             "cannot resume: " + "; ".join(problems) + ". Rerun with trainer.start_over=true to "
@@ -301,13 +313,27 @@ class Trainer:
         if state.get("config_hash") != self.hash:
             raise CheckpointError(
                 f"{self.files.last_checkpoint} was written by a different config "
-                f"(hash {state.get('config_hash')} != {self.hash}); use a new run directory"
+                f"(hash {state.get('config_hash')} != {self.hash}); use a new run directory, or "
+                "trainer.start_over=true to discard its checkpoints"
             )
-        self.model.load_state_dict(state["model_state"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.stopper.load_state_dict(state["early_stopping"])
-        ckpt_io.set_rng_state(state["rng"])
+        try:
+            self.model.load_state_dict(state["model_state"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.stopper.load_state_dict(state["early_stopping"])
+            ckpt_io.set_rng_state(state["rng"])
+            missing = [k for k in _PROGRESS_KEYS if k not in state]
+            if missing:
+                raise KeyError(f"no {', '.join(missing)}")
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            path = getattr(self, "resumed_from", self.files.last_checkpoint)
+            first = " ".join(str(exc).split())[:300]
+            raise CheckpointError(
+                f"cannot resume from {path}: it does not fit this version's model or training "
+                f"state ({type(exc).__name__}: {first}; written by another version of "
+                "fusion_tuner?). Rerun with trainer.start_over=true to discard this run's "
+                "checkpoints and train from epoch 1"
+            ) from exc
         # the history the checkpoint claims: a row written after it (a kill between the two)
         # is dropped, so history.csv and the checkpoint agree again
         if self.dist.is_main:

@@ -329,3 +329,23 @@ def test_a_diverging_run_says_so_naming_the_epoch_and_the_knob(tmp_path: Path) -
     m = metrics(run_dir)
     assert m["status"] == "failed" and m["error"].startswith("Diverged: the run diverged")
     assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # stopped at epoch 1
+
+
+def test_a_last_checkpoint_that_does_not_fit_the_model_offers_start_over(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ("scheduler.epochs=1", "trainer.keep_last_checkpoint=true")
+    run_cli(run_dir, *args)
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    dropped = sorted(state["model_state"])[0]
+    del state["model_state"][dropped]  # as after a change of the model's code
+    torch.save(state, run_dir / "last.pt")
+    m = metrics(run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps(m | {"status": "interrupted"}))
+    out = run_cli(run_dir, *args, check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert f"cannot resume from {run_dir / 'last.pt'}: it does not fit" in text
+    assert f'Missing key(s) in state_dict: "{dropped}"' in text
+    assert "Rerun with trainer.start_over=true" in text
+    again = run_cli(run_dir, *args, "trainer.start_over=true")  # the advice works
+    assert "removing" in again.stdout + again.stderr and metrics(run_dir)["status"] == "completed"
