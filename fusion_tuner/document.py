@@ -110,7 +110,7 @@ class Document:
                 level, text = value
                 lines += [f"{'#' * level} {safe_inline(text)}", ""]
             elif kind == "paragraph":
-                lines += [" ".join(safe_inline(line) for line in value.splitlines()), ""]
+                lines += ["\n".join(safe_inline(line) for line in value.splitlines()), ""]
             elif kind == "bullets":
                 lines += [f"- {safe_inline(' '.join(item.splitlines()))}" for item in value]
                 lines.append("")
