@@ -394,7 +394,7 @@ class Run:
         """What of the run's files could not be read (corrupt ``metrics.json``, ``.hydra/``
         files); None when all could. Such a run's status is ``unreadable``."""
         if self.files is not None:
-            self.metrics, self.settings, self.overrides  # noqa: B018 - read them all once
+            self.metrics, self._hydra_config, self.overrides  # noqa: B018 - read them all once
         return "; ".join(self._problems) or None
 
     @cached_property
@@ -414,9 +414,8 @@ class Run:
         return found
 
     @cached_property
-    def settings(self) -> dict[str, Any]:
-        """The resolved config as a plain dict: Hydra's copy, else the checkpoint's ({} when
-        unreadable: see :attr:`unreadable`)."""
+    def _hydra_config(self) -> dict[str, Any]:
+        """``.hydra/config.yaml`` ({} when absent or unreadable: see :attr:`unreadable`)."""
         if self.files is None:
             return {}
         try:
@@ -427,6 +426,15 @@ class Run:
         if not isinstance(found, dict):
             self._unreadable(self.files.hydra_config, "not a mapping of settings")
             return {}
+        return found
+
+    @cached_property
+    def settings(self) -> dict[str, Any]:
+        """The resolved config as a plain dict: Hydra's copy, else the checkpoint's ({} when
+        unreadable: see :attr:`unreadable`)."""
+        if self.files is None:
+            return {}
+        found = self._hydra_config
         if not found and self.checkpoint_path is not None and self.checkpoint_path.is_file():
             found = dict(self.checkpoint["config"])
         return found
