@@ -121,15 +121,15 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
             continue
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
-        refused = sum(r["status"] == REFUSED for r in bad)
+        n_refused = sum(r["status"] == REFUSED for r in bad)
         print((sweep_dir / "summary.md").read_text())
         print(
             f"summary: {sweep_dir / 'summary.md'} and summary.json ({len(summary.rows)} runs, "
             f"{len(bad)} not completed"
             + (
-                f", {refused} refused: their directories hold runs of another config or of "
+                f", {n_refused} refused: their directories hold runs of another config or of "
                 "another live process; use a new hydra.sweep.dir"
-                if refused
+                if n_refused
                 else ""
             )
             + ")"
