@@ -7,6 +7,7 @@ validates it (before any data is touched) and trains into Hydra's output directo
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -16,11 +17,12 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
-from fusion_tuner.rundir import FAILED, RunDir
+from fusion_tuner.errors import RunRefused
+from fusion_tuner.rundir import FAILED, HYDRA_SUBDIR, REFUSED, RunDir
 
 log = logging.getLogger("fusion_tuner")
 
@@ -28,18 +30,27 @@ log = logging.getLogger("fusion_tuner")
 SESSION_ENV = "FUSION_TUNER_SWEEP_SESSION"
 
 
-def _typed(cfg: DictConfig, run_dir: Path) -> Config:
-    """The job's typed config; with ``base_sweep`` first started from that sweep's winner (and
-    ``.hydra/config.yaml`` rewritten with the values the run computes with)."""
+def _typed(cfg: DictConfig) -> Config:
+    """The job's typed config; with ``base_sweep`` first started from that sweep's winner (``cfg``
+    then holds the values the run computes with, which is what ``.hydra/config.yaml`` records)."""
     if cfg.get("base_sweep"):
-        from fusion_tuner.io import atomic_write_text
         from fusion_tuner.sweeps.chain import apply_base
 
-        hc = HydraConfig.get()
-        apply_base(cfg, list(hc.overrides.task))
-        if hc.output_subdir is not None:
-            atomic_write_text(OmegaConf.to_yaml(cfg), run_dir / hc.output_subdir / "config.yaml")
+        apply_base(cfg, list(HydraConfig.get().overrides.task))
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def _hydra_files(cfg: DictConfig) -> dict[str, str]:
+    """What Hydra would write into ``.hydra/`` (``conf/config.yaml`` sets ``hydra.output_subdir``
+    to null so that Hydra writes nothing before the run owns its directory)."""
+    hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)  # as Hydra's run_job writes it
+    with read_write(hydra_cfg.hydra):
+        hydra_cfg.hydra.output_subdir = HYDRA_SUBDIR
+    return {
+        "config.yaml": OmegaConf.to_yaml(cfg),
+        "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+        "overrides.yaml": OmegaConf.to_yaml(HydraConfig.get().overrides.task),
+    }
 
 
 # An absolute path: ``python -m fusion_tuner`` would resolve "../conf" as a Python package.
@@ -49,17 +60,32 @@ def _main(cfg: DictConfig) -> float:
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+
+    def write_hydra_files(files: RunDir) -> None:  # once the run owns its directory
+        files.write_hydra_files(_hydra_files(cfg))
+        if hc.mode == RunMode.MULTIRUN:
+            files.clear_refusal()
+
     if hc.mode != RunMode.MULTIRUN:
-        typed = validate(_typed(cfg, run_dir))  # before anything is written
-        return float(train(typed, run_dir)["val"]["mae"])
+        typed = validate(_typed(cfg))  # before anything is written
+        return float(train(typed, run_dir, on_accept=write_hydra_files)["val"]["mae"])
     # in a sweep, train() validates too, so a bad grid point is recorded as a failed run
     sweep = "/".join(Path(str(hc.sweep.dir)).parts[-2:])
+    files = RunDir(run_dir)
     try:
-        return float(train(_typed(cfg, run_dir), run_dir, sweep=sweep)["val"]["mae"])
+        typed = _typed(cfg)
+        metrics = train(typed, run_dir, sweep=sweep, on_accept=write_hydra_files)
+        files.clear_refusal()  # trained, or already complete with this config
+        return float(metrics["val"]["mae"])
+    except RunRefused as exc:  # the directory's files stay the owner's; the sweep records it
+        files.record_refusal(list(hc.overrides.task), str(exc))
+        log.error("run %s refused: %s; the other runs go on", run_dir.name, exc)
+        return float("nan")
     except Exception as exc:  # recorded in the run's metrics.json; the sweep goes on
-        files = RunDir(run_dir)
-        if not files.metrics.is_file():  # failed before train() started
+        if not files.metrics.is_file():  # failed before train() started: the folder is ours
             files.write_metrics({"status": FAILED, "error": f"{type(exc).__name__}: {exc}"})
+            if not files.hydra_config.is_file():
+                write_hydra_files(files)
         log.error(
             "run %s failed (%s: %s); the other runs go on", run_dir.name, type(exc).__name__, exc
         )
@@ -104,10 +130,18 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
             continue
         summary = write_summary(sweep_dir, threshold)
         bad = [r for r in summary.rows if r["status"] != "completed"]
+        n_refused = sum(r["status"] == REFUSED for r in bad)
         print((sweep_dir / "summary.md").read_text())
         print(
             f"summary: {sweep_dir / 'summary.md'} and summary.json ({len(summary.rows)} runs, "
-            f"{len(bad)} not completed)"
+            f"{len(bad)} not completed"
+            + (
+                f", {n_refused} refused: their directories hold runs of another config or of "
+                "another live process; use a new hydra.sweep.dir"
+                if n_refused
+                else ""
+            )
+            + ")"
         )
         ok = ok and not bad
     return ok

@@ -2,9 +2,9 @@
 self-contained HTML page (figures as base64 PNG data URIs, inline CSS, no script, nothing
 fetched), readable in a browser offline.
 
-Text in paragraphs, bullets and table cells may use three inline forms, in both renderings:
-code in single backticks, ``**bold**`` and links ``[text](href)``; everything else is
-escaped in HTML.
+Text in paragraphs, bullets and table cells may use four inline forms, in both renderings:
+code in single backticks, ``**bold**``, backslash escapes and links ``[text](href)`` whose
+target is relative or http(s); everything else is literal text (escaped in both renderings).
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import html
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from fusion_tuner.markdown import fmt
+from fusion_tuner.markdown import INLINE, fmt, md_escape, safe_href, safe_inline
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -32,34 +32,46 @@ pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 """
 
-_INLINE = re.compile(r"`([^`]+)`|\*\*([^*]+)\*\*|\[([^\]]+)\]\(([^)\s]+)\)")
-
 
 def inline_html(text: str) -> str:
-    """Escape ``text`` for HTML, keeping `code`, **bold** and [links](href)."""
+    """Escape ``text`` for HTML, keeping `code`, **bold**, backslash escapes and [links](href)
+    whose target is relative or http(s) (any other link is shown as text)."""
     out, pos = [], 0
-    for m in _INLINE.finditer(text):
+    for m in INLINE.finditer(text):
         out.append(html.escape(text[pos : m.start()]))
-        code, bold, label, href = m.groups()
-        if code is not None:
+        esc, code, bold, label, href = m.groups()
+        if esc is not None:
+            out.append(html.escape(esc))
+        elif code is not None:
             out.append(f"<code>{html.escape(code)}</code>")
         elif bold is not None:
-            out.append(f"<strong>{html.escape(bold)}</strong>")
+            out.append(f"<strong>{inline_html(bold)}</strong>")
+        elif safe_href(href):
+            out.append(f'<a href="{html.escape(href, quote=True)}">{inline_html(label)}</a>')
         else:
-            out.append(f'<a href="{html.escape(href, quote=True)}">{html.escape(label)}</a>')
+            out.append(f"[{inline_html(label)}]({html.escape(href)})")
         pos = m.end()
     out.append(html.escape(text[pos:]))
     return "".join(out)
 
 
 def link(label: str, target: Path, out_dir: Path) -> str:
-    """An inline link to ``target``, relative to the folder the document is written to."""
+    """An inline link to ``target``, relative to the folder the document is written to (the
+    label is literal text; the path is percent-encoded, whatever its folders are called)."""
     rel = Path(os.path.relpath(Path(target).resolve(), Path(out_dir).resolve())).as_posix()
-    return f"[{label}]({rel})"
+    return f"[{md_escape(label)}]({quote(rel)})"
 
 
 def _cell(v: Any) -> str:
     return fmt(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _longest_backtick_run(text: str) -> int:
+    longest = current = 0
+    for ch in text:
+        current = current + 1 if ch == "`" else 0
+        longest = max(longest, current)
+    return longest
 
 
 @dataclass
@@ -89,28 +101,34 @@ class Document:
         self.blocks.append(("code", text))
 
     def markdown(self, out_dir: Path) -> str:
-        """Markdown; images are linked relative to ``out_dir``."""
-        lines = [f"# {self.title}", ""]
+        """Markdown; images are linked relative to ``out_dir``. Text keeps only the inline forms
+        of the module docstring, with relative or http(s) links (see
+        :func:`fusion_tuner.markdown.safe_inline`): no HTML and no other link gets through."""
+        lines = [f"# {safe_inline(self.title)}", ""]
         for kind, value in self.blocks:
             if kind == "heading":
                 level, text = value
-                lines += [f"{'#' * level} {text}", ""]
+                lines += [f"{'#' * level} {safe_inline(text)}", ""]
             elif kind == "paragraph":
-                lines += [value, ""]
+                lines += ["\n".join(safe_inline(line) for line in value.splitlines()), ""]
             elif kind == "bullets":
-                lines += [f"- {item}" for item in value] + [""]
+                lines += [f"- {safe_inline(' '.join(item.splitlines()))}" for item in value]
+                lines.append("")
             elif kind == "table":
                 header, rows = value
-                lines.append("| " + " | ".join(header) + " |")
+                lines.append("| " + " | ".join(safe_inline(_cell(h)) for h in header) + " |")
                 lines.append("|" + "---|" * len(header))
-                lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+                lines += [
+                    "| " + " | ".join(safe_inline(_cell(c)) for c in row) + " |" for row in rows
+                ]
                 lines.append("")
             elif kind == "image":
                 path, alt = value
                 rel = Path(os.path.relpath(path.resolve(), Path(out_dir).resolve())).as_posix()
-                lines += [f"![{alt}]({rel})", ""]
+                lines += [f"![{md_escape(alt)}]({quote(rel)})", ""]
             elif kind == "code":
-                lines += ["```text", value, "```", ""]
+                fence = "`" * max(3, _longest_backtick_run(value) + 1)
+                lines += [f"{fence}text", value, fence, ""]
         return "\n".join(lines)
 
     def html(self) -> str:

@@ -28,6 +28,16 @@ class RunError(RuntimeError):
     """A run directory lacks a file it needs, or is not a fusion_tuner run directory."""
 
 
+class RunRefused(RunError):
+    """A run directory that this process may not train into (another live process owns it, or
+    it holds a run of another config); nothing in it was written."""
+
+
+class Diverged(RuntimeError):
+    """Training diverged before any epoch had a finite validation MAE (the learning rate is too
+    high for the optimizer, most often); the message names the epoch and what to lower."""
+
+
 class AnalysisError(ValueError):
     """Inputs that cannot be compared as asked (different test ids, different targets, ...)."""
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fusion_tuner.errors import CheckpointError, RunError
+from fusion_tuner.errors import CheckpointError, RunError, RunRefused
 from fusion_tuner.io import write_csv, write_json
 
 if TYPE_CHECKING:
@@ -51,7 +51,17 @@ RUNNING, COMPLETED, FAILED, INTERRUPTED, MISSING, NOT_STARTED = (
     "missing",
     "not started",
 )
+# a sweep's run whose last attempt was refused (see REFUSALS_DIR): a summary status only
+REFUSED = "refused"
+# a run whose metrics.json or .hydra/ files cannot be read (corrupt): reports list it and go on
+UNREADABLE = "unreadable"
 SPLITS = ("train", "val", "test")
+# Hydra's record of a run inside its directory (config.yaml, hydra.yaml, overrides.yaml)
+HYDRA_SUBDIR = ".hydra"
+# Beside a sweep's run directories: one ``<run dir name>.json`` per run whose last attempt was
+# refused (RunRefused: a live owner, or a run of another config), with that attempt's overrides
+# and the reason; kept outside the run directory, whose files a refused process never touches
+REFUSALS_DIR = ".refused"
 
 
 @dataclass(frozen=True)
@@ -132,15 +142,25 @@ class RunDir:
         return self.path / "tokenizer"
 
     @property
+    def hydra_dir(self) -> Path:
+        """``.hydra/``: Hydra's record of the run (written by the run once it owns the folder)."""
+        return self.path / HYDRA_SUBDIR
+
+    @property
     def hydra_config(self) -> Path:
-        return self.path / ".hydra" / "config.yaml"
+        return self.hydra_dir / "config.yaml"
 
     @property
     def hydra_overrides(self) -> Path:
-        return self.path / ".hydra" / "overrides.yaml"
+        return self.hydra_dir / "overrides.yaml"
 
     def predictions(self, split: str) -> Path:
         return self.path / f"predictions_{split}.csv"
+
+    @property
+    def refusal(self) -> Path:
+        """Where a sweep records that the last attempt at this run was refused (beside it)."""
+        return self.path.parent / REFUSALS_DIR / f"{self.path.name}.json"
 
     def is_run(self) -> bool:
         """True for a folder that a run has written into (Hydra's config or a metrics file)."""
@@ -150,6 +170,16 @@ class RunDir:
     def read_metrics(self) -> dict[str, Any]:
         """``metrics.json`` (an empty dict when the run has not written one yet)."""
         return json.loads(self.metrics.read_text()) if self.metrics.is_file() else {}
+
+    def read_refusal(self) -> dict[str, Any] | None:
+        """``{"overrides": [...], "reason": "..."}`` of the last, refused attempt, else None."""
+        if not self.refusal.is_file():
+            return None
+        try:
+            found = json.loads(self.refusal.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"overrides": [], "reason": f"refused ({self.refusal} is unreadable)"}
+        return found if isinstance(found, dict) else None
 
     def read_split(self) -> dict[str, list[str]]:
         if not self.split.is_file():
@@ -188,6 +218,21 @@ class RunDir:
     # ---------------------------------------------------------------------------- writing
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json(self.metrics, metrics)
+
+    def write_hydra_files(self, texts: dict[str, str]) -> None:
+        """``.hydra/<name>`` for each ``{name: text}`` (each written atomically)."""
+        from fusion_tuner.io import atomic_write_text
+
+        for name, text in texts.items():
+            atomic_write_text(text, self.hydra_dir / name)
+
+    def record_refusal(self, overrides: list[str], reason: str) -> None:
+        """Record (beside the run directory) that an attempt with ``overrides`` was refused."""
+        write_json(self.refusal, {"overrides": list(overrides), "reason": reason})
+
+    def clear_refusal(self) -> None:
+        """The run's last attempt was not refused: drop an earlier attempt's record."""
+        self.refusal.unlink(missing_ok=True)
 
     def write_split(self, splits: dict[str, list[str]]) -> None:
         """``split.json`` and, beside it, ALIGNN's ``ids_train_val_test.json`` of the same ids
@@ -232,7 +277,7 @@ class RunLock:
             fh.seek(0)
             owner = fh.read().strip() or "unknown"
             fh.close()
-            raise RunError(
+            raise RunRefused(
                 f"{self.files.path} is in use by another live run ({owner}); wait for it to end, "
                 "or give this run another directory (hydra.run.dir=... / hydra.sweep.dir=...)"
             ) from None
@@ -251,6 +296,42 @@ class RunLock:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+def yaml_error() -> type[Exception]:
+    import yaml
+
+    return yaml.YAMLError
+
+
+_NUMBER_KEYS = ("gap_ratio", "best_epoch", "epochs_run", "seed", "wall_time_s")
+
+
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+
+def metrics_problem(metrics: Any) -> str | None:
+    """What makes a parsed ``metrics.json`` unusable (None: nothing): not a JSON object, a
+    status that is no text, or a result that is no number (``"mae": "abc"``)."""
+    if not isinstance(metrics, dict):
+        return f"holds a JSON {type(metrics).__name__}, not an object"
+    if not isinstance(metrics.get("status", ""), str):
+        return "its status is not a text"
+    for split in SPLITS:
+        values = metrics.get(split, {})
+        if not isinstance(values, dict):
+            return f"{split!r} is not an object"
+        bad = [k for k, v in values.items() if not _is_number(v)]
+        if bad:
+            return f"{split}.{bad[0]} = {values[bad[0]]!r} is not a number"
+    attempts = metrics.get("attempts", [])
+    if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
+        return "'attempts' is not a list of objects"
+    bad = [k for k in _NUMBER_KEYS if not _is_number(metrics.get(k))]
+    if bad:
+        return f"{bad[0]} = {metrics[bad[0]]!r} is not a number"
+    return None
 
 
 def _read_yaml(path: Path) -> Any:
@@ -282,6 +363,10 @@ class Run:
         # the scheduler's view of a run that has not finished (e.g. "pending (Resources, job
         # 12_1)"), set by fusion_tuner.slurm.record.annotate_runs; it overrides the files' status
         self.live_status: str | None = None
+        # why the sweep's last attempt at this run was refused (set by the sweep summary)
+        self.refused: str | None = None
+        # what could not be read of its files (see UNREADABLE)
+        self._problems: list[str] = []
 
     @classmethod
     def missing(cls, experiment: str, overrides: list[str]) -> Run:
@@ -300,16 +385,56 @@ class Run:
         return self.files.path
 
     # -------------------------------------------------------------------- what files say
+    def _unreadable(self, path: Path, why: object) -> None:
+        text = f"{type(why).__name__}: {why}" if isinstance(why, Exception) else str(why)
+        self._problems.append(f"{path.name} is unreadable ({' '.join(text.split())[:200]})")
+
+    @property
+    def unreadable(self) -> str | None:
+        """What of the run's files could not be read (corrupt ``metrics.json``, ``.hydra/``
+        files); None when all could. Such a run's status is ``unreadable``."""
+        if self.files is not None:
+            self.metrics, self._hydra_config, self.overrides  # noqa: B018 - read them all once
+        return "; ".join(self._problems) or None
+
     @cached_property
     def metrics(self) -> dict[str, Any]:
-        return self.files.read_metrics() if self.files else {}
+        """``metrics.json`` ({} when absent or unreadable: see :attr:`unreadable`)."""
+        if self.files is None:
+            return {}
+        try:
+            found = self.files.read_metrics()
+        except (OSError, ValueError) as exc:  # JSON and UTF-8 decoding errors are ValueErrors
+            self._unreadable(self.files.metrics, exc)
+            return {}
+        problem = metrics_problem(found)
+        if problem:
+            self._unreadable(self.files.metrics, problem)
+            return {}
+        return found
+
+    @cached_property
+    def _hydra_config(self) -> dict[str, Any]:
+        """``.hydra/config.yaml`` ({} when absent or unreadable: see :attr:`unreadable`)."""
+        if self.files is None:
+            return {}
+        try:
+            found = self.files.read_config()
+        except (OSError, ValueError, yaml_error()) as exc:
+            self._unreadable(self.files.hydra_config, exc)
+            return {}
+        if not isinstance(found, dict):
+            self._unreadable(self.files.hydra_config, "not a mapping of settings")
+            return {}
+        return found
 
     @cached_property
     def settings(self) -> dict[str, Any]:
-        """The resolved config as a plain dict: Hydra's copy, else the checkpoint's."""
+        """The resolved config as a plain dict: Hydra's copy, else the checkpoint's ({} when
+        unreadable: see :attr:`unreadable`)."""
         if self.files is None:
             return {}
-        found = self.files.read_config()
+        found = self._hydra_config
         if not found and self.checkpoint_path is not None and self.checkpoint_path.is_file():
             found = dict(self.checkpoint["config"])
         return found
@@ -318,7 +443,17 @@ class Run:
     def overrides(self) -> list[str]:
         if self._planned is not None:
             return self._planned[1]
-        return self.files.read_overrides() if self.files else []
+        if self.files is None:
+            return []
+        try:
+            found = self.files.read_overrides()
+        except (OSError, ValueError, TypeError, yaml_error()) as exc:
+            self._unreadable(self.files.hydra_overrides, exc)
+            return []
+        if not all(isinstance(o, str) for o in found):
+            self._unreadable(self.files.hydra_overrides, "not a list of overrides")
+            return []
+        return found
 
     @property
     def status(self) -> str:
@@ -326,6 +461,8 @@ class Run:
             return self.live_status
         if self.files is None:
             return MISSING
+        if self.unreadable:
+            return UNREADABLE
         return str(self.metrics.get("status", NOT_STARTED))
 
     @property
@@ -345,7 +482,7 @@ class Run:
             ]
             return int(planned[0]) if planned and planned[0].isdigit() else None
         seed = self.settings.get("random_seed", self.metrics.get("seed"))
-        return int(seed) if seed is not None else None
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
     def result(self, split: str, key: str = "mae") -> float | None:
         """A final metric of a completed run (``metrics.json``), e.g. ``result("val")``."""

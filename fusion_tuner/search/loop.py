@@ -12,6 +12,9 @@ completed with ``stop_reason: pruned``      PRUNED
 failed, or a NaN / infinite validation MAE  FAIL (the error is kept as the trial's ``error``)
 interrupted (SIGTERM, SIGINT)               left running: a rerun resumes it from ``last.pt``
 still ``running`` after its job ended       FAIL (the process died without a word: killed?)
+the run was refused (another config holds  FAIL (``.refused/trial-NNNN.json``: the files are
+its directory), or its ``trial`` record    another run's, never this trial's result)
+has other parameters or seed
 no ``metrics.json`` after its job ended     FAIL (the run never started)
 no ``metrics.json``, the launcher raised    left running, and the search stops (re-raises):
                                             its job may still be queued; a rerun settles it
@@ -70,10 +73,18 @@ class Outcome:
     note: str = ""
 
 
-def read_outcome(run_dir: Path) -> Outcome:
-    """The outcome of the run in ``run_dir`` from its ``metrics.json``."""
+def read_outcome(run_dir: Path, trial: Any = None) -> Outcome:
+    """The outcome of the run in ``run_dir`` from its ``metrics.json``.
+
+    With the Optuna ``trial`` the run was launched for, a result is this trial's only if the
+    last attempt at the run was not refused (see :class:`~fusion_tuner.errors.RunRefused`) and
+    the run recorded this trial's parameters (and seed); otherwise the trial fails, saying why.
+    """
     m = RunDir(run_dir).read_metrics()
     status = m.get("status")
+    foreign = not_this_trials(run_dir, m, trial) if trial is not None else ""
+    if foreign:
+        return Outcome(FAIL, None, foreign)
     if status == COMPLETED:
         value = float(m.get("val", {}).get("mae", math.nan))
         if m.get("stop_reason") == PRUNED:
@@ -90,6 +101,34 @@ def read_outcome(run_dir: Path) -> Outcome:
             DIED, None, "the run ended without recording a result (killed? out of memory?)"
         )
     return Outcome(NOT_STARTED, None, "the run never started (no metrics.json)")
+
+
+def not_this_trials(run_dir: Path, metrics: dict[str, Any], trial: Any) -> str:
+    """Why the run in ``run_dir`` (its ``metrics``) holds no result of ``trial``: its last
+    attempt was refused, or it completed with another trial's parameters or seed; "" when its
+    files are this trial's."""
+    from fusion_tuner.search.space import config_values
+
+    refusal = RunDir(run_dir).read_refusal()
+    if refusal is not None:
+        reason = str(refusal.get("reason") or "refused").strip().splitlines()[0]
+        return (
+            f"its run was refused ({reason}): {Path(run_dir).name} holds another run, not this "
+            "trial's result; start a new search in a new hydra.sweep.dir"
+        )
+    record = metrics.get("trial")
+    if metrics.get("status") != COMPLETED or not isinstance(record, dict):
+        return ""
+    mine = config_values(trial.params, trial.distributions)
+    seed = trial.user_attrs.get("random_seed")
+    if record.get("params") == mine and (seed is None or metrics.get("seed") == seed):
+        return ""
+    return (
+        f"its run directory holds the result of trial {record.get('number')} of study "
+        f"{record.get('study')!r} with other parameters ({record.get('params')}, seed "
+        f"{metrics.get('seed')}), not this trial's ({mine}, seed {seed}); start a new search "
+        "in a new hydra.sweep.dir"
+    )
 
 
 def lock_holder(run_dir: Path) -> str | None:
@@ -184,7 +223,7 @@ class SearchLoop:
         for trial in running:
             run_dir = self.run_dir(trial)
             self._wait_while_trained_elsewhere(trial.number, run_dir)
-            outcome = read_outcome(run_dir)
+            outcome = read_outcome(run_dir, trial)
             if outcome.kind in FINAL:
                 log.info("trial %d ended while no sweep watched it", trial.number)
                 self._tell(trial, outcome)
@@ -292,7 +331,7 @@ class SearchLoop:
         for i, trial in enumerate(trials):
             run_dir = self.run_dir(trial)
             self._wait_while_trained_elsewhere(trial.number, run_dir)
-            outcome = read_outcome(run_dir)
+            outcome = read_outcome(run_dir, trial)
             if outcome.kind == NOT_STARTED and launcher_error is not None:
                 # its job may still be queued (or was cancelled): not a result of the trial
                 never_started.append(trial.number)

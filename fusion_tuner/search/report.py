@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_json
-from fusion_tuner.markdown import fmt, table
+from fusion_tuner.markdown import fmt, safe_markdown, table
 from fusion_tuner.rundir import Run
 from fusion_tuner.search import trial_run_dir
+from fusion_tuner.search.loop import not_this_trials
 from fusion_tuner.search.space import Dimension, SearchSpace, config_values
 from fusion_tuner.search.study import journal_path, read_record
 
@@ -85,9 +86,10 @@ def space_of(record: dict[str, Any]) -> SearchSpace:
 def load_study(sweep_dir: Path, record: dict[str, Any]) -> Any:
     import optuna
 
-    from fusion_tuner.search.study import journal_storage
+    from fusion_tuner.search.study import check_journal, journal_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_journal(journal_path(sweep_dir), repair=False)  # a corrupt line: named, not a traceback
     return optuna.load_study(
         study_name=record["study"], storage=journal_storage(journal_path(sweep_dir))
     )
@@ -143,7 +145,10 @@ def summarize(
 def _row(sweep_dir: Path, trial: Any, base: dict[str, Any] | None) -> dict[str, Any]:
     """One trial: its state, results, values; ``baseline`` when the search ran it as a baseline
     trial or its values are the baseline's (a grid's baseline point)."""
-    m = Run(sweep_dir / trial_run_dir(trial)).metrics
+    run_dir = sweep_dir / trial_run_dir(trial)
+    m = Run(run_dir).metrics
+    if not_this_trials(run_dir, m, trial):  # another run's files: not this trial's numbers
+        m = {}
     duration = (
         (trial.datetime_complete - trial.datetime_start).total_seconds()
         if trial.datetime_complete and trial.datetime_start
@@ -313,7 +318,7 @@ def render_markdown(sweep_dir: Path, s: SearchSummary) -> str:
         title = name.removesuffix(".png").replace("_", " ")
         lines.append(f"![{title}]({name})" if not reason else f"- {title}: not drawn ({reason})")
     lines.append("")
-    return "\n".join(lines)
+    return safe_markdown("\n".join(lines))  # names and statuses are not trusted
 
 
 def _best_section(s: SearchSummary) -> list[str]:

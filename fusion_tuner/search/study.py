@@ -10,6 +10,7 @@ trial's run, in its own process, prunes by the rule the sweeper was given.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,63 @@ def journal_path(sweep_dir: str | Path) -> Path:
     return Path(sweep_dir).resolve() / JOURNAL_FILE
 
 
+def check_journal(path: str | Path, repair: bool = True) -> Path | None:
+    """Check the journal at ``path`` line by line before the study is loaded.
+
+    A last line without its newline is what a kill or a full disk mid-append leaves (Optuna
+    skips it when reading, but the next append would be glued onto it and make the journal
+    unreadable for good): with ``repair`` it is cut off, under the journal's own lock, after
+    the whole file was copied to ``<journal>.torn-<time>``, whose path is returned (None when
+    nothing was repaired).
+
+    Raises:
+        ConfigError: a line before the last is no JSON record (the journal is corrupt), naming
+            the file and the line.
+    """
+    import json
+    import shutil
+    import time
+
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    backup = None
+    lock = JournalFileSymlinkLock(str(path))  # the lock Optuna's appends take
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        if repair and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            backup = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+            shutil.copyfile(path, backup)
+            os.truncate(path, keep)
+            log.warning(
+                "%s ended in a torn line (%d bytes without a newline: an append cut off by a kill "
+                "or a full disk); removed it, the original is kept as %s",
+                path,
+                len(data) - keep,
+                backup,
+            )
+            data = data[:keep]
+    finally:
+        lock.release()
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines[:-1], start=1):  # the last piece is "" or a torn tail
+        try:
+            json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(
+                [
+                    f"{path}, line {number} of {len(lines) - 1}: not a JSON record "
+                    f"({type(exc).__name__}: {exc}); the search journal is corrupt. Restore it "
+                    "from a copy, or start the search again in a new hydra.sweep.dir"
+                ]
+            ) from None
+    return backup
+
+
 def study_name_for(storage: Any, requested: str | None, sweep_dir: Path) -> str:
     """The study to use: ``requested``; else the journal's one study; else a name from the
     sweep directory (``tier1/2026-11-30_08-00-00``).
@@ -192,6 +250,7 @@ def open_study(sweep_dir: Path, study_name: str | None, direction: str, pruner: 
     """
     import optuna
 
+    check_journal(journal_path(sweep_dir))
     storage = journal_storage(journal_path(sweep_dir))
     name = study_name_for(storage, study_name, sweep_dir)
     study = optuna.create_study(

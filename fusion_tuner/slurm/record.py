@@ -28,7 +28,8 @@ from fusion_tuner.slurm.cluster import Runner, SchedulerUnavailable
 from fusion_tuner.slurm.states import default_runner, query_states
 
 JOBS_FILE = "slurm_jobs.json"
-FINAL = ("completed", "failed")  # run statuses of metrics.json that SLURM cannot change
+# run statuses that SLURM cannot change (those of metrics.json, and a refused attempt)
+FINAL = ("completed", "failed", "refused", "unreadable")
 
 
 def write_record(sweep_dir: Path, record: dict[str, Any]) -> Path:

@@ -8,10 +8,13 @@ The one use of Hydra's private API (the basic sweeper's job expansion) is :func:
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from fusion_tuner.io import write_json
+
+log = logging.getLogger(__name__)
 
 PLAN_FILE = "sweep_plan.json"
 # Keys every run directory name carries (hydra.sweep.subdir's default names them).
@@ -80,4 +83,18 @@ def write_plan(sweep_dir: Path, jobs: list[list[str]]) -> None:
 def read_plan(sweep_dir: Path) -> list[list[str]] | None:
     """The planned jobs of a sweep, or None when it recorded no plan."""
     path = Path(sweep_dir) / PLAN_FILE
-    return json.loads(path.read_text())["jobs"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        jobs = json.loads(path.read_text(encoding="utf-8"))["jobs"]
+        if not all(isinstance(j, list) and all(isinstance(o, str) for o in j) for j in jobs):
+            raise ValueError("not a list of override lists")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning(
+            "%s is unreadable (%s: %s): runs that never started are not listed",
+            path,
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    return jobs

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_csv, write_json
-from fusion_tuner.markdown import fmt, table
+from fusion_tuner.markdown import fmt, safe_markdown, table
 from fusion_tuner.rundir import COMPLETED
 from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
 from fusion_tuner.sweeps.decision import (
@@ -219,7 +219,7 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
             "",
         ]
     lines += ["## Verdict", "", s.verdict, ""]
-    return "\n".join(lines)
+    return safe_markdown("\n".join(lines))  # names and statuses are not trusted
 
 
 def plot_summary(s: Summary, path: Path) -> None:

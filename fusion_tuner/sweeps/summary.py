@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.config import flatten, is_result_neutral
-from fusion_tuner.rundir import COMPLETED, Run, RunDir
+from fusion_tuner.rundir import COMPLETED, REFUSED, Run, RunDir
 from fusion_tuner.sweeps.chain import NextBase, as_overrides
 from fusion_tuner.sweeps.decision import (
     CONFIDENCE,
@@ -84,13 +84,22 @@ COLUMNS = (
 
 
 def load_runs(sweep_dir: Path) -> list[Run]:
-    """Every run directory of the sweep, and every planned job that has none (``missing``)."""
+    """Every run directory of the sweep, and every planned job that has none (``missing``).
+
+    A run whose last attempt was refused (its directory holds a run of another config, or was
+    owned by another live process) is ``refused``: its files are not this sweep's result.
+    """
     runs = [
         Run(d)
         for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
         if RunDir(d).is_run()
     ]
     found = [sorted(r.overrides) for r in runs]
+    for r in runs:
+        refusal = r.files.read_refusal() if r.files else None
+        if refusal is not None:
+            r.live_status, r.refused = REFUSED, str(refusal.get("reason") or "refused")
+            found.append(sorted(refusal.get("overrides") or []))
     for job in read_plan(sweep_dir) or []:
         if sorted(job) not in found:
             runs.append(Run.missing(job_experiment(job), job))
@@ -166,7 +175,8 @@ def _reference(runs: list[Run], base_runs: list[Run]) -> dict[str, Any]:
 def _row(
     run: Run, reference: dict[str, Any], ref: tuple[float | None, float | None], decision: str
 ) -> dict:
-    m = run.metrics
+    # a refused run's files are another config's; an unreadable run's cannot be trusted
+    m = {} if run.refused or run.unreadable else run.metrics
     ref_val, ref_test = ref
     delta = run.val_mae - ref_val if run.val_mae is not None and ref_val is not None else None
     test = run.result("test")
@@ -180,7 +190,7 @@ def _row(
         flags.append(
             f"graph-only: text knobs had no effect ({', '.join(inert)})" if inert else "graph-only"
         )
-    error = (m.get("error") or "").strip()
+    error = str(run.refused or run.unreadable or m.get("error") or "").strip()
     return {
         "experiment": run.experiment,
         "seed": run.seed,
@@ -370,13 +380,21 @@ def _verdict(
     base_vals: list[float],
     winner: str | None,
 ) -> str:
-    bad = [r for r in rows if r["status"] != COMPLETED]
+    bad = [r for r in rows if r["status"] not in (COMPLETED, REFUSED)]
+    refused = [r for r in rows if r["status"] == REFUSED]
     caveat = ""
     if bad:
         which = ", ".join(sorted({r["experiment"] for r in bad}))
         caveat = (
             f" {len(bad)} run(s) failed or did not finish ({which}): rerun the sweep into "
             f"{sweep_dir} (hydra.sweep.dir=...) to complete them."
+        )
+    if refused:
+        which = ", ".join(sorted({r["run_dir"] for r in refused}))
+        caveat += (
+            f" {len(refused)} run(s) were refused ({which}): their directories hold runs of "
+            "another config (or of another live process), which this summary does not count; "
+            "give a changed sweep a new hydra.sweep.dir."
         )
     if not base_vals:
         return "No completed baseline run: no decision is possible." + caveat

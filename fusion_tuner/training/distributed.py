@@ -330,7 +330,8 @@ def spawn(
     result.
 
     The ranks die with this process (also when it is SIGKILLed). When a rank fails, the others
-    are stopped and :class:`RankFailed` carries the first error; a rank ended by SIGTERM/SIGINT
+    are stopped and :class:`RankFailed` carries the first error, or names the rank a signal
+    killed (whose peers then fail with lost-connection errors); a rank ended by SIGTERM/SIGINT
     raises ``on_interrupt(signal)``. Whatever this process is interrupted by (SIGTERM turned
     into an exception, Ctrl-C) stops the ranks before it propagates.
     """
@@ -365,6 +366,10 @@ def spawn(
                 if sig is not None and on_interrupt is not None:
                     raise on_interrupt(sig)
                 errors = [m for m in messages if m[0] == "error"]
+                reported = {m[1] for m in errors}
+                killed = [(r, c) for r, c in bad if c < 0 and r not in reported]
+                if killed:  # a rank killed by a signal (SIGKILL, SIGSEGV): the others' errors
+                    raise RankFailed(_describe_exit(*killed[0]))  # only say they lost it
                 if errors:  # the first reported is the cause; later ones lost their peer
                     _, rank, message, rank_traceback = errors[0]
                     raise RankFailed(f"rank {rank}: {message}", rank, rank_traceback)

@@ -24,12 +24,12 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from fusion_tuner.config import Config, config_hash, validate
-from fusion_tuner.errors import CheckpointError, RunError
+from fusion_tuner.errors import RunError, RunRefused
 from fusion_tuner.io import remove_stale_temp_files
 from fusion_tuner.launch import Launch, from_env
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir, RunLock
@@ -106,20 +106,29 @@ def _tidy(files: RunDir, cfg: Config) -> None:
         path.unlink(missing_ok=True)
 
 
-def train(cfg: Config, run_dir: str | Path, sweep: str | None = None) -> dict[str, Any]:
+# Called with the run directory once this process owns it and has accepted the config (not
+# for a refused run, nor for a run already complete): the CLI writes Hydra's ``.hydra/`` then.
+OnAccept = Callable[[RunDir], None]
+
+
+def train(
+    cfg: Config, run_dir: str | Path, sweep: str | None = None, on_accept: OnAccept | None = None
+) -> dict[str, Any]:
     """Train one run into ``run_dir`` and return its ``metrics.json`` content.
 
     Args:
         cfg: the run's config.
         run_dir: the run directory (created if needed).
         sweep: the multirun this run belongs to (its W&B group unless ``logger.group`` is set).
+        on_accept: called once the run owns ``run_dir`` and records this attempt (never when
+            it is refused), before training starts.
     """
     launch = from_env()
     if launch is not None:
-        return _train_as_rank(cfg, RunDir(run_dir), sweep, launch)
+        return _train_as_rank(cfg, RunDir(run_dir), sweep, launch, on_accept)
     files = RunDir(run_dir)
     with RunLock(files), RunLog(files.log), _sigterm_interrupts():
-        return _train_locked(cfg, files, sweep)
+        return _train_locked(cfg, files, sweep, on_accept=on_accept)
 
 
 # What rank 0 tells the other ranks of a torchrun/srun run once it owns the directory.
@@ -134,25 +143,41 @@ def _open(cfg: Config, files: RunDir) -> tuple[dict[str, Any], dict[str, Any] | 
         ``(previous metrics, the "running" metrics just written)``.
 
     Raises:
-        CheckpointError: the directory holds a completed run of another config.
+        RunRefused: the directory holds a completed run of another config, or an unfinished
+            one that this config cannot resume (nothing is written then).
     """
     digest = config_hash(cfg)
     previous = files.read_metrics()
     if previous.get("status") == COMPLETED:
         if previous.get("config_hash") != digest:
-            raise CheckpointError(
+            raise RunRefused(
                 f"{files.path} holds a completed run of a different config "
                 f"({previous.get('config_hash')} != {digest}); use a new run directory"
             )
         log.info("run in %s is already complete (config %s): nothing to do", files.path, digest)
         return previous, None
+    resumable = files.last_checkpoint.is_file() or files.previous_last_checkpoint.is_file()
+    old = previous.get("config_hash")
+    if resumable and old is not None and old != digest and not cfg.trainer.start_over:
+        raise RunRefused(
+            f"{files.path} holds an unfinished run of a different config ({old} != {digest}); "
+            "rerun it with its own overrides to resume it, add trainer.start_over=true to "
+            "discard it, or use a new run directory"
+        )
     _prepare(files, cfg)
     action = ATTEMPT_ACTIONS.get(previous.get("status", ""), "fresh")
     log.info("run %s: %s", files.path.name, action)
-    attempts = [
-        *previous.get("attempts", []),
-        {"action": action, "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
-    ]
+    earlier = [dict(a) for a in previous.get("attempts", []) if isinstance(a, dict)]
+    if previous.get("status") == RUNNING:  # this process holds the lock: its owner is gone
+        stale = (
+            f"interrupted: metrics.json still said 'running' but no live process owned the run "
+            f"(pid {previous.get('pid', '?')}); it was killed, or could not record its end "
+            "(a full disk?)"
+        )
+        log.warning("run %s: the previous attempt was %s", files.path.name, stale)
+        if earlier:
+            earlier[-1].setdefault("ended", stale)
+    attempts = [*earlier, {"action": action, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}]
     base = {
         "status": RUNNING,
         "experiment": cfg.experiment_name,
@@ -169,7 +194,11 @@ def _open(cfg: Config, files: RunDir) -> tuple[dict[str, Any], dict[str, Any] | 
 
 
 def _train_locked(
-    cfg: Config, files: RunDir, sweep: str | None, dist: Dist = SINGLE
+    cfg: Config,
+    files: RunDir,
+    sweep: str | None,
+    dist: Dist = SINGLE,
+    on_accept: OnAccept | None = None,
 ) -> dict[str, Any]:
     """The run, in the process that owns its directory: a plain run, or rank 0 of a run that
     torchrun/srun started (its other ranks wait in :func:`_train_as_rank` for what rank 0
@@ -184,6 +213,8 @@ def _train_locked(
         return previous
     started, start = False, time.perf_counter()
     try:
+        if on_accept is not None:
+            on_accept(files)
         validate(cfg)
         dist.share((GO, None))
         started = True
@@ -312,7 +343,9 @@ def _spawned_rank(dist: Dist, cfg: Config, run_dir: str, sweep: str | None) -> d
             raise
 
 
-def _train_as_rank(cfg: Config, files: RunDir, sweep: str | None, launch: Launch) -> dict[str, Any]:
+def _train_as_rank(
+    cfg: Config, files: RunDir, sweep: str | None, launch: Launch, on_accept: OnAccept | None
+) -> dict[str, Any]:
     """This process is one rank of a run that torchrun or srun started: rank 0 owns the run
     directory (lock, status, files), the others train beside it."""
     world = distributed.world_size(cfg.trainer.devices, launch)
@@ -325,7 +358,7 @@ def _train_as_rank(cfg: Config, files: RunDir, sweep: str | None, launch: Launch
         with distributed.rank_logging(dist, console=False):
             if dist.is_main:
                 with RunLock(files), RunLog(files.log), _sigterm_interrupts():
-                    return _train_locked(cfg, files, sweep, dist)
+                    return _train_locked(cfg, files, sweep, dist, on_accept)
             with _sigterm_interrupts():
                 kind, payload = dist.share()
                 if kind == DONE:

@@ -23,9 +23,16 @@ from typing import Any
 import torch
 
 from fusion_tuner import __version__
-from fusion_tuner.config import Config, config_hash, inert_text_keys, max_epochs, modality
+from fusion_tuner.config import (
+    Config,
+    SchedulerConfig,
+    config_hash,
+    inert_text_keys,
+    max_epochs,
+    modality,
+)
 from fusion_tuner.data.module import CrystalDataModule
-from fusion_tuner.errors import CheckpointError
+from fusion_tuner.errors import CheckpointError, Diverged
 from fusion_tuner.io import atomic_write_dir, stable_hash
 from fusion_tuner.metrics import gap_ratio
 from fusion_tuner.models.builders import build_model
@@ -45,6 +52,17 @@ from fusion_tuner.training.sharding import sharded_loader
 from fusion_tuner.training.text_store import prepare_text_states
 
 log = logging.getLogger("fusion_tuner")
+
+
+# what last.pt holds about the progress besides the states of the model and its optimizer
+_PROGRESS_KEYS = (
+    "epoch",
+    "history",
+    "best_val_mae",
+    "best_epoch",
+    "train_seconds",
+    "train_crystals",
+)
 
 
 @dataclass
@@ -260,6 +278,7 @@ class Trainer:
                 continue
             if path == previous:
                 log.warning("resuming from %s (the epoch before last.pt)", path.name)
+            self.resumed_from = path
             return state
         raise CheckpointError(
             "cannot resume: " + "; ".join(problems) + ". Rerun with trainer.start_over=true to "
@@ -298,13 +317,27 @@ class Trainer:
         if state.get("config_hash") != self.hash:
             raise CheckpointError(
                 f"{self.files.last_checkpoint} was written by a different config "
-                f"(hash {state.get('config_hash')} != {self.hash}); use a new run directory"
+                f"(hash {state.get('config_hash')} != {self.hash}); use a new run directory, or "
+                "trainer.start_over=true to discard its checkpoints"
             )
-        self.model.load_state_dict(state["model_state"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.stopper.load_state_dict(state["early_stopping"])
-        ckpt_io.set_rng_state(state["rng"])
+        try:
+            self.model.load_state_dict(state["model_state"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.stopper.load_state_dict(state["early_stopping"])
+            ckpt_io.set_rng_state(state["rng"])
+            missing = [k for k in _PROGRESS_KEYS if k not in state]
+            if missing:
+                raise KeyError(f"no {', '.join(missing)}")
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            path = getattr(self, "resumed_from", self.files.last_checkpoint)
+            first = " ".join(str(exc).split())[:300]
+            raise CheckpointError(
+                f"cannot resume from {path}: it does not fit this version's model or training "
+                f"state ({type(exc).__name__}: {first}; written by another version of "
+                "fusion_tuner?). Rerun with trainer.start_over=true to discard this run's "
+                "checkpoints and train from epoch 1"
+            ) from exc
         # the history the checkpoint claims: a row written after it (a kill between the two)
         # is dropped, so history.csv and the checkpoint agree again
         if self.dist.is_main:
@@ -411,10 +444,22 @@ class Trainer:
                 self._save_last(epoch)
                 self.logger.log(record.tracked(), step=epoch)
                 self._show(bar, record)
+            if not math.isfinite(val.metrics["mae"]) and p.best_epoch < 0:
+                raise self._diverged(epoch, train.loss, val.metrics["mae"])
             if stop:
                 if main and p.stop_reason == "early_stopping":
                     self._explain_stop(epoch)
                 break
+
+    def _diverged(self, epoch: int, train_loss: float, val_mae: float) -> Diverged:
+        s = self.cfg.scheduler
+        return Diverged(
+            f"the run diverged: validation MAE is {val_mae} at epoch {epoch} (train loss "
+            f"{train_loss}) and no epoch had a finite one, so there is no best model; lower "
+            f"scheduler.learning_rate (now {s.learning_rate:g} with scheduler.optimizer="
+            f"{s.optimizer}; the baseline's is {SchedulerConfig.learning_rate:g}) and rerun with "
+            "trainer.start_over=true (or into a new run directory)"
+        )
 
     def _show(self, bar: Any, record: EpochRecord) -> None:
         line = record.console(self.max_epochs, self.progress.best_epoch)

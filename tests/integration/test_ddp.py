@@ -228,6 +228,21 @@ def test_a_failing_rank_stops_the_others_with_its_error() -> None:
     assert "in _failing" in tb and tb.rstrip().endswith("ValueError: rank one cannot go on")
 
 
+def _killed_rank(dist: Dist) -> None:
+    if dist.rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    for _ in range(3):  # rank 0 loses its peer here: "Connection reset by peer" or so
+        dist.barrier()
+        time.sleep(1)
+
+
+def test_a_rank_killed_by_a_signal_is_named_not_its_peers_lost_connection() -> None:
+    with pytest.raises(distributed.RankFailed) as info:
+        distributed.spawn(_killed_rank, 2, (), "gloo")
+    assert str(info.value) == "rank 1 was killed by SIGKILL (out of memory?)"
+    assert info.value.rank is None and info.value.rank_traceback == ""
+
+
 @pytest.mark.slow
 def test_a_rank_error_fails_the_run_with_that_error(tmp_path: Path) -> None:
     missing = tmp_path / "no_such_model"

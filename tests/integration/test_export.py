@@ -91,7 +91,9 @@ def test_contribution_files(run_and_benchmark, tmp_path, capsys) -> None:
     # what the leaderboard's metadata check needs and was not given is named, never invented
     assert "project_url, git_url" in stderr and "project_url" not in meta
     run_sh = (out / "run.sh").read_text()
-    assert "python -m fusion_tuner budget=smoke budget.max_epochs=null dataset.demo_size=60 " in run_sh
+    assert (
+        "python -m fusion_tuner budget=smoke budget.max_epochs=null dataset.demo_size=60 " in run_sh
+    )
     assert f"dataset.split_file={bench} hydra.run.dir=run\n" in run_sh
     assert f"--benchmark {BENCHMARK} --split-file {bench} --out ." in run_sh
 

@@ -53,6 +53,12 @@ def metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def owner_files(run_dir: Path) -> dict[str, bytes]:
+    """The bytes of what a refused process must leave alone: Hydra's record and the metrics."""
+    paths = [*sorted((run_dir / ".hydra").iterdir()), run_dir / "metrics.json"]
+    return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in paths}
+
+
 # ---------------------------------------------------------------------- 1: typos with '+'
 @pytest.mark.parametrize(
     "args",
@@ -105,10 +111,14 @@ def test_a_second_process_in_a_live_run_directory_is_refused(
     first = start(run_dir, "scheduler.epochs=500")  # still training when the second comes
     wait_for_epochs(first, run_dir, 1)
     digest = metrics(run_dir)["config_hash"]
+    hydra_before = {k: v for k, v in owner_files(run_dir).items() if k.startswith(".hydra/")}
+    assert set(hydra_before) == {".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml"}
     out = run_cli(run_dir, "scheduler.epochs=500", *second, check=False)
     assert out.returncode != 0
     assert f"is in use by another live run (pid {first.pid} on host" in out.stdout + out.stderr
     assert first.poll() is None  # the owner trains on, untouched
+    hydra_after = {k: v for k, v in owner_files(run_dir).items() if k.startswith(".hydra/")}
+    assert hydra_after == hydra_before  # Hydra's record of the owner is not rewritten
     m = metrics(run_dir)
     assert (m["status"], m["config_hash"]) == ("running", digest)
     assert [a["action"] for a in m["attempts"]] == ["fresh"]
@@ -121,11 +131,42 @@ def test_the_lock_of_a_killed_run_does_not_block_its_resume(tmp_path: Path) -> N
     run_dir = tmp_path / "run"
     proc = start(run_dir, "scheduler.epochs=4")
     wait_for_epochs(proc, run_dir, 1)
+    deadline = time.time() + 120
+    while not (run_dir / "last.pt").is_file() and time.time() < deadline:
+        time.sleep(0.02)  # history.csv is written just before last.pt
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (run_dir / ".lock").is_file()  # left behind, but no live process holds it
-    run_cli(run_dir, "scheduler.epochs=4")
-    assert metrics(run_dir)["status"] == "completed"
+    assert metrics(run_dir)["status"] == "running" and (run_dir / "last.pt").is_file()
+    before = owner_files(run_dir)
+    other = run_cli(run_dir, "scheduler.epochs=4", "random_seed=7", check=False)
+    assert other.returncode != 0  # another config cannot resume it, and touches nothing
+    assert "holds an unfinished run of a different config" in other.stdout + other.stderr
+    assert "trainer.start_over=true" in other.stdout + other.stderr
+    assert owner_files(run_dir) == before
+    resumed = run_cli(run_dir, "scheduler.epochs=4")
+    # the stale 'running' (no live owner: SIGKILL, or a full disk) is reported as interrupted
+    stale = f"interrupted: metrics.json still said 'running' but no live process owned the run (pid {proc.pid})"
+    assert f"the previous attempt was {stale}" in resumed.stdout + resumed.stderr
+    m = metrics(run_dir)
+    assert m["status"] == "completed"
+    assert m["attempts"][0]["ended"].startswith(stale)
+    assert [a["action"] for a in m["attempts"]] == ["fresh", "resumed after interruption"]
+
+
+def test_a_refused_rerun_of_a_completed_run_leaves_its_files_untouched(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli(run_dir, "scheduler.epochs=1")
+    before = owner_files(run_dir)
+    out = run_cli(
+        run_dir, "scheduler.epochs=1", "random_seed=7", "scheduler.learning_rate=0.5", check=False
+    )
+    assert out.returncode != 0
+    assert "holds a completed run of a different config" in out.stdout + out.stderr
+    assert owner_files(run_dir) == before  # .hydra/config.yaml still says seed 42, lr as run
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    assert "random_seed: 42" in config and "learning_rate: 0.5" not in config
+    assert "random_seed=7" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
 
 
 # ------------------------------------------------------------------ 3: poisoned caches
@@ -276,3 +317,42 @@ def test_only_best_model_stays_unless_asked(tmp_path: Path) -> None:
     assert "already complete" in out.stdout + out.stderr
     assert not (plain / "fusion_tuner.log").exists()  # one log per run: train.log
     assert "epoch 2/2" in (plain / "train.log").read_text()
+
+
+def test_a_diverging_run_says_so_naming_the_epoch_and_the_knob(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    out = run_cli(
+        run_dir,
+        "scheduler.epochs=3",
+        "scheduler.optimizer=sgd",
+        "scheduler.learning_rate=1e30",
+        check=False,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "best_model.pt not found" not in text
+    assert "the run diverged: validation MAE is nan at epoch 1" in text
+    assert "lower scheduler.learning_rate (now 1e+30 with scheduler.optimizer=sgd" in text
+    m = metrics(run_dir)
+    assert m["status"] == "failed" and m["error"].startswith("Diverged: the run diverged")
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # stopped at epoch 1
+
+
+def test_a_last_checkpoint_that_does_not_fit_the_model_offers_start_over(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ("scheduler.epochs=1", "trainer.keep_last_checkpoint=true")
+    run_cli(run_dir, *args)
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    dropped = sorted(state["model_state"])[0]
+    del state["model_state"][dropped]  # as after a change of the model's code
+    torch.save(state, run_dir / "last.pt")
+    m = metrics(run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps(m | {"status": "interrupted"}))
+    out = run_cli(run_dir, *args, check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert f"cannot resume from {run_dir / 'last.pt'}: it does not fit" in text
+    assert f'Missing key(s) in state_dict: "{dropped}"' in text
+    assert "Rerun with trainer.start_over=true" in text
+    again = run_cli(run_dir, *args, "trainer.start_over=true")  # the advice works
+    assert "removing" in again.stdout + again.stderr and metrics(run_dir)["status"] == "completed"

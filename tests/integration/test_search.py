@@ -16,6 +16,7 @@ import pytest
 from tests.helpers.cli import (
     LR_SPACE,
     QUICK,
+    load_study,
     log_span,
     search,
     search_cmd,
@@ -140,6 +141,27 @@ def test_a_killed_search_resumes_without_rerunning_or_duplicating_trials(tmp_pat
         metrics(sweep_dir, n)["trial"]["params"]["regularization.graph_dropout"] for n in range(6)
     }
     assert len(points) == 6
+
+
+@pytest.mark.e2e
+def test_a_new_study_in_an_old_sweep_dir_never_records_the_old_runs(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "search"
+    args = ("hydra.sweeper.n_trials=2", "regularization.graph_dropout=interval(0.1,0.3)")
+    first = search(sweep_dir, *args, "scheduler.epochs=1")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    old = {n: (sweep_dir / f"trial-{n:04d}" / "metrics.json").read_bytes() for n in (0, 1)}
+    (sweep_dir / "optuna-journal.log").unlink()  # the study is gone: a new one, other points
+    again = search(sweep_dir, *args, "scheduler.epochs=1", "hydra.sweeper.seed=1")
+    assert again.returncode != 0, "a search with no trial of its own completed must fail"
+    assert "(0 completed, 0 pruned, 2 failed" in again.stdout
+    assert study_states(sweep_dir) == {0: "FAIL", 1: "FAIL"}
+    assert all(t.value is None for t in load_study(sweep_dir).trials)
+    for row in trials(sweep_dir):
+        assert row["state"] == "failed" and row["val_mae"] is None
+        assert "its run was refused" in row["note"]
+        assert "holds a completed run of a different config" in row["note"]
+    for n, text in old.items():
+        assert (sweep_dir / f"trial-{n:04d}" / "metrics.json").read_bytes() == text
 
 
 @pytest.mark.slow

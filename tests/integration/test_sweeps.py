@@ -58,6 +58,32 @@ def test_rerun_into_the_sweep_dir_skips_completed_and_reruns_failed(tmp_path: Pa
     assert [a["action"] for a in attempts] == ["fresh", "rerun after failure"]
 
 
+def test_a_rerun_with_a_changed_knob_is_refused_and_marked_not_counted(tmp_path: Path) -> None:
+    sw = tmp_path / "sw"
+    args = ("experiment=baseline,e01_conservative_regularization", "random_seed=1", "text=none")
+    assert sweep(sw, *args, "scheduler.epochs=1").returncode == 0
+    names = ("baseline-seed1", "e01_conservative_regularization-seed1")
+    kept = {n: (sw / n / ".hydra" / "config.yaml").read_bytes() for n in names}
+    metrics = {n: (sw / n / "metrics.json").read_bytes() for n in names}
+    changed = sweep(sw, *args, "scheduler.epochs=1", "scheduler.learning_rate=0.002")
+    assert changed.returncode != 0, "refused runs must fail the sweep"
+    out = changed.stdout + changed.stderr
+    assert "(2 runs, 2 not completed, 2 refused:" in out
+    rows = summary_rows(sw)
+    assert set(rows) == set(names)  # no extra "missing" rows for the refused grid points
+    for n in names:
+        assert rows[n]["status"] == "refused"
+        assert rows[n]["val_mae"] == rows[n]["test_mae"] == rows[n]["gap_ratio"] == ""
+        assert "holds a completed run of a different config" in rows[n]["error"]
+        assert (sw / n / ".hydra" / "config.yaml").read_bytes() == kept[n]
+        assert (sw / n / "metrics.json").read_bytes() == metrics[n]
+    assert "2 run(s) were refused" in (sw / "summary.md").read_text()
+    again = sweep(sw, *args, "scheduler.epochs=1")  # the original sweep: complete, counted again
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [summary_rows(sw)[n]["status"] for n in names] == ["completed", "completed"]
+    assert not any((sw / ".refused").iterdir())
+
+
 def test_seed_sweep_names_runs_by_experiment_and_seed(tmp_path: Path) -> None:
     out = sweep(
         tmp_path / "sw",

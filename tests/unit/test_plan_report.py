@@ -109,3 +109,79 @@ def test_report_cli(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     assert report_main([str(tmp_path / "empty")]) == 2
     assert "no sweep directory" in capsys.readouterr().err
+
+
+# The drill's hostile strings: an experiment name, a renamed run directory, a status.
+EVIL_NAME = "<script>alert(1)</script><img src=x onerror=alert(2)>[click](javascript:alert`3`)"
+EVIL_DIR = "baseline-seed2](javascript:alert`4`)[x"
+EVIL_STATUS = "[x](javascript:alert`9`)"
+
+
+def hostile_sweep(root: Path) -> Path:
+    sweep = root / "phase1" / "2026-01-01_00-00-00"
+    for seed, (b, e) in enumerate([(1.0, 0.8), (1.02, 0.81)], start=1):
+        with_history(fake_run(sweep, "baseline", seed, b), b)
+        with_history(fake_run(sweep, "e06", seed, e, config={"experiment_name": EVIL_NAME}), e)
+    (sweep / "baseline-seed2").rename(sweep / EVIL_DIR)
+    fake_run(sweep, "baseline", 3, None, status=EVIL_STATUS)
+    return sweep
+
+
+def rendered(markdown: str) -> str:
+    """What a Markdown viewer shows: CommonMark with raw HTML on and every link allowed (so that
+    the test sees what the file itself lets through, not what this renderer would block)."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    md.validateLink = lambda url: True
+    return md.render(markdown)
+
+
+def assert_inert(page: str, links: bool = True) -> None:
+    low = page.lower()
+    assert "<script" not in low and "onerror" not in low.replace("onerror=alert(2)&gt;", "")
+    assert not re.search(r"<img(?![^>]*src=\"(data:image/png;base64,|[\w./%-]+\.png\"))", low)
+    targets = re.findall(r'(?:href|src)="([^"]*)"', page)
+    assert targets or not links, "the page should link to the runs' files"
+    for t in targets:
+        assert re.match(r"(https?://|data:image/png;base64,|[^:/?#]*(?:[/?#]|$))", t), t
+
+
+def test_hostile_names_and_statuses_give_no_script_or_links_that_run_script(
+    tmp_path: Path,
+) -> None:
+    sweep = hostile_sweep(tmp_path / "multirun")
+    write_summary(sweep)
+    build_report([tmp_path / "multirun"], out=tmp_path / "r", cka=False)
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert_inert(page)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text, not dropped
+    run_link = re.search(r'<a href="([^"]*)">baseline-seed2\]\(javascript', page)
+    assert run_link is not None
+    assert "%5D%28javascript%3Aalert%604%60%29%5Bx" in run_link.group(1)  # the renamed folder
+    for md, links in ((tmp_path / "r" / "report.md", True), (sweep / "summary.md", False)):
+        text = md.read_text()
+        assert not re.search(r"(?<!\\)<(script|img)", text)  # only as escaped text
+        assert_inert(rendered(text), links)
+    assert EVIL_STATUS not in (sweep / "summary.md").read_text()  # escaped, not raw
+
+
+def test_only_relative_and_http_links_are_live() -> None:
+    from fusion_tuner.document import inline_html
+    from fusion_tuner.markdown import safe_href, safe_inline
+
+    for bad in (
+        "javascript:alert(1)",
+        "JaVaScRiPt:x",
+        "data:text/html,x",
+        "//evil.example/x",
+        "vbscript:x",
+        "file:///etc/passwd",
+        "&#106;avascript:alert(1)",
+        " http://x",
+    ):
+        assert not safe_href(bad), bad
+        assert "<a " not in inline_html(f"[x]({bad})")
+        assert "](" not in safe_inline(f"[x]({bad})").replace("\\](", "")
+    for good in ("summary.md", "../run/train.log", "http://example.org/a", "https://x.org/?a=1"):
+        assert safe_href(good) and f'href="{good}"' in inline_html(f"[x]({good})")

@@ -5,6 +5,7 @@ sweep left running, and the run side's pruning against a real journal file."""
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import threading
 import time
@@ -16,7 +17,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from fusion_tuner.errors import ConfigError
 from fusion_tuner.rundir import RunDir
+from fusion_tuner.search import trial_dir_name
 from fusion_tuner.search.loop import SearchFailed, SearchLoop, read_outcome
 from fusion_tuner.search.space import parse_space
 from fusion_tuner.search.study import PrunerSpec, SamplerSpec, open_study
@@ -103,6 +106,55 @@ def test_pruned_failed_nan_and_missing_runs_are_told_and_the_search_goes_on(
     assert notes[2] == "ValueError: bad value"
     assert "nan" in notes[3] and "never started" in notes[4] and "without recording" in notes[5]
     assert study.best_trial.number == 6
+
+
+def _old_trial_record(number: int, value: float) -> dict[str, Any]:
+    """What a trial of an earlier search (another study, other parameters) left behind."""
+    record = {"number": number, "study": "old-study", "params": {SPACE_KEY: 0.123}}
+    return completed(value, trial=record, seed=42)
+
+
+def test_a_refused_trial_never_records_the_result_its_directory_holds(tmp_path: Path) -> None:
+    for n in (0, 1):  # an earlier search's completed runs
+        RunDir(tmp_path / trial_dir_name(n)).write_metrics(_old_trial_record(n, 4.394))
+
+    def script(n: int, kv: dict) -> None:
+        files = RunDir(tmp_path / kv["hydra.sweep.subdir"])
+        if n == 0:  # the run is refused (another config holds the directory): nothing written
+            files.record_refusal(list(kv), "trial-0000 holds a completed run of a different config")
+        # trial 1's run is not refused but its record is another trial's (an older directory)
+
+    study = make_study(tmp_path)
+    SearchLoop(study, SPACE, tmp_path, ScriptedLaunch(tmp_path, script), 2, 1).run()
+    assert states(study) == ["FAIL", "FAIL"]
+    assert all(t.value is None for t in study.trials)
+    notes = [t.user_attrs["note"] for t in study.trials]
+    assert (
+        "its run was refused (trial-0000 holds a completed run of a different config)" in notes[0]
+    )
+    assert "holds the result of trial 1 of study 'old-study' with other parameters" in notes[1]
+
+
+def test_a_completed_run_of_this_trials_parameters_is_its_result(tmp_path: Path) -> None:
+    def script(n: int, kv: dict) -> dict:
+        params = {SPACE_KEY: float(kv[SPACE_KEY])}
+        return completed(0.5, trial={"number": n, "study": "any", "params": params}, seed=42)
+
+    study = make_study(tmp_path)
+    SearchLoop(study, SPACE, tmp_path, ScriptedLaunch(tmp_path, script), 2, 1).run()
+    assert states(study) == ["COMPLETE", "COMPLETE"]
+
+
+def test_a_rerun_does_not_adopt_another_trials_result(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    study.ask(SPACE.distributions)  # left running by a killed sweep; its directory is older
+    RunDir(tmp_path / "trial-0000").write_metrics(_old_trial_record(0, 4.394))
+    launch = ScriptedLaunch(tmp_path, lambda n, kv: completed(0.9))
+    SearchLoop(make_study(tmp_path), SPACE, tmp_path, launch, n_trials=1, n_jobs=1).run()
+    trial = make_study(tmp_path).trials[0]
+    assert (
+        trial.state == TrialState.FAIL and "holds the result of trial 0" in trial.user_attrs["note"]
+    )
 
 
 def test_an_interrupted_run_stays_unfinished_for_a_rerun(tmp_path: Path) -> None:
@@ -284,3 +336,39 @@ def test_the_sweeper_and_the_loop_agree_on_the_trial_keys() -> None:
     assert sweeper.TRIAL_KEYS == loop.TRIAL_KEYS
     assert loop._consecutive([3, 4, 7, 9, 10]) == [(0, 2), (2, 3), (3, 5)]
     assert loop._consecutive([]) == []
+
+
+def _journal_with_trials(sweep_dir: Path, n: int) -> Path:
+    study = make_study(sweep_dir)
+    for i in range(n):
+        t = study.ask(SPACE.distributions)
+        study.tell(t, float(i))
+    return sweep_dir / "optuna-journal.log"
+
+
+def test_a_torn_last_journal_line_is_cut_off_with_a_copy_kept(tmp_path: Path) -> None:
+    journal = _journal_with_trials(tmp_path, 3)
+    original = journal.read_bytes()
+    torn = original[:-40]  # what a kill or a full disk mid-append leaves
+    journal.write_bytes(torn)
+    study = make_study(tmp_path)  # repaired, then loaded
+    kept = torn[: torn.rfind(b"\n") + 1]
+    assert journal.read_bytes().startswith(kept)  # the torn piece is gone; the rest as it was
+    assert all(json.loads(line) for line in journal.read_bytes().splitlines())
+    (backup,) = tmp_path.glob("optuna-journal.log.torn-*")
+    assert backup.read_bytes() == torn
+    assert states(study)[:2] == ["COMPLETE", "COMPLETE"]
+    t = study.ask(SPACE.distributions)  # appending works, and so does every later load
+    study.tell(t, 9.0)
+    again = make_study(tmp_path)
+    assert again.trials[-1].value == 9.0 and len(again.trials) == len(study.trials)
+
+
+def test_a_corrupt_journal_line_is_named(tmp_path: Path) -> None:
+    journal = _journal_with_trials(tmp_path, 2)
+    lines = journal.read_bytes().split(b"\n")
+    lines[2] = lines[2][:10] + b"#garbage#" + lines[2][10:]
+    journal.write_bytes(b"\n".join(lines))
+    with pytest.raises(ConfigError, match=rf"{journal}, line 3 of \d+: not a JSON record"):
+        make_study(tmp_path)
+    assert not list(tmp_path.glob("optuna-journal.log.torn-*"))

@@ -5,6 +5,7 @@ caveat, failed and pruned trials, and the plots (drawn, or named with the reason
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,19 @@ def test_plots_are_drawn_or_named_with_the_reason(search: Path, tmp_path_factory
     md = (lone / SUMMARY_MD).read_text()
     assert "- param importances: not drawn (needs 2 completed trials)" in md
     assert "ran no baseline trial" in md
+
+
+def test_a_hostile_failure_note_is_escaped_in_the_search_summary(search: Path) -> None:
+    from tests.unit.test_plan_report import EVIL_NAME, assert_inert, rendered
+
+    study = open_study(search, None, "minimize", PrunerSpec("median"))
+    t = study.ask(SPACE.distributions)
+    RunDir(search / f"trial-{t.number:04d}").write_metrics({"status": "failed", "error": "x"})
+    t.set_user_attr("note", EVIL_NAME)
+    study.tell(t, state=TrialState.FAIL)
+    write_record(search, record(study.study_name, baseline_runs=3, n_trials=7))
+    write_search_summary(search)
+    text = (search / SUMMARY_MD).read_text()
+    assert "alert(1)" in text  # shown, as text
+    assert not re.search(r"(?<!\\)(<(script|img)|\]\(javascript)", text)
+    assert_inert(rendered(text), links=False)

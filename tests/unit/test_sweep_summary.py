@@ -255,3 +255,55 @@ def test_colliding_run_directories_are_refused_before_any_run() -> None:
         check_subdir(swept, default)
     check_subdir(swept, default + "-gd${regularization.graph_dropout}")
     check_subdir(swept, "run${hydra.job.num}")
+
+
+CORRUPT_METRICS = {
+    "truncated": (b'{"status": "compl', "JSONDecodeError"),
+    "list": (b"[]", "holds a JSON list, not an object"),
+    "not_utf8": (b'\xff\xfe{"status": "completed"}', "UnicodeDecodeError"),
+    "text_mae": (
+        b'{"status": "completed", "val": {"mae": "abc"}, "test": {"mae": 1.0}}',
+        "val.mae = 'abc' is not a number",
+    ),
+}
+
+
+def corrupt_sweep(sweep: Path) -> None:
+    """Two good arms, four runs with a corrupt metrics.json, one with a corrupt config.yaml and
+    an unreadable sweep_plan.json."""
+    for seed, (b, e) in enumerate([(1.0, 0.8), (1.02, 0.81), (0.98, 0.79)], start=1):
+        fake_run(sweep, "baseline", seed, b)
+        fake_run(sweep, "e06_lower_lr", seed, e)
+    for seed, (data, _) in enumerate(CORRUPT_METRICS.values(), start=10):
+        (fake_run(sweep, "e07", seed, 1.0) / "metrics.json").write_bytes(data)
+    (fake_run(sweep, "e08", 1, 0.5) / ".hydra" / "config.yaml").write_text("a: [x\n b: :\n")
+    (sweep / "sweep_plan.json").write_text('{"jobs": [[')
+
+
+def test_corrupt_run_files_are_reported_unreadable_and_the_rest_summarised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    corrupt_sweep(tmp_path)
+    assert summary_main([str(tmp_path)]) == 0
+    assert "sweep_plan.json is unreadable (JSONDecodeError" in caplog.text
+    rows = {r["run_dir"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
+    for seed, (_, why) in enumerate(CORRUPT_METRICS.values(), start=10):
+        row = rows[f"e07-seed{seed}"]
+        assert row["status"] == "unreadable" and row["val_mae"] == ""
+        assert row["error"].startswith("metrics.json is unreadable") and why in row["error"]
+    e08 = rows["e08-seed1"]
+    assert e08["status"] == "unreadable" and e08["val_mae"] == ""  # 0.5 would have won
+    assert "config.yaml is unreadable (ParserError" in e08["error"]
+    decisions = json.loads((tmp_path / "summary.json").read_text())["decisions"]
+    assert decisions["e06_lower_lr"]["decision"] == DOWN and decisions["e06_lower_lr"]["n"] == 3
+    assert "e07 (seed 13, e07-seed13): unreadable" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_plan_report_goes_on_past_corrupt_run_files(tmp_path: Path) -> None:
+    from fusion_tuner.report import main as report_main
+
+    sweep = tmp_path / "multirun" / "phase1" / "2026-01-01_00-00-00"
+    corrupt_sweep(sweep)
+    assert report_main([str(tmp_path / "multirun"), "--out", str(tmp_path / "r"), "--no-cka"]) == 0
+    page = (tmp_path / "r" / "report.md").read_text()
+    assert page.count("| unreadable |") == 5
