@@ -13,7 +13,7 @@ import torch
 
 from fusion_tuner.errors import CheckpointError
 from fusion_tuner.training.checkpoint import load_checkpoint
-from tests.integration.test_train_cli import run_cli
+from tests.helpers.runs import train_run
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +92,7 @@ def test_a_stored_member_larger_than_the_file_is_refused(tmp_path: Path) -> None
 def trained(tmp_path_factory) -> Path:
     """A tiny completed graph-only run."""
     run = tmp_path_factory.mktemp("ckpt_faults") / "run"
-    run_cli(run, "text=none")
+    train_run(run, "text=none")
     return run
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fusion_tuner.data.records import Crystal
-from tests.integration.test_train_cli import run_cli
+from tests.helpers.runs import train_run
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def rocksalt(n: int, jitter: float = 0.0) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("predict_limits") / "run"
-    run_cli(run, "text=none")
+    train_run(run, "text=none")
     return run
 
 
