@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from scipy import stats
 
@@ -39,11 +39,14 @@ DOWN, SAME, UP, INCONCLUSIVE, NONE = (
     "n/a",
 )
 REFERENCE = "(reference)"
+# the runs (of the experiment or of the baseline) do not beat the training-mean predictor
+LEARNED_NOTHING = "🚫 learned nothing"
 NEXT_STEP = {
     DOWN: "continue fine-tuning around it",
     SAME: "try the phase 4 settings",
     UP: "back off to more conservative settings",
     INCONCLUSIVE: "run more seeds before deciding",
+    LEARNED_NOTHING: "make the runs learn first (more epochs or data; check the learning rate)",
 }
 CONFIDENCE = 0.95
 # seeds_needed searches up to this many seeds per arm (more: "not within reach")
@@ -95,6 +98,8 @@ class Decision(NamedTuple):
     note: str = ""
     # the baseline's mean validation MAE
     base_mean: float = math.nan
+    # the sequential procedure's record of this arm (fusion_tuner.sweeps.assess.ArmResult)
+    arm: Any = None
 
     @property
     def delta_pct(self) -> float:

@@ -67,8 +67,8 @@ class Design:
     equivalence_margin: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.initial_seeds < 2:
-            raise ValueError(f"initial_seeds must be at least 2, got {self.initial_seeds}")
+        if self.initial_seeds < 1:
+            raise ValueError(f"initial_seeds must be at least 1, got {self.initial_seeds}")
         if self.seeds_per_round < 1:
             raise ValueError(f"seeds_per_round must be at least 1, got {self.seeds_per_round}")
         if self.max_seeds < self.initial_seeds:
@@ -265,7 +265,8 @@ def run_phase(
         down = at & rejected & (mean < -tau)
         up = at & rejected & (mean > tau)
         eq_q = _t_q(np.full((r, k), nom[li, 1] * 2), cnt)  # one-sided p_look each way
-        half = eq_q * sd / np.sqrt(cnt)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            half = eq_q * sd / np.sqrt(cnt)
         same = at & ~down & ~up & (np.abs(mean) + half <= margin) & (cnt >= 2)
         verdict[down], verdict[up], verdict[same] = DOWN, UP, SAME
         active &= ~(down | up | same)

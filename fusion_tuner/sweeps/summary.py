@@ -21,23 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.config import flatten, is_result_neutral
+from fusion_tuner.markdown import fmt
+from fusion_tuner.metrics import learned_nothing
 from fusion_tuner.rundir import COMPLETED, Run, RunDir
+from fusion_tuner.sweeps.assess import TOO_FEW, ArmResult, Assessment, assess, design_of
 from fusion_tuner.sweeps.chain import NextBase, as_overrides
 from fusion_tuner.sweeps.decision import (
     CONFIDENCE,
     DOWN,
     INCONCLUSIVE,
-    MAX_SEEDS,
+    LEARNED_NOTHING,
     NEXT_STEP,
     NONE,
     REFERENCE,
     SAME,
     UP,
     Decision,
-    Spread,
     decide,
     mean_sd,
-    sweep_spread,
 )
 from fusion_tuner.sweeps.plan import job_experiment, read_plan
 
@@ -72,6 +73,8 @@ COLUMNS = (
     "test_mae",
     "val_r2",
     "test_r2",
+    "val_skill",
+    "test_skill",
     "gap_ratio",
     "delta_val_mae",
     "delta_val_mae_pct",
@@ -140,8 +143,8 @@ class Summary:
     winner: str | None = None
     # what the next phase starts from
     next_base: NextBase | None = None
-    # the spread seen across the sweep (for single-seed arms)
-    spread: Spread | None = None
+    # the sequential procedure's view of the sweep (None without a baseline)
+    assessment: Assessment | None = None
     # run directory names per experiment
     run_dirs: dict[str, list[str]] = field(default_factory=dict)
 
@@ -164,7 +167,11 @@ def _reference(runs: list[Run], base_runs: list[Run]) -> dict[str, Any]:
 
 
 def _row(
-    run: Run, reference: dict[str, Any], ref: tuple[float | None, float | None], decision: str
+    run: Run,
+    reference: dict[str, Any],
+    ref: tuple[float | None, float | None],
+    decision: str,
+    stalled: bool = False,
 ) -> dict:
     m = run.metrics
     ref_val, ref_test = ref
@@ -180,6 +187,11 @@ def _row(
         flags.append(
             f"graph-only: text knobs had no effect ({', '.join(inert)})" if inert else "graph-only"
         )
+    skill = run.result("val", "skill")
+    if run.status == COMPLETED and learned_nothing(skill):
+        flags.append(f"learned nothing (validation skill {skill:.2f} against the mean predictor)")
+    if stalled:
+        flags.append("stalled (left out of the interval)")
     error = (m.get("error") or "").strip()
     return {
         "experiment": run.experiment,
@@ -194,6 +206,8 @@ def _row(
         "test_mae": test,
         "val_r2": run.result("val", "r2"),
         "test_r2": run.result("test", "r2"),
+        "val_skill": skill,
+        "test_skill": run.result("test", "skill"),
         "gap_ratio": m.get("gap_ratio"),
         "delta_val_mae": delta,
         "delta_val_mae_pct": 100 * delta / ref_val if delta is not None and ref_val else None,
@@ -256,10 +270,8 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
     arms = {e: _by_seed(g) for e, g in groups.items()}
     tests = {e: _values(_by_seed(g, "test")) for e, g in groups.items()}
     base_arm = arms.get("baseline", [])
-    spread = sweep_spread(
-        {e: _paired_diffs(a, base_arm) for e, a in arms.items() if e != "baseline"},
-        {e: _values(a) for e, a in arms.items()},
-    )
+    design, source = design_of(sweep_dir, runs)
+    assessment = assess(groups, design, threshold, source)
     base_test = mean_sd(tests["baseline"])[0] if tests.get("baseline") else None
     decisions: dict[str, Decision] = {}
     for exp in order:
@@ -267,7 +279,9 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         if exp == "baseline":
             decisions[exp] = Decision(REFERENCE, 0.0, 0.0, n, n)
             continue
-        d = decide(arms[exp], base_arm, threshold, spread=spread)
+        d = _decision(arms[exp], base_arm, assessment.arms.get(exp) if assessment else None)
+        if assessment is not None:
+            d = d._replace(margin=assessment.tau)
         test_delta = (
             mean_sd(tests[exp])[0] - base_test if tests[exp] and base_test is not None else None
         )
@@ -282,8 +296,17 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
     ordered = sorted(
         runs, key=lambda r: (order.index(r.experiment), r.seed if r.seed is not None else -1)
     )
+    stalled = {
+        name for a in ([] if assessment is None else assessment.arms.values()) for name in a.stalled
+    } | set(assessment.baseline_stalled if assessment else [])
     rows = [
-        _row(r, reference, base_by_seed.get(r.seed, base_mean), decisions[r.experiment].decision)
+        _row(
+            r,
+            reference,
+            base_by_seed.get(r.seed, base_mean),
+            decisions[r.experiment].decision,
+            stalled=r.name in stalled,
+        )
         for r in ordered
     ]
     base = _started_from(runs)
@@ -293,14 +316,52 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
     return Summary(
         rows,
         decisions,
-        _verdict(sweep_dir, rows, decisions, _values(base_arm), winner),
+        _verdict(sweep_dir, rows, decisions, _values(base_arm), winner, assessment),
         threshold,
         base=base,
         winner=winner,
         next_base=next_base,
-        spread=spread,
         run_dirs={e: [r.name for r in g if r.files is not None] for e, g in groups.items()},
         slurm_note=slurm_note,
+        assessment=assessment,
+    )
+
+
+ARM_DECISION = {
+    "down": DOWN,
+    "up": UP,
+    "unchanged": SAME,
+    "open": INCONCLUSIVE,
+    "learned nothing": LEARNED_NOTHING,
+}
+
+
+def _decision(
+    arm: dict[int, float] | list[float], base: dict[int, float] | list[float], a: ArmResult | None
+) -> Decision:
+    """An experiment's decision: the sequential procedure's (``a``), with the raw 95% paired
+    interval of the seed pairs it used."""
+    ev, bv = _values(arm), _values(base)
+    if not ev or not bv or a is None:
+        return Decision(NONE, math.nan, math.nan, len(ev), len(bv))
+    st = a.stats
+    mb = mean_sd(bv)[0]
+    delta = st.delta if st.n else mean_sd(ev)[0] - mb
+    notes = []
+    if a.stop == TOO_FEW:
+        notes.append("fewer than 2 seed pairs with the baseline give no interval")
+    return Decision(
+        ARM_DECISION[a.verdict],
+        delta,
+        math.nan,
+        len(ev),
+        len(bv),
+        st.raw[0],
+        st.raw[1],
+        "paired t" if st.n >= 2 else "",
+        note="; ".join(notes),
+        base_mean=mb,
+        arm=a,
     )
 
 
@@ -346,21 +407,40 @@ def _next_base(
     )
 
 
-def _seed_advice(decisions: dict[str, Decision]) -> str:
-    """Seeds per arm each inconclusive experiment needs, in words."""
-    parts = []
-    for e, d in decisions.items():
-        if d.decision != INCONCLUSIVE:
-            continue
-        if d.near_threshold:
-            parts.append(f"{e}: a change about the threshold's size")
-        elif d.spread is None:
-            parts.append(f"{e}: unknown (no spread seen; run at least 3 seeds)")
-        elif d.seeds_needed is None:
-            parts.append(f"{e}: more than {MAX_SEEDS}")
-        else:
-            parts.append(f"{e}: about {d.seeds_needed}")
-    return "seeds per arm needed at the spread seen: " + "; ".join(parts)
+def arm_advice(d: Decision) -> str:
+    """What an experiment's runs can say and what would settle it, in words ("" when decided)."""
+    a: ArmResult | None = d.arm
+    if a is None or d.decision in (DOWN, UP, SAME, REFERENCE, NONE):
+        return ""
+    if d.decision == LEARNED_NOTHING:
+        which = "the baseline's runs" if a.skill is None or a.skill >= 0.1 else "its runs"
+        return (
+            f"{which} do not beat the training-mean predictor: more seeds cannot help; make the "
+            "runs learn first (more epochs or data, check the learning rate)"
+        )
+    st = a.stats
+    if st.n < 2:
+        return "fewer than 2 seed pairs with the baseline: no interval"
+    parts = [f"detectable with 80% power at {st.n} pairs: ±{fmt(st.mde)} ({d.pct(st.mde):.1f}%)"]
+    if a.next_seeds:
+        parts.append(f"the next round adds seeds {', '.join(map(str, a.next_seeds))}")
+    if a.branch:
+        what = {"down": "✅ down", "up": "❌ up", "unchanged": "⚠️ unchanged"}[a.branch]
+        parts.append(
+            f"at the observed change and spread, {what} needs about {a.branch_seeds} seeds per arm"
+            if a.branch_seeds
+            else f"{what} is out of reach at this spread (over 1000 seeds per arm)"
+        )
+    else:
+        parts.append("the change is about the threshold's size: neither branch is in reach")
+    return "; ".join(parts)
+
+
+def _open_advice(decisions: dict[str, Decision]) -> str:
+    """Each open experiment's advice, in words."""
+    return "; ".join(
+        f"{e}: {arm_advice(d)}" for e, d in decisions.items() if d.decision == INCONCLUSIVE
+    )
 
 
 def _verdict(
@@ -369,6 +449,7 @@ def _verdict(
     decisions: dict[str, Decision],
     base_vals: list[float],
     winner: str | None,
+    assessment: Assessment | None = None,
 ) -> str:
     bad = [r for r in rows if r["status"] != COMPLETED]
     caveat = ""
@@ -391,7 +472,17 @@ def _verdict(
             f"continue fine-tuning around {winner} (chain the next phase with "
             f"base_sweep={sweep_dir})." + caveat
         )
-    by = {k: [e for e, d in tried.items() if d.decision == k] for k in (SAME, UP, INCONCLUSIVE)}
+    by = {
+        k: [e for e, d in tried.items() if d.decision == k]
+        for k in (SAME, UP, INCONCLUSIVE, LEARNED_NOTHING)
+    }
+    nothing = ""
+    if by[LEARNED_NOTHING]:
+        nothing = (
+            f" Learned nothing (runs no better than the training-mean predictor, so not "
+            f"compared): {', '.join(by[LEARNED_NOTHING])}; make the runs learn first (more "
+            "epochs or data, check the learning rate) before comparing."
+        )
     if by[INCONCLUSIVE]:
         rest = "".join(
             f" {label}: {', '.join(by[k])}."
@@ -399,18 +490,27 @@ def _verdict(
             if by[k]
         )
         verb = "is" if len(by[INCONCLUSIVE]) == 1 else "are"
+        waiting = assessment is not None and bool(assessment.next_round)
+        step = (
+            "next, rerun the same sweep command into "
+            f"hydra.sweep.dir={sweep_dir}: finished runs are skipped and the open experiments "
+            "get their next round of seeds"
+            if waiting
+            else "the seed cap is reached; raise sweep.max_seeds and rerun the same command "
+            f"into hydra.sweep.dir={sweep_dir} to add seeds"
+        )
         return (
-            f"No clear winner: {', '.join(by[INCONCLUSIVE])} {verb} inconclusive "
-            f"({_seed_advice(tried)}); "
-            "next, rerun the sweep with more seeds (random_seed=1,2,...) into "
-            f"hydra.sweep.dir={sweep_dir}, where finished runs are skipped." + rest + caveat
+            f"No clear winner: {', '.join(by[INCONCLUSIVE])} {verb} still open "
+            f"({_open_advice(tried)}); {step}." + rest + nothing + caveat
         )
     if by[SAME]:
         return (
             "Validation MAE is unchanged by these settings: bigger changes are needed; next, try "
-            "the phase 4 settings (python -m fusion_tuner +phase=4 -m)." + caveat
+            "the phase 4 settings (python -m fusion_tuner +phase=4 -m)." + nothing + caveat
         )
-    return (
-        "Every setting raised validation MAE (over-adjusted); next, back off to more "
-        "conservative settings." + caveat
-    )
+    if by[UP]:
+        return (
+            "Every setting raised validation MAE (over-adjusted); next, back off to more "
+            "conservative settings." + nothing + caveat
+        )
+    return "Nothing was compared." + nothing + caveat

@@ -10,7 +10,7 @@ from pathlib import Path
 from fusion_tuner.report import main as report_main
 from fusion_tuner.sweeps.plan_report import build_report
 from fusion_tuner.sweeps.report import write_summary
-from tests.unit.test_sweep_summary import fake_run
+from tests.unit.test_sweep_summary import fake_run, fixed_design
 
 LR = {"scheduler": {"learning_rate": 0.001}}
 
@@ -28,6 +28,7 @@ def with_history(run_dir: Path, val: float) -> Path:
 def plan_sweeps(root: Path) -> tuple[Path, Path]:
     """outputs/multirun/phase1/<t> (e06 wins) and phase2/<t> chained from it (e03 unclear)."""
     phase1 = root / "phase1" / "2026-01-01_00-00-00"
+    fixed_design(phase1, 3)
     for seed, (b, e) in enumerate([(1.0, 0.80), (1.02, 0.81), (0.98, 0.79)], start=1):
         with_history(fake_run(phase1, "baseline", seed, b, config=LR), b)
         cfg = {"scheduler": {"learning_rate": 0.0005}}
@@ -40,6 +41,7 @@ def plan_sweeps(root: Path) -> tuple[Path, Path]:
         "superseded": [],
     }
     phase2 = root / "phase2" / "2026-01-02_00-00-00"
+    fixed_design(phase2, 3)
     common = {"base": record, "scheduler": {"learning_rate": 0.0005}}
     for seed, (b, e) in enumerate([(0.80, 0.70), (0.81, 0.95), (0.79, 0.77)], start=1):
         with_history(fake_run(phase2, "baseline", seed, b, config=common), b)
