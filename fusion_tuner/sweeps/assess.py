@@ -74,6 +74,8 @@ class ArmResult:
     failed: list[str] = field(default_factory=list)
     # median validation skill of the arm's completed runs (None: not recorded)
     skill: float | None = None
+    # the same for the baseline
+    baseline_skill: float | None = None
     # the branch in reach at the observed change and spread and its seeds per arm
     branch: str = ""
     branch_seeds: int | None = None
@@ -207,6 +209,7 @@ def assess(
             sorted(stalled),
             failed,
             skill,
+            base_skill,
         )
         if _learned_nothing(base_skill) or _learned_nothing(skill):
             arms[e].verdict, arms[e].stop = "learned nothing", NOTHING_LEARNED

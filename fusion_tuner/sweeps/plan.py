@@ -74,10 +74,24 @@ def job_experiment(job: list[str]) -> str:
 
 
 def write_plan(sweep_dir: Path, jobs: list[list[str]]) -> None:
-    write_json(Path(sweep_dir) / PLAN_FILE, {"jobs": jobs})
+    """Record the grid's jobs; the rounds an earlier command into the same sweep directory
+    planned (``rounds``, see :mod:`fusion_tuner.sweeps.rounds`) are kept."""
+    path = Path(sweep_dir) / PLAN_FILE
+    kept = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
+        kept = {k: old[k] for k in ("rounds",) if k in old}
+    write_json(path, {"jobs": jobs, **kept})
 
 
 def read_plan(sweep_dir: Path) -> list[list[str]] | None:
-    """The planned jobs of a sweep, or None when it recorded no plan."""
+    """The planned jobs of a sweep (the grid, then any rounds of seeds), or None when it
+    recorded no plan."""
     path = Path(sweep_dir) / PLAN_FILE
-    return json.loads(path.read_text())["jobs"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    rec = json.loads(path.read_text())
+    return list(rec.get("jobs", [])) + list(rec.get("rounds") or [])

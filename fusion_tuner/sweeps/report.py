@@ -202,7 +202,7 @@ def _arm_notes(d: Decision) -> list[str]:
     a = d.arm
     st = a.stats
     notes = [f"seeds {len(a.seeds_run)} ({a.stop})"]
-    if st.n >= 2 and math.isfinite(st.adjusted[0]):
+    if st.n >= 2 and math.isfinite(st.adjusted[0]) and d.decision != LEARNED_NOTHING:
         notes.append(
             f"adjusted interval [{fmt(st.adjusted[0])}, {fmt(st.adjusted[1])}] (two-sided level "
             f"{st.adjusted_level:.2g}); equivalence interval {_pct(d.pct(st.equivalence[0]))} "

@@ -22,7 +22,7 @@ from typing import Any
 
 from fusion_tuner.config import flatten, is_result_neutral
 from fusion_tuner.markdown import fmt
-from fusion_tuner.metrics import learned_nothing
+from fusion_tuner.metrics import MIN_SKILL, learned_nothing
 from fusion_tuner.rundir import COMPLETED, Run, RunDir
 from fusion_tuner.sweeps.assess import TOO_FEW, ArmResult, Assessment, assess, design_of
 from fusion_tuner.sweeps.chain import NextBase, as_overrides
@@ -413,10 +413,15 @@ def arm_advice(d: Decision) -> str:
     if a is None or d.decision in (DOWN, UP, SAME, REFERENCE, NONE):
         return ""
     if d.decision == LEARNED_NOTHING:
-        which = "the baseline's runs" if a.skill is None or a.skill >= 0.1 else "its runs"
+        who = [
+            f"{name} (median validation skill {skill:.2f})"
+            for name, skill in (("its runs", a.skill), ("the baseline's runs", a.baseline_skill))
+            if learned_nothing(skill)
+        ]
         return (
-            f"{which} do not beat the training-mean predictor: more seeds cannot help; make the "
-            "runs learn first (more epochs or data, check the learning rate)"
+            f"{' and '.join(who)} do not beat the training-mean predictor (skill < "
+            f"{MIN_SKILL:g}): more seeds cannot help; make the runs learn first (more epochs or "
+            "data, check the learning rate)"
         )
     st = a.stats
     if st.n < 2:
