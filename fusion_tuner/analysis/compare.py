@@ -12,7 +12,13 @@ from fusion_tuner.analysis.runs import predict_ids, same_ids
 from fusion_tuner.errors import AnalysisError
 from fusion_tuner.io import pyplot, save_figure
 from fusion_tuner.markdown import table
-from fusion_tuner.metrics import gap_ratio, regression_metrics
+from fusion_tuner.metrics import (
+    MIN_SKILL,
+    gap_ratio,
+    learned_nothing,
+    regression_metrics,
+    skill_metrics,
+)
 from fusion_tuner.rundir import Run, locate
 from fusion_tuner.runtime import resolve_device
 
@@ -106,6 +112,7 @@ def run_compare(
     for name in (a.name, b.name):
         tr, va = res["splits"]["train"][name]["mae"], res["splits"]["val"][name]["mae"]
         res.setdefault("gap_ratio", {})[name] = gap_ratio(va, tr)
+    res["skill"], res["learned_nothing"] = _skills(data, a.name, b.name)
     ids, y, pa, pb = data["test"]
     diff, lo, hi = paired_bootstrap(pa - y, pb - y)
     res["test_mae_difference"] = {
@@ -137,6 +144,25 @@ def run_compare(
         f"Test MAE({b.name}) − MAE({a.name}) = {t['B_minus_A']:+.4g}, 95% paired bootstrap CI "
         f"[{t['ci95'][0]:+.4g}, {t['ci95'][1]:+.4g}], Wilcoxon signed-rank p = {t['wilcoxon_p']:.3g} (n = {t['n']})."
     )
+    if res["learned_nothing"]:
+        sk = res["skill"]
+        who = "; ".join(
+            f"{n}: validation skill {sk[n]['val']:.2f}, test skill {sk[n]['test']:.2f}"
+            for n in res["learned_nothing"]
+        )
+        stat = (
+            f"LEARNED NOTHING: {' and '.join(res['learned_nothing'])} do(es) not beat the "
+            f"training-mean predictor (skill = 1 − MAE / MAE of predicting the training mean "
+            f"below {MIN_SKILL:g}; {who}). This is not a comparison of what the models learned: "
+            f"the test MAE difference ({b.name} − {a.name} = {t['B_minus_A']:+.4g}, n = "
+            f"{t['n']}) is no evidence that either model is better. Make the runs learn first."
+        )
+    t["significance_reported"] = not res["learned_nothing"]
+    stat += (
+        " One run per side: the interval covers the crystals' noise only, not the seed-to-seed "
+        "spread of training, so it cannot separate the two configurations from seed noise; "
+        "compare seed sets (a sweep's summary pairs several seeds per configuration)."
+    )
     gaps = ", ".join(f"{k}: {v:.3g}" for k, v in res["gap_ratio"].items())
     by_range = table(
         ["test target range", "n", a.name, b.name],
@@ -149,6 +175,12 @@ def run_compare(
             table(header, rows),
             "",
             f"Gap ratio (val/train MAE): {gaps}.",
+            "",
+            "Skill against the training-mean predictor (1 − MAE / its MAE): "
+            + ", ".join(
+                f"{n}: val {v['val']:.3g}, test {v['test']:.3g}" for n, v in res["skill"].items()
+            )
+            + ".",
             "",
             stat,
             "",
@@ -165,6 +197,24 @@ def run_compare(
     print(table(header, rows))
     print(stat)
     return res
+
+
+def _skills(
+    data: dict[str, Any], name_a: str, name_b: str
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Each run's validation and test skill against the training-mean predictor (the mean of
+    the recorded training targets), and the runs whose validation skill is below MIN_SKILL."""
+    _, y_train, _, _ = data["train"]
+    mean = float(np.mean(y_train))
+    skills: dict[str, dict[str, float]] = {name_a: {}, name_b: {}}
+    for split in ("val", "test"):
+        if split not in data:
+            continue
+        _, y, pa, pb = data[split]
+        for name, p in ((name_a, pa), (name_b, pb)):
+            skills[name][split] = skill_metrics(y, p, mean)["skill"]
+    nothing = [n for n, v in skills.items() if learned_nothing(v.get("val", v.get("test")))]
+    return skills, nothing
 
 
 def _plots(
