@@ -235,7 +235,8 @@ def assess(
             li, m = int(res.last_look[0, i]), int(res.holm_m[0, i])
             n_seeds = int(res.seeds[0, i])
             level, eq = float(nom[li, m]), float(nom[li, 1])
-            arm.stats = arm_stats(rows[i][:n_seeds] if n_seeds else rows[i][:0], level, eq)
+            fam = design.family_alpha / m
+            arm.stats = arm_stats(rows[i][:n_seeds] if n_seeds else rows[i][:0], level, eq, fam)
             arm.holm_m = m
             if v in VERDICTS:
                 arm.verdict, arm.stop = VERDICTS[v], DECIDED
@@ -248,7 +249,7 @@ def assess(
                 arm.verdict = "open"
                 arm.stop = WAITING if arm.next_seeds else WAITING_OTHERS
                 level, eq = float(nom[looks_done, m]), float(nom[looks_done, 1])
-                arm.stats = arm_stats(rows[i][:have], level, eq)
+                arm.stats = arm_stats(rows[i][:have], level, eq, fam)
             else:
                 arm.verdict = "open"
                 arm.stop = CAP if arm.stats.n >= 2 else TOO_FEW

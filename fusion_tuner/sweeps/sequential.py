@@ -293,12 +293,16 @@ class ArmStats:
     mde: float
 
 
-def arm_stats(diffs: np.ndarray, level: float, eq_level: float) -> ArmStats:
+def arm_stats(
+    diffs: np.ndarray, level: float, eq_level: float, mde_level: float | None = None
+) -> ArmStats:
     """Intervals and MDE from one arm's per-seed differences (NaN pairs dropped).
 
-    ``level``: the nominal two-sided level the arm was last tested at (adjusted interval, MDE);
+    ``level``: the nominal two-sided level the arm was last tested at (adjusted interval);
     ``eq_level``: the one-sided level of each of the two one-sided tests (the equivalence
-    interval is the ``1 − 2 eq_level`` t interval).
+    interval is the ``1 − 2 eq_level`` t interval); ``mde_level``: the two-sided level of the
+    MDE (None: ``level``; the sweep uses Holm's ``α / m``, the level of a fixed design of the
+    seeds that ran, since the first looks' nominal levels are far smaller).
     """
     x = np.asarray(diffs, dtype=float)
     x = x[~np.isnan(x)]
@@ -323,7 +327,7 @@ def arm_stats(diffs: np.ndarray, level: float, eq_level: float) -> ArmStats:
         level,
         ci(2 * eq_level),
         eq_level,
-        mde(sd, n, level),
+        mde(sd, n, level if mde_level is None else mde_level),
     )
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from fusion_tuner.summary import main as summary_main
 from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.sequential import mde
 from fusion_tuner.sweeps.summary import DOWN, INCONCLUSIVE, NONE, UP
 
 
@@ -360,7 +361,9 @@ def test_summary_json_records_the_design_and_each_arms_procedure(tmp_path: Path)
     lo, hi = e06["raw_interval"]
     alo, ahi = e06["adjusted_interval"]
     assert alo < lo < hi < ahi  # the adjusted interval is wider
-    assert e06["adjusted_level"] < 0.05 and e06["mde"] > 0
+    assert e06["adjusted_level"] < 0.05
+    # the MDE of the 3 pairs at Holm's level for the two experiments, 0.05 / 2
+    assert e06["mde"] == pytest.approx(mde(e06["sd_per_seed_difference"], 3, 0.025))
     elo, ehi = e06["equivalence_interval"]
     assert elo < e06["delta_val_mae"] < ehi
     assert e06["branch_in_reach"] == "down" and e06["seeds_for_branch"] > 3
