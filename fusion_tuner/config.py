@@ -348,6 +348,9 @@ class SweepConfig:
     family_alpha: float = 0.05
     # ⚠️ unchanged: the equivalence (TOST) interval lies within ± this × the baseline's mean
     equivalence_margin: float = 0.05
+    # the ✅ winner is re-run with the baseline on this many fresh seeds (1001, 1002, ...; never
+    # used in selection) and only a confirmed winner is chained; 0: chain it unconfirmed
+    confirm_seeds: int = 3
 
 
 @dataclass
@@ -716,6 +719,11 @@ def sweep_problems(w: SweepConfig) -> list[str]:
         )
     if not 0 < w.family_alpha < 0.5:
         p.append(f"sweep.family_alpha={w.family_alpha} must lie in (0, 0.5), e.g. 0.05")
+    if w.confirm_seeds < 0 or w.confirm_seeds == 1:
+        p.append(
+            f"sweep.confirm_seeds={w.confirm_seeds} must be 0 (no confirmation) or >= 2 "
+            "(an interval needs 2 seeds)"
+        )
     if not 0 < w.equivalence_margin < 1:
         p.append(f"sweep.equivalence_margin={w.equivalence_margin} must lie in (0, 1), e.g. 0.05")
     return p

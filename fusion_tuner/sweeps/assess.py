@@ -324,3 +324,71 @@ def arm_record(a: ArmResult, base_mean: float) -> dict[str, Any]:
         "skill": num(a.skill) if a.skill is not None else None,
         "next_seeds": a.next_seeds,
     }
+
+
+# Seeds from here on are confirmation seeds: the winner and the baseline re-run on fresh seeds,
+# never used in selection (the rounds never reach them).
+CONFIRM_SEED_BASE = 1001
+
+
+def is_confirmation(run: Run) -> bool:
+    return run.seed is not None and run.seed >= CONFIRM_SEED_BASE
+
+
+@dataclass
+class Confirmation:
+    """The winner against the baseline on the confirmation seeds (paired 95% t interval)."""
+
+    experiment: str
+    seeds: list[int]
+    pairs: int
+    delta: float
+    low: float
+    high: float
+    # "confirmed" | "not confirmed" | "pending" (fewer than 2 completed pairs) |
+    # "not run" (sweep.confirm_seeds = 0 or a sweeper that cannot run it)
+    status: str
+
+    @property
+    def confirmed(self) -> bool:
+        return self.status == "confirmed"
+
+
+def confirm_seeds_of(sweep_dir: Path, runs: list[Run]) -> int:
+    """``sweep.confirm_seeds`` of a sweep (its plan's record, else its runs' config, else 3)."""
+    plan = Path(sweep_dir) / PLAN_FILE
+    if plan.is_file():
+        try:
+            rec = json.loads(plan.read_text())
+        except (OSError, ValueError):
+            rec = {}
+        if rec.get("confirm_seeds") is not None:
+            return int(rec["confirm_seeds"])
+    for r in runs:
+        node = (r.settings or {}).get("sweep") if r.settings else None
+        if node and node.get("confirm_seeds") is not None:
+            return int(node["confirm_seeds"])
+    return 3
+
+
+def confirmation(winner: str, confirm_runs: list[Run], wanted: int) -> Confirmation:
+    """The confirmation of ``winner`` from the sweep's confirmation runs (seeds ≥ 1001)."""
+    mine = {r.seed: r for r in confirm_runs if r.experiment == winner}
+    base = {r.seed: r for r in confirm_runs if r.experiment == "baseline"}
+    seeds = sorted(set(mine) & set(base))
+    d = np.array(
+        [
+            mine[s].val_mae - base[s].val_mae  # type: ignore[operator]
+            for s in seeds
+            if mine[s].val_mae is not None and base[s].val_mae is not None
+        ]
+    )
+    if wanted == 0 and not len(d):
+        return Confirmation(winner, [], 0, math.nan, math.nan, math.nan, "not run")
+    st = arm_stats(d, 0.05, 0.05)
+    if st.n < 2:
+        return Confirmation(winner, seeds, st.n, st.delta, math.nan, math.nan, "pending")
+    ok = st.raw[1] < 0
+    return Confirmation(
+        winner, seeds, st.n, st.delta, st.raw[0], st.raw[1], "confirmed" if ok else "not confirmed"
+    )

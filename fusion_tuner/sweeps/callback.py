@@ -80,7 +80,8 @@ class SweepSummaryCallback(Callback):
         if jobs is not None:
             write_plan(sweep_dir, jobs)
             if "fusion_tuner_rounds" not in str(config.hydra.sweeper.get("_target_", "")):
-                record_fixed_design(sweep_dir, jobs, config.get("sweep"))
+                node = config.get("sweep") if hasattr(config, "get") else None
+                record_fixed_design(sweep_dir, jobs, node)
 
     def _record(self, sweep_dir: Path) -> None:
         """Create the sweep directory and record it in the session file."""

@@ -83,7 +83,7 @@ def write_plan(sweep_dir: Path, jobs: list[list[str]]) -> None:
             old = json.loads(path.read_text())
         except ValueError:
             old = {}
-        kept = {k: old[k] for k in ("rounds",) if k in old}
+        kept = {k: old[k] for k in ("rounds", "confirm_jobs") if k in old}
     write_json(path, {"jobs": jobs, **kept})
 
 
@@ -94,4 +94,8 @@ def read_plan(sweep_dir: Path) -> list[list[str]] | None:
     if not path.is_file():
         return None
     rec = json.loads(path.read_text())
-    return list(rec.get("jobs", [])) + list(rec.get("rounds") or [])
+    return (
+        list(rec.get("jobs", []))
+        + list(rec.get("rounds") or [])
+        + list(rec.get("confirm_jobs") or [])
+    )

@@ -130,6 +130,9 @@ def summary_record(sweep_dir: Path, s: Summary) -> dict[str, Any]:
         "base": s.base,
         "decisions": {e: decision_record(d) for e, d in s.decisions.items()},
         "winner": winner,
+        "confirmation": (
+            {k: _num(v) for k, v in asdict(s.confirmation).items()} if s.confirmation else None
+        ),
         "next_base": s.next_base._asdict() if s.next_base else None,
         "verdict": s.verdict,
         "run_dirs": s.run_dirs,

@@ -51,7 +51,9 @@ def job_seed(job: list[str]) -> int | None:
 
 
 def with_seed(job: list[str], seed: int) -> list[str]:
-    """``job`` with its ``random_seed`` override replaced by ``seed``."""
+    """``job`` with its ``random_seed`` override replaced by ``seed`` (added when absent)."""
+    if job_seed(job) is None and not any(_key(o) == SEED_KEY for o in job):
+        return [*job, f"{SEED_KEY}={seed}"]
     return [f"{o.partition('=')[0]}={seed}" if _key(o) == SEED_KEY else o for o in job]
 
 
@@ -117,6 +119,7 @@ def record_fixed_design(sweep_dir: Path, grid: list[list[str]], sweep: Any) -> N
         sweep_dir,
         design=asdict(design),
         fixed_because="this sweeper runs the grid as given (hydra/sweeper=rounds adds seeds)",
+        confirm_seeds=int(node.confirm_seeds),
     )
 
 
@@ -136,9 +139,6 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list[Any]:
     from omegaconf import OmegaConf
 
     from fusion_tuner.config import SweepConfig, sweep_problems
-    from fusion_tuner.slurm.record import is_detached
-    from fusion_tuner.sweeps.assess import assess
-    from fusion_tuner.sweeps.summary import _experiment_order, load_runs
 
     config = sweeper.config
     params = sweeper._parse_config() + list(arguments)
@@ -161,6 +161,7 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list[Any]:
         design=asdict(design),
         fixed_because=why or None,
         rounds=earlier,
+        confirm_seeds=int(node.confirm_seeds),
     )
     if why:
         log.info("sweep: one round, a fixed design (%s)", why)
@@ -188,14 +189,29 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list[Any]:
     max_batch = sweeper.max_batch_size or len(grid)
     for start in range(0, len(grid), max_batch):
         launch(grid[start : start + max_batch], "round 1 (the grid)")
-    if why:
-        return returns
-    launch(earlier, "the rounds an earlier command planned")
+    if not why:
+        launch(earlier, "the rounds an earlier command planned")
+        _rounds(sweep_dir, grid, design, threshold, launch)
+    _confirm(sweep_dir, grid, int(node.confirm_seeds), threshold, launch)
+    return returns
+
+
+def _rounds(
+    sweep_dir: Path,
+    grid: list[list[str]],
+    design: Design,
+    threshold: float,
+    launch: Any,
+) -> None:
+    """Launch rounds of seeds while experiments are open and waiting for seeds."""
+    from fusion_tuner.slurm.record import is_detached
+    from fusion_tuner.sweeps.assess import assess, is_confirmation
+    from fusion_tuner.sweeps.summary import _experiment_order, load_runs
+
     by_exp = {}
     for job in grid:
         by_exp.setdefault(job_experiment(job), job)
     done_looks = -1
-    rnd = 2 + (len({job_seed(j) for j in earlier}) > 0)
     while True:
         if is_detached(sweep_dir):
             log.info(
@@ -204,7 +220,7 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list[Any]:
                 sweep_dir,
             )
             break
-        runs = load_runs(sweep_dir)
+        runs = [r for r in load_runs(sweep_dir) if not is_confirmation(r)]
         order = _experiment_order(runs)
         groups = {e: [r for r in runs if r.experiment == e] for e in order}
         state = assess(groups, design, threshold, "sweep_plan.json")
@@ -222,6 +238,38 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list[Any]:
         planned = read_plan_record(sweep_dir)
         record_plan(sweep_dir, rounds=list(planned.get("rounds", [])) + jobs)
         opened = ", ".join(e for e in state.next_round if e != "baseline")
-        launch(jobs, f"round {rnd} (seeds for {opened})")
-        rnd += 1
-    return returns
+        launch(jobs, f"round {state.looks_done + 1} (seeds for {opened})")
+
+
+def _confirm(
+    sweep_dir: Path, grid: list[list[str]], wanted: int, threshold: float, launch: Any
+) -> None:
+    """Re-run the sweep's ✅ winner and the baseline on ``wanted`` fresh seeds (1001, ...)
+    unless they ran; launched again by a rerun when an earlier command planned them."""
+    from fusion_tuner.slurm.record import is_detached
+    from fusion_tuner.sweeps.assess import CONFIRM_SEED_BASE
+    from fusion_tuner.sweeps.summary import summarize
+
+    earlier = [list(j) for j in read_plan_record(sweep_dir).get("confirm_jobs", [])]
+    launch(earlier, "the confirmation an earlier command planned")
+    if wanted == 0 or is_detached(sweep_dir):
+        return
+    s = summarize(sweep_dir, threshold)
+    if s.winner is None or s.confirmation is None or s.confirmation.status != "pending":
+        return
+    by_exp = {}
+    for job in grid:
+        by_exp.setdefault(job_experiment(job), job)
+    if s.winner not in by_exp or "baseline" not in by_exp:
+        return
+    seeds = [CONFIRM_SEED_BASE + i for i in range(wanted)]
+    jobs = [with_seed(by_exp[e], seed) for e in ("baseline", s.winner) for seed in seeds]
+    jobs = [j for j in jobs if j not in earlier]
+    if not jobs:
+        return
+    record_plan(sweep_dir, confirm_jobs=earlier + jobs)
+    launch(
+        jobs,
+        f"confirmation ({s.winner} and the baseline on fresh seeds "
+        f"{', '.join(map(str, seeds))}, not used in selection)",
+    )

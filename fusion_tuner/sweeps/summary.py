@@ -24,7 +24,17 @@ from fusion_tuner.config import flatten, is_result_neutral
 from fusion_tuner.markdown import fmt
 from fusion_tuner.metrics import MIN_SKILL, learned_nothing
 from fusion_tuner.rundir import COMPLETED, Run, RunDir
-from fusion_tuner.sweeps.assess import TOO_FEW, ArmResult, Assessment, assess, design_of
+from fusion_tuner.sweeps.assess import (
+    TOO_FEW,
+    ArmResult,
+    Assessment,
+    Confirmation,
+    assess,
+    confirm_seeds_of,
+    confirmation,
+    design_of,
+    is_confirmation,
+)
 from fusion_tuner.sweeps.chain import NextBase, as_overrides
 from fusion_tuner.sweeps.decision import (
     CONFIDENCE,
@@ -145,6 +155,8 @@ class Summary:
     next_base: NextBase | None = None
     # the sequential procedure's view of the sweep (None without a baseline)
     assessment: Assessment | None = None
+    # the winner re-run with the baseline on fresh seeds (None without a winner)
+    confirmation: Confirmation | None = None
     # run directory names per experiment
     run_dirs: dict[str, list[str]] = field(default_factory=dict)
 
@@ -172,6 +184,7 @@ def _row(
     ref: tuple[float | None, float | None],
     decision: str,
     stalled: bool = False,
+    confirming: bool = False,
 ) -> dict:
     m = run.metrics
     ref_val, ref_test = ref
@@ -192,6 +205,8 @@ def _row(
         flags.append(f"learned nothing (validation skill {skill:.2f} against the mean predictor)")
     if stalled:
         flags.append("stalled (left out of the interval)")
+    if confirming:
+        flags.append("confirmation run (not used in selection)")
     error = (m.get("error") or "").strip()
     return {
         "experiment": run.experiment,
@@ -265,7 +280,9 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
     runs = load_runs(sweep_dir)
     slurm_note = annotate_runs(sweep_dir, runs)  # live SLURM state of unfinished runs, if any
     order = _experiment_order(runs)
-    groups = {e: [r for r in runs if r.experiment == e] for e in order}
+    # the confirmation runs (seeds >= 1001) never take part in selection
+    confirm_runs = [r for r in runs if is_confirmation(r)]
+    groups = {e: [r for r in runs if r.experiment == e and not is_confirmation(r)] for e in order}
     base_runs = groups.get("baseline", [])
     arms = {e: _by_seed(g) for e, g in groups.items()}
     tests = {e: _values(_by_seed(g, "test")) for e, g in groups.items()}
@@ -306,17 +323,23 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
             base_by_seed.get(r.seed, base_mean),
             decisions[r.experiment].decision,
             stalled=r.name in stalled,
+            confirming=is_confirmation(r),
         )
         for r in ordered
     ]
     base = _started_from(runs)
     down = {e: d for e, d in decisions.items() if d.decision == DOWN}
     winner = min(down, key=lambda e: down[e].delta) if down else None
-    next_base = _next_base(sweep_dir, groups, winner, reference, base)
+    conf = (
+        confirmation(winner, confirm_runs, confirm_seeds_of(sweep_dir, runs))
+        if winner is not None
+        else None
+    )
+    next_base = _next_base(sweep_dir, groups, winner, reference, base, conf)
     return Summary(
         rows,
         decisions,
-        _verdict(sweep_dir, rows, decisions, _values(base_arm), winner, assessment),
+        _verdict(sweep_dir, rows, decisions, _values(base_arm), winner, assessment, conf),
         threshold,
         base=base,
         winner=winner,
@@ -324,6 +347,7 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         run_dirs={e: [r.name for r in g if r.files is not None] for e, g in groups.items()},
         slurm_note=slurm_note,
         assessment=assessment,
+        confirmation=conf,
     )
 
 
@@ -384,17 +408,32 @@ def _next_base(
     winner: str | None,
     reference: dict[str, Any],
     base: dict[str, Any] | None,
+    conf: Confirmation | None = None,
 ) -> NextBase:
     start = dict(base["overrides"]) if base else {}
     where = str(Path(sweep_dir).resolve())
+    kept = (
+        f"the configuration it started from ({base['winner'] or 'kept'} of {base['sweep']})"
+        if base
+        else "the original baseline"
+    )
     if winner is None:
-        kept = (
-            f"the configuration it started from ({base['winner'] or 'kept'} of {base['sweep']})"
-            if base
-            else "the original baseline"
-        )
         return NextBase(
             where, None, start, f"no ✅ winner in this sweep: the next phase keeps {kept}"
+        )
+    if conf is not None and not (conf.confirmed or conf.status == "not run"):
+        why = {
+            "pending": "its confirmation on fresh seeds has not run yet (rerun the sweep "
+            "command into the sweep directory under the rounds sweeper, which the phases use, "
+            "or add hydra/sweeper=rounds)",
+            "not confirmed": "the baseline on fresh seeds did not confirm it (the 95% interval "
+            f"of the change, [{fmt(conf.low)}, {fmt(conf.high)}], is not below 0)",
+        }[conf.status]
+        return NextBase(
+            where,
+            None,
+            start,
+            f"{winner} won the selection but is not confirmed: {why}; the next phase keeps {kept}",
         )
     run = next((r for r in groups[winner] if r.status == COMPLETED and r.settings), None)
     mine = _diff(run, reference) if run is not None else {}
@@ -455,6 +494,7 @@ def _verdict(
     base_vals: list[float],
     winner: str | None,
     assessment: Assessment | None = None,
+    conf: Confirmation | None = None,
 ) -> str:
     bad = [r for r in rows if r["status"] != COMPLETED]
     caveat = ""
@@ -471,11 +511,31 @@ def _verdict(
         return "No completed experiment besides the baseline: nothing to decide yet." + caveat
     if winner is not None:
         d = tried[winner]
-        return (
+        said = (
             f"Tuning works: {winner} lowered validation MAE by {-d.delta_pct:.1f}% against the "
-            f"baseline (95% interval {d.pct(d.low):+.1f}% to {d.pct(d.high):+.1f}%); next, "
-            f"continue fine-tuning around {winner} (chain the next phase with "
-            f"base_sweep={sweep_dir})." + caveat
+            f"baseline (95% interval {d.pct(d.low):+.1f}% to {d.pct(d.high):+.1f}%)"
+        )
+        if conf is not None and conf.status == "pending":
+            return (
+                f"{said}; it is not confirmed yet: rerun the same sweep command into "
+                f"hydra.sweep.dir={sweep_dir} to re-run it and the baseline on fresh seeds "
+                "before chaining." + caveat
+            )
+        if conf is not None and conf.status == "not confirmed":
+            return (
+                f"{said} in the selection, but fresh seeds did not confirm it (Δ "
+                f"{fmt(conf.delta)}, 95% interval [{fmt(conf.low)}, {fmt(conf.high)}] over "
+                f"{conf.pairs} pairs): the selection's gain may be the winner's curse; the next "
+                "phase keeps the previous start." + caveat
+            )
+        tail = (
+            f", confirmed on fresh seeds {', '.join(map(str, conf.seeds))}"
+            if conf is not None and conf.confirmed
+            else " (not confirmed on fresh seeds: sweep.confirm_seeds=0)"
+        )
+        return (
+            f"{said}{tail}; next, continue fine-tuning around {winner} (chain the next phase "
+            f"with base_sweep={sweep_dir})." + caveat
         )
     by = {
         k: [e for e, d in tried.items() if d.decision == k]

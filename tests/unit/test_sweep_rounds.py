@@ -68,3 +68,114 @@ def test_bad_sweep_settings_are_named() -> None:
     assert "sweep.max_seeds=0 must be >= sweep.initial_seeds=1" in text
     assert "sweep.family_alpha=0.7 must lie in (0, 0.5)" in text
     assert sweep_problems(SweepConfig()) == []
+
+
+class FakeLauncher:
+    """Writes a completed run per job (validation MAE from ``value(experiment, seed)``) and
+    skips runs that completed, as a rerun of ``python -m fusion_tuner`` does."""
+
+    def __init__(self, sweep: Path, value) -> None:
+        self.sweep, self.value, self.batches = sweep, value, []
+
+    def launch(self, batch, initial_job_idx: int):
+        from types import SimpleNamespace
+
+        from tests.unit.test_sweep_summary import fake_run
+
+        ran = []
+        for job in batch:
+            exp = next(o.split("=")[1] for o in job if o.startswith("experiment="))
+            seed = int(next(o.split("=")[1] for o in job if o.startswith("random_seed=")))
+            if not (self.sweep / f"{exp}-seed{seed}" / "metrics.json").is_file():
+                fake_run(self.sweep, exp, seed, self.value(exp, seed))
+                ran.append((exp, seed))
+        self.batches.append(ran)
+        return [SimpleNamespace(return_value=0.0) for _ in batch]
+
+
+def fake_sweeper(sweep: Path, launcher: FakeLauncher, **sweep_keys):
+    from types import SimpleNamespace
+
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create(
+        {
+            "hydra": {
+                "sweep": {"dir": str(sweep)},
+                "callbacks": {"sweep_summary": {"threshold": 0.02}},
+            },
+            "sweep": {**SweepConfig().__dict__, **sweep_keys},
+        }
+    )
+    params = {"experiment": "baseline,e01_conservative_regularization,e06_lower_lr"}
+    return SimpleNamespace(
+        config=config,
+        hydra_context=SimpleNamespace(config_loader=None),
+        launcher=launcher,
+        max_batch_size=None,
+        split_arguments=BasicSweeper.split_arguments,
+        _parse_config=lambda: [f"{k}={v}" for k, v in params.items()],
+        validate_batch_is_legal=lambda batch: None,
+    )
+
+
+def noise(seed: int) -> float:
+    return 0.01 * ((seed * 7919) % 11 - 5) / 5  # a deterministic ±1% per seed
+
+
+def value(exp: str, seed: int) -> float:
+    base = 1.0 + 0.05 * noise(seed)
+    return {
+        "baseline": base,
+        "e06_lower_lr": 0.9 * base + 2 * noise(seed + 3),  # 10% lower, ±2% per seed
+        "e01_conservative_regularization": base + noise(seed + 5),  # the same, ±1% per seed
+    }[exp]
+
+
+def test_rounds_add_seeds_to_open_arms_confirm_the_winner_and_resume(tmp_path: Path) -> None:
+    from fusion_tuner.sweeps.chain import read_next_base
+    from fusion_tuner.sweeps.report import write_summary
+    from fusion_tuner.sweeps.rounds import run_rounds
+
+    sw = tmp_path / "sw"
+    launcher = FakeLauncher(sw, value)
+    run_rounds(fake_sweeper(sw, launcher), ["random_seed=1,2,3"])
+    assert len(launcher.batches[0]) == 9  # the grid
+    # at 3 seeds e01 (±1%) is already within ±5%: unchanged, it stops; e06 (10% lower, ±2%)
+    # is not yet down at the first look's strict level: seeds 4 and 5 for it and the baseline
+    assert set(launcher.batches[1]) == {
+        (e, s) for e in ("baseline", "e06_lower_lr") for s in (4, 5)
+    }
+    # e06 down at 5 seeds: no further round; the winner is re-run on fresh seeds
+    assert set(launcher.batches[2]) == {
+        (e, s) for e in ("baseline", "e06_lower_lr") for s in (1001, 1002, 1003)
+    }
+    assert len(launcher.batches) == 3
+    s = write_summary(sw)
+    assert s.decisions["e06_lower_lr"].decision == "✅ down"
+    assert s.decisions["e01_conservative_regularization"].decision == "⚠️ unchanged"
+    assert s.decisions["e06_lower_lr"].arm.seeds_run == [1, 2, 3, 4, 5]
+    assert s.decisions["e01_conservative_regularization"].arm.seeds_run == [1, 2, 3]
+    assert s.confirmation.status == "confirmed"
+    assert read_next_base(sw).winner == "e06_lower_lr"
+    plan = json.loads((sw / "sweep_plan.json").read_text())
+    assert len(plan["rounds"]) == 4 and len(plan["confirm_jobs"]) == 6
+    # an interrupted confirmation: one of its runs is gone; the same command reruns only it
+    import shutil
+
+    shutil.rmtree(sw / "e06_lower_lr-seed1002")
+    again = FakeLauncher(sw, value)
+    run_rounds(fake_sweeper(sw, again), ["random_seed=1,2,3"])
+    assert [b for b in again.batches if b] == [[("e06_lower_lr", 1002)]]
+
+
+def test_max_seeds_equal_to_initial_seeds_runs_the_grid_once(tmp_path: Path) -> None:
+    from fusion_tuner.sweeps.rounds import run_rounds
+
+    sw = tmp_path / "sw"
+    launcher = FakeLauncher(sw, lambda e, s: 1.0 + noise(s) * (3 if e != "baseline" else 1))
+    run_rounds(fake_sweeper(sw, launcher, max_seeds=3, confirm_seeds=0), ["random_seed=1,2,3"])
+    assert len(launcher.batches) == 1 and len(launcher.batches[0]) == 9
+    plan = json.loads((sw / "sweep_plan.json").read_text())
+    assert plan["design"]["max_seeds"] == 3 and "sweep.max_seeds=3" in plan["fixed_because"]

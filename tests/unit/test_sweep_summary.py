@@ -52,12 +52,14 @@ def fake_run(
     return d
 
 
-def fixed_design(sweep: Path, seeds: int, jobs: list | None = None) -> None:
+def fixed_design(sweep: Path, seeds: int, jobs: list | None = None, confirm: int = 0) -> None:
     """Record a fixed design of ``seeds`` seeds per arm (one look) in the sweep's plan, as the
-    rounds sweeper does for a grid that takes no rounds."""
+    rounds sweeper does for a grid that takes no rounds (``confirm``: sweep.confirm_seeds)."""
     sweep.mkdir(parents=True, exist_ok=True)
     design = {"initial_seeds": seeds, "seeds_per_round": 2, "max_seeds": seeds}
-    (sweep / "sweep_plan.json").write_text(json.dumps({"jobs": jobs or [], "design": design}))
+    (sweep / "sweep_plan.json").write_text(
+        json.dumps({"jobs": jobs or [], "design": design, "confirm_seeds": confirm})
+    )
 
 
 def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> None:
@@ -369,3 +371,51 @@ def test_summary_json_records_the_design_and_each_arms_procedure(tmp_path: Path)
     assert e06["branch_in_reach"] == "down" and e06["seeds_for_branch"] > 3
     assert design["next_round"]["baseline"] == [4, 5]
     assert s.decisions["e06_lower_lr"].decision == INCONCLUSIVE
+
+
+def _winning_sweep(sweep: Path, confirm: list[tuple[float, float]] | None) -> None:
+    """e06 wins the selection (seeds 1-3); ``confirm``: (baseline, e06) on seeds 1001, ..."""
+    fixed_design(sweep, 3, confirm=3)
+    for seed, (b, e) in enumerate([(1.0, 0.80), (1.02, 0.81), (0.98, 0.79)], start=1):
+        fake_run(sweep, "baseline", seed, b, config={"scheduler": {"learning_rate": 0.001}})
+        fake_run(sweep, "e06_lower_lr", seed, e, config={"scheduler": {"learning_rate": 0.0005}})
+    for seed, (b, e) in enumerate(confirm or [], start=1001):
+        fake_run(sweep, "baseline", seed, b, config={"scheduler": {"learning_rate": 0.001}})
+        fake_run(sweep, "e06_lower_lr", seed, e, config={"scheduler": {"learning_rate": 0.0005}})
+
+
+def test_an_unconfirmed_winner_is_not_chained(tmp_path: Path) -> None:
+    from fusion_tuner.sweeps.chain import read_next_base
+
+    # no confirmation runs yet: pending
+    _winning_sweep(tmp_path / "pending", None)
+    s = write_summary(tmp_path / "pending")
+    assert s.winner == "e06_lower_lr" and s.confirmation.status == "pending"
+    nb = read_next_base(tmp_path / "pending")
+    assert nb.winner is None and nb.overrides == {}
+    assert "won the selection but is not confirmed" in nb.note
+    assert "not confirmed yet: rerun the same sweep command" in s.verdict
+    # fresh seeds where e06 is no better: not confirmed, not chained
+    _winning_sweep(tmp_path / "curse", [(1.0, 1.01), (0.9, 0.88), (1.1, 1.12)])
+    s = write_summary(tmp_path / "curse")
+    assert s.confirmation.status == "not confirmed" and s.confirmation.pairs == 3
+    assert read_next_base(tmp_path / "curse").winner is None
+    assert "fresh seeds did not confirm it" in s.verdict
+    # the confirmation runs never enter the selection's decision
+    assert s.decisions["e06_lower_lr"].arm.seeds_run == [1, 2, 3]
+    rows = [r for r in s.rows if r["seed"] == 1001]
+    assert all("confirmation run (not used in selection)" in r["flags"] for r in rows)
+
+
+def test_a_confirmed_winner_is_chained(tmp_path: Path) -> None:
+    from fusion_tuner.sweeps.chain import read_next_base
+
+    _winning_sweep(tmp_path, [(1.0, 0.8), (0.9, 0.71), (1.1, 0.9)])
+    s = write_summary(tmp_path)
+    assert s.confirmation.status == "confirmed" and s.confirmation.high < 0
+    nb = read_next_base(tmp_path)
+    assert nb.winner == "e06_lower_lr" and nb.overrides == {"scheduler.learning_rate": 0.0005}
+    assert "confirmed on fresh seeds 1001, 1002, 1003" in s.verdict
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["confirmation"]["status"] == "confirmed"
+    assert data["confirmation"]["seeds"] == [1001, 1002, 1003]
