@@ -111,3 +111,30 @@ def test_report_cli(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     assert report_main([str(tmp_path / "empty")]) == 2
     assert "no sweep directory" in capsys.readouterr().err
+
+
+def test_the_criterion_reads_the_confirmation_runs_and_an_unconfirmed_winner_is_no_step(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.test_sweep_summary import _winning_sweep
+
+    confirmed = tmp_path / "a" / "phase1" / "t"
+    # e06 wins the selection by 20%; on fresh seeds it is 10% lower
+    _winning_sweep(confirmed, [(1.0, 0.9), (0.95, 0.86), (1.05, 0.94)])
+    for run in confirmed.iterdir():
+        if run.is_dir():
+            with_history(run, json.loads((run / "metrics.json").read_text())["val"]["mae"])
+    numbers = build_report([tmp_path / "a"], cka=False)
+    assert [p["experiment"] for p in numbers["path"]] == ["baseline", "e06_lower_lr"]
+    val = {c["criterion"]: c for c in numbers["criteria"]}["validation MAE lower"]
+    assert "on the confirmation runs (seeds 1001, 1002, 1003)" in val["value"]
+    assert "Δ -0.1 (-10.0%)" in val["value"] and val["met"] is True
+    assert "test MAE 0.99 against 1.1" in val["value"]
+
+    pending = tmp_path / "b" / "phase1" / "t"
+    _winning_sweep(pending, None)  # no confirmation runs yet
+    for run in pending.iterdir():
+        if run.is_dir():
+            with_history(run, json.loads((run / "metrics.json").read_text())["val"]["mae"])
+    numbers = build_report([tmp_path / "b"], cka=False)
+    assert [p["experiment"] for p in numbers["path"]] == ["baseline"]
