@@ -63,3 +63,54 @@ def test_runs_that_learned_are_compared_with_their_skill(tmp_path: Path) -> None
 def _targets(run: Path, split: str) -> np.ndarray:
     rows = (run / f"predictions_{split}.csv").read_text().splitlines()[1:]
     return np.array([float(r.split(",")[1]) for r in rows])
+
+
+def _seed_set(sweep: Path, exp: str, vals: list[float], skill: float = 0.5) -> str:
+    from tests.unit.test_sweep_summary import _patch
+    from tests.unit.test_sweep_summary import fake_run as sweep_run
+
+    dirs = []
+    for seed, v in enumerate(vals, start=1):
+        d = sweep_run(sweep, exp, seed, v)
+        _patch(d, val={"skill": skill})
+        (d / "best_model.pt").write_bytes(b"")
+        dirs.append(str(d))
+    return ",".join(dirs)
+
+
+def test_seed_sets_are_compared_by_their_seed_level_differences(tmp_path: Path) -> None:
+    from scipy import stats
+
+    base = [1.0, 1.1, 0.9]
+    a = _seed_set(tmp_path, "baseline", base)
+    b = _seed_set(tmp_path, "e06_lower_lr", [0.9, 1.02, 0.79])
+    res = run_compare([a, b], tmp_path / "out")
+    rec = res["val_mae_difference"]
+    assert rec["method"] == "paired t" and rec["seeds"] == [3, 3]
+    ci = stats.ttest_rel([0.9, 1.02, 0.79], base).confidence_interval()
+    assert rec["ci95"] == pytest.approx([ci.low, ci.high])
+    assert res["test_mae_difference"]["B_minus_A"] == pytest.approx(-0.29 / 3 * 1.1, rel=1e-9)
+    md = (tmp_path / "out" / "compare.md").read_text()
+    assert "(paired t, 3 / 3 seeds)" in md and res["learned_nothing"] == []
+
+
+def test_a_single_seed_side_cannot_separate_the_models(tmp_path: Path) -> None:
+    a = _seed_set(tmp_path, "baseline", [1.0, 1.1, 0.9])
+    b = _seed_set(tmp_path, "e06_lower_lr", [0.8])
+    res = run_compare([a, b + ","], tmp_path / "out")
+    assert res["val_mae_difference"]["ci95"] is None
+    assert (
+        "cannot separate the models from seed noise"
+        in (tmp_path / "out" / "compare.md").read_text()
+    )
+
+
+def test_seed_sets_that_learned_nothing_are_reported_as_such(tmp_path: Path) -> None:
+    a = _seed_set(tmp_path, "graph", [1.0, 1.1, 0.9], skill=-0.2)
+    b = _seed_set(tmp_path, "fused", [0.7, 0.8, 0.6], skill=0.0004)
+    res = run_compare([a, b], tmp_path / "out")
+    assert sorted(res["learned_nothing"]) == ["fused", "graph"]
+    assert (
+        "no evidence that either configuration is better"
+        in (tmp_path / "out" / "compare.md").read_text()
+    )
