@@ -195,7 +195,8 @@ def procedure_sentence(s: Summary) -> str:
         f"✅ down / ❌ up when the procedure rejects no change and the mean change is beyond "
         f"τ = {100 * de.threshold:g}% of the baseline's mean validation MAE{tau}; ⚠️ unchanged "
         "when the two one-sided tests' interval (90% at one look) lies within "
-        f"±{100 * de.equivalence_margin:g}% of it{margin}; ❓ open otherwise. Experiments "
+        f"±{100 * de.equivalence_margin:g}% of it{margin}; ❓ inconclusive (open: more seeds "
+        "while below the cap) otherwise. Experiments "
         f"whose runs (or the baseline's) do not beat the training-mean predictor (skill < "
         f"{MIN_SKILL:g}) are 🚫 not compared."
     )
