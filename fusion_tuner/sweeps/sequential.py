@@ -244,7 +244,8 @@ def run_phase(
     looks_done = np.zeros(r, int)
     for li, n in enumerate(ls):
         # a phase waits at this look while an arm that is taking seeds lacks them
-        ready = reached & ~(active & (avail < min(n, s))).any(1)
+        # ... and a phase whose arms are all decided looks no more
+        ready = reached & active.any(1) & ~(active & (avail < min(n, s))).any(1)
         reached = ready
         if not ready.any():
             break

@@ -82,7 +82,7 @@ def test_a_clear_drop_is_down_early_and_stops_taking_seeds() -> None:
     r = _phase([drop, [0.0] * 10], threshold=0.02)
     # O'Brien-Fleming spends almost nothing at 3 seeds (df 2): decided at the second look
     assert r.verdict[0].tolist() == [DOWN, SAME] and r.seeds[0].tolist() == [5, 3]
-    assert not r.open.any()
+    assert not r.open.any() and r.looks_done[0] == 2  # nothing left to look at after 5
     # a single look (max_seeds = 3) decides at 3 seeds
     fixed = _phase([drop[:3], [0.0] * 3], max_seeds=3)
     assert fixed.verdict[0].tolist() == [DOWN, SAME] and fixed.seeds[0].tolist() == [3, 3]
