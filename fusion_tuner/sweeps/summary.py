@@ -3,14 +3,18 @@ winner the next phase starts from, and the phase's verdict. Reads run directorie
 :class:`fusion_tuner.rundir.Run`) plus the sweep's plan, so runs that failed or never started are
 listed, never dropped.
 
-The decision rule (validation MAE, 95 % t interval of the change against the baseline, paired
-by seed when possible; ✅ down / ⚠️ unchanged / ❌ up / ❓ inconclusive) lives in
-:mod:`fusion_tuner.sweeps.decision`. Beside each decision the summary puts the test-MAE change
-and flags experiments whose validation and test changes disagree in sign (validation MAE also
-picked the best epoch, so it flatters runs with more epochs or patience; those are noted too).
+The decisions come from the sequential, family-wise procedure of
+:mod:`fusion_tuner.sweeps.sequential` applied to the run directories by
+:mod:`fusion_tuner.sweeps.assess` (validation MAE paired by seed; Holm over the experiments;
+O'Brien–Fleming-type spending over the looks; TOST for ⚠️ unchanged; stalled runs flagged and
+left out; experiments whose runs learned nothing not compared). Beside each decision the summary
+puts the test-MAE change and flags experiments whose validation and test changes disagree in
+sign (validation MAE also picked the best epoch, so it flatters runs with more epochs or
+patience; those are noted too). Confirmation runs (seeds ≥ 1001) never enter the selection.
 
 The winner is the ✅ down experiment with the lowest mean validation MAE; ``next_base`` is what
-a chained phase starts from (see :mod:`fusion_tuner.sweeps.chain`).
+a chained phase starts from (see :mod:`fusion_tuner.sweeps.chain`): the winner only once its
+confirmation on fresh seeds holds (or ``sweep.confirm_seeds=0``).
 """
 
 from __future__ import annotations
