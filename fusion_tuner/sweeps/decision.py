@@ -1,5 +1,10 @@
-"""The sweep decision rule: is an experiment's validation MAE lower, higher or unchanged against
-the baseline of the same sweep, or can the seeds that ran not tell?
+"""One comparison's t interval and decision words (the labels, next steps, :func:`decide`).
+
+A sweep's decisions now come from the sequential, family-wise procedure of
+:mod:`fusion_tuner.sweeps.sequential` (see :mod:`fusion_tuner.sweeps.assess`); :func:`decide`
+below is the single-comparison rule the plan report's "validation MAE lower" criterion and
+``analyze compare`` over seed sets use: is one configuration's validation MAE lower, higher or
+unchanged against another's, or can the seeds that ran not tell?
 
 Per experiment, on validation MAE (the selection metric), with ``τ = threshold × mean baseline
 val MAE`` (threshold 0.02 by default) and a 95 % t interval ``[lo, hi]`` of the change
