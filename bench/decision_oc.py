@@ -4,7 +4,7 @@ Per-seed differences of validation MAE (experiment − baseline) are drawn from 
 distributions with a known true change and a per-seed sd in % of the baseline's mean; five
 experiments share one baseline run per seed (their differences correlate by 0.5). Three rules:
 
-* ``today (3 seeds)``: the rule before the sequential design: 3 seeds, a 95% paired t interval
+* ``before``: the rule before the sequential design: 3 seeds, a 95% paired t interval
   per experiment (no multiplicity control), ⚠️ unchanged when it lies within ±τ (τ = 2%);
 * ``fixed 3 seeds``: the current rule with ``sweep.max_seeds=3`` (Holm over the five
   experiments at family level 0.05, TOST at ±5%, one look);
@@ -46,7 +46,7 @@ def today(effects: list[float], sd: float, phases: int, rng: np.random.Generator
 
 
 RULES = {
-    "today (3 seeds, no correction, ±τ band)": None,
+    "before (3 seeds, 95% per experiment, ±τ band)": None,
     "fixed 3 seeds (sweep.max_seeds=3)": Design(max_seeds=3),
     "sequential 3+2..10 (defaults)": Design(),
 }
