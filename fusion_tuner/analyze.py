@@ -39,7 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser(
         "compare", help="two runs on the same recorded splits, with paired statistics"
     )
-    m.add_argument("--runs", nargs=2, required=True, metavar=("A", "B"))
+    m.add_argument(
+        "--runs",
+        nargs=2,
+        required=True,
+        metavar=("A", "B"),
+        help="two runs; or two seed sets, each a comma-separated list of run directories of one "
+        "configuration (the interval then comes from the seed-level results)",
+    )
     m.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"))
     m.add_argument("--device", default="auto")
 

@@ -343,6 +343,27 @@ class TrialConfig:
 
 
 @dataclass
+class SweepConfig:
+    """How a sweep of experiments against a baseline decides (``fusion_tuner.sweeps.sequential``)
+    and, under the rounds sweeper (``+phase=N`` selects it), how many seeds it runs. Read by the
+    sweeper and the summary; no run computes differently for them (left out of the hash)."""
+
+    # seeds per experiment in the first round (the phases' grids run seeds 1..initial_seeds)
+    initial_seeds: int = 3
+    # seeds each further round adds to every experiment whose decision is still open
+    seeds_per_round: int = 2
+    # at most this many seeds per experiment; = initial_seeds: one round, a fixed design
+    max_seeds: int = 10
+    # family-wise error rate of any false ✅/❌ over the sweep's experiments (Holm)
+    family_alpha: float = 0.05
+    # ⚠️ unchanged: the equivalence (TOST) interval lies within ± this × the baseline's mean
+    equivalence_margin: float = 0.05
+    # the ✅ winner is re-run with the baseline on this many fresh seeds (1001, 1002, ...; never
+    # used in selection) and only a confirmed winner is chained; 0: chain it unconfirmed
+    confirm_seeds: int = 3
+
+
+@dataclass
 class Config:
     """The whole run. Field names are the tuning plan's."""
 
@@ -368,6 +389,8 @@ class Config:
     base_sweep: str | None = None
     # what base_sweep resolved to (filled in, recorded)
     base: BaseRecord = field(default_factory=BaseRecord)
+    # the sweep's decision procedure and seed rounds
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 # Keys that change how a run is tracked, shown or where its caches live, never what it computes:
@@ -390,6 +413,8 @@ RESULT_NEUTRAL_KEYS = (
     # themselves are set on their own keys
     "base_sweep",
     "base",
+    # how a sweep decides and how many seeds it runs: no run computes differently
+    "sweep",
 )
 
 
@@ -699,6 +724,30 @@ def _validate_model(c: Config, p: list[str]) -> None:
         )
 
 
+def sweep_problems(w: SweepConfig) -> list[str]:
+    """What is wrong with the ``sweep.*`` keys, one sentence each (empty: nothing)."""
+    p = []
+    if w.initial_seeds < 2:
+        p.append(f"sweep.initial_seeds={w.initial_seeds} must be >= 2 (an interval needs 2 seeds)")
+    if w.seeds_per_round < 1:
+        p.append(f"sweep.seeds_per_round={w.seeds_per_round} must be >= 1")
+    if w.max_seeds < w.initial_seeds:
+        p.append(
+            f"sweep.max_seeds={w.max_seeds} must be >= sweep.initial_seeds={w.initial_seeds} "
+            f"(sweep.max_seeds={w.initial_seeds}: one round, a fixed design)"
+        )
+    if not 0 < w.family_alpha < 0.5:
+        p.append(f"sweep.family_alpha={w.family_alpha} must lie in (0, 0.5), e.g. 0.05")
+    if w.confirm_seeds < 0 or w.confirm_seeds == 1:
+        p.append(
+            f"sweep.confirm_seeds={w.confirm_seeds} must be 0 (no confirmation) or >= 2 "
+            "(an interval needs 2 seeds)"
+        )
+    if not 0 < w.equivalence_margin < 1:
+        p.append(f"sweep.equivalence_margin={w.equivalence_margin} must lie in (0, 1), e.g. 0.05")
+    return p
+
+
 def _validate_training(c: Config, p: list[str]) -> None:
     s, t, b, lg = c.scheduler, c.trainer, c.budget, c.logger
     if not (math.isfinite(s.learning_rate) and s.learning_rate > 0):
@@ -792,6 +841,7 @@ def validate(cfg: Config) -> Config:
     _validate_model(cfg, problems)
     _validate_training(cfg, problems)
     _validate_init(cfg, problems)
+    problems += sweep_problems(cfg.sweep)
     if problems:
         raise ConfigError(problems)
     return cfg

@@ -21,6 +21,61 @@ def regression_metrics(target: np.ndarray, prediction: np.ndarray) -> dict[str, 
     }
 
 
+# A run whose skill against the training-mean predictor is below this learned nothing usable:
+# its MAE is within 10 % of predicting the training targets' mean for every crystal.
+MIN_SKILL = 0.1
+
+
+def skill_metrics(
+    target: np.ndarray, prediction: np.ndarray, train_mean: float
+) -> dict[str, float]:
+    """The run against the training-mean predictor on one split.
+
+    Returns ``mean_predictor_mae`` (the MAE of predicting ``train_mean`` for every crystal) and
+    ``skill = 1 − MAE / mean_predictor_mae`` (1: perfect, 0: no better than the mean, negative:
+    worse; NaN where undefined: no crystals, or every target equal to ``train_mean``).
+    """
+    n = int(target.size)
+    if not n:
+        return {"mean_predictor_mae": float("nan"), "skill": float("nan")}
+    base = float(np.abs(target - train_mean).mean())
+    mae = float(np.abs(prediction - target).mean())
+    return {"mean_predictor_mae": base, "skill": 1.0 - mae / base if base > 0 else float("nan")}
+
+
+def learned_nothing(skill: Any) -> bool:
+    """True when ``skill`` (see :func:`skill_metrics`) is below :data:`MIN_SKILL`."""
+    try:
+        value = float(skill)
+    except (TypeError, ValueError):
+        return False
+    return value == value and value < MIN_SKILL
+
+
+def skill_words(metrics: dict[str, Any]) -> str:
+    """The skill part of a run's ``done:`` line, from its ``metrics.json`` content, e.g.
+    ``skill val 0.42 / test 0.40 against the training-mean predictor (R² 0.61 / 0.58)``, with
+    ``LEARNED NOTHING`` in front when the validation skill is below :data:`MIN_SKILL`."""
+    val, test = metrics.get("val") or {}, metrics.get("test") or {}
+
+    def num(x: Any) -> str:
+        return "n/a" if x is None or x != x else f"{x:.2f}"
+
+    def mae(x: Any) -> str:
+        return "n/a" if x is None or x != x else f"{x:.4g}"
+
+    words = (
+        f"skill val {num(val.get('skill'))} / test {num(test.get('skill'))} against the "
+        f"training-mean predictor (R² {num(val.get('r2'))} / {num(test.get('r2'))})"
+    )
+    if learned_nothing(val.get("skill")):
+        words = (
+            f"LEARNED NOTHING: validation MAE {mae(val.get('mae'))} against "
+            f"{mae(val.get('mean_predictor_mae'))} for predicting the training mean; " + words
+        )
+    return words
+
+
 def gap_ratio(val_mae: Any, train_mae: Any) -> Any:
     """Validation MAE / training MAE, the plan's overfitting measure (inf where train MAE is 0).
 

@@ -12,7 +12,13 @@ from fusion_tuner.analysis.runs import predict_ids, same_ids
 from fusion_tuner.errors import AnalysisError
 from fusion_tuner.io import pyplot, save_figure
 from fusion_tuner.markdown import table
-from fusion_tuner.metrics import gap_ratio, regression_metrics
+from fusion_tuner.metrics import (
+    MIN_SKILL,
+    gap_ratio,
+    learned_nothing,
+    regression_metrics,
+    skill_metrics,
+)
 from fusion_tuner.rundir import Run, locate
 from fusion_tuner.runtime import resolve_device
 
@@ -76,6 +82,8 @@ def target_bins(y: np.ndarray) -> list[tuple[str, np.ndarray]]:
 def run_compare(
     runs: list[str], out: Path, names: list[str] | None = None, device: str = "auto"
 ) -> dict[str, Any]:
+    if any("," in r for r in runs):  # a side is a set of runs (one configuration, seeds)
+        return run_compare_sets(runs, out, names)
     a, b = (locate(p, names[i] if names else None) for i, p in enumerate(runs))
     if a.name == b.name:
         b.name = f"{b.name} (B)"
@@ -106,6 +114,7 @@ def run_compare(
     for name in (a.name, b.name):
         tr, va = res["splits"]["train"][name]["mae"], res["splits"]["val"][name]["mae"]
         res.setdefault("gap_ratio", {})[name] = gap_ratio(va, tr)
+    res["skill"], res["learned_nothing"] = _skills(data, a.name, b.name)
     ids, y, pa, pb = data["test"]
     diff, lo, hi = paired_bootstrap(pa - y, pb - y)
     res["test_mae_difference"] = {
@@ -137,6 +146,25 @@ def run_compare(
         f"Test MAE({b.name}) − MAE({a.name}) = {t['B_minus_A']:+.4g}, 95% paired bootstrap CI "
         f"[{t['ci95'][0]:+.4g}, {t['ci95'][1]:+.4g}], Wilcoxon signed-rank p = {t['wilcoxon_p']:.3g} (n = {t['n']})."
     )
+    if res["learned_nothing"]:
+        sk = res["skill"]
+        who = "; ".join(
+            f"{n}: validation skill {sk[n]['val']:.2f}, test skill {sk[n]['test']:.2f}"
+            for n in res["learned_nothing"]
+        )
+        stat = (
+            f"LEARNED NOTHING: {' and '.join(res['learned_nothing'])} do(es) not beat the "
+            f"training-mean predictor (skill = 1 − MAE / MAE of predicting the training mean "
+            f"below {MIN_SKILL:g}; {who}). This is not a comparison of what the models learned: "
+            f"the test MAE difference ({b.name} − {a.name} = {t['B_minus_A']:+.4g}, n = "
+            f"{t['n']}) is no evidence that either model is better. Make the runs learn first."
+        )
+    t["significance_reported"] = not res["learned_nothing"]
+    stat += (
+        " One run per side: the interval covers the crystals' noise only, not the seed-to-seed "
+        "spread of training, so it cannot separate the two configurations from seed noise; "
+        "compare seed sets (a sweep's summary pairs several seeds per configuration)."
+    )
     gaps = ", ".join(f"{k}: {v:.3g}" for k, v in res["gap_ratio"].items())
     by_range = table(
         ["test target range", "n", a.name, b.name],
@@ -149,6 +177,12 @@ def run_compare(
             table(header, rows),
             "",
             f"Gap ratio (val/train MAE): {gaps}.",
+            "",
+            "Skill against the training-mean predictor (1 − MAE / its MAE): "
+            + ", ".join(
+                f"{n}: val {v['val']:.3g}, test {v['test']:.3g}" for n, v in res["skill"].items()
+            )
+            + ".",
             "",
             stat,
             "",
@@ -165,6 +199,101 @@ def run_compare(
     print(table(header, rows))
     print(stat)
     return res
+
+
+def run_compare_sets(sides: list[str], out: Path, names: list[str] | None = None) -> dict[str, Any]:
+    """Two seed sets (each side: comma-separated run directories of one configuration): the
+    interval of the change comes from the seed-level results (paired by seed when both sides ran
+    the same seeds, Welch's otherwise), on validation and test MAE, with each side's skill."""
+    from fusion_tuner.sweeps.decision import decide
+
+    sets: list[list[Run]] = []
+    for side in sides:
+        paths = [p for p in side.split(",") if p]
+        sets.append([locate(p) for p in paths])
+    label = [names[i] if names else (sets[i][0].experiment or sets[i][0].name) for i in range(2)]
+    if label[0] == label[1]:
+        label[1] = f"{label[1]} (B)"
+    res: dict[str, Any] = {"names": label, "runs": [[str(r.path) for r in s] for s in sets]}
+    for i, runs in enumerate(sets):
+        bad = [r.name for r in runs if r.result("val") is None]
+        if bad:
+            raise AnalysisError(
+                f"{label[i]}: {', '.join(bad)} has no completed metrics.json; compare completed "
+                "runs only"
+            )
+    rows, verdicts = [], {}
+    for split in ("val", "test"):
+        by = [_seed_values(runs, split) for runs in sets]
+        d = decide(by[1], by[0], 0.0)
+        rec = {
+            "B_minus_A": d.delta,
+            "ci95": [d.low, d.high] if d.method else None,
+            "method": d.method or None,
+            "seeds": [d.n_base, d.n],
+        }
+        res[f"{split}_mae_difference"] = rec
+        interval = (
+            f"95% interval [{d.low:+.4g}, {d.high:+.4g}] ({d.method}, {d.n_base} / {d.n} seeds)"
+            if d.method
+            else "no interval (a side has a single seed: it cannot separate the models from "
+            "seed noise)"
+        )
+        verdicts[split] = f"{split} MAE({label[1]}) − MAE({label[0]}) = {d.delta:+.4g}, {interval}"
+        for i, runs in enumerate(sets):
+            vals = [r.result(split) for r in runs]
+            m, sd = float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+            rows.append([split, label[i], len(vals), m, sd])
+    skills = {
+        label[i]: float(np.median([r.result("val", "skill") for r in runs]))
+        for i, runs in enumerate(sets)
+        if all(r.result("val", "skill") is not None for r in runs)
+    }
+    res["skill"] = skills
+    res["learned_nothing"] = [n for n, v in skills.items() if learned_nothing(v)]
+    lines = [
+        f"# {label[0]} vs {label[1]} (seed sets)",
+        "",
+        table(["split", "configuration", "seeds", "MAE mean", "MAE sd"], rows),
+        "",
+    ]
+    if res["learned_nothing"]:
+        lines.append(
+            f"LEARNED NOTHING: {' and '.join(res['learned_nothing'])} do(es) not beat the "
+            f"training-mean predictor (median validation skill below {MIN_SKILL:g}): the "
+            "difference below is no evidence that either configuration is better."
+        )
+        lines.append("")
+    lines += [verdicts["val"] + ".", "", verdicts["test"] + "."]
+    write_outputs(out, "compare", res, "\n".join(lines))
+    print("\n".join(lines))
+    return res
+
+
+def _seed_values(runs: list[Run], split: str) -> dict[int, float] | list[float]:
+    seeds = [r.seed for r in runs]
+    vals = [float(r.result(split)) for r in runs]  # type: ignore[arg-type]
+    if None in seeds or len(set(seeds)) != len(seeds):
+        return vals
+    return dict(zip(seeds, vals, strict=True))  # type: ignore[arg-type]
+
+
+def _skills(
+    data: dict[str, Any], name_a: str, name_b: str
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Each run's validation and test skill against the training-mean predictor (the mean of
+    the recorded training targets), and the runs whose validation skill is below MIN_SKILL."""
+    _, y_train, _, _ = data["train"]
+    mean = float(np.mean(y_train))
+    skills: dict[str, dict[str, float]] = {name_a: {}, name_b: {}}
+    for split in ("val", "test"):
+        if split not in data:
+            continue
+        _, y, pa, pb = data[split]
+        for name, p in ((name_a, pa), (name_b, pb)):
+            skills[name][split] = skill_metrics(y, p, mean)["skill"]
+    nothing = [n for n, v in skills.items() if learned_nothing(v.get("val", v.get("test")))]
+    return skills, nothing
 
 
 def _plots(

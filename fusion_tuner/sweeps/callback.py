@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 
 from fusion_tuner.sweeps.chain import ChainError, read_next_base
 from fusion_tuner.sweeps.plan import check_subdir, plan_jobs, write_plan
+from fusion_tuner.sweeps.rounds import record_fixed_design
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class SweepSummaryCallback(Callback):
         self._record(sweep_dir)
         if jobs is not None:
             write_plan(sweep_dir, jobs)
+            if "fusion_tuner_rounds" not in str(config.hydra.sweeper.get("_target_", "")):
+                node = config.get("sweep") if hasattr(config, "get") else None
+                record_fixed_design(sweep_dir, jobs, node)
 
     def _record(self, sweep_dir: Path, search: bool = False) -> None:
         """Create the sweep directory and record it in the session file (``search``: an Optuna

@@ -1,5 +1,10 @@
-"""The sweep decision rule: is an experiment's validation MAE lower, higher or unchanged against
-the baseline of the same sweep, or can the seeds that ran not tell?
+"""One comparison's t interval and decision words (the labels, next steps, :func:`decide`).
+
+A sweep's decisions now come from the sequential, family-wise procedure of
+:mod:`fusion_tuner.sweeps.sequential` (see :mod:`fusion_tuner.sweeps.assess`); :func:`decide`
+below is the single-comparison rule the plan report's "validation MAE lower" criterion and
+``analyze compare`` over seed sets use: is one configuration's validation MAE lower, higher or
+unchanged against another's, or can the seeds that ran not tell?
 
 Per experiment, on validation MAE (the selection metric), with ``τ = threshold × mean baseline
 val MAE`` (threshold 0.02 by default) and a 95 % t interval ``[lo, hi]`` of the change
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from scipy import stats
 
@@ -39,11 +44,14 @@ DOWN, SAME, UP, INCONCLUSIVE, NONE = (
     "n/a",
 )
 REFERENCE = "(reference)"
+# the runs (of the experiment or of the baseline) do not beat the training-mean predictor
+LEARNED_NOTHING = "🚫 learned nothing"
 NEXT_STEP = {
     DOWN: "continue fine-tuning around it",
     SAME: "try the phase 4 settings",
     UP: "back off to more conservative settings",
     INCONCLUSIVE: "run more seeds before deciding",
+    LEARNED_NOTHING: "make the runs learn first (more epochs or data; check the learning rate)",
 }
 CONFIDENCE = 0.95
 # seeds_needed searches up to this many seeds per arm (more: "not within reach")
@@ -95,6 +103,8 @@ class Decision(NamedTuple):
     note: str = ""
     # the baseline's mean validation MAE
     base_mean: float = math.nan
+    # the sequential procedure's record of this arm (fusion_tuner.sweeps.assess.ArmResult)
+    arm: Any = None
 
     @property
     def delta_pct(self) -> float:

@@ -77,19 +77,33 @@ def job_experiment(job: list[str]) -> str:
 
 
 def write_plan(sweep_dir: Path, jobs: list[list[str]]) -> None:
-    write_json(Path(sweep_dir) / PLAN_FILE, {"jobs": jobs})
+    """Record the grid's jobs; the rounds an earlier command into the same sweep directory
+    planned (``rounds``, see :mod:`fusion_tuner.sweeps.rounds`) are kept."""
+    path = Path(sweep_dir) / PLAN_FILE
+    kept = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
+        kept = {k: old[k] for k in ("rounds", "confirm_jobs") if k in old}
+    write_json(path, {"jobs": jobs, **kept})
 
 
 def read_plan(sweep_dir: Path) -> list[list[str]] | None:
-    """The planned jobs of a sweep, or None when it recorded no plan."""
+    """The planned jobs of a sweep (the grid, then any rounds of seeds), or None when it
+    recorded no plan."""
     path = Path(sweep_dir) / PLAN_FILE
     if not path.is_file():
         return None
     try:
-        jobs = json.loads(path.read_text(encoding="utf-8"))["jobs"]
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        jobs = (
+            list(rec["jobs"]) + list(rec.get("rounds") or []) + list(rec.get("confirm_jobs") or [])
+        )
         if not all(isinstance(j, list) and all(isinstance(o, str) for o in j) for j in jobs):
             raise ValueError("not a list of override lists")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning(
             "%s is unreadable (%s: %s): runs that never started are not listed",
             path,

@@ -17,7 +17,9 @@ inline CSS, no script), ``report.md`` (the Markdown twin, figures as PNG files b
   configuration.
 * **The plan's success criteria** (``tuning-plan.md``, "How each run is judged") for the best
   configuration against the original baseline: validation MAE lower (the 95% interval of the
-  change, by :func:`fusion_tuner.sweeps.decision.decide`, entirely below 0); train–validation gap
+  change, by :func:`fusion_tuner.sweeps.decision.decide`, entirely below 0; on the winner's
+  confirmation runs on fresh seeds when there are any, never on the runs that selected it, with
+  their test MAE; the path holds only confirmed winners, as chaining does); train–validation gap
   ratio below 2 (mean over seeds); and CKA between the two checkpoints of the lowest common seed
   on the test split (:func:`fusion_tuner.analysis.cka.run_cka`, linear CKA of same-named
   stages): ``text_fine`` in 0.2–0.4, ``text_final`` and ``fused`` in 0.85–0.92. A criterion
@@ -41,6 +43,7 @@ from fusion_tuner.document import Document, link
 from fusion_tuner.io import atomic_write_text, write_json
 from fusion_tuner.markdown import fmt
 from fusion_tuner.rundir import COMPLETED, Run
+from fusion_tuner.sweeps.assess import is_confirmation
 from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
 from fusion_tuner.sweeps.decision import (
     NONE,
@@ -48,7 +51,6 @@ from fusion_tuner.sweeps.decision import (
     Decision,
     decide,
     mean_sd,
-    rule_sentence,
 )
 from fusion_tuner.sweeps.plan import PLAN_FILE
 from fusion_tuner.sweeps.report import (
@@ -56,6 +58,7 @@ from fusion_tuner.sweeps.report import (
     decision_cells,
     decision_record,
     plot_summary,
+    procedure_sentence,
 )
 from fusion_tuner.sweeps.summary import Summary, load_runs, summarize
 
@@ -83,9 +86,16 @@ class Sweep:
     label: str = ""
     started: str = ""
 
-    def arm(self, experiment: str) -> list[Run]:
-        """Completed runs of ``experiment``."""
-        return [r for r in self.runs if r.experiment == experiment and r.status == COMPLETED]
+    def arm(self, experiment: str, confirmation: bool = False) -> list[Run]:
+        """Completed runs of ``experiment``: the selecting runs, or (``confirmation``) only the
+        confirmation runs on fresh seeds (1001, ...)."""
+        return [
+            r
+            for r in self.runs
+            if r.experiment == experiment
+            and r.status == COMPLETED
+            and is_confirmation(r) is confirmation
+        ]
 
 
 @dataclass
@@ -199,22 +209,28 @@ def chain_path(sweeps: list[Sweep]) -> list[Step]:
     ]
     for s in chain:
         nb = s.summary.next_base
-        if s.summary.winner is not None:
+        handed = nb.winner if nb is not None else None  # a confirmed winner only
+        if handed is not None:
             steps.append(
                 Step(
                     s,
-                    s.summary.winner,
-                    f"{s.label}: ✅ {s.summary.winner}",
+                    handed,
+                    f"{s.label}: ✅ {handed}",
                     dict(nb.overrides) if nb else {},
-                    s.summary.decisions[s.summary.winner],
+                    s.summary.decisions[handed],
                 )
             )
         elif s is not root:
+            unconfirmed = (
+                f" ({s.summary.winner} won the selection, not confirmed)"
+                if s.summary.winner
+                else ""
+            )
             steps.append(
                 Step(
                     s,
                     "baseline",
-                    f"{s.label}: no ✅ winner, configuration kept",
+                    f"{s.label}: no ✅ winner{unconfirmed}, configuration kept",
                     dict(nb.overrides) if nb else {},
                     None,
                 )
@@ -298,12 +314,38 @@ def check_criteria(
             _criterion("validation MAE lower", "95% interval of Δ below 0", "—", None, why_not)
         )
     else:
-        d = decide(_by_seed(best_runs), _by_seed(orig_runs), threshold)
+        # the confirmation runs on fresh seeds when there are any: the selecting runs chose
+        # the winner, so re-testing on them would pass by construction (the winner's curse)
+        conf_best = best.sweep.arm(best.experiment, confirmation=True)
+        conf_orig = original.sweep.arm(original.experiment, confirmation=True)
+        sel_best, sel_orig = (
+            (conf_best, conf_orig or orig_runs)
+            if conf_best
+            else (
+                best_runs,
+                orig_runs,
+            )
+        )
+        d = decide(_by_seed(sel_best), _by_seed(sel_orig), threshold)
         value = f"Δ {fmt(d.delta)} ({d.delta_pct:+.1f}%)" + (
             f", 95% interval [{fmt(d.low)}, {fmt(d.high)}] ({d.method}, {d.n} / {d.n_base} seeds)"
             if d.method
             else ", no interval (one seed)"
         )
+        if conf_best:
+            tests = [r.result("test") for r in sel_best]
+            base_tests = [r.result("test") for r in sel_orig]
+            tests = [t for t in tests if t is not None]
+            base_tests = [t for t in base_tests if t is not None]
+            value += (
+                f"; on the confirmation runs (seeds {', '.join(str(r.seed) for r in sel_best)})"
+            )
+            if tests and base_tests:
+                value += (
+                    f", test MAE {fmt(mean_sd(tests)[0])} against {fmt(mean_sd(base_tests)[0])}"
+                )
+        else:
+            value += "; on the selecting runs (no confirmation runs: the winner's curse applies)"
         rows.append(
             _criterion(
                 "validation MAE lower",
@@ -527,7 +569,7 @@ def build_report(
             DECISION_HEADER,
             [decision_cells(e, d) for e, d in s.decisions.items() if d.decision != REFERENCE],
         )
-        doc.paragraph(rule_sentence(s.threshold, s.tau, s.confidence))
+        doc.paragraph(procedure_sentence(s))
         doc.paragraph(f"**Verdict:** {s.verdict}")
         fig = out / f"sweep{i}.png"
         plot_summary(s, fig)

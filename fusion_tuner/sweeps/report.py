@@ -7,16 +7,20 @@ phase starts from; read by ``base_sweep=`` and by ``python -m fusion_tuner.repor
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_csv, write_json
 from fusion_tuner.markdown import fmt, safe_markdown, table
+from fusion_tuner.metrics import MIN_SKILL
 from fusion_tuner.rundir import COMPLETED
+from fusion_tuner.sweeps.assess import STALL_BEST_FRACTION, STALL_FACTOR, arm_record
 from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
 from fusion_tuner.sweeps.decision import (
     DOWN,
     INCONCLUSIVE,
+    LEARNED_NOTHING,
     NEXT_STEP,
     NONE,
     REFERENCE,
@@ -25,7 +29,8 @@ from fusion_tuner.sweeps.decision import (
     Decision,
     rule_sentence,
 )
-from fusion_tuner.sweeps.summary import COLUMNS, Summary, mean_std, summarize
+from fusion_tuner.sweeps.sequential import SPENDING
+from fusion_tuner.sweeps.summary import COLUMNS, Summary, arm_advice, mean_std, summarize
 
 SUMMARY_FORMAT = 1
 MARKDOWN_COLUMNS = (
@@ -38,6 +43,7 @@ MARKDOWN_COLUMNS = (
     "delta_test_mae",
     "train_mae",
     "test_r2",
+    "val_skill",
     "gap_ratio",
     "best_epoch",
     "epochs_run",
@@ -53,6 +59,7 @@ DECISION_HEADER = (
     "Δ test MAE",
     "notes",
 )
+# raw 95% interval in the table; the adjusted and equivalence intervals are in the notes
 COLORS = {DOWN: "tab:green", UP: "tab:red", SAME: "tab:grey", INCONCLUSIVE: "tab:orange"}
 
 
@@ -94,15 +101,14 @@ def decision_record(d: Decision) -> dict[str, Any]:
         "baseline_val_mae": _num(d.base_mean),
         "delta_test_mae": d.test_delta,
         "val_test_disagree": d.disagrees,
-        "seeds_needed": d.seeds_needed,
-        "spread": d.spread._asdict() if d.spread else None,
         "note": d.note,
+        "advice": arm_advice(d) or None,
+        **(arm_record(d.arm, d.base_mean) if d.arm is not None else {}),
     }
 
 
 def summary_record(sweep_dir: Path, s: Summary) -> dict[str, Any]:
     """What ``summary.json`` holds."""
-    tau = s.tau
     winner = None
     if s.winner is not None:
         d = s.decisions[s.winner]
@@ -119,11 +125,14 @@ def summary_record(sweep_dir: Path, s: Summary) -> dict[str, Any]:
         "metric": "val_mae",
         "threshold": s.threshold,
         "confidence": s.confidence,
-        "rule": rule_sentence(s.threshold, tau, s.confidence),
+        "rule": procedure_sentence(s),
+        "design": design_record(s),
         "base": s.base,
         "decisions": {e: decision_record(d) for e, d in s.decisions.items()},
-        "spread": s.spread._asdict() if s.spread else None,
         "winner": winner,
+        "confirmation": (
+            {k: _num(v) for k, v in asdict(s.confirmation).items()} if s.confirmation else None
+        ),
         "next_base": s.next_base._asdict() if s.next_base else None,
         "verdict": s.verdict,
         "run_dirs": s.run_dirs,
@@ -133,6 +142,83 @@ def summary_record(sweep_dir: Path, s: Summary) -> dict[str, Any]:
 
 def _pct(v: float | None) -> str:
     return "" if v is None or not math.isfinite(v) else f"{v:+.1f}%"
+
+
+def design_record(s: Summary) -> dict[str, Any] | None:
+    """The sequential design the decisions used, for ``summary.json``."""
+    a = s.assessment
+    if a is None:
+        return None
+    return {
+        **asdict(a.design),
+        "looks": a.design.looks,
+        "looks_done": a.looks_done,
+        "from": a.design_source,
+        "alpha_spending": a.spending,
+        "multiplicity": "Holm over the sweep's experiments (group-sequential, Maurer-Bretz)",
+        "equivalence": "two one-sided t tests (TOST)",
+        "tau": _num(a.tau),
+        "equivalence_margin_abs": _num(a.margin),
+        "seed_order": a.seed_order,
+        "next_round": a.next_round,
+        "baseline_skill": a.baseline_skill,
+        "baseline_stalled_runs": a.baseline_stalled,
+        "baseline_failed_runs": a.baseline_failed,
+        "stall_rule": (
+            f"best epoch <= {STALL_BEST_FRACTION:.0%} of the epochs run and validation MAE > "
+            f"{STALL_FACTOR} x the median of its arm: flagged, its pair left out"
+        ),
+        "min_skill": MIN_SKILL,
+    }
+
+
+def procedure_sentence(s: Summary) -> str:
+    """The decision procedure in a few sentences, with this sweep's numbers."""
+    a = s.assessment
+    if a is None:
+        return rule_sentence(s.threshold, s.tau, s.confidence)
+    de = a.design
+    looks = ", ".join(map(str, de.looks))
+    seq = (
+        f"seeds are added round by round to open experiments only (looks at {looks} seeds per "
+        f"arm), with {SPENDING} over the looks"
+        if len(de.looks) > 1
+        else f"one look at {de.looks[0]} seeds per arm (a fixed design)"
+    )
+    tau = f" = {fmt(a.tau)}" if math.isfinite(a.tau) else ""
+    margin = f" = {fmt(a.margin)}" if math.isfinite(a.margin) else ""
+    return (
+        "Rule: each experiment's change in validation MAE against the baseline, paired by seed "
+        f"(a failed or stalled run removes only its own pair); {seq}; Holm over the sweep's "
+        f"experiments at family level {de.family_alpha:g} (adjusted interval: the t interval "
+        "at the level the experiment was last tested at; raw: the plain 95% t interval). "
+        f"✅ down / ❌ up when the procedure rejects no change and the mean change is beyond "
+        f"τ = {100 * de.threshold:g}% of the baseline's mean validation MAE{tau}; ⚠️ unchanged "
+        "when the two one-sided tests' interval (90% at one look) lies within "
+        f"±{100 * de.equivalence_margin:g}% of it{margin}; ❓ inconclusive (open: more seeds "
+        "while below the cap) otherwise. Experiments "
+        f"whose runs (or the baseline's) do not beat the training-mean predictor (skill < "
+        f"{MIN_SKILL:g}) are 🚫 not compared."
+    )
+
+
+def _arm_notes(d: Decision) -> list[str]:
+    a = d.arm
+    st = a.stats
+    notes = [f"seeds {len(a.seeds_run)} ({a.stop})"]
+    if st.n >= 2 and math.isfinite(st.adjusted[0]) and d.decision != LEARNED_NOTHING:
+        notes.append(
+            f"adjusted interval [{fmt(st.adjusted[0])}, {fmt(st.adjusted[1])}] (two-sided level "
+            f"{st.adjusted_level:.2g}); equivalence interval {_pct(d.pct(st.equivalence[0]))} "
+            f"to {_pct(d.pct(st.equivalence[1]))} (TOST at {st.equivalence_level:.2g} each side)"
+        )
+    if a.stalled:
+        notes.append(f"stalled, left out: {', '.join(a.stalled)}")
+    if a.failed:
+        notes.append(f"failed or unfinished: {', '.join(a.failed)}")
+    if a.skill is not None:
+        notes.append(f"skill {a.skill:.2f}")
+    return notes
 
 
 def decision_cells(exp: str, d: Decision) -> list[str]:
@@ -149,7 +235,9 @@ def decision_cells(exp: str, d: Decision) -> list[str]:
     test = "—"
     if d.test_delta is not None:
         test = f"{fmt(d.test_delta)}" + (" ⚠️ sign differs from val" if d.disagrees else "")
-    notes = [d.seeds_advice()] if d.decision == INCONCLUSIVE else []
+    notes = [arm_advice(d)] if d.decision in (INCONCLUSIVE, LEARNED_NOTHING) else []
+    if d.arm is not None:
+        notes += _arm_notes(d)
     if d.note:
         notes.append(d.note)
     if d.decision in NEXT_STEP:
@@ -179,7 +267,8 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
         ]
     lines += [table(MARKDOWN_COLUMNS, rows, missing=""), ""]
     lines += [
-        "## Decisions (validation MAE against the baseline, mean over seeds, 95% interval)",
+        "## Decisions (validation MAE against the baseline, mean over seed pairs, raw 95% "
+        "interval)",
         "",
     ]
     lines.append(
@@ -188,7 +277,7 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
             [decision_cells(e, d) for e, d in s.decisions.items() if d.decision != REFERENCE],
         )
     )
-    lines += ["", rule_sentence(s.threshold, s.tau, s.confidence), ""]
+    lines += ["", procedure_sentence(s), ""]
     distinct: dict[tuple[str, str], list[str]] = {}
     for r in s.rows:
         if r["overrides"]:

@@ -3,14 +3,18 @@ winner the next phase starts from, and the phase's verdict. Reads run directorie
 :class:`fusion_tuner.rundir.Run`) plus the sweep's plan, so runs that failed or never started are
 listed, never dropped.
 
-The decision rule (validation MAE, 95 % t interval of the change against the baseline, paired
-by seed when possible; ✅ down / ⚠️ unchanged / ❌ up / ❓ inconclusive) lives in
-:mod:`fusion_tuner.sweeps.decision`. Beside each decision the summary puts the test-MAE change
-and flags experiments whose validation and test changes disagree in sign (validation MAE also
-picked the best epoch, so it flatters runs with more epochs or patience; those are noted too).
+The decisions come from the sequential, family-wise procedure of
+:mod:`fusion_tuner.sweeps.sequential` applied to the run directories by
+:mod:`fusion_tuner.sweeps.assess` (validation MAE paired by seed; Holm over the experiments;
+O'Brien–Fleming-type spending over the looks; TOST for ⚠️ unchanged; stalled runs flagged and
+left out; experiments whose runs learned nothing not compared). Beside each decision the summary
+puts the test-MAE change and flags experiments whose validation and test changes disagree in
+sign (validation MAE also picked the best epoch, so it flatters runs with more epochs or
+patience; those are noted too). Confirmation runs (seeds ≥ 1001) never enter the selection.
 
 The winner is the ✅ down experiment with the lowest mean validation MAE; ``next_base`` is what
-a chained phase starts from (see :mod:`fusion_tuner.sweeps.chain`).
+a chained phase starts from (see :mod:`fusion_tuner.sweeps.chain`): the winner only once its
+confirmation on fresh seeds holds (or ``sweep.confirm_seeds=0``).
 """
 
 from __future__ import annotations
@@ -21,23 +25,34 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.config import flatten, is_result_neutral
+from fusion_tuner.markdown import fmt
+from fusion_tuner.metrics import MIN_SKILL, learned_nothing
 from fusion_tuner.rundir import COMPLETED, REFUSED, Run, RunDir
+from fusion_tuner.sweeps.assess import (
+    TOO_FEW,
+    ArmResult,
+    Assessment,
+    Confirmation,
+    assess,
+    confirm_seeds_of,
+    confirmation,
+    design_of,
+    is_confirmation,
+)
 from fusion_tuner.sweeps.chain import NextBase, as_overrides
 from fusion_tuner.sweeps.decision import (
     CONFIDENCE,
     DOWN,
     INCONCLUSIVE,
-    MAX_SEEDS,
+    LEARNED_NOTHING,
     NEXT_STEP,
     NONE,
     REFERENCE,
     SAME,
     UP,
     Decision,
-    Spread,
     decide,
     mean_sd,
-    sweep_spread,
 )
 from fusion_tuner.sweeps.plan import job_experiment, read_plan
 
@@ -72,6 +87,8 @@ COLUMNS = (
     "test_mae",
     "val_r2",
     "test_r2",
+    "val_skill",
+    "test_skill",
     "gap_ratio",
     "delta_val_mae",
     "delta_val_mae_pct",
@@ -149,8 +166,10 @@ class Summary:
     winner: str | None = None
     # what the next phase starts from
     next_base: NextBase | None = None
-    # the spread seen across the sweep (for single-seed arms)
-    spread: Spread | None = None
+    # the sequential procedure's view of the sweep (None without a baseline)
+    assessment: Assessment | None = None
+    # the winner re-run with the baseline on fresh seeds (None without a winner)
+    confirmation: Confirmation | None = None
     # run directory names per experiment
     run_dirs: dict[str, list[str]] = field(default_factory=dict)
 
@@ -173,7 +192,12 @@ def _reference(runs: list[Run], base_runs: list[Run]) -> dict[str, Any]:
 
 
 def _row(
-    run: Run, reference: dict[str, Any], ref: tuple[float | None, float | None], decision: str
+    run: Run,
+    reference: dict[str, Any],
+    ref: tuple[float | None, float | None],
+    decision: str,
+    stalled: bool = False,
+    confirming: bool = False,
 ) -> dict:
     # a refused run's files are another config's; an unreadable run's cannot be trusted
     m = {} if run.refused or run.unreadable else run.metrics
@@ -190,6 +214,13 @@ def _row(
         flags.append(
             f"graph-only: text knobs had no effect ({', '.join(inert)})" if inert else "graph-only"
         )
+    skill = run.result("val", "skill")
+    if run.status == COMPLETED and learned_nothing(skill):
+        flags.append(f"learned nothing (validation skill {skill:.2f} against the mean predictor)")
+    if stalled:
+        flags.append("stalled (left out of the interval)")
+    if confirming:
+        flags.append("confirmation run (not used in selection)")
     error = str(run.refused or run.unreadable or m.get("error") or "").strip()
     return {
         "experiment": run.experiment,
@@ -204,6 +235,8 @@ def _row(
         "test_mae": test,
         "val_r2": run.result("val", "r2"),
         "test_r2": run.result("test", "r2"),
+        "val_skill": skill,
+        "test_skill": run.result("test", "skill"),
         "gap_ratio": m.get("gap_ratio"),
         "delta_val_mae": delta,
         "delta_val_mae_pct": 100 * delta / ref_val if delta is not None and ref_val else None,
@@ -261,15 +294,15 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
     runs = load_runs(sweep_dir)
     slurm_note = annotate_runs(sweep_dir, runs)  # live SLURM state of unfinished runs, if any
     order = _experiment_order(runs)
-    groups = {e: [r for r in runs if r.experiment == e] for e in order}
+    # the confirmation runs (seeds >= 1001) never take part in selection
+    confirm_runs = [r for r in runs if is_confirmation(r)]
+    groups = {e: [r for r in runs if r.experiment == e and not is_confirmation(r)] for e in order}
     base_runs = groups.get("baseline", [])
     arms = {e: _by_seed(g) for e, g in groups.items()}
     tests = {e: _values(_by_seed(g, "test")) for e, g in groups.items()}
     base_arm = arms.get("baseline", [])
-    spread = sweep_spread(
-        {e: _paired_diffs(a, base_arm) for e, a in arms.items() if e != "baseline"},
-        {e: _values(a) for e, a in arms.items()},
-    )
+    design, source = design_of(sweep_dir, runs)
+    assessment = assess(groups, design, threshold, source)
     base_test = mean_sd(tests["baseline"])[0] if tests.get("baseline") else None
     decisions: dict[str, Decision] = {}
     for exp in order:
@@ -277,7 +310,9 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         if exp == "baseline":
             decisions[exp] = Decision(REFERENCE, 0.0, 0.0, n, n)
             continue
-        d = decide(arms[exp], base_arm, threshold, spread=spread)
+        d = _decision(arms[exp], base_arm, assessment.arms.get(exp) if assessment else None)
+        if assessment is not None:
+            d = d._replace(margin=assessment.tau)
         test_delta = (
             mean_sd(tests[exp])[0] - base_test if tests[exp] and base_test is not None else None
         )
@@ -292,25 +327,79 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
     ordered = sorted(
         runs, key=lambda r: (order.index(r.experiment), r.seed if r.seed is not None else -1)
     )
+    stalled = {
+        name for a in ([] if assessment is None else assessment.arms.values()) for name in a.stalled
+    } | set(assessment.baseline_stalled if assessment else [])
     rows = [
-        _row(r, reference, base_by_seed.get(r.seed, base_mean), decisions[r.experiment].decision)
+        _row(
+            r,
+            reference,
+            base_by_seed.get(r.seed, base_mean),
+            decisions[r.experiment].decision,
+            stalled=r.name in stalled,
+            confirming=is_confirmation(r),
+        )
         for r in ordered
     ]
     base = _started_from(runs)
     down = {e: d for e, d in decisions.items() if d.decision == DOWN}
     winner = min(down, key=lambda e: down[e].delta) if down else None
-    next_base = _next_base(sweep_dir, groups, winner, reference, base)
+    conf = (
+        confirmation(winner, confirm_runs, confirm_seeds_of(sweep_dir, runs))
+        if winner is not None
+        else None
+    )
+    next_base = _next_base(sweep_dir, groups, winner, reference, base, conf)
     return Summary(
         rows,
         decisions,
-        _verdict(sweep_dir, rows, decisions, _values(base_arm), winner),
+        _verdict(sweep_dir, rows, decisions, _values(base_arm), winner, assessment, conf),
         threshold,
         base=base,
         winner=winner,
         next_base=next_base,
-        spread=spread,
         run_dirs={e: [r.name for r in g if r.files is not None] for e, g in groups.items()},
         slurm_note=slurm_note,
+        assessment=assessment,
+        confirmation=conf,
+    )
+
+
+ARM_DECISION = {
+    "down": DOWN,
+    "up": UP,
+    "unchanged": SAME,
+    "open": INCONCLUSIVE,
+    "learned nothing": LEARNED_NOTHING,
+}
+
+
+def _decision(
+    arm: dict[int, float] | list[float], base: dict[int, float] | list[float], a: ArmResult | None
+) -> Decision:
+    """An experiment's decision: the sequential procedure's (``a``), with the raw 95% paired
+    interval of the seed pairs it used."""
+    ev, bv = _values(arm), _values(base)
+    if not ev or not bv or a is None:
+        return Decision(NONE, math.nan, math.nan, len(ev), len(bv))
+    st = a.stats
+    mb = mean_sd(bv)[0]
+    delta = st.delta if st.n else mean_sd(ev)[0] - mb
+    notes = []
+    if a.stop == TOO_FEW:
+        notes.append("fewer than 2 seed pairs with the baseline give no interval")
+    return Decision(
+        ARM_DECISION[a.verdict],
+        delta,
+        math.nan,
+        len(ev),
+        len(bv),
+        st.raw[0],
+        st.raw[1],
+        "paired t" if st.n >= 2 else "",
+        note="; ".join(notes),
+        base_mean=mb,
+        arm=a,
     )
 
 
@@ -333,17 +422,32 @@ def _next_base(
     winner: str | None,
     reference: dict[str, Any],
     base: dict[str, Any] | None,
+    conf: Confirmation | None = None,
 ) -> NextBase:
     start = dict(base["overrides"]) if base else {}
     where = str(Path(sweep_dir).resolve())
+    kept = (
+        f"the configuration it started from ({base['winner'] or 'kept'} of {base['sweep']})"
+        if base
+        else "the original baseline"
+    )
     if winner is None:
-        kept = (
-            f"the configuration it started from ({base['winner'] or 'kept'} of {base['sweep']})"
-            if base
-            else "the original baseline"
-        )
         return NextBase(
             where, None, start, f"no ✅ winner in this sweep: the next phase keeps {kept}"
+        )
+    if conf is not None and not (conf.confirmed or conf.status == "not run"):
+        why = {
+            "pending": "its confirmation on fresh seeds has not run yet (rerun the sweep "
+            "command into the sweep directory under the rounds sweeper, which the phases use, "
+            "or add hydra/sweeper=rounds)",
+            "not confirmed": "the baseline on fresh seeds did not confirm it (the 95% interval "
+            f"of the change, [{fmt(conf.low)}, {fmt(conf.high)}], is not below 0)",
+        }[conf.status]
+        return NextBase(
+            where,
+            None,
+            start,
+            f"{winner} won the selection but is not confirmed: {why}; the next phase keeps {kept}",
         )
     run = next((r for r in groups[winner] if r.status == COMPLETED and r.settings), None)
     mine = _diff(run, reference) if run is not None else {}
@@ -356,21 +460,45 @@ def _next_base(
     )
 
 
-def _seed_advice(decisions: dict[str, Decision]) -> str:
-    """Seeds per arm each inconclusive experiment needs, in words."""
-    parts = []
-    for e, d in decisions.items():
-        if d.decision != INCONCLUSIVE:
-            continue
-        if d.near_threshold:
-            parts.append(f"{e}: a change about the threshold's size")
-        elif d.spread is None:
-            parts.append(f"{e}: unknown (no spread seen; run at least 3 seeds)")
-        elif d.seeds_needed is None:
-            parts.append(f"{e}: more than {MAX_SEEDS}")
-        else:
-            parts.append(f"{e}: about {d.seeds_needed}")
-    return "seeds per arm needed at the spread seen: " + "; ".join(parts)
+def arm_advice(d: Decision) -> str:
+    """What an experiment's runs can say and what would settle it, in words ("" when decided)."""
+    a: ArmResult | None = d.arm
+    if a is None or d.decision in (DOWN, UP, SAME, REFERENCE, NONE):
+        return ""
+    if d.decision == LEARNED_NOTHING:
+        who = [
+            f"{name} (median validation skill {skill:.2f})"
+            for name, skill in (("its runs", a.skill), ("the baseline's runs", a.baseline_skill))
+            if learned_nothing(skill)
+        ]
+        return (
+            f"{' and '.join(who)} do not beat the training-mean predictor (skill < "
+            f"{MIN_SKILL:g}): more seeds cannot help; make the runs learn first (more epochs or "
+            "data, check the learning rate)"
+        )
+    st = a.stats
+    if st.n < 2:
+        return "fewer than 2 seed pairs with the baseline: no interval"
+    parts = [f"detectable with 80% power at {st.n} pairs: ±{fmt(st.mde)} ({d.pct(st.mde):.1f}%)"]
+    if a.next_seeds:
+        parts.append(f"the next round adds seeds {', '.join(map(str, a.next_seeds))}")
+    if a.branch:
+        what = {"down": "✅ down", "up": "❌ up", "unchanged": "⚠️ unchanged"}[a.branch]
+        parts.append(
+            f"at the observed change and spread, {what} needs about {a.branch_seeds} seeds per arm"
+            if a.branch_seeds
+            else f"{what} is out of reach at this spread (over 1000 seeds per arm)"
+        )
+    else:
+        parts.append("the change is about the threshold's size: neither branch is in reach")
+    return "; ".join(parts)
+
+
+def _open_advice(decisions: dict[str, Decision]) -> str:
+    """Each open experiment's advice, in words."""
+    return "; ".join(
+        f"{e}: {arm_advice(d)}" for e, d in decisions.items() if d.decision == INCONCLUSIVE
+    )
 
 
 def _verdict(
@@ -379,6 +507,8 @@ def _verdict(
     decisions: dict[str, Decision],
     base_vals: list[float],
     winner: str | None,
+    assessment: Assessment | None = None,
+    conf: Confirmation | None = None,
 ) -> str:
     bad = [r for r in rows if r["status"] not in (COMPLETED, REFUSED)]
     refused = [r for r in rows if r["status"] == REFUSED]
@@ -403,13 +533,43 @@ def _verdict(
         return "No completed experiment besides the baseline: nothing to decide yet." + caveat
     if winner is not None:
         d = tried[winner]
-        return (
+        said = (
             f"Tuning works: {winner} lowered validation MAE by {-d.delta_pct:.1f}% against the "
-            f"baseline (95% interval {d.pct(d.low):+.1f}% to {d.pct(d.high):+.1f}%); next, "
-            f"continue fine-tuning around {winner} (chain the next phase with "
-            f"base_sweep={sweep_dir})." + caveat
+            f"baseline (95% interval {d.pct(d.low):+.1f}% to {d.pct(d.high):+.1f}%)"
         )
-    by = {k: [e for e, d in tried.items() if d.decision == k] for k in (SAME, UP, INCONCLUSIVE)}
+        if conf is not None and conf.status == "pending":
+            return (
+                f"{said}; it is not confirmed yet: rerun the same sweep command into "
+                f"hydra.sweep.dir={sweep_dir} to re-run it and the baseline on fresh seeds "
+                "before chaining." + caveat
+            )
+        if conf is not None and conf.status == "not confirmed":
+            return (
+                f"{said} in the selection, but fresh seeds did not confirm it (Δ "
+                f"{fmt(conf.delta)}, 95% interval [{fmt(conf.low)}, {fmt(conf.high)}] over "
+                f"{conf.pairs} pairs): the selection's gain may be the winner's curse; the next "
+                "phase keeps the previous start." + caveat
+            )
+        tail = (
+            f", confirmed on fresh seeds {', '.join(map(str, conf.seeds))}"
+            if conf is not None and conf.confirmed
+            else " (not confirmed on fresh seeds: sweep.confirm_seeds=0)"
+        )
+        return (
+            f"{said}{tail}; next, continue fine-tuning around {winner} (chain the next phase "
+            f"with base_sweep={sweep_dir})." + caveat
+        )
+    by = {
+        k: [e for e, d in tried.items() if d.decision == k]
+        for k in (SAME, UP, INCONCLUSIVE, LEARNED_NOTHING)
+    }
+    nothing = ""
+    if by[LEARNED_NOTHING]:
+        nothing = (
+            f" Learned nothing (runs no better than the training-mean predictor, so not "
+            f"compared): {', '.join(by[LEARNED_NOTHING])}; make the runs learn first (more "
+            "epochs or data, check the learning rate) before comparing."
+        )
     if by[INCONCLUSIVE]:
         rest = "".join(
             f" {label}: {', '.join(by[k])}."
@@ -417,18 +577,27 @@ def _verdict(
             if by[k]
         )
         verb = "is" if len(by[INCONCLUSIVE]) == 1 else "are"
+        waiting = assessment is not None and bool(assessment.next_round)
+        step = (
+            "next, rerun the same sweep command into "
+            f"hydra.sweep.dir={sweep_dir}: finished runs are skipped and the open experiments "
+            "get their next round of seeds"
+            if waiting
+            else "the seed cap is reached; raise sweep.max_seeds and rerun the same command "
+            f"into hydra.sweep.dir={sweep_dir} to add seeds"
+        )
         return (
-            f"No clear winner: {', '.join(by[INCONCLUSIVE])} {verb} inconclusive "
-            f"({_seed_advice(tried)}); "
-            "next, rerun the sweep with more seeds (random_seed=1,2,...) into "
-            f"hydra.sweep.dir={sweep_dir}, where finished runs are skipped." + rest + caveat
+            f"No clear winner: {', '.join(by[INCONCLUSIVE])} {verb} still open "
+            f"({_open_advice(tried)}); {step}." + rest + nothing + caveat
         )
     if by[SAME]:
         return (
             "Validation MAE is unchanged by these settings: bigger changes are needed; next, try "
-            "the phase 4 settings (python -m fusion_tuner +phase=4 -m)." + caveat
+            "the phase 4 settings (python -m fusion_tuner +phase=4 -m)." + nothing + caveat
         )
-    return (
-        "Every setting raised validation MAE (over-adjusted); next, back off to more "
-        "conservative settings." + caveat
-    )
+    if by[UP]:
+        return (
+            "Every setting raised validation MAE (over-adjusted); next, back off to more "
+            "conservative settings." + nothing + caveat
+        )
+    return "Nothing was compared." + nothing + caveat

@@ -32,6 +32,7 @@ from fusion_tuner.config import Config, config_hash, validate
 from fusion_tuner.errors import RunError, RunRefused
 from fusion_tuner.io import remove_stale_temp_files
 from fusion_tuner.launch import Launch, from_env
+from fusion_tuner.metrics import skill_words
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir, RunLock
 from fusion_tuner.search.pruning import TrialReporter
 from fusion_tuner.training import distributed
@@ -229,12 +230,13 @@ def _train_locked(
         files.write_metrics(metrics)
         _tidy(files, cfg)
         log.info(
-            "done: best epoch %d, val MAE %.4f, test MAE %.4f, gap ratio %.2f (%s)",
+            "done: best epoch %d, val MAE %.4f, test MAE %.4f, gap ratio %.2f (%s); %s",
             metrics["best_epoch"],
             metrics["val"]["mae"],
             metrics["test"]["mae"],
             metrics["gap_ratio"],
             metrics["stop_reason"],
+            skill_words(metrics),
         )
         return metrics
     except BaseException as exc:

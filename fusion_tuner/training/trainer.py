@@ -34,7 +34,7 @@ from fusion_tuner.config import (
 from fusion_tuner.data.module import CrystalDataModule
 from fusion_tuner.errors import CheckpointError, Diverged
 from fusion_tuner.io import atomic_write_dir, stable_hash
-from fusion_tuner.metrics import gap_ratio
+from fusion_tuner.metrics import gap_ratio, learned_nothing, skill_metrics
 from fusion_tuner.models.builders import build_model
 from fusion_tuner.rundir import COMPLETED, RunDir
 from fusion_tuner.runtime import seed_everything
@@ -489,12 +489,17 @@ class Trainer:
         best = ckpt_io.load_checkpoint(self.files.best_checkpoint, self.device)
         self.model.load_state_dict(best["model_state"])
         results: dict[str, Any] = {}
+        train_mean = float("nan")
         for split in ("train", "val", "test"):
             loader = self._loader(split, shuffle=False)
             ev = evaluate(self.model, loader, self.cfg, self.device, self.dist)
             if self.dist.is_main:
                 self.files.write_predictions(split, ev.ids, ev.target, ev.prediction)
-            results[split] = {k: ev.metrics[k] for k in ("mae", "rmse", "r2", "n")}
+            if split == "train":  # the mean predictor: the training targets' mean
+                train_mean = float(ev.target.mean()) if ev.target.size else float("nan")
+            results[split] = {k: ev.metrics[k] for k in ("mae", "rmse", "r2", "n")} | (
+                skill_metrics(ev.target, ev.prediction, train_mean)
+            )
         p = self.progress
         if self.dist.is_main:
             plot_curves(
@@ -519,6 +524,8 @@ class Trainer:
             "warmup_steps_used": self.warmup_steps_used,
             **results,
             "gap_ratio": gap_ratio(results["val"]["mae"], results["train"]["mae"]),
+            "train_target_mean": train_mean,
+            "learned_nothing": learned_nothing(results["val"]["skill"]),
             "wall_time_s": wall_seconds,
             "train_crystals_per_s": p.train_crystals / p.train_seconds if p.train_seconds else 0.0,
             "seed": self.cfg.random_seed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -211,7 +212,9 @@ def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None
     assert data["base"]["overrides"] == e06
     md = (phase2 / "summary.md").read_text()
     assert "This sweep's baseline is the winner **e06_lower_lr**" in md
-    assert "single seed in an arm" in md  # one seed: inconclusive, never a winner
+    # one seed (and two epochs): no interval or nothing learned, never a winner
+    assert "fewer than 2 seed pairs" in md or "🚫 learned nothing" in md
+    assert data["winner"] is None
 
     numbers = build_report([root])
     crit = {c["criterion"]: c for c in numbers["criteria"]}
@@ -223,3 +226,56 @@ def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None
         assert "seed 1" in crit[f"CKA {stage}"]["value"]
     assert (root / "plan_report" / "cka" / "cka.json").is_file()
     assert (root / "plan_report" / "report.html").stat().st_size > 10_000
+
+
+# runs that learn something on the demo data (validation skill about 0.2-0.35) in seconds
+LEARNING = ["dataset.demo_size=60", "scheduler.epochs=12", "budget=full", "budget.max_epochs=12"]
+ROUNDS = [
+    "hydra/sweeper=rounds",
+    "experiment=baseline,e09_no_cross_attention",
+    "random_seed=1,2",
+    "sweep.initial_seeds=2",
+    "sweep.seeds_per_round=1",
+    "sweep.max_seeds=3",
+]
+
+
+@pytest.mark.slow
+def test_rounds_add_seeds_to_open_experiments_and_resume(tmp_path: Path) -> None:
+    sw = tmp_path / "sw"
+    out = sweep(sw, *ROUNDS, *LEARNING)
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    # at 2 seeds nothing is decided (O'Brien-Fleming spends almost nothing at the first look):
+    # round 2 runs seed 3 of the open experiment and of the baseline
+    assert "sweep: round 1 (the grid), 4 run(s)" in log
+    assert "sweep: round 2 (seeds for e09_no_cross_attention), 2 run(s)" in log
+    plan = json.loads((sw / "sweep_plan.json").read_text())
+    seeds_added = {
+        (next(o for o in j if o.startswith("experiment=")), "random_seed=3" in j)
+        for j in plan["rounds"]
+    }
+    assert seeds_added == {
+        ("experiment=baseline", True),
+        ("experiment=e09_no_cross_attention", True),
+    }
+    assert len(plan["rounds"]) == 2
+    assert plan["design"]["max_seeds"] == 3
+    data = json.loads((sw / "summary.json").read_text())
+    e09 = data["decisions"]["e09_no_cross_attention"]
+    assert e09["seeds_run"] == [1, 2, 3] and e09["pairs_used"] == 3
+    assert e09["stop_reason"] in ("decided", "cap reached")
+    assert e09["skill"] > 0.1 and e09["mde"] > 0
+    assert data["design"]["looks"] == [2, 3] and data["design"]["looks_done"] == 2
+    # an interrupted round: its run is gone; the same command reruns it and nothing else
+    metrics = (sw / "baseline-seed1" / "metrics.json").read_text()
+    shutil.rmtree(sw / "e09_no_cross_attention-seed3")
+    again = sweep(sw, *ROUNDS, *LEARNING)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = again.stdout + again.stderr
+    assert "sweep: the rounds an earlier command planned, 2 run(s)" in log
+    assert "run e09_no_cross_attention-seed3: fresh" in log
+    assert (sw / "baseline-seed1" / "metrics.json").read_text() == metrics
+    assert "round 3" not in log  # the cap is reached
+    redo = json.loads((sw / "summary.json").read_text())["decisions"]["e09_no_cross_attention"]
+    assert redo["delta_val_mae"] == pytest.approx(e09["delta_val_mae"], rel=1e-6)

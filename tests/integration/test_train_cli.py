@@ -63,8 +63,25 @@ def test_the_cli_run_writes_every_file(tmp_path: Path) -> None:
     assert metrics["stop_reason"] == "max_epochs"
     assert metrics["early_stopping_can_fire"] is False  # baseline patience 150 >= 3 epochs
     for split in ("train", "val", "test"):
-        assert set(metrics[split]) == {"mae", "rmse", "r2", "n"}
+        assert set(metrics[split]) == {"mae", "rmse", "r2", "n", "mean_predictor_mae", "skill"}
     assert metrics["gap_ratio"] == pytest.approx(metrics["val"]["mae"] / metrics["train"]["mae"])
+
+
+def test_skill_against_the_training_mean_predictor(finished_run: Path) -> None:
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    train = [float(r["target"]) for r in read_csv(finished_run / "predictions_train.csv")]
+    mean = sum(train) / len(train)
+    assert metrics["train_target_mean"] == pytest.approx(mean)
+    for split in ("val", "test"):
+        rows = read_csv(finished_run / f"predictions_{split}.csv")
+        base = sum(abs(float(r["target"]) - mean) for r in rows) / len(rows)
+        assert metrics[split]["mean_predictor_mae"] == pytest.approx(base, rel=1e-4)
+        assert metrics[split]["skill"] == pytest.approx(1 - metrics[split]["mae"] / base, rel=1e-3)
+    assert metrics["learned_nothing"] is (metrics["val"]["skill"] < 0.1)
+    log = (finished_run / "train.log").read_text()
+    done = next(line for line in log.splitlines() if "done:" in line)
+    assert f"skill val {metrics['val']['skill']:.2f} / test {metrics['test']['skill']:.2f}" in done
+    assert ("LEARNED NOTHING" in done) is metrics["learned_nothing"]
 
 
 def test_history_and_best_epoch_are_consistent(finished_run: Path) -> None:

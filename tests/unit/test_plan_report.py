@@ -10,7 +10,7 @@ from pathlib import Path
 from fusion_tuner.report import main as report_main
 from fusion_tuner.sweeps.plan_report import build_report
 from fusion_tuner.sweeps.report import write_summary
-from tests.unit.test_sweep_summary import fake_run
+from tests.unit.test_sweep_summary import fake_run, fixed_design
 
 LR = {"scheduler": {"learning_rate": 0.001}}
 
@@ -28,6 +28,7 @@ def with_history(run_dir: Path, val: float) -> Path:
 def plan_sweeps(root: Path) -> tuple[Path, Path]:
     """outputs/multirun/phase1/<t> (e06 wins) and phase2/<t> chained from it (e03 unclear)."""
     phase1 = root / "phase1" / "2026-01-01_00-00-00"
+    fixed_design(phase1, 3)
     for seed, (b, e) in enumerate([(1.0, 0.80), (1.02, 0.81), (0.98, 0.79)], start=1):
         with_history(fake_run(phase1, "baseline", seed, b, config=LR), b)
         cfg = {"scheduler": {"learning_rate": 0.0005}}
@@ -40,6 +41,7 @@ def plan_sweeps(root: Path) -> tuple[Path, Path]:
         "superseded": [],
     }
     phase2 = root / "phase2" / "2026-01-02_00-00-00"
+    fixed_design(phase2, 3)
     common = {"base": record, "scheduler": {"learning_rate": 0.0005}}
     for seed, (b, e) in enumerate([(0.80, 0.70), (0.81, 0.95), (0.79, 0.77)], start=1):
         with_history(fake_run(phase2, "baseline", seed, b, config=common), b)
@@ -185,3 +187,30 @@ def test_only_relative_and_http_links_are_live() -> None:
         assert "](" not in safe_inline(f"[x]({bad})").replace("\\](", "")
     for good in ("summary.md", "../run/train.log", "http://example.org/a", "https://x.org/?a=1"):
         assert safe_href(good) and f'href="{good}"' in inline_html(f"[x]({good})")
+
+
+def test_the_criterion_reads_the_confirmation_runs_and_an_unconfirmed_winner_is_no_step(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.test_sweep_summary import _winning_sweep
+
+    confirmed = tmp_path / "a" / "phase1" / "t"
+    # e06 wins the selection by 20%; on fresh seeds it is 10% lower
+    _winning_sweep(confirmed, [(1.0, 0.9), (0.95, 0.86), (1.05, 0.94)])
+    for run in confirmed.iterdir():
+        if run.is_dir():
+            with_history(run, json.loads((run / "metrics.json").read_text())["val"]["mae"])
+    numbers = build_report([tmp_path / "a"], cka=False)
+    assert [p["experiment"] for p in numbers["path"]] == ["baseline", "e06_lower_lr"]
+    val = {c["criterion"]: c for c in numbers["criteria"]}["validation MAE lower"]
+    assert "on the confirmation runs (seeds 1001, 1002, 1003)" in val["value"]
+    assert "Δ -0.1 (-10.0%)" in val["value"] and val["met"] is True
+    assert "test MAE 0.99 against 1.1" in val["value"]
+
+    pending = tmp_path / "b" / "phase1" / "t"
+    _winning_sweep(pending, None)  # no confirmation runs yet
+    for run in pending.iterdir():
+        if run.is_dir():
+            with_history(run, json.loads((run / "metrics.json").read_text())["val"]["mae"])
+    numbers = build_report([tmp_path / "b"], cka=False)
+    assert [p["experiment"] for p in numbers["path"]] == ["baseline"]

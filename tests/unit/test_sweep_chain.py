@@ -22,7 +22,7 @@ from fusion_tuner.sweeps.chain import (
 )
 from fusion_tuner.sweeps.report import write_summary
 from fusion_tuner.training.checkpoint import config_to_dict
-from tests.unit.test_sweep_summary import fake_run
+from tests.unit.test_sweep_summary import fake_run, fixed_design
 
 EXPERIMENTS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 WINNER = {  # tuned_regularization's values, as a phase-1 summary.json records them
@@ -160,6 +160,7 @@ def test_a_chained_sweeps_summary_hands_on_the_cumulative_winner(tmp_path: Path)
         "superseded": [],
     }
     phase2 = tmp_path / "phase2"
+    fixed_design(phase2, 3)
     for seed, (b, e) in enumerate([(1.0, 0.90), (1.02, 0.91), (0.98, 0.92)], start=1):
         common = {"base": record, "scheduler": {"learning_rate": 0.0005}}
         fake_run(phase2, "baseline", seed, b, config=common | {"fusion": {"hidden": 128}})

@@ -57,6 +57,10 @@ def test_callback_records_the_sweep_in_the_session_file(tmp_path: Path) -> None:
         ["experiment=baseline", "random_seed=1"],
         ["experiment=e01_conservative_regularization", "random_seed=1"],
     ]
+    # Hydra's basic sweeper adds no seeds: its one seed per experiment is a fixed design
+    plan = json.loads((sweep_dir / "sweep_plan.json").read_text())
+    assert plan["design"]["initial_seeds"] == plan["design"]["max_seeds"] == 1
+    assert "runs the grid as given" in plan["fixed_because"] and plan["confirm_seeds"] == 3
     assert read_session(tmp_path / "absent.jsonl") == []
 
 

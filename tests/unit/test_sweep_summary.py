@@ -11,6 +11,7 @@ import yaml
 
 from fusion_tuner.summary import main as summary_main
 from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.sequential import mde
 from fusion_tuner.sweeps.summary import DOWN, INCONCLUSIVE, NONE, UP
 
 
@@ -51,8 +52,18 @@ def fake_run(
     return d
 
 
+def fixed_design(sweep: Path, seeds: int, jobs: list | None = None, confirm: int = 0) -> None:
+    """Record a fixed design of ``seeds`` seeds per arm (one look) in the sweep's plan, as the
+    rounds sweeper does for a grid that takes no rounds (``confirm``: sweep.confirm_seeds)."""
+    sweep.mkdir(parents=True, exist_ok=True)
+    design = {"initial_seeds": seeds, "seeds_per_round": 2, "max_seeds": seeds}
+    (sweep / "sweep_plan.json").write_text(
+        json.dumps({"jobs": jobs or [], "design": design, "confirm_seeds": confirm})
+    )
+
+
 def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> None:
-    for seed, (b, e1, e2) in enumerate([(1.0, 0.9, 1.2), (1.02, 0.915, 1.23)], start=1):
+    for seed, (b, e1, e2) in enumerate([(1.0, 0.9, 1.2), (1.02, 0.92, 1.23)], start=1):
         fake_run(tmp_path, "baseline", seed, b)
         fake_run(
             tmp_path,
@@ -89,7 +100,7 @@ def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> Non
         )
         for seed in (1, 2)
     ]
-    (tmp_path / "sweep_plan.json").write_text(json.dumps({"jobs": jobs}))
+    fixed_design(tmp_path, 2, jobs)
     s = write_summary(tmp_path, 0.02)
     rows = {(r["experiment"], r["seed"]): r for r in s.rows}
     assert {e for e, _ in rows} == {
@@ -114,7 +125,7 @@ def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> Non
     assert rows["e07_conservative_lr", 1]["status"] == "missing"
     assert s.decisions["e06_lower_lr"].decision == NONE
     assert s.winner == "e01_conservative_regularization"
-    assert "e01_conservative_regularization lowered validation MAE by 10.1%" in s.verdict
+    assert "e01_conservative_regularization lowered validation MAE by 9.9%" in s.verdict
     assert "4 run(s) failed or did not finish" in s.verdict
     with (tmp_path / "summary.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 10
@@ -122,11 +133,12 @@ def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> Non
     assert "## Runs that failed or did not finish" in md and "e07_conservative_lr" in md
     assert "Rule: each experiment's change in validation MAE" in md
     assert "τ = 2% of the baseline's mean validation MAE = 0.0202" in md
-    assert "| e01_conservative_regularization | 2 / 2 (paired t) | -0.1025 (-10.1%) |" in md
+    assert "| e01_conservative_regularization | 2 / 2 (paired t) | -0.1 (-9.9%) |" in md
     assert (tmp_path / "summary.png").stat().st_size > 1000
 
 
 def test_summary_json_holds_decisions_intervals_and_the_winner(tmp_path: Path) -> None:
+    fixed_design(tmp_path, 3)
     for seed, (b, e) in enumerate([(1.0, 0.90), (1.02, 0.91), (0.98, 0.92)], start=1):
         fake_run(
             tmp_path,
@@ -195,6 +207,9 @@ def test_more_epochs_than_the_baseline_are_noted(tmp_path: Path) -> None:
 
 def test_verdicts_for_unchanged_worse_and_inconclusive(tmp_path: Path) -> None:
     same, worse, unclear = tmp_path / "same", tmp_path / "worse", tmp_path / "unclear"
+    fixed_design(same, 2)
+    fixed_design(worse, 2)
+    fixed_design(unclear, 3)
     for seed, b in enumerate([1.0, 1.01], start=1):
         for d, val in ((same, b + 0.001), (worse, b + 0.3)):
             fake_run(d, "baseline", seed, b)
@@ -209,18 +224,26 @@ def test_verdicts_for_unchanged_worse_and_inconclusive(tmp_path: Path) -> None:
     assert s.winner is None
     assert s.decisions["e09_no_cross_attention"].decision == INCONCLUSIVE
     assert s.verdict.startswith(
-        "No clear winner: e08_weaker_cross_attention, e09_no_cross_attention are inconclusive"
+        "No clear winner: e08_weaker_cross_attention, e09_no_cross_attention are still open"
     )
-    assert "rerun the sweep with more seeds" in s.verdict
-    assert "seeds per arm needed at the spread seen: e08_weaker_cross_attention: " in s.verdict
+    # e09 ran one seed of three: the next round adds seeds 2 and 3 to it (and to no other arm)
+    assert "e09_no_cross_attention: fewer than 2 seed pairs" in s.verdict
+    assert "rerun the same sweep command into" in s.verdict
+    assert s.assessment is not None and s.assessment.next_round == {
+        "e09_no_cross_attention": [2, 3]
+    }
+    e08 = s.decisions["e08_weaker_cross_attention"]
+    assert e08.arm.stop == "waiting for the other experiments' seeds" and e08.arm.stats.n == 3
+    assert "detectable with 80% power at 3 pairs" in s.verdict
     md = (unclear / "summary.md").read_text()
-    assert "seeds per arm" in md and "pooled sd of the per-seed differences of" in md
+    assert "seeds 3 (waiting for the other experiments' seeds)" in md
     nb = json.loads((unclear / "summary.json").read_text())["next_base"]
     assert nb["winner"] is None and nb["overrides"] == {}
     assert "keeps the original baseline" in nb["note"]
 
 
 def test_seeds_are_aggregated_per_experiment(tmp_path: Path) -> None:
+    fixed_design(tmp_path, 3)
     for seed, (b, e) in enumerate([(1.0, 0.90), (1.02, 0.91), (0.98, 0.92)], start=1):
         fake_run(tmp_path, "baseline", seed, b)
         fake_run(tmp_path, "e03_two_layer_fusion", seed, e)
@@ -295,7 +318,8 @@ def test_corrupt_run_files_are_reported_unreadable_and_the_rest_summarised(
     assert e08["status"] == "unreadable" and e08["val_mae"] == ""  # 0.5 would have won
     assert "config.yaml is unreadable (ParserError" in e08["error"]
     decisions = json.loads((tmp_path / "summary.json").read_text())["decisions"]
-    assert decisions["e06_lower_lr"]["decision"] == DOWN and decisions["e06_lower_lr"]["n"] == 3
+    e06 = decisions["e06_lower_lr"]  # its three good pairs, whatever the corrupt runs hold
+    assert e06["n"] == 3 and e06["delta_val_mae"] == pytest.approx(-0.2, abs=1e-9)
     assert "e07 (seed 13, e07-seed13): unreadable" in (tmp_path / "summary.md").read_text()
 
 
@@ -307,3 +331,144 @@ def test_the_plan_report_goes_on_past_corrupt_run_files(tmp_path: Path) -> None:
     assert report_main([str(tmp_path / "multirun"), "--out", str(tmp_path / "r"), "--no-cka"]) == 0
     page = (tmp_path / "r" / "report.md").read_text()
     assert page.count("| unreadable |") == 5
+
+
+def _patch(run_dir: Path, **changes) -> None:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            m[key] = m.get(key, {}) | value
+        else:
+            m[key] = value
+    (run_dir / "metrics.json").write_text(json.dumps(m))
+
+
+def test_a_stalled_run_is_flagged_and_left_out_of_the_interval(tmp_path: Path) -> None:
+    fixed_design(tmp_path, 4)
+    base = [0.76, 0.89, 1.29, 0.80]  # seed 3 stalled: best epoch 3 of 8, 1.29 > 1.3 x median
+    for seed, b in enumerate(base, start=1):
+        d = fake_run(tmp_path, "baseline", seed, b)
+        _patch(d, best_epoch=3 if seed == 3 else 7, epochs_run=8)
+        e = fake_run(tmp_path, "e06_lower_lr", seed, b - 0.1 + 0.002 * seed if seed != 3 else 0.7)
+        _patch(e, best_epoch=7, epochs_run=8)
+    s = write_summary(tmp_path)
+    assert s.assessment is not None and s.assessment.baseline_stalled == ["baseline-seed3"]
+    d = s.decisions["e06_lower_lr"]
+    assert d.arm.stats.n == 3  # the stalled seed's pair is left out, the other pairs stay
+    assert d.delta == pytest.approx(-0.1 + 0.002 * (1 + 2 + 4) / 3)
+    rows = {(r["experiment"], r["seed"]): r for r in s.rows}
+    assert "stalled (left out of the interval)" in rows["baseline", 3]["flags"]
+    assert "stalled" not in rows["baseline", 1]["flags"]
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["design"]["baseline_stalled_runs"] == ["baseline-seed3"]
+    assert "best epoch <= 40%" in data["design"]["stall_rule"]
+
+
+def test_a_failed_run_removes_only_its_own_pair(tmp_path: Path) -> None:
+    fixed_design(tmp_path, 4)
+    for seed, b in enumerate([1.0, 1.02, 0.98, 1.01], start=1):
+        fake_run(tmp_path, "baseline", seed, b)
+        if seed == 2:
+            fake_run(tmp_path, "e06_lower_lr", seed, None, status="failed", error="boom")
+        else:
+            fake_run(tmp_path, "e06_lower_lr", seed, b - 0.1 - 0.001 * seed)
+    d = write_summary(tmp_path).decisions["e06_lower_lr"]
+    assert d.method == "paired t" and d.arm.stats.n == 3
+    assert d.arm.failed == ["e06_lower_lr-seed2"]
+    data = json.loads((tmp_path / "summary.json").read_text())["decisions"]["e06_lower_lr"]
+    assert data["pairs_used"] == 3 and data["failed_runs"] == ["e06_lower_lr-seed2"]
+    assert data["seeds_run"] == [1, 2, 3, 4]
+
+
+def test_runs_that_learned_nothing_are_not_compared(tmp_path: Path) -> None:
+    fixed_design(tmp_path, 3)
+    for seed, (b, e) in enumerate([(1.0, 0.7), (1.02, 0.71), (0.98, 0.69)], start=1):
+        _patch(fake_run(tmp_path, "baseline", seed, b), val={"skill": 0.4})
+        # fused: exactly the mean predictor's MAE
+        _patch(fake_run(tmp_path, "e09_no_cross_attention", seed, e), val={"skill": 0.0004})
+    s = write_summary(tmp_path)
+    d = s.decisions["e09_no_cross_attention"]
+    assert d.decision == "🚫 learned nothing" and s.winner is None
+    assert "do not beat the training-mean predictor" in (tmp_path / "summary.md").read_text()
+    assert "Learned nothing" in s.verdict and "e09_no_cross_attention" in s.verdict
+    rows = [r for r in s.rows if r["experiment"] == "e09_no_cross_attention"]
+    assert all("learned nothing (validation skill 0.00" in r["flags"] for r in rows)
+    data = json.loads((tmp_path / "summary.json").read_text())["decisions"]
+    assert data["e09_no_cross_attention"]["stop_reason"] == "learned nothing"
+    assert data["e09_no_cross_attention"]["next_seeds"] == []
+
+
+def test_summary_json_records_the_design_and_each_arms_procedure(tmp_path: Path) -> None:
+    # the default design (looks at 3, 5, 7, 9, 10): after 3 seeds an open arm asks for 4 and 5
+    for seed, (b, e, f) in enumerate([(1.0, 0.9, 1.0), (1.1, 1.06, 1.1), (0.9, 0.85, 0.9)], 1):
+        fake_run(tmp_path, "baseline", seed, b)
+        fake_run(tmp_path, "e06_lower_lr", seed, e)
+        fake_run(tmp_path, "e01_conservative_regularization", seed, f + 0.001 * seed)
+    s = write_summary(tmp_path)
+    data = json.loads((tmp_path / "summary.json").read_text())
+    design = data["design"]
+    assert design["looks"] == [3, 5, 7, 9, 10] and design["looks_done"] == 1
+    assert design["alpha_spending"].startswith("Lan-DeMets O'Brien-Fleming")
+    assert design["from"] == "the defaults"
+    e06 = data["decisions"]["e06_lower_lr"]
+    assert e06["verdict"] == "open" and e06["stop_reason"] == "waiting for seeds"
+    assert e06["next_seeds"] == [4, 5] and e06["seeds_run"] == [1, 2, 3]
+    lo, hi = e06["raw_interval"]
+    alo, ahi = e06["adjusted_interval"]
+    assert alo < lo < hi < ahi  # the adjusted interval is wider
+    assert e06["adjusted_level"] < 0.05
+    # the MDE of the 3 pairs at Holm's level for the two experiments, 0.05 / 2
+    assert e06["mde"] == pytest.approx(mde(e06["sd_per_seed_difference"], 3, 0.025))
+    elo, ehi = e06["equivalence_interval"]
+    assert elo < e06["delta_val_mae"] < ehi
+    assert e06["branch_in_reach"] == "down" and e06["seeds_for_branch"] > 3
+    assert design["next_round"]["baseline"] == [4, 5]
+    assert s.decisions["e06_lower_lr"].decision == INCONCLUSIVE
+
+
+def _winning_sweep(sweep: Path, confirm: list[tuple[float, float]] | None) -> None:
+    """e06 wins the selection (seeds 1-3); ``confirm``: (baseline, e06) on seeds 1001, ..."""
+    fixed_design(sweep, 3, confirm=3)
+    for seed, (b, e) in enumerate([(1.0, 0.80), (1.02, 0.81), (0.98, 0.79)], start=1):
+        fake_run(sweep, "baseline", seed, b, config={"scheduler": {"learning_rate": 0.001}})
+        fake_run(sweep, "e06_lower_lr", seed, e, config={"scheduler": {"learning_rate": 0.0005}})
+    for seed, (b, e) in enumerate(confirm or [], start=1001):
+        fake_run(sweep, "baseline", seed, b, config={"scheduler": {"learning_rate": 0.001}})
+        fake_run(sweep, "e06_lower_lr", seed, e, config={"scheduler": {"learning_rate": 0.0005}})
+
+
+def test_an_unconfirmed_winner_is_not_chained(tmp_path: Path) -> None:
+    from fusion_tuner.sweeps.chain import read_next_base
+
+    # no confirmation runs yet: pending
+    _winning_sweep(tmp_path / "pending", None)
+    s = write_summary(tmp_path / "pending")
+    assert s.winner == "e06_lower_lr" and s.confirmation.status == "pending"
+    nb = read_next_base(tmp_path / "pending")
+    assert nb.winner is None and nb.overrides == {}
+    assert "won the selection but is not confirmed" in nb.note
+    assert "not confirmed yet: rerun the same sweep command" in s.verdict
+    # fresh seeds where e06 is no better: not confirmed, not chained
+    _winning_sweep(tmp_path / "curse", [(1.0, 1.01), (0.9, 0.88), (1.1, 1.12)])
+    s = write_summary(tmp_path / "curse")
+    assert s.confirmation.status == "not confirmed" and s.confirmation.pairs == 3
+    assert read_next_base(tmp_path / "curse").winner is None
+    assert "fresh seeds did not confirm it" in s.verdict
+    # the confirmation runs never enter the selection's decision
+    assert s.decisions["e06_lower_lr"].arm.seeds_run == [1, 2, 3]
+    rows = [r for r in s.rows if r["seed"] == 1001]
+    assert all("confirmation run (not used in selection)" in r["flags"] for r in rows)
+
+
+def test_a_confirmed_winner_is_chained(tmp_path: Path) -> None:
+    from fusion_tuner.sweeps.chain import read_next_base
+
+    _winning_sweep(tmp_path, [(1.0, 0.8), (0.9, 0.71), (1.1, 0.9)])
+    s = write_summary(tmp_path)
+    assert s.confirmation.status == "confirmed" and s.confirmation.high < 0
+    nb = read_next_base(tmp_path)
+    assert nb.winner == "e06_lower_lr" and nb.overrides == {"scheduler.learning_rate": 0.0005}
+    assert "confirmed on fresh seeds 1001, 1002, 1003" in s.verdict
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["confirmation"]["status"] == "confirmed"
+    assert data["confirmation"]["seeds"] == [1001, 1002, 1003]
