@@ -15,7 +15,8 @@ Data, in this order:
   leaderboard's) drawn with replacement from the 1,104 real JARVIS structures of
   ``jarvis_dft3d_mini/store_full``, so the graphs have those crystals' sizes (their atom counts
   are a sample of JARVIS, not dft_3d's own distribution: the record states the mean atoms per
-  crystal so that the two can be compared).
+  crystal so that the two can be compared; ``--supercell N`` repeats each structure N times to
+  see how the cost grows with the crystals' size).
 
 The model, optimizer, schedule, loss and batch are the recipe's (``experiment=alignn_reference``:
 hidden 256, 4 + 4 layers, batch 64, AdamW, OneCycleLR, MSE on the raw target), trained by
@@ -52,14 +53,22 @@ LEADERBOARD_CRYSTALS = 55_713
 DRY_CRYSTALS = 200
 
 
-def synthetic_store(shared: Path, n: int, out: Path, seed: int = 0) -> Path:
+def synthetic_store(shared: Path, n: int, out: Path, seed: int = 0, supercell: int = 1) -> Path:
     """A ``dft_3d_2021`` store of ``n`` records drawn with replacement from ``store_full``
-    (ids ``SYN-<i>``, target ``optb88vdw_bandgap`` kept, "na" -> 0). Written once, then reused."""
+    (ids ``SYN-<i>``, target ``optb88vdw_bandgap`` kept, "na" -> 0), each structure repeated
+    ``supercell`` times along its first lattice vector (the same local environments, that many
+    times the atoms and bonds). Written once, then reused."""
     target = out / f"{REAL_FILE}.zip"
     if target.is_file():
         return out
     with zipfile.ZipFile(shared / "jarvis_dft3d_mini" / "store_full" / f"{REAL_FILE}.zip") as z:
         pool = json.loads(z.read(z.namelist()[0]))
+    if supercell > 1:
+        from jarvis.core.atoms import Atoms
+
+        for r in pool:
+            atoms = Atoms.from_dict(r["atoms"]).make_supercell_matrix([supercell, 1, 1])
+            r["atoms"] = atoms.to_dict()
     rng = random.Random(seed)
     records = []
     for i in range(n):
@@ -107,7 +116,8 @@ def measure(args: argparse.Namespace) -> dict:
         store = args.jarvis_dir
     else:
         n = DRY_CRYSTALS if args.dry else args.crystals
-        store = synthetic_store(args.shared, n, args.workdir / f"synthetic-{n}")
+        where = args.workdir / f"synthetic-{n}-x{args.supercell}"
+        store = synthetic_store(args.shared, n, where, supercell=args.supercell)
     cfg = compose_config(overrides(args, store, real))
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -144,10 +154,12 @@ def measure(args: argparse.Namespace) -> dict:
         for g in (dm.datasets["train"][i] for i in range(min(2000, sizes["train"])))
     ]
     projected = epochs * (train_s + val_s) + test_s
+    synthetic = (
+        f"synthetic ({sum(sizes.values())} crystals drawn from store_full's 1,104 structures"
+    )
+    synthetic += f", each a {args.supercell}x1x1 supercell)" if args.supercell > 1 else ")"
     return {
-        "data": "dft_3d_2021 (real)"
-        if real
-        else f"synthetic ({sum(sizes.values())} crystals drawn from store_full's 1,104 structures)",
+        "data": "dft_3d_2021 (real)" if real else synthetic,
         "dry": args.dry,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -175,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jarvis-dir", type=Path, help=f"a folder holding {REAL_FILE}.zip")
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--crystals", type=int, default=LEADERBOARD_CRYSTALS)
+    parser.add_argument(
+        "--supercell", type=int, default=1, help="synthetic: repeat each structure N times (a axis)"
+    )
     parser.add_argument("--dry", action="store_true", help="200 crystals, slim model (a check)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument(
