@@ -209,3 +209,33 @@ def test_new_keys_are_validated(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     assert message in str(err.value)
+
+
+def test_torch_onecycle_resumes_where_it_stopped() -> None:
+    """A resume restores the optimizer, then the schedule (as ``Trainer.resume``): the lr and
+    momentum go on as in an uninterrupted run."""
+    s = SchedulerConfig(pct_start=0.3, cycle_momentum=True)
+
+    def fresh():
+        torch.manual_seed(0)
+        opt = build_optimizer(nn.Linear(3, 1), s, 1e-5)
+        return opt, build_scheduler(opt, s, 40, 1)
+
+    whole_opt, whole = fresh()
+    part_opt, part = fresh()
+    for _ in range(15):
+        for opt, sched in ((whole_opt, whole), (part_opt, part)):
+            opt.step()
+            sched.step()
+    saved = (part_opt.state_dict(), part.state_dict())
+    resumed_opt, resumed = fresh()
+    resumed_opt.load_state_dict(saved[0])
+    resumed.load_state_dict(saved[1])
+    for _ in range(25):
+        assert resumed_opt.param_groups[0]["lr"] == pytest.approx(whole_opt.param_groups[0]["lr"])
+        assert resumed_opt.param_groups[0]["betas"] == pytest.approx(
+            whole_opt.param_groups[0]["betas"]
+        )
+        for opt, sched in ((whole_opt, whole), (resumed_opt, resumed)):
+            opt.step()
+            sched.step()
