@@ -19,6 +19,9 @@ only), one-cycle schedule, gradient clipping and epochs, for each seed:
                 ``Atoms.describe()`` texts), trained like (a)
   (d) baselines the mean of the training targets; ridge regression and gradient-boosted trees
                 on element fractions (composition only, no structure)
+  (e) by site   ridge on per-site element one-hots and gradient-boosted trees on per-site CGCNN
+                features (which element sits on which site, no geometry; the sites in the
+                structure's own atom order): ``--baselines-only`` runs (d) and (e) alone
 
 Every model is selected on validation MAE; the test MAE is that of the best validation epoch.
 Printed and written (``<out>.json``, ``<out>.md``): test MAE mean ± sd over seeds per model,
@@ -58,6 +61,8 @@ LABELS = {
     "mean": "(d) mean of the training targets",
     "ridge": "(d) ridge on element fractions",
     "trees": "(d) gradient-boosted trees on element fractions",
+    "site_ridge": "(e) ridge on per-site element one-hots",
+    "site_trees": "(e) gradient-boosted trees on per-site CGCNN features",
 }
 log = logging.getLogger("bench.accuracy")
 
@@ -87,6 +92,8 @@ class Prepared:
     steps_per_epoch: int
     graph_check: dict[str, int]
     seconds: float
+    # id -> atomic numbers in the structure's own atom order (the sites of (e))
+    sites: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 def prepare(args: argparse.Namespace) -> Prepared:
@@ -136,7 +143,7 @@ def prepare(args: argparse.Namespace) -> Prepared:
     ]
     crystals, _ = load_table(Path(args.data), "heat_ref", "cif", "material_id", args.limit or None)
     by_id = {c.id: c for c in crystals}
-    upstream, fractions = {}, {}
+    upstream, fractions, sites = {}, {}, {}
     check = {"crystals": 0, "same_size": 0}
     for cid in (i for k in ("train", "val", "test") for i in splits[k]):
         c = by_id[cid]
@@ -158,6 +165,7 @@ def prepare(args: argparse.Namespace) -> Prepared:
         check["same_size"] += ours == theirs
         z = g.atomic_numbers(row).long().numpy()
         fractions[cid] = np.bincount(z, minlength=104)[1:104] / len(z)
+        sites[cid] = z
     log.info(
         "data: %s crystals, upstream graphs of the same size as ours for %d of %d",
         {k: len(v) for k, v in splits.items()},
@@ -174,6 +182,7 @@ def prepare(args: argparse.Namespace) -> Prepared:
         steps_per_epoch=steps,
         graph_check=check,
         seconds=time.perf_counter() - start,
+        sites=sites,
     )
 
 
@@ -357,9 +366,6 @@ def baselines(prep: Prepared, seeds: list[int]) -> list[dict]:
 
     (xt, yt), (xv, yv), (xs, ys) = xy("train"), xy("val"), xy("test")
 
-    def mae(pred: np.ndarray, y: np.ndarray) -> float:
-        return float(np.abs(pred - y).mean())
-
     out = []
     for seed in seeds:
         out.append(
@@ -372,6 +378,105 @@ def baselines(prep: Prepared, seeds: list[int]) -> list[dict]:
         trees.fit(xt, yt)
         out.append({"model": "trees", "seed": seed, "test_mae": mae(trees.predict(xs), ys)})
     return out
+
+
+def mae(pred: np.ndarray, y: np.ndarray) -> float:
+    return float(np.abs(pred - y).mean())
+
+
+def site_features(z: np.ndarray, n_sites: int) -> tuple[np.ndarray, np.ndarray]:
+    """Site-resolved composition, no geometry: the element on each site, the sites taken in the
+    structure's own atom order (Perov-5 lists every crystal as A, B, then its three anion
+    sites), padded with zeros (or cut) to ``n_sites``.
+
+    Returns:
+        (one-hot of the element per site, (n_sites * 103,); CGCNN's 92 atom features per site,
+        (n_sites * 92,)).
+    """
+    from fusion_tuner.data.graphs import cgcnn_table
+
+    table = np.nan_to_num(cgcnn_table(), nan=0.0)
+    onehot = np.zeros((n_sites, 103))
+    cgcnn = np.zeros((n_sites, table.shape[1]))
+    for site, number in enumerate(z[:n_sites]):
+        onehot[site, int(number) - 1] = 1.0
+        cgcnn[site] = table[int(number)]
+    return onehot.ravel(), cgcnn.ravel()
+
+
+def site_baselines(
+    splits: dict[str, list[str]],
+    targets: dict[str, float],
+    sites: dict[str, np.ndarray],
+    seeds: list[int],
+) -> list[dict]:
+    """(e): composition resolved by site, still without geometry: ridge (alpha chosen on
+    validation MAE) on per-site element one-hots, and gradient-boosted trees (one per seed) on
+    per-site CGCNN features. Against (d) they show how much of what the graph models learn is
+    which element sits on which site rather than the structure's geometry."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+
+    n_sites = max(len(z) for z in sites.values())
+    feats = {cid: site_features(z, n_sites) for cid, z in sites.items()}
+
+    def xy(split: str, which: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = splits[split]
+        return np.stack([feats[i][which] for i in ids]), np.array([targets[i] for i in ids])
+
+    (xt, yt), (xv, yv), (xs, ys) = xy("train", 0), xy("val", 0), xy("test", 0)
+    fits = [Ridge(alpha=a).fit(xt, yt) for a in (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)]
+    ridge = min(fits, key=lambda m: mae(m.predict(xv), yv))
+    (ct, _), (cs, _) = xy("train", 1), xy("test", 1)
+    out = []
+    for seed in seeds:
+        out.append({"model": "site_ridge", "seed": seed, "test_mae": mae(ridge.predict(xs), ys)})
+        trees = HistGradientBoostingRegressor(loss="absolute_error", random_state=seed)
+        trees.fit(ct, yt)
+        out.append({"model": "site_trees", "seed": seed, "test_mae": mae(trees.predict(cs), ys)})
+    return out
+
+
+def baselines_only(args: argparse.Namespace) -> dict:
+    """(d) and (e) alone, on the same data and split as the full benchmark (no graph model, no
+    upstream package needed): ``--baselines-only``."""
+    from fusion_tuner import build_datamodule, compose_config
+
+    cfg = compose_config(
+        [
+            "dataset=table",
+            f"dataset.path={args.data}",
+            "dataset.structure_column=cif",
+            "dataset.id_column=material_id",
+            "dataset.target=heat_ref",
+            f"dataset.split_seed={args.split_seed}",
+            f"dataset.cache_dir={args.workdir / 'cache'}",
+            *([f"dataset.limit={args.limit}"] if args.limit else []),
+            "text=none",
+        ]
+    )
+    dm = build_datamodule(cfg)
+    g = dm.graphs
+    splits = {k: list(v) for k, v in dm.splits.items()}
+    targets = {cid: float(g.targets[row]) for cid, row in g.row_of.items()}
+    sites = {cid: g.atomic_numbers(row).long().numpy() for cid, row in g.row_of.items()}
+    fractions = {cid: np.bincount(z, minlength=104)[1:104] / len(z) for cid, z in sites.items()}
+    prep = Prepared([], splits, targets, {}, fractions, 0, 0, {}, 0.0, sites)
+    results = baselines(prep, args.seeds) + site_baselines(splits, targets, sites, args.seeds)
+    rows = {}
+    for model in ("mean", "ridge", "trees", "site_ridge", "site_trees"):
+        maes = [r["test_mae"] for r in results if r["model"] == model]
+        rows[model] = {
+            "label": LABELS[model],
+            "test_mae_mean": statistics.mean(maes),
+            "per_seed": maes,
+        }
+    return {
+        "command": "python bench/accuracy.py " + " ".join(args.argv),
+        "split_sizes": {k: len(v) for k, v in splits.items()},
+        "split_seed": args.split_seed,
+        "models": rows,
+    }
 
 
 # ------------------------------------------------------------------------------- report
@@ -459,7 +564,16 @@ def markdown(s: dict) -> str:
         "| model | test MAE (eV/atom), mean ± sd | per seed | s per training epoch |",
         "|---|---|---|---|",
     ]
-    for model in ("graph", "upstream", "fused", "mean", "ridge", "trees"):
+    for model in (
+        "graph",
+        "upstream",
+        "fused",
+        "mean",
+        "ridge",
+        "trees",
+        "site_ridge",
+        "site_trees",
+    ):
         if model not in s["models"]:
             continue
         r = s["models"][model]
@@ -506,9 +620,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "accuracy")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/fusion_tuner_bench_accuracy"))
+    parser.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="only (d) and (e), written to <out>_baselines.{json,md}: seconds, no model training",
+    )
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.baselines_only:
+        result = baselines_only(args)
+        lines = [
+            f"`{result['command']}`",
+            "",
+            f"Split {result['split_sizes']} (seed {result['split_seed']}), as the full benchmark's.",
+            "",
+            "| model | test MAE (eV/atom) | per seed |",
+            "|---|---|---|",
+        ]
+        for r in result["models"].values():
+            per = ", ".join(f"{v:.4f}" for v in r["per_seed"])
+            lines.append(f"| {r['label']} | {r['test_mae_mean']:.4f} | {per} |")
+        out = args.out.with_name(args.out.name + "_baselines")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for suffix, text in (
+            (".json", json.dumps(result, indent=1) + "\n"),
+            (".md", "\n".join(lines) + "\n"),
+        ):
+            tmp = out.with_suffix(suffix + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, out.with_suffix(suffix))
+        print("\n".join(lines))
+        return
     # one thread per run before any torch work: the worker processes are forked from here
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -517,6 +660,7 @@ def main(argv: list[str] | None = None) -> None:
     jobs = [(model, seed) for seed in args.seeds for model in args.models]
     results = run_all(jobs, prep, args)
     results += baselines(prep, args.seeds)
+    results += site_baselines(prep.splits, prep.targets, prep.sites, args.seeds)
     summary = summarize(results, prep, args, time.perf_counter() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -7,11 +7,17 @@
 #   OUT=<dir>               where the JSON results, logs and caches go (default: a new temp dir)
 #   THREADS=8               CPU threads of the benchmark processes
 #   DEVICE=cuda             where the benchmarks' model steps run (DEVICE=cpu: a dry run of this
-#                           script without a GPU; the GPU tests then skip)
+#                           script without a GPU; the GPU tests then skip, and epoch_time runs
+#                           its --dry size)
+#   JARVIS_DIR=<dir>        a folder holding figshare's jdft_3d-8-18-2021.json.zip (dft_3d_2021):
+#                           epoch_time then times the leaderboard's real data; else synthetic
+#   ONLY="a b"              run only these steps (gpu_tests train_step text_encoder loader
+#                           epoch_time); the others are reported as skipped
 #
-# Sized for under 10 minutes on one modern GPU: each step has its own time limit (TESTS_S,
-# TRAIN_S, TEXT_S, LOADER_S seconds); a step that fails or runs out of time is reported as such
-# in the table and the others still run. Exit status: 0 when every step passed, 1 otherwise.
+# Sized for under 15 minutes on one modern GPU: each step has its own time limit (TESTS_S,
+# TRAIN_S, TEXT_S, LOADER_S, EPOCH_S seconds); a step that fails or runs out of time is reported
+# as such in the table and the others still run. Exit status: 0 when every step passed, 1
+# otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-fusion_tuner/data/samples}
@@ -19,6 +25,9 @@ OUT=${OUT:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
 THREADS=${THREADS:-8}
 DEVICE=${DEVICE:-cuda}
 TESTS_S=${TESTS_S:-180} TRAIN_S=${TRAIN_S:-120} TEXT_S=${TEXT_S:-150} LOADER_S=${LOADER_S:-120}
+EPOCH_S=${EPOCH_S:-300}
+ALL_STEPS="gpu_tests train_step text_encoder loader epoch_time"
+ONLY=${ONLY:-$ALL_STEPS}
 mkdir -p "$OUT"
 export FUSION_TUNER_CACHE_DIR="$OUT/cache" HF_HUB_OFFLINE=1 WANDB_MODE=disabled
 declare -A STATUS
@@ -34,6 +43,7 @@ fi
 step() {  # step NAME SECONDS COMMAND...: run it with a time limit, log it, record its status
     local name=$1 limit=$2
     shift 2
+    case " $ONLY " in *" $name "*) ;; *) STATUS[$name]="skipped: not in ONLY"; return ;; esac
     echo "== $name (limit ${limit}s): $*"
     local start=$SECONDS
     timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
@@ -61,9 +71,19 @@ if [ -d "$DATA/jarvis_dft3d_mini" ]; then
 else
     for s in train_step text_encoder loader; do STATUS[$s]="skipped: no $DATA/jarvis_dft3d_mini"; done
 fi
+# one epoch of experiment=alignn_reference at the leaderboard's size, projected to 300 epochs
+epoch_args=(--device "$DEVICE" --threads "$THREADS" --data "$DATA" --workdir "$OUT/epoch_time"
+    --json "$OUT/epoch_time.json")
+[ -n "${JARVIS_DIR:-}" ] && epoch_args+=(--jarvis-dir "$JARVIS_DIR")
+[ "$DEVICE" = cpu ] && epoch_args+=(--dry)
+if [ -d "$DATA/jarvis_dft3d_mini" ] || [ -n "${JARVIS_DIR:-}" ]; then
+    step epoch_time "$EPOCH_S" python bench/epoch_time.py "${epoch_args[@]}"
+else
+    STATUS[epoch_time]="skipped: no $DATA/jarvis_dft3d_mini and no JARVIS_DIR"
+fi
 
 export OUT
-STEPS=$(for s in gpu_tests train_step text_encoder loader; do echo "$s=${STATUS[$s]}"; done)
+STEPS=$(for s in $ALL_STEPS; do echo "$s=${STATUS[$s]}"; done)
 export STEPS
 python - <<'EOF'
 import json, os, statistics
@@ -109,12 +129,19 @@ if ld := load("loader"):
         elif "workers" in r["what"] and "PyG" not in r["what"]:
             rows.append((f"{r['what']}, {r['data']}", f"{r['rate']:.0f} crystals/s = "
                          f"{r['ratio']:.1f}x the model step"))
+if et := load("epoch_time"):
+    label = "alignn_reference epoch" + (" (--dry: not the recipe's cost)" if et["dry"] else "")
+    rows.append((f"{label}, {et['data']}, {et['splits']['train']} train crystals, "
+                 f"{et['mean_atoms_per_crystal']:.1f} atoms each",
+                 f"train {et['train_pass_s']:.1f} s + val {et['val_pass_s']:.1f} s = "
+                 f"{et['epoch_s']:.1f} s/epoch; {et['epochs']} epochs ≈ {et['projected_run_h']:.2f} h "
+                 f"(data preparation {et['data_prep_s']:.0f} s, once)"))
 print("\n| check | result |\n|---|---|")
 for name, s in status.items():
     print(f"| step {name} | {s} |")
 for name, result in rows:
     print(f"| {name} | {result} |")
 EOF
-for s in gpu_tests train_step text_encoder loader; do
+for s in $ALL_STEPS; do
     case ${STATUS[$s]} in ok*|skipped*) ;; *) exit 1 ;; esac
 done

@@ -29,6 +29,8 @@ DESCRIBE_VARIANTS = ("desc_1", "desc_2", "desc_3")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("onecycle", "lambda", "cosine", "step", "none")
 LOSSES = ("mse", "l1", "huber")
+TARGET_SCALES = ("standardized", "raw")
+READOUTS = ("mlp", "linear")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 TEXT_STORE_MODES = ("auto", "off")
 POOLINGS = ("cls", "mean")
@@ -202,6 +204,17 @@ class SchedulerConfig:
     step_gamma: float = 0.5
     # sgd only
     momentum: float = 0.9
+    # onecycle: the rising phase as a fraction of the run's optimizer steps, exactly as
+    # torch.optim.lr_scheduler.OneCycleLR's pct_start (warmup_steps is then not used).
+    # None: warmup_steps sets the rising phase (the plan's schedule)
+    pct_start: float | None = None
+    # onecycle: cycle the momentum (Adam/AdamW beta1, SGD momentum) inversely to the learning
+    # rate between base_momentum and max_momentum, as OneCycleLR(cycle_momentum=True) does;
+    # the schedule is then torch's OneCycleLR itself
+    cycle_momentum: bool = False
+    # OneCycleLR's defaults
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
 
 
 @dataclass
@@ -231,6 +244,9 @@ class ArchConfig:
     gcn_layers: int = 4
     hidden_features: int = 256
     embedding_features: int = 64
+    # the head on the pooled vector: mlp (Linear -> SiLU -> Linear, the plan's model) | linear
+    # (one Linear, as upstream ALIGNN's fc)
+    readout: str = "mlp"
 
 
 @dataclass
@@ -252,8 +268,11 @@ class ModelConfig:
 class TrainerConfig:
     """How a run executes; none of this changes what is being tuned."""
 
-    # mse | l1 | huber (task loss on the standardised target)
+    # mse | l1 | huber (task loss on the target as target_scale gives it)
     loss: str = "mse"
+    # standardized: the model learns (y - mean) / std of the training split | raw: y itself, in
+    # its units (upstream ALIGNN); the checkpoint keeps the mean and std either way (0 and 1 raw)
+    target_scale: str = "standardized"
     huber_delta: float = 1.0
     # None: no clipping
     grad_clip_norm: float | None = 5.0
@@ -676,6 +695,7 @@ def _validate_model(c: Config, p: list[str]) -> None:
     _check_min(p, "arch.gcn_layers", arch.gcn_layers, 0)
     _check_min(p, "arch.hidden_features", arch.hidden_features, 1)
     _check_min(p, "arch.embedding_features", arch.embedding_features, 1)
+    _check_choice(p, "arch.readout", arch.readout, READOUTS)
     if not c.text.enabled:
         return  # the fusion and attention rules below concern the text branch only
     layers = f.middle_fusion_layers
@@ -760,9 +780,27 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_min(p, "scheduler.min_delta", s.min_delta, 0.0)
     _check_range(p, "scheduler.min_lr_ratio", s.min_lr_ratio, 0.0, 1.0)
     _check_min(p, "scheduler.step_size", s.step_size, 1)
+    if s.pct_start is not None and not 0.0 < s.pct_start < 1.0:
+        p.append(f"scheduler.pct_start={s.pct_start} must lie in (0, 1) (or null: warmup_steps)")
+    _check_range(p, "scheduler.base_momentum", s.base_momentum, 0.0, 1.0, hi_open=True)
+    _check_range(p, "scheduler.max_momentum", s.max_momentum, 0.0, 1.0, hi_open=True)
+    if s.base_momentum > s.max_momentum:
+        p.append(
+            f"scheduler.base_momentum={s.base_momentum} exceeds "
+            f"scheduler.max_momentum={s.max_momentum}"
+        )
+    onecycle_only = [
+        k for k in ("pct_start", "cycle_momentum") if getattr(s, k) not in (None, False)
+    ]
+    if s.scheduler != "onecycle" and onecycle_only:
+        p.append(
+            f"scheduler.{onecycle_only[0]} is read only by scheduler.scheduler=onecycle, but "
+            f"scheduler.scheduler={s.scheduler}: drop it or use scheduler.scheduler=onecycle"
+        )
     _check_range(p, "scheduler.step_gamma", s.step_gamma, 0.0, 1.0)
     _check_min(p, "batch.batch_size", c.batch.batch_size, 1)
     _check_choice(p, "trainer.loss", t.loss, LOSSES)
+    _check_choice(p, "trainer.target_scale", t.target_scale, TARGET_SCALES)
     device = str(t.device)
     index = device.removeprefix("cuda:")
     if device not in DEVICES and not (device.startswith("cuda:") and index.isdigit()):

@@ -45,6 +45,13 @@ def build_text_encoder(cfg: Config, info: dict[str, Any], pretrained: bool = Tru
     )
 
 
+def readout_head(in_dim: int, hidden: int, readout: str) -> nn.Module:
+    """``arch.readout``: mlp (Linear -> SiLU -> Linear) | linear (one Linear, upstream's fc)."""
+    if readout == "linear":
+        return nn.Linear(in_dim, 1)
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+
+
 def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> FusionPropertyModel:
     """Build the fused model of ``cfg`` (or, with ``text.enabled=false``, the graph-only one)
     for data described by ``data_info``.
@@ -73,7 +80,7 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
     alignn = alignn_stack(arch.alignn_layers, h, reg.graph_dropout, arch.gcn_layers > 0)
     gcn = gcn_stack(arch.gcn_layers, h, reg.graph_dropout)
     if not cfg.text.enabled:  # text=none: ALIGNN, mean readout, the head on the graph vector
-        head = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 1))
+        head = readout_head(h, h, arch.readout)
         return FusionPropertyModel(embedding, alignn, gcn, None, nn.ModuleDict(), None, None, head)
     text = build_text_encoder(cfg, info, pretrained=pretrained_text)
     d = text.dim
@@ -106,7 +113,7 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
             reg.cross_modal_dropout,
         )
         g_dim = t_dim = c
-    head = nn.Sequential(nn.Linear(g_dim + t_dim, h), nn.SiLU(), nn.Linear(h, 1))
+    head = readout_head(g_dim + t_dim, h, arch.readout)
     contrastive = None
     if fus.use_contrastive_loss:
         contrastive = (

@@ -529,7 +529,11 @@ def build_report(
         doc.paragraph(
             "From tuning-plan.md, 'How each run is judged': validation MAE lower, the gap below "
             "2x, and the CKA pattern between a baseline and a tuned checkpoint (text_fine low: "
-            "fusion acts; text_final and fused between 0.85 and 0.92: its effect survives)."
+            "fusion acts; text_final and fused between 0.85 and 0.92: its effect survives). "
+            "The plan's absolute targets (validation MAE from ~10 to ~8, train MAE ~2-3) are not "
+            "checked and their units need checking: they cannot be optb88vdw_bandgap MAE in eV "
+            "(on the leaderboard's split the median predictor scores 0.70 eV and the largest gap "
+            "is 9.6 eV)."
         )
         if cka_result is not None and (out / "cka" / "cka_heatmap.png").is_file():
             doc.image(out / "cka" / "cka_heatmap.png", "CKA original vs best")

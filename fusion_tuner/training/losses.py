@@ -1,4 +1,5 @@
-"""The training loss: the task loss on the standardised target, plus the contrastive term."""
+"""The training loss: the task loss on the model's target scale (standardised, or raw with
+``trainer.target_scale=raw``: normaliser 0 and 1), plus the contrastive term."""
 
 from __future__ import annotations
 

@@ -5,7 +5,10 @@ with ``total = epochs x steps_per_epoch`` steps (``epochs`` after the budget cap
 
 * ``onecycle``: rises from ``lr/25`` to ``lr`` over ``warmup_steps`` (cosine-shaped, as
   ``torch.optim.lr_scheduler.OneCycleLR``), then cosine-anneals to ``lr/(25 * 1e4)`` at
-  ``total``. If ``warmup_steps >= total`` the run only rises (the log says so).
+  ``total``. If ``warmup_steps >= total`` the run only rises (the log says so). With
+  ``pct_start`` set or ``cycle_momentum`` on, the schedule is torch's ``OneCycleLR`` itself
+  (rising phase ``pct_start`` of the run, else ``warmup_steps / total``; momentum cycled between
+  ``base_momentum`` and ``max_momentum`` when ``cycle_momentum``), as upstream ALIGNN uses it.
 * ``lambda``: linear warm-up ``lr * (step + 1) / warmup_steps`` for ``warmup_steps`` steps,
   then constant ``lr``.
 * ``cosine``: the same linear warm-up, then cosine decay from ``lr`` to
@@ -94,11 +97,30 @@ def lr_factor(s: SchedulerConfig, total_steps: int, steps_per_epoch: int) -> Cal
     return lambda step: warmup(step) or s.step_gamma ** ((step // steps_per_epoch) // s.step_size)
 
 
+def uses_torch_onecycle(s: SchedulerConfig) -> bool:
+    """True when the schedule is torch's ``OneCycleLR`` (``pct_start`` or ``cycle_momentum``)."""
+    return s.scheduler == "onecycle" and (s.pct_start is not None or s.cycle_momentum)
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, s: SchedulerConfig, epochs: int, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
+) -> torch.optim.lr_scheduler.LRScheduler:
     """A per-step scheduler over ``epochs x steps_per_epoch`` steps (see the module docstring)."""
     total = epochs * steps_per_epoch
+    if uses_torch_onecycle(s):
+        pct = s.pct_start if s.pct_start is not None else min(1.0, s.warmup_steps / total)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=s.learning_rate,
+            total_steps=total,
+            pct_start=pct,
+            anneal_strategy="cos",
+            cycle_momentum=s.cycle_momentum,
+            base_momentum=s.base_momentum,
+            max_momentum=s.max_momentum,
+            div_factor=25.0,
+            final_div_factor=1e4,
+        )
     if s.scheduler == "none" and s.warmup_steps:
         log.warning("scheduler=none keeps lr constant: warmup_steps=%d is not used", s.warmup_steps)
     if s.scheduler != "none" and s.warmup_steps >= total:

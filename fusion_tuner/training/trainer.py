@@ -82,7 +82,10 @@ class Progress:
 
 
 def _warmup_steps(cfg: Config, epochs: int, steps: int) -> int:
-    """``scheduler.warmup_steps``, capped at ``budget.max_warmup_fraction`` of the run."""
+    """``scheduler.warmup_steps``, capped at ``budget.max_warmup_fraction`` of the run; with
+    ``scheduler.pct_start`` set (one-cycle), that fraction of the run's steps instead."""
+    if cfg.scheduler.scheduler == "onecycle" and cfg.scheduler.pct_start is not None:
+        return int(cfg.scheduler.pct_start * epochs * steps)
     frac, warmup = cfg.budget.max_warmup_fraction, cfg.scheduler.warmup_steps
     if frac is not None and warmup > frac * epochs * steps:
         capped = int(frac * epochs * steps)
@@ -143,7 +146,7 @@ class Trainer:
         data: CrystalDataModule,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LambdaLR,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
         stopper: EarlyStopping,
         device: torch.device,
         logger: MetricLogger,
@@ -224,7 +227,10 @@ class Trainer:
             else None
         )
         y = dm.datasets["train"].targets  # the normaliser is always the new training split's
-        model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
+        if cfg.trainer.target_scale == "raw":  # the model learns y in its units (upstream)
+            model.set_normalizer(0.0, 1.0)
+        else:
+            model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
         if getattr(model, "text_encoder", None) is not None:  # once its weights are final
             dm.report["text_store"] = prepare_text_states(cfg, dm, model.text_encoder, device)
             if dist.is_main:

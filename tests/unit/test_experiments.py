@@ -103,6 +103,21 @@ PLAN = {
         "scheduler.learning_rate": 0.0003,
         "batch.batch_size": 64,
     },
+    # not a plan experiment: upstream ALIGNN's recipe (checked against upstream in
+    # tests/unit/test_alignn_recipe.py)
+    "alignn_reference": {
+        "text.enabled": False,
+        "batch.batch_size": 64,
+        "scheduler.epochs": 300,
+        "scheduler.pct_start": 0.3,
+        "scheduler.cycle_momentum": True,
+        "scheduler.n_early_stopping": 300,
+        "regularization.graph_dropout": 0.0,
+        "regularization.weight_decay": 1e-05,
+        "arch.readout": "linear",
+        "trainer.target_scale": "raw",
+        "trainer.grad_clip_norm": None,
+    },
 }
 
 PHASE_GRIDS = {

@@ -80,6 +80,9 @@ def test_the_report_follows_the_chain_and_checks_the_criteria(tmp_path: Path) ->
     assert "## From the original baseline to the best configuration" in md
     assert "`scheduler.learning_rate=0.0005`" in md
     assert "| validation MAE lower | 95% interval of Δ below 0 |" in md
+    # the plan's absolute targets cannot be band-gap MAE in eV: the report says so
+    assert "absolute targets (validation MAE from ~10 to ~8" in md
+    assert "their units need checking" in md
     # every figure and link of the Markdown twin resolves from the report's folder
     targets = re.findall(r"\]\(([^)]+)\)", md)
     assert any(t.endswith("curves.png") for t in targets)
