@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fusion_tuner.sweeps.plan_report import build_report
-from tests.unit.test_plan_report import plan_sweeps
+from tests.helpers.sweeps import plan_sweeps
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

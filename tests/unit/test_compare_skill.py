@@ -66,8 +66,8 @@ def _targets(run: Path, split: str) -> np.ndarray:
 
 
 def _seed_set(sweep: Path, exp: str, vals: list[float], skill: float = 0.5) -> str:
-    from tests.unit.test_sweep_summary import _patch
-    from tests.unit.test_sweep_summary import fake_run as sweep_run
+    from tests.helpers.sweeps import fake_run as sweep_run
+    from tests.helpers.sweeps import patch_metrics as _patch
 
     dirs = []
     for seed, v in enumerate(vals, start=1):

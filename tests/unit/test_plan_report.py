@@ -10,45 +10,15 @@ from pathlib import Path
 from fusion_tuner.report import main as report_main
 from fusion_tuner.sweeps.plan_report import build_report
 from fusion_tuner.sweeps.report import write_summary
-from tests.unit.test_sweep_summary import fake_run, fixed_design
-
-LR = {"scheduler": {"learning_rate": 0.001}}
-
-
-def with_history(run_dir: Path, val: float) -> Path:
-    rows = ["epoch,train_loss,train_mae,val_loss,val_mae"]
-    rows += [
-        f"{e},{1 / e:.4f},{val * (1 + 1 / e) / 1.5:.4f},{1.2 / e:.4f},{val * (1 + 1 / e):.4f}"
-        for e in range(1, 6)
-    ]
-    (run_dir / "history.csv").write_text("\n".join(rows) + "\n")
-    return run_dir
-
-
-def plan_sweeps(root: Path) -> tuple[Path, Path]:
-    """outputs/multirun/phase1/<t> (e06 wins) and phase2/<t> chained from it (e03 unclear)."""
-    phase1 = root / "phase1" / "2026-01-01_00-00-00"
-    fixed_design(phase1, 3)
-    for seed, (b, e) in enumerate([(1.0, 0.80), (1.02, 0.81), (0.98, 0.79)], start=1):
-        with_history(fake_run(phase1, "baseline", seed, b, config=LR), b)
-        cfg = {"scheduler": {"learning_rate": 0.0005}}
-        with_history(fake_run(phase1, "e06_lower_lr", seed, e, config=cfg), e)
-    write_summary(phase1)
-    record = {
-        "sweep": str(phase1.resolve()),
-        "winner": "e06_lower_lr",
-        "overrides": {"scheduler.learning_rate": 0.0005},
-        "superseded": [],
-    }
-    phase2 = root / "phase2" / "2026-01-02_00-00-00"
-    fixed_design(phase2, 3)
-    common = {"base": record, "scheduler": {"learning_rate": 0.0005}}
-    for seed, (b, e) in enumerate([(0.80, 0.70), (0.81, 0.95), (0.79, 0.77)], start=1):
-        with_history(fake_run(phase2, "baseline", seed, b, config=common), b)
-        cfg = common | {"fusion": {"middle_fusion_layers": "2,3"}}
-        with_history(fake_run(phase2, "e03_two_layer_fusion", seed, e, config=cfg), e)
-    write_summary(phase2)
-    return phase1, phase2
+from tests.helpers.sweeps import (
+    EVIL_STATUS,
+    assert_inert,
+    hostile_sweep,
+    plan_sweeps,
+    rendered,
+    with_history,
+)
+from tests.helpers.sweeps import winning_sweep as _winning_sweep
 
 
 def test_the_report_follows_the_chain_and_checks_the_criteria(tmp_path: Path) -> None:
@@ -117,39 +87,6 @@ def test_report_cli(tmp_path: Path, capsys) -> None:
 
 
 # The drill's hostile strings: an experiment name, a renamed run directory, a status.
-EVIL_NAME = "<script>alert(1)</script><img src=x onerror=alert(2)>[click](javascript:alert`3`)"
-EVIL_DIR = "baseline-seed2](javascript:alert`4`)[x"
-EVIL_STATUS = "[x](javascript:alert`9`)"
-
-
-def hostile_sweep(root: Path) -> Path:
-    sweep = root / "phase1" / "2026-01-01_00-00-00"
-    for seed, (b, e) in enumerate([(1.0, 0.8), (1.02, 0.81)], start=1):
-        with_history(fake_run(sweep, "baseline", seed, b), b)
-        with_history(fake_run(sweep, "e06", seed, e, config={"experiment_name": EVIL_NAME}), e)
-    (sweep / "baseline-seed2").rename(sweep / EVIL_DIR)
-    fake_run(sweep, "baseline", 3, None, status=EVIL_STATUS)
-    return sweep
-
-
-def rendered(markdown: str) -> str:
-    """What a Markdown viewer shows: CommonMark with raw HTML on and every link allowed (so that
-    the test sees what the file itself lets through, not what this renderer would block)."""
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": True}).enable("table")
-    md.validateLink = lambda url: True
-    return md.render(markdown)
-
-
-def assert_inert(page: str, links: bool = True) -> None:
-    low = page.lower()
-    assert "<script" not in low and "onerror" not in low.replace("onerror=alert(2)&gt;", "")
-    assert not re.search(r"<img(?![^>]*src=\"(data:image/png;base64,|[\w./%-]+\.png\"))", low)
-    targets = re.findall(r'(?:href|src)="([^"]*)"', page)
-    assert targets or not links, "the page should link to the runs' files"
-    for t in targets:
-        assert re.match(r"(https?://|data:image/png;base64,|[^:/?#]*(?:[/?#]|$))", t), t
 
 
 def test_hostile_names_and_statuses_give_no_script_or_links_that_run_script(
@@ -195,7 +132,6 @@ def test_only_relative_and_http_links_are_live() -> None:
 def test_the_criterion_reads_the_confirmation_runs_and_an_unconfirmed_winner_is_no_step(
     tmp_path: Path,
 ) -> None:
-    from tests.unit.test_sweep_summary import _winning_sweep
 
     confirmed = tmp_path / "a" / "phase1" / "t"
     # e06 wins the selection by 20%; on fresh seeds it is 10% lower

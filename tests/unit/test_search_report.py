@@ -243,7 +243,7 @@ def test_plots_are_drawn_or_named_with_the_reason(search: Path, tmp_path_factory
 
 
 def test_a_hostile_failure_note_is_escaped_in_the_search_summary(search: Path) -> None:
-    from tests.unit.test_plan_report import EVIL_NAME, assert_inert, rendered
+    from tests.helpers.sweeps import EVIL_NAME, assert_inert, rendered
 
     study = open_study(search, None, "minimize", PrunerSpec("median"))
     t = study.ask(SPACE.distributions)

@@ -22,7 +22,7 @@ from fusion_tuner.sweeps.chain import (
 )
 from fusion_tuner.sweeps.report import write_summary
 from fusion_tuner.training.checkpoint import config_to_dict
-from tests.unit.test_sweep_summary import fake_run, fixed_design
+from tests.helpers.sweeps import fake_run, fixed_design
 
 EXPERIMENTS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 WINNER = {  # tuned_regularization's values, as a phase-1 summary.json records them

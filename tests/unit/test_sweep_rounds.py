@@ -80,7 +80,7 @@ class FakeLauncher:
     def launch(self, batch, initial_job_idx: int):
         from types import SimpleNamespace
 
-        from tests.unit.test_sweep_summary import fake_run
+        from tests.helpers.sweeps import fake_run
 
         ran = []
         for job in batch:

@@ -7,59 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fusion_tuner.summary import main as summary_main
 from fusion_tuner.sweeps.report import write_summary
 from fusion_tuner.sweeps.sequential import mde
 from fusion_tuner.sweeps.summary import DOWN, INCONCLUSIVE, NONE, UP
-
-
-def fake_run(
-    sweep: Path,
-    exp: str,
-    seed: int,
-    val: float | None,
-    status: str = "completed",
-    config: dict | None = None,
-    error: str | None = None,
-    gap: float = 1.5,
-    can_fire: bool = True,
-) -> Path:
-    d = sweep / f"{exp}-seed{seed}"
-    (d / ".hydra").mkdir(parents=True)
-    cfg = {"experiment_name": exp, "random_seed": seed, "regularization": {"graph_dropout": 0.15}}
-    cfg.update(config or {})
-    (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (d / ".hydra" / "overrides.yaml").write_text(
-        yaml.safe_dump([f"experiment={exp}", f"random_seed={seed}"])
-    )
-    metrics = {"status": status, "experiment": exp, "seed": seed}
-    if status == "completed":
-        metrics |= {
-            "best_epoch": 5,
-            "epochs_run": 9,
-            "stop_reason": "early_stopping",
-            "early_stopping_can_fire": can_fire,
-            "gap_ratio": gap,
-            "train": {"mae": val / gap, "rmse": 1, "r2": 0.9, "n": 80},
-            "val": {"mae": val, "rmse": 1, "r2": 0.8, "n": 10},
-            "test": {"mae": val * 1.1, "rmse": 1, "r2": 0.7, "n": 10},
-        }
-    if error:
-        metrics["error"] = error
-    (d / "metrics.json").write_text(json.dumps(metrics))
-    return d
-
-
-def fixed_design(sweep: Path, seeds: int, jobs: list | None = None, confirm: int = 0) -> None:
-    """Record a fixed design of ``seeds`` seeds per arm (one look) in the sweep's plan, as the
-    rounds sweeper does for a grid that takes no rounds (``confirm``: sweep.confirm_seeds)."""
-    sweep.mkdir(parents=True, exist_ok=True)
-    design = {"initial_seeds": seeds, "seeds_per_round": 2, "max_seeds": seeds}
-    (sweep / "sweep_plan.json").write_text(
-        json.dumps({"jobs": jobs or [], "design": design, "confirm_seeds": confirm})
-    )
+from tests.helpers.sweeps import fake_run, fixed_design
+from tests.helpers.sweeps import patch_metrics as _patch
+from tests.helpers.sweeps import winning_sweep as _winning_sweep
 
 
 def test_summary_lists_every_run_with_decisions_and_flags(tmp_path: Path) -> None:
@@ -333,16 +288,6 @@ def test_the_plan_report_goes_on_past_corrupt_run_files(tmp_path: Path) -> None:
     assert page.count("| unreadable |") == 5
 
 
-def _patch(run_dir: Path, **changes) -> None:
-    m = json.loads((run_dir / "metrics.json").read_text())
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            m[key] = m.get(key, {}) | value
-        else:
-            m[key] = value
-    (run_dir / "metrics.json").write_text(json.dumps(m))
-
-
 def test_a_stalled_run_is_flagged_and_left_out_of_the_interval(tmp_path: Path) -> None:
     fixed_design(tmp_path, 4)
     base = [0.76, 0.89, 1.29, 0.80]  # seed 3 stalled: best epoch 3 of 8, 1.29 > 1.3 x median
@@ -424,17 +369,6 @@ def test_summary_json_records_the_design_and_each_arms_procedure(tmp_path: Path)
     assert e06["branch_in_reach"] == "down" and e06["seeds_for_branch"] > 3
     assert design["next_round"]["baseline"] == [4, 5]
     assert s.decisions["e06_lower_lr"].decision == INCONCLUSIVE
-
-
-def _winning_sweep(sweep: Path, confirm: list[tuple[float, float]] | None) -> None:
-    """e06 wins the selection (seeds 1-3); ``confirm``: (baseline, e06) on seeds 1001, ..."""
-    fixed_design(sweep, 3, confirm=3)
-    for seed, (b, e) in enumerate([(1.0, 0.80), (1.02, 0.81), (0.98, 0.79)], start=1):
-        fake_run(sweep, "baseline", seed, b, config={"scheduler": {"learning_rate": 0.001}})
-        fake_run(sweep, "e06_lower_lr", seed, e, config={"scheduler": {"learning_rate": 0.0005}})
-    for seed, (b, e) in enumerate(confirm or [], start=1001):
-        fake_run(sweep, "baseline", seed, b, config={"scheduler": {"learning_rate": 0.001}})
-        fake_run(sweep, "e06_lower_lr", seed, e, config={"scheduler": {"learning_rate": 0.0005}})
 
 
 def test_an_unconfirmed_winner_is_not_chained(tmp_path: Path) -> None:

@@ -1,0 +1,36 @@
+"""The test suite's own layout: shared helpers live in tests/conftest.py and tests/helpers/, and
+no test module imports another (a test module is a list of tests, not a library)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+    return out
+
+
+def test_no_test_module_imports_another() -> None:
+    offenders = []
+    for path in sorted(TESTS.rglob("*.py")):
+        for module in _imported_modules(path):
+            leaf = module.rsplit(".", 1)[-1]
+            if module.startswith("tests.") and leaf.startswith("test_"):
+                offenders.append(f"{path.relative_to(TESTS.parent)} imports {module}")
+    assert not offenders, "move shared code to tests/helpers/:\n" + "\n".join(offenders)
+
+
+def test_the_check_sees_an_import_of_a_test_module(tmp_path: Path) -> None:
+    bad = tmp_path / "test_x.py"
+    bad.write_text("from tests.integration.test_train_cli import TINY\nimport tests.unit.test_a\n")
+    assert _imported_modules(bad) == {"tests.integration.test_train_cli", "tests.unit.test_a"}
