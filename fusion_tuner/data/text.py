@@ -99,8 +99,11 @@ def hub_tokenizer(name_or_path: str):
     """``AutoTokenizer.from_pretrained``, with a message that says what to do when offline."""
     from transformers import AutoTokenizer
 
+    from fusion_tuner.models import packaged
+
+    path = packaged.resolve(name_or_path)  # pkg:MODULE/DIR -> the folder in that package
     try:
-        return AutoTokenizer.from_pretrained(name_or_path)
+        return AutoTokenizer.from_pretrained(path)
     except OSError as exc:
         raise DataError(
             f"could not load the tokenizer of text.model_name_or_path={name_or_path!r}: {exc}. "

@@ -23,7 +23,14 @@ from typing import Any
 import torch
 
 from fusion_tuner import __version__
-from fusion_tuner.config import Config, config_hash, inert_text_keys, max_epochs, modality
+from fusion_tuner.config import (
+    Config,
+    config_hash,
+    inert_text_keys,
+    max_epochs,
+    modality,
+    text_learning_rate,
+)
 from fusion_tuner.data.module import CrystalDataModule
 from fusion_tuner.errors import CheckpointError
 from fusion_tuner.io import atomic_write_dir, stable_hash
@@ -211,7 +218,9 @@ class Trainer:
         warmup = _warmup_steps(cfg, epochs, steps)
         # built before any freezing, so that the graph encoder's parameters are in it from the
         # start (unfreezing needs no new optimizer, and a resume restores its state exactly)
-        optimizer = build_optimizer(model, cfg.scheduler, cfg.regularization.weight_decay)
+        optimizer = build_optimizer(
+            model, cfg.scheduler, cfg.regularization.weight_decay, text_learning_rate(cfg)
+        )
         scheduler = build_scheduler(
             optimizer, dataclasses.replace(cfg.scheduler, warmup_steps=warmup), epochs, steps
         )
