@@ -115,8 +115,9 @@ class TextConfig:
     enabled: bool = True
     # None: a tiny BERT built from the fields below
     model_name_or_path: str | None = None
-    # tokens kept per description
-    max_length: int = 128
+    # tokens kept per description (BERT-shaped encoders hold at most 512); data_report.json's
+    # text_lengths says how many are cut, and a run warns when more than 5 % are
+    max_length: int = 512
     # keep every encoder weight fixed
     freeze: bool = False
     # when not frozen: fine-tune only the last N layers (-1: all)
