@@ -62,7 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="seed of the permutations and bootstrap")
     t.add_argument("--device", default="auto")
 
-    for sp in (c, k, m, e, d, t):
+    a = sub.add_parser(
+        "attention", help="atom <-> token attention weights of a fused run, per crystal"
+    )
+    a.add_argument("--runs", nargs=1, required=True, metavar="RUN", help="a fused run directory")
+    a.add_argument("--ids", nargs="+", required=True, help="crystal ids (as in split.json)")
+    a.add_argument("--device", default="auto")
+
+    for sp in (c, k, m, e, d, t, a):
         sp.add_argument(
             "--out", type=Path, required=True, help="folder for the JSON, figures and report"
         )
@@ -94,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             from fusion_tuner.analysis.text_ablation import run_text_ablation
 
             run_text_ablation(args.runs, args.out, args.device, args.permutations, args.seed)
+        elif args.command == "attention":
+            from fusion_tuner.analysis.attention import run_attention
+
+            run_attention(args.runs[0], args.ids, args.out, args.device)
         else:
             from fusion_tuner.analysis.data_check import run_data_check
 

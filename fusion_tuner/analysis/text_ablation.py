@@ -25,6 +25,7 @@ import torch
 
 from fusion_tuner.analysis.compare import paired_bootstrap
 from fusion_tuner.analysis.report import write_outputs
+from fusion_tuner.analysis.runs import datamodule_for
 from fusion_tuner.errors import AnalysisError
 from fusion_tuner.markdown import table
 from fusion_tuner.rundir import Run, locate
@@ -99,18 +100,6 @@ def replace_texts(
     }
 
 
-def _datamodule(run: Run) -> Any:
-    from fusion_tuner.data.module import build_datamodule
-
-    dm = build_datamodule(run.config)
-    if dm.info.tokenizer_id != run.data_info["tokenizer_id"]:
-        raise AnalysisError(
-            f"{run.name}: the data now tokenises differently ({dm.info.tokenizer_id}) than when the "
-            f"model was trained ({run.data_info['tokenizer_id']})"
-        )
-    return dm
-
-
 @torch.no_grad()
 def _predict(model: torch.nn.Module, dm: Any, ids: list[str], device: torch.device) -> tuple:
     ys, ps = [], []
@@ -133,7 +122,7 @@ def ablate_run(
             "to ablate; give fused runs (graph+text)"
         )
     ids = list(run.split["test"])
-    dm = _datamodule(run)
+    dm = datamodule_for(run)
     model = run.model.to(device).eval()
     given_tokens = dm.tokens
     rows = dm.graphs.rows(ids)
