@@ -31,8 +31,8 @@ Every trained arm uses ``--arch`` (default ``slim``: hidden 128). Defaults: 1,00
 seeds, a grid of 2 learning rates, up to 40 epochs with patience 8, one extra curve point
 (312 crystals): 6 trained arms x (2 + 4) runs + 15 curve runs = 51 runs. They were sized for a
 2-core machine but NOT timed: at about 60 s per epoch for 800 training crystals with the tiny
-encoder at 384 tokens on one core (measured: 24 s for 320 training perovskites), a run that stops near
-epoch 15 takes ~10 min, so the defaults need several hours; cut ``--limit``, ``--seeds``,
+encoder on whole texts on one core (measured: 24 s for 320 training perovskites), a run that
+stops near epoch 15 takes ~10 min, so the defaults need several hours; cut ``--limit``, ``--seeds``,
 ``--lrs`` or ``--arms`` for a shorter pass. ``--full`` is the GPU protocol (every crystal,
 10 seeds, up to 300 epochs, patience 30, ``arch=baseline``, curve 312 / 1,250 / 3,787).
 ``--smoke`` checks the pipeline (60 crystals, 2 seeds, 2 epochs, one learning rate, texts cut at
