@@ -2,7 +2,8 @@
 
 Every command reads run directories or checkpoints only (no Hydra app, no W&B), works on CPU or
 GPU, writes a JSON of its numbers, PNG figures and a Markdown report into ``--out DIR``, and
-prints its key table. Commands: ``curves``, ``cka``, ``compare``, ``ensemble``, ``data``.
+prints its key table. Commands: ``curves``, ``cka``, ``compare``, ``ensemble``, ``data``,
+``text-ablation``, ``attention``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,23 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="the plan's data check on a run's recorded split")
     d.add_argument("run", help="a run directory")
 
-    for sp in (c, k, m, e, d):
+    t = sub.add_parser(
+        "text-ablation",
+        help="test MAE of fused runs with their texts as given, permuted across crystals, blank",
+    )
+    t.add_argument("--runs", nargs="+", required=True, help="fused run directories or checkpoints")
+    t.add_argument("--permutations", type=int, default=5, help="permutations averaged (default 5)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the permutations and bootstrap")
+    t.add_argument("--device", default="auto")
+
+    a = sub.add_parser(
+        "attention", help="atom <-> token attention weights of a fused run, per crystal"
+    )
+    a.add_argument("--runs", nargs=1, required=True, metavar="RUN", help="a fused run directory")
+    a.add_argument("--ids", nargs="+", required=True, help="crystal ids (as in split.json)")
+    a.add_argument("--device", default="auto")
+
+    for sp in (c, k, m, e, d, t, a):
         sp.add_argument(
             "--out", type=Path, required=True, help="folder for the JSON, figures and report"
         )
@@ -87,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             from fusion_tuner.analysis.ensemble import run_ensemble
 
             run_ensemble(args.runs, args.out, args.glob)
+        elif args.command == "text-ablation":
+            from fusion_tuner.analysis.text_ablation import run_text_ablation
+
+            run_text_ablation(args.runs, args.out, args.device, args.permutations, args.seed)
+        elif args.command == "attention":
+            from fusion_tuner.analysis.attention import run_attention
+
+            run_attention(args.runs[0], args.ids, args.out, args.device)
         else:
             from fusion_tuner.analysis.data_check import run_data_check
 

@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 
 from fusion_tuner.errors import ConfigError
 from fusion_tuner.io import stable_hash
+from fusion_tuner.models import packaged
 
 DATA_SOURCES = ("demo", "jarvis", "folder", "table")
 DUPLICATE_POLICIES = ("error", "first", "drop")
@@ -123,14 +124,20 @@ class TextConfig:
     enabled: bool = True
     # None: a tiny BERT built from the fields below
     model_name_or_path: str | None = None
-    # tokens kept per description
-    max_length: int = 128
+    # tokens kept per description (BERT-shaped encoders hold at most 512); data_report.json's
+    # text_lengths says how many are cut, and a run warns when more than 5 % are
+    max_length: int = 512
     # keep every encoder weight fixed
     freeze: bool = False
     # when not frozen: fine-tune only the last N layers (-1: all)
     train_last_n_layers: int = -1
-    # cls | mean: how the pooled text vector is formed
+    # cls | mean: how the pooled text vector is formed (mean for encoders pretrained without a
+    # sentence objective, e.g. MatSciBERT: their [CLS] vector carries no trained meaning)
     pooling: str = "cls"
+    # learning rate of a pretrained encoder's trainable weights (their own optimizer groups,
+    # under the same schedule and warm-up as the rest); null: scheduler.learning_rate. Not used
+    # by the tiny encoder (random init, trained from scratch at scheduler.learning_rate)
+    learning_rate: float | None = 3e-5
     # auto: dataset text if present else describe(); describe | dataset
     source: str = "auto"
     # which text of jarvis Atoms.describe() is used
@@ -453,6 +460,17 @@ def modality(cfg: Config) -> str:
     return "graph+text" if cfg.text.enabled else "graph"
 
 
+def text_learning_rate(cfg: Config) -> float | None:
+    """The learning rate of the text encoder's trainable weights when it has its own: a
+    pretrained encoder (``text.model_name_or_path`` set) with ``text.learning_rate`` set. None:
+    they train at ``scheduler.learning_rate`` with the rest (graph-only runs; the tiny encoder,
+    randomly initialised and trained from scratch; ``text.learning_rate=null``)."""
+    t = cfg.text
+    if not t.enabled or t.model_name_or_path is None or t.learning_rate is None:
+        return None
+    return float(t.learning_rate)
+
+
 def inert_text_keys(cfg: Config) -> list[str]:
     """In a graph-only run, the text-dependent keys set away from their schema defaults: they
     had no effect (e.g. ``fusion.middle_fusion_layers`` of e03 under ``text=none``). Empty for
@@ -666,6 +684,12 @@ def _validate_text(c: Config, p: list[str]) -> None:
     _check_choice(p, "text.describe_variant", t.describe_variant, DESCRIBE_VARIANTS)
     _check_choice(p, "text.store", t.store, TEXT_STORE_MODES)
     _check_min(p, "text.store_max_gb", t.store_max_gb, 0.0)
+    if packaged.is_packaged(t.model_name_or_path):
+        why = packaged.problem(t.model_name_or_path)
+        if why is not None:
+            p.append(why)
+    if t.learning_rate is not None and not t.learning_rate > 0:
+        p.append(f"text.learning_rate={t.learning_rate} must be > 0, or null (the main rate)")
     if t.train_last_n_layers < -1:
         p.append(f"text.train_last_n_layers={t.train_last_n_layers} must be -1 (all) or >= 0")
     if t.model_name_or_path is None:

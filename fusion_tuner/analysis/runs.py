@@ -27,8 +27,8 @@ def same_ids(a: Run, b: Run, split: str) -> list[str]:
     return ids_a
 
 
-def loader_for(run: Run, ids: list[str], batch_size: int = 64) -> Any:
-    """A loader over exactly ``ids`` (in that order), featurised and tokenised as the run was."""
+def datamodule_for(run: Run) -> Any:
+    """The run's data module (featurised and tokenised as the run was; from the cache)."""
     from fusion_tuner.data.module import build_datamodule
 
     dm = build_datamodule(run.config)
@@ -37,6 +37,12 @@ def loader_for(run: Run, ids: list[str], batch_size: int = 64) -> Any:
             f"{run.name}: the data now tokenises differently ({dm.info.tokenizer_id}) than when the "
             f"model was trained ({run.data_info['tokenizer_id']})"
         )
+    return dm
+
+
+def loader_for(run: Run, ids: list[str], batch_size: int = 64) -> Any:
+    """A loader over exactly ``ids`` (in that order), featurised and tokenised as the run was."""
+    dm = datamodule_for(run)
     missing = [i for i in ids if i not in dm.graphs.row_of]
     if missing:
         raise AnalysisError(

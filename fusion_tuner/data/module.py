@@ -102,6 +102,7 @@ class CrystalDataModule:
         self.tokenizer: Any = None
         self.info: DataInfo | None = None
         self.report: dict[str, Any] = {}
+        self.text_lengths: dict[str, Any] | None = None
         # stored text-encoder states served with every sample (see attach_text_states)
         self.text_states: TokenStates | None = None
         # pinned host memory for batches (set by the trainer on CUDA: faster, asynchronous copies)
@@ -416,6 +417,9 @@ class CrystalDataModule:
             "modality": modality(cfg),
             "cache": cache,
         }
+        if cfg.text.enabled:
+            # tokenised lengths of every featurised crystal's text, and how many are cut
+            self.report["text_lengths"] = self.text_lengths
         log.info(
             "data: %d usable crystals, split %s, cache hits %s",
             len(usable),
@@ -443,6 +447,13 @@ class CrystalDataModule:
             lambda entry: _check_tokens(entry, len(self.graphs.ids)),
         )
         cache["tokens"] = [okey, k_hit]
+        lengths = self.tokens.get("full_lengths")
+        if lengths is None:  # a token entry written before lengths were recorded
+            lengths = text.full_lengths(
+                self.tokenizer, [texts_by_id.get(i, "") for i in self.graphs.ids]
+            )
+        self.text_lengths = text.length_report(lengths, cfg.text.max_length)
+        text.warn_truncation(self.text_lengths)
         return {
             "vocab_size": len(self.tokenizer),
             "pad_token_id": int(self.tokenizer.pad_token_id),

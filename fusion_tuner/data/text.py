@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,8 +100,11 @@ def hub_tokenizer(name_or_path: str):
     """``AutoTokenizer.from_pretrained``, with a message that says what to do when offline."""
     from transformers import AutoTokenizer
 
+    from fusion_tuner.models import packaged
+
+    path = packaged.resolve(name_or_path)  # pkg:MODULE/DIR -> the folder in that package
     try:
-        return AutoTokenizer.from_pretrained(name_or_path)
+        return AutoTokenizer.from_pretrained(path)
     except OSError as exc:
         raise DataError(
             f"could not load the tokenizer of text.model_name_or_path={name_or_path!r}: {exc}. "
@@ -109,8 +113,15 @@ def hub_tokenizer(name_or_path: str):
         ) from exc
 
 
+def full_lengths(tokenizer, texts: Sequence[str]) -> torch.Tensor:
+    """How many tokens each text has before truncation (special tokens included)."""
+    encoded = tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+    return torch.tensor([len(ids) for ids in encoded], dtype=torch.int32)
+
+
 def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Token ids of each text (truncated to ``max_length``), concatenated with offsets."""
+    """Token ids of each text (truncated to ``max_length``), concatenated with offsets, and
+    each text's length before truncation (``full_lengths``)."""
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     lengths = np.array([len(ids) for ids in encoded], dtype=np.int64)
     flat = np.fromiter(
@@ -119,4 +130,42 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, torc
     return {
         "token_ids": torch.from_numpy(flat).to(torch.int32),
         "token_ptr": torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)])),
+        "full_lengths": full_lengths(tokenizer, texts),
     }
+
+
+# more than this share of descriptions cut at text.max_length: the run warns
+TRUNCATION_WARN_FRACTION = 0.05
+
+
+def length_report(lengths: Sequence[int] | torch.Tensor, max_length: int) -> dict[str, Any]:
+    """The distribution of tokenised lengths (before truncation) and how many texts
+    ``max_length`` cuts: ``data_report.json``'s ``text_lengths``."""
+    arr = np.asarray(lengths, dtype=np.int64)
+    cut = int((arr > max_length).sum())
+    out: dict[str, Any] = {"n": int(arr.size), "max_length": int(max_length), "truncated": cut}
+    out["truncated_fraction"] = round(cut / arr.size, 4) if arr.size else 0.0
+    if arr.size:
+        out |= {
+            "min": int(arr.min()),
+            "median": float(np.median(arr)),
+            "p90": float(np.percentile(arr, 90)),
+            "max": int(arr.max()),
+        }
+    return out
+
+
+def warn_truncation(report: dict[str, Any]) -> str | None:
+    """The warning (also logged) when more than :data:`TRUNCATION_WARN_FRACTION` of the texts
+    are cut at ``text.max_length``; None otherwise."""
+    if not report["n"] or report["truncated"] / report["n"] <= TRUNCATION_WARN_FRACTION:
+        return None
+    message = (
+        f"text.max_length={report['max_length']} cuts {report['truncated']} of {report['n']} "
+        f"descriptions ({100 * report['truncated'] / report['n']:.0f} %; tokenised lengths: "
+        f"median {report['median']:g}, 90th percentile {report['p90']:g}, max {report['max']}): "
+        "what comes after never reaches the text encoder. Raise text.max_length (at most the "
+        "encoder's position limit, 512 for BERT-shaped encoders)"
+    )
+    log.warning(message)
+    return message

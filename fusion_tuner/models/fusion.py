@@ -7,6 +7,8 @@ largest atom count in the batch, L tokens, H graph width, D text width, F the bl
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,14 +33,34 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(key_dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
+    def _project(
+        self, query: torch.Tensor, keys: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-head queries (B, h, Q, dim/h), keys and values (B, h, K, dim/h)."""
+        b, q_len, _ = query.shape
+        h = self.num_heads
+        q = self.q(query).view(b, q_len, h, -1).transpose(1, 2)
+        k, v = self.kv(keys).view(b, keys.size(1), 2, h, -1).permute(2, 0, 3, 1, 4)
+        return q, k, v
+
+    @torch.no_grad()
+    def weights(
+        self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, h, Q, K) the attention weights :meth:`forward` uses in eval mode (no dropout):
+        softmax(q kᵀ / sqrt(dim/h)) over the real keys (``key_mask``), 0 on padding. SDPA
+        returns no weights, so they are recomputed here from the same projections and mask."""
+        q, k, _ = self._project(query, keys)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+        scores = scores.masked_fill(~key_mask[:, None, None, :].bool(), float("-inf"))
+        return torch.softmax(scores.float(), dim=-1)
+
     def forward(
         self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor
     ) -> torch.Tensor:
         """query (B, Q, query_dim), keys (B, K, key_dim), key_mask (B, K) bool -> (B, Q, dim)."""
         b, q_len, _ = query.shape
-        h = self.num_heads
-        q = self.q(query).view(b, q_len, h, -1).transpose(1, 2)  # (B, h, Q, dim/h)
-        k, v = self.kv(keys).view(b, keys.size(1), 2, h, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = self._project(query, keys)  # (B, h, Q, dim/h), (B, h, K, dim/h) x 2
         attn_mask = key_mask[:, None, None, :]  # (B, 1, 1, K): True = attend
         p = self.dropout if self.training else 0.0
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)

@@ -46,10 +46,13 @@ def hub_encoder(name_or_path: str, pretrained: bool = True) -> nn.Module:
     """``AutoModel.from_pretrained`` (or only its architecture, to load a checkpoint into)."""
     from transformers import AutoConfig, AutoModel
 
+    from fusion_tuner.models import packaged
+
+    path = packaged.resolve(name_or_path)  # pkg:MODULE/DIR -> the folder in that package
     try:
         if pretrained:
-            return AutoModel.from_pretrained(name_or_path)
-        return AutoModel.from_config(AutoConfig.from_pretrained(name_or_path))
+            return AutoModel.from_pretrained(path)
+        return AutoModel.from_config(AutoConfig.from_pretrained(path))
     except OSError as exc:
         raise OSError(
             f"could not load text.model_name_or_path={name_or_path!r}: {exc}. Download it once "

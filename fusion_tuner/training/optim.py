@@ -15,6 +15,10 @@ with ``total = epochs x steps_per_epoch`` steps (``epochs`` after the budget cap
   ``min_lr_ratio * lr`` at ``total``.
 * ``step``: the same linear warm-up, then ``lr * step_gamma ** (epoch // step_size)``.
 * ``none``: constant ``lr``; ``warmup_steps`` is not used (the log says so when it is set).
+
+A pretrained text encoder's trainable weights (``text.learning_rate``, see
+:func:`fusion_tuner.config.text_learning_rate`) form their own groups at that rate; the schedule
+multiplies every group's rate by the same factor, so they warm up and decay with the rest.
 """
 
 from __future__ import annotations
@@ -31,12 +35,23 @@ from fusion_tuner.config import SchedulerConfig
 log = logging.getLogger(__name__)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weight matrices (``dim >= 2``) only; biases and norm scales get none."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.dim() >= 2 else no_decay).append(p)
+def _split_decay(params: list[nn.Parameter]) -> tuple[list, list]:
+    decay = [p for p in params if p.dim() >= 2]
+    return decay, [p for p in params if p.dim() < 2]
+
+
+def param_groups(model: nn.Module, weight_decay: float, text_lr: float | None = None) -> list[dict]:
+    """Weight decay on weight matrices (``dim >= 2``) only; biases and norm scales get none.
+
+    Args:
+        text_lr: when set, the trainable parameters of ``model.text_encoder`` form two more
+            groups (with and without decay) at this learning rate; the first two groups are
+            the rest of the model, at the optimizer's rate.
+    """
+    encoder = getattr(model, "text_encoder", None) if text_lr is not None else None
+    text_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay, no_decay = _split_decay([p for p in trainable if id(p) not in text_ids])
     log.info(
         "optimizer groups: %d tensors (%d values) with weight decay %g, %d tensors (%d) without",
         len(decay),
@@ -45,17 +60,33 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         len(no_decay),
         sum(p.numel() for p in no_decay),
     )
-    return [
+    groups = [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    text_params = [p for p in trainable if id(p) in text_ids]
+    if text_params:
+        t_decay, t_no_decay = _split_decay(text_params)
+        log.info(
+            "optimizer groups of the pretrained text encoder at text.learning_rate=%g: "
+            "%d tensors (%d values)",
+            text_lr,
+            len(text_params),
+            sum(p.numel() for p in text_params),
+        )
+        groups += [
+            {"params": t_decay, "weight_decay": weight_decay, "lr": text_lr},
+            {"params": t_no_decay, "weight_decay": 0.0, "lr": text_lr},
+        ]
+    return groups
 
 
 def build_optimizer(
-    model: nn.Module, s: SchedulerConfig, weight_decay: float
+    model: nn.Module, s: SchedulerConfig, weight_decay: float, text_lr: float | None = None
 ) -> torch.optim.Optimizer:
-    """``scheduler.optimizer`` over :func:`param_groups` at ``scheduler.learning_rate``."""
-    groups = param_groups(model, weight_decay)
+    """``scheduler.optimizer`` over :func:`param_groups` at ``scheduler.learning_rate`` (a
+    pretrained text encoder's trainable weights at ``text_lr`` when given)."""
+    groups = param_groups(model, weight_decay, text_lr)
     if s.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=s.learning_rate)
     if s.optimizer == "adam":  # Adam's weight_decay is an L2 penalty added to the gradient
@@ -111,7 +142,9 @@ def build_scheduler(
         pct = s.pct_start if s.pct_start is not None else min(1.0, s.warmup_steps / total)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
-            max_lr=s.learning_rate,
+            # each group's own peak (a pretrained text encoder's text.learning_rate); a resumed
+            # optimizer's groups carry the max_lr that OneCycleLR recorded in them
+            max_lr=[g.get("max_lr", g["lr"]) for g in optimizer.param_groups],
             total_steps=total,
             pct_start=pct,
             anneal_strategy="cos",

@@ -30,6 +30,7 @@ from fusion_tuner.config import (
     inert_text_keys,
     max_epochs,
     modality,
+    text_learning_rate,
 )
 from fusion_tuner.data.module import CrystalDataModule
 from fusion_tuner.errors import CheckpointError, Diverged
@@ -239,7 +240,9 @@ class Trainer:
         warmup = _warmup_steps(cfg, epochs, steps)
         # built before any freezing, so that the graph encoder's parameters are in it from the
         # start (unfreezing needs no new optimizer, and a resume restores its state exactly)
-        optimizer = build_optimizer(model, cfg.scheduler, cfg.regularization.weight_decay)
+        optimizer = build_optimizer(
+            model, cfg.scheduler, cfg.regularization.weight_decay, text_learning_rate(cfg)
+        )
         scheduler = build_scheduler(
             optimizer, dataclasses.replace(cfg.scheduler, warmup_steps=warmup), epochs, steps
         )
