@@ -30,6 +30,10 @@ th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
 code { background: #f3f3f3; padding: 0 0.25em; border-radius: 3px; font-size: 0.92em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.banner { background: #fff4d6; border-left: 6px solid #c77700; padding: 0.5em 0.8em;
+          font-weight: 600; }
+dl.context { display: grid; grid-template-columns: max-content auto; gap: 0.15em 1em; }
+dl.context dt { font-weight: 600; } dl.context dd { margin: 0; }
 """
 
 
@@ -93,6 +97,14 @@ class Document:
     def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         self.blocks.append(("table", (list(header), [list(r) for r in rows])))
 
+    def banner(self, text: str) -> None:
+        """A warning that changes what the numbers mean (bold in Markdown, boxed in HTML)."""
+        self.blocks.append(("banner", text))
+
+    def fields(self, items: Sequence[tuple[str, str]]) -> None:
+        """Label–value lines (a bullet list in Markdown, a definition list in HTML)."""
+        self.blocks.append(("fields", [(str(k), str(v)) for k, v in items]))
+
     def image(self, path: Path, alt: str) -> None:
         """A PNG file (must exist when rendering)."""
         self.blocks.append(("image", (Path(path), alt)))
@@ -113,6 +125,13 @@ class Document:
                 lines += ["\n".join(safe_inline(line) for line in value.splitlines()), ""]
             elif kind == "bullets":
                 lines += [f"- {safe_inline(' '.join(item.splitlines()))}" for item in value]
+                lines.append("")
+            elif kind == "banner":
+                lines += [f"**{safe_inline(' '.join(value.splitlines()))}**", ""]
+            elif kind == "fields":
+                lines += [
+                    f"- {safe_inline(k)}: {safe_inline(' '.join(v.splitlines()))}" for k, v in value
+                ]
                 lines.append("")
             elif kind == "table":
                 header, rows = value
@@ -143,6 +162,13 @@ class Document:
             elif kind == "bullets":
                 items = "".join(f"<li>{inline_html(i)}</li>" for i in value)
                 body.append(f"<ul>{items}</ul>")
+            elif kind == "banner":
+                body.append(f'<p class="banner" role="note">{inline_html(value)}</p>')
+            elif kind == "fields":
+                items = "".join(
+                    f"<dt>{inline_html(k)}</dt><dd>{inline_html(v)}</dd>" for k, v in value
+                )
+                body.append(f'<dl class="context">{items}</dl>')
             elif kind == "table":
                 header, rows = value
                 head = "".join(f"<th>{inline_html(h)}</th>" for h in header)

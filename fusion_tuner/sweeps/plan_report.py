@@ -34,7 +34,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,13 @@ from fusion_tuner.markdown import fmt
 from fusion_tuner.rundir import COMPLETED, Run
 from fusion_tuner.sweeps.assess import is_confirmation
 from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
+from fusion_tuner.sweeps.context import (
+    Context,
+    build_context,
+    context_banners,
+    context_items,
+    duration,
+)
 from fusion_tuner.sweeps.decision import (
     NONE,
     REFERENCE,
@@ -413,6 +420,16 @@ def check_criteria(
     return rows, result, pair
 
 
+def _sweep_context(ctx: Context) -> str:
+    """One line of a sweep's own context: budget, crystals, training, seeds, wall time."""
+    items = dict(context_items(ctx))
+    wall = f"{duration(ctx.total_wall_s)} of runs" if ctx.total_wall_s is not None else "unknown"
+    return (
+        f"Budget {items['budget']}; crystals {items['crystals']}; {items['training']}; "
+        f"{items['runs']}; wall time {wall}."
+    )
+
+
 def _run_links(sweep: Sweep, out: Path) -> list[list[str]]:
     rows = []
     for r in sweep.runs:
@@ -452,6 +469,10 @@ def build_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = Document("Tuning plan report")
+    context = build_context([r for sw in sweeps for r in sw.runs])
+    for banner in context_banners(context):
+        doc.banner(banner)
+    doc.fields(context_items(context))
     doc.paragraph(
         f"{len(sweeps)} sweep(s) under {', '.join(f'`{p}`' for p in paths)}; every number is "
         "recomputed from the run directories. Decisions compare each experiment with the "
@@ -459,7 +480,13 @@ def build_report(
         "rule under each table)."
     )
     steps = chain_path(sweeps)
-    numbers: dict[str, Any] = {"sweeps": [], "path": [], "criteria": [], "cka": None}
+    numbers: dict[str, Any] = {
+        "context": asdict(context),
+        "sweeps": [],
+        "path": [],
+        "criteria": [],
+        "cka": None,
+    }
 
     # --------------------------------------------------------------------- the path
     doc.heading("From the original baseline to the best configuration")
@@ -562,6 +589,8 @@ def build_report(
     for i, sw in enumerate(sweeps, start=1):
         s = sw.summary
         doc.heading(f"Sweep {i}: {sw.label}")
+        if s.context is not None:
+            doc.paragraph(_sweep_context(s.context))
         if s.base:
             start = (
                 f"the winner {s.base['winner']} of `{s.base['sweep']}`"

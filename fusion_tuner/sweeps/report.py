@@ -17,6 +17,7 @@ from fusion_tuner.metrics import MIN_SKILL
 from fusion_tuner.rundir import COMPLETED
 from fusion_tuner.sweeps.assess import STALL_BEST_FRACTION, STALL_FACTOR, arm_record
 from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
+from fusion_tuner.sweeps.context import context_markdown
 from fusion_tuner.sweeps.decision import (
     DOWN,
     INCONCLUSIVE,
@@ -135,9 +136,15 @@ def summary_record(sweep_dir: Path, s: Summary) -> dict[str, Any]:
         ),
         "next_base": s.next_base._asdict() if s.next_base else None,
         "verdict": s.verdict,
+        "context": _context_record(s),
         "run_dirs": s.run_dirs,
         "runs": [{k: _num(v) for k, v in row.items()} for row in s.rows],
     }
+
+
+def _context_record(s: Summary) -> dict[str, Any] | None:
+    """The sweep's context (see :mod:`fusion_tuner.sweeps.context`) as plain JSON."""
+    return asdict(s.context) if s.context is not None else None
 
 
 def _pct(v: float | None) -> str:
@@ -253,6 +260,8 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
             cells[MARKDOWN_COLUMNS.index("delta_val_mae_pct")] = f"{row['delta_val_mae_pct']:+.1f}%"
         rows.append(cells)
     lines = [f"# Sweep summary: {sweep_dir}", ""]
+    if s.context is not None:
+        lines += [*context_markdown(s.context), ""]
     if s.base:
         started = (
             f"the winner **{s.base['winner']}** of `{s.base['sweep']}`"

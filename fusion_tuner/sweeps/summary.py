@@ -40,6 +40,7 @@ from fusion_tuner.sweeps.assess import (
     is_confirmation,
 )
 from fusion_tuner.sweeps.chain import NextBase, as_overrides
+from fusion_tuner.sweeps.context import Context, build_context
 from fusion_tuner.sweeps.decision import (
     CONFIDENCE,
     DOWN,
@@ -172,6 +173,8 @@ class Summary:
     confirmation: Confirmation | None = None
     # run directory names per experiment
     run_dirs: dict[str, list[str]] = field(default_factory=dict)
+    # data, target, budget, crystals, steps, seeds, wall time and code of the runs
+    context: Context | None = None
 
     @property
     def tau(self) -> float | None:
@@ -362,6 +365,7 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         slurm_note=slurm_note,
         assessment=assessment,
         confirmation=conf,
+        context=build_context(runs),
     )
 
 

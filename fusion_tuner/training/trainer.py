@@ -528,6 +528,8 @@ class Trainer:
             "early_stopping_can_fire": self.can_fire,
             "n_early_stopping": self.cfg.scheduler.n_early_stopping,
             "warmup_steps_used": self.warmup_steps_used,
+            # scheduler steps = optimizer steps (one per training batch; restored on resume)
+            "optimizer_steps": int(self.scheduler.last_epoch),
             **results,
             "gap_ratio": gap_ratio(results["val"]["mae"], results["train"]["mae"]),
             "train_target_mean": train_mean,
