@@ -42,6 +42,7 @@ from fusion_tuner.config import flatten, is_result_neutral
 from fusion_tuner.document import Document, link
 from fusion_tuner.io import atomic_write_text, write_json
 from fusion_tuner.markdown import fmt
+from fusion_tuner.metrics import MIN_SKILL, learned_nothing
 from fusion_tuner.rundir import COMPLETED, Run
 from fusion_tuner.sweeps.assess import is_confirmation
 from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
@@ -62,12 +63,16 @@ from fusion_tuner.sweeps.decision import (
 from fusion_tuner.sweeps.plan import PLAN_FILE
 from fusion_tuner.sweeps.report import (
     DECISION_HEADER,
+    REFERENCE_HEADER,
+    REFERENCE_NOTE,
     decision_cells,
     decision_record,
+    learned_words,
     plot_summary,
     procedure_sentence,
+    reference_cells,
 )
-from fusion_tuner.sweeps.summary import Summary, load_runs, summarize
+from fusion_tuner.sweeps.summary import Summary, arm_reference, load_runs, summarize
 
 log = logging.getLogger(__name__)
 
@@ -366,12 +371,21 @@ def check_criteria(
     gaps = [float(r.metrics["gap_ratio"]) for r in best_runs if r.metrics.get("gap_ratio")]
     if gaps:
         m = mean_sd(gaps)[0]
+        ref = arm_reference(best.experiment, best_runs)
+        underfit = (
+            f"; the runs learned nothing (median validation skill {ref.val_skill:.2f} < "
+            f"{MIN_SKILL:g}): an underfit model meets this trivially"
+            if ref.learned_nothing and ref.val_skill is not None
+            else ""
+        )
         rows.append(
             _criterion(
                 "train–validation gap ratio",
                 f"below {GAP_TARGET:g}",
-                f"{fmt(m)} (mean of {len(gaps)}; original {_stats(orig_runs, key='gap_ratio')})",
-                m < GAP_TARGET,
+                f"{fmt(m)} (mean of {len(gaps)}; original {_stats(orig_runs, key='gap_ratio')})"
+                + underfit,
+                None if underfit else m < GAP_TARGET,
+                "the runs learned nothing" if underfit else "",
             )
         )
     else:
@@ -430,11 +444,29 @@ def _sweep_context(ctx: Context) -> str:
     )
 
 
+def _with_reference(r: Run, split: str) -> str:
+    """``0.93 (1.03)``: a run's MAE with the training-mean predictor's beside it."""
+    mae = r.result(split)
+    if mae is None:
+        return "—"
+    return f"{fmt(mae)} ({fmt(r.result(split, 'mean_predictor_mae'))})"
+
+
+def _skill_words(r: Run) -> str:
+    val, test = r.result("val", "skill"), r.result("test", "skill")
+    if val is None:
+        return "—"
+    words = f"{val:.2f} / " + (f"{test:.2f}" if test is not None else "—")
+    return words + (" LEARNED NOTHING" if learned_nothing(val) else "")
+
+
 def _run_links(sweep: Sweep, out: Path) -> list[list[str]]:
     rows = []
     for r in sweep.runs:
         if r.files is None:
-            rows.append([r.name, r.experiment, fmt(r.seed), r.status, "—", "—", "(no directory)"])
+            rows.append(
+                [r.name, r.experiment, fmt(r.seed), r.status, "—", "—", "—", "(no directory)"]
+            )
             continue
         files = [link(f, r.path / f, out) for f in RUN_FILES if (r.path / f).is_file()]
         rows.append(
@@ -443,8 +475,9 @@ def _run_links(sweep: Sweep, out: Path) -> list[list[str]]:
                 r.experiment,
                 fmt(r.seed),
                 r.status,
-                fmt(r.val_mae),
-                fmt(r.result("test")),
+                _with_reference(r, "val"),
+                _with_reference(r, "test"),
+                _skill_words(r),
                 " · ".join(files) or "—",
             ]
         )
@@ -492,7 +525,11 @@ def build_report(
     doc.heading("From the original baseline to the best configuration")
     if steps:
         rows = []
+        nothing = []
         for i, st in enumerate(steps):
+            ref = arm_reference(st.experiment, st.runs)
+            if ref.learned_nothing:
+                nothing.append((i, st, ref))
             d = st.decision
             change = (
                 f"{d.delta_pct:+.1f}% [{d.pct(d.low):+.1f}%, {d.pct(d.high):+.1f}%]"
@@ -506,7 +543,12 @@ def build_report(
                     " ".join(f"`{o}`" for o in as_overrides(st.overrides)) or "(conf/ baseline)",
                     str(len(st.runs)),
                     _stats(st.runs),
+                    _stats(st.runs, "val", "mean_predictor_mae"),
                     _stats(st.runs, "test"),
+                    _stats(st.runs, "test", "mean_predictor_mae"),
+                    reference_cells(ref)[6],
+                    reference_cells(ref)[7],
+                    learned_words(ref),
                     _stats(st.runs, key="gap_ratio"),
                     change,
                 ]
@@ -521,6 +563,7 @@ def build_report(
                     "val_mae": [r.val_mae for r in st.runs],
                     "test_mae": [r.result("test") for r in st.runs],
                     "gap_ratio": [r.metrics.get("gap_ratio") for r in st.runs],
+                    "reference": asdict(ref),
                 }
             )
         doc.table(
@@ -530,7 +573,12 @@ def build_report(
                 "overrides of conf/",
                 "seeds",
                 "val MAE",
+                "mean predictor val MAE",
                 "test MAE",
+                "mean predictor test MAE",
+                "skill val / test",
+                "R² val / test",
+                "learned?",
                 "gap ratio",
                 "Δ val in its sweep [95%]",
             ],
@@ -540,8 +588,22 @@ def build_report(
         doc.paragraph(
             f"Best configuration: **{best.label}**; as a command line without chaining: "
             + (" ".join(f"`{o}`" for o in as_overrides(best.overrides)) or "conf/'s baseline")
-            + ". Values are mean ± sd over seeds."
+            + ". MAE values are mean ± sd over seeds; skill and R² are medians. "
+            + REFERENCE_NOTE
         )
+        numbers["learned_nothing"] = [st.label for _, st, _ in nothing]
+        if nothing:
+            doc.banner(
+                "LEARNED NOTHING: "
+                + "; ".join(
+                    f"step {i} ({st.label}) has median validation skill {ref.val_skill:.2f}: "
+                    f"validation MAE {fmt(ref.val_mae)} against {fmt(ref.val_mean_mae)} for "
+                    "predicting the training mean"
+                    for i, st, ref in nothing
+                )
+                + ". Its comparisons and criteria say nothing about the model; make the runs "
+                "learn first (more epochs or data, check the learning rate)."
+            )
 
         # ------------------------------------------------------------- the criteria
         doc.heading("The plan's success criteria (best configuration vs the original baseline)")
@@ -603,6 +665,8 @@ def build_report(
             [decision_cells(e, d) for e, d in s.decisions.items() if d.decision != REFERENCE],
         )
         doc.paragraph(procedure_sentence(s))
+        if s.references:
+            doc.table(REFERENCE_HEADER, [reference_cells(r) for r in s.references.values()])
         doc.paragraph(f"**Verdict:** {s.verdict}")
         fig = out / f"sweep{i}.png"
         plot_summary(s, fig)
@@ -612,7 +676,16 @@ def build_report(
         if summary_md.is_file():
             doc.paragraph(f"The sweep's own summary: {link('summary.md', summary_md, out)}.")
         doc.table(
-            ["run", "experiment", "seed", "status", "val MAE", "test MAE", "files"],
+            [
+                "run",
+                "experiment",
+                "seed",
+                "status",
+                "val MAE (mean predictor)",
+                "test MAE (mean predictor)",
+                "skill val / test",
+                "files",
+            ],
             _run_links(sw, out),
         )
         numbers["sweeps"].append(
@@ -627,6 +700,7 @@ def build_report(
                     e: decision_record(d) for e, d in s.decisions.items() if d.decision != NONE
                 },
                 "verdict": s.verdict,
+                "references": {e: asdict(r) for e, r in s.references.items()},
             }
         )
     atomic_write_text(doc.markdown(out), out / "report.md")
