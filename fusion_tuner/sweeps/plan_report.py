@@ -227,7 +227,7 @@ def chain_path(sweeps: list[Sweep]) -> list[Step]:
                 Step(
                     s,
                     handed,
-                    f"{s.label}: ✅ {handed}",
+                    f"{s.label}: ✅ winner {handed}",
                     dict(nb.overrides) if nb else {},
                     s.summary.decisions[handed],
                 )
