@@ -11,15 +11,14 @@ sentences that ``summary.md`` and the report render (Markdown and HTML).
 from __future__ import annotations
 
 import statistics
-import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from fusion_tuner import __version__
 from fusion_tuner.config import flatten
+from fusion_tuner.provenance import git_revision
 from fusion_tuner.rundir import COMPLETED, Run
 
 # Units of the targets the package knows (JARVIS-DFT keys, the shared tables, the demo).
@@ -79,6 +78,10 @@ class Context:
     run_wall_s: Span | None = None
     median_run_wall_s: float | None = None
     total_wall_s: float | None = None
+    # the code that made the runs (metrics.json's code_version and git_revision) ...
+    run_versions: list[str] = field(default_factory=list)
+    run_revisions: list[str] = field(default_factory=list)
+    # ... and the code that wrote this page
     git_revision: str = "unknown"
     version: str = __version__
 
@@ -105,42 +108,6 @@ def _caps(flat: dict[str, Any]) -> bool:
 
 def _unique(values: list[Any]) -> list[str]:
     return [str(v) for v in dict.fromkeys(v for v in values if v not in (None, ""))]
-
-
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-
-
-@cache
-def git_revision(where: Path = PACKAGE_DIR) -> str:
-    """The short commit of the checkout the package runs from (``+dirty`` with uncommitted
-    changes), or ``unknown`` when its files are not tracked by a git checkout (an installed
-    wheel, even inside someone else's repository)."""
-    try:
-        tracked = subprocess.run(
-            ["git", "-C", str(where), "ls-files", "--error-unmatch", "__init__.py"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if tracked.returncode != 0:
-            return "unknown"
-        rev = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short=10", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if rev.returncode != 0 or not rev.stdout.strip():
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def build_context(runs: list[Run], revision: str | None = None) -> Context:
@@ -180,6 +147,8 @@ def build_context(runs: list[Run], revision: str | None = None) -> Context:
         run_wall_s=Span.of(walls),
         median_run_wall_s=statistics.median(walls) if walls else None,
         total_wall_s=sum(walls) if walls else None,
+        run_versions=_unique([m.get("code_version") for m in metrics]),
+        run_revisions=_unique([m.get("git_revision") for m in metrics]),
         git_revision=revision if revision is not None else git_revision(),
         version=__version__,
     )
@@ -246,7 +215,12 @@ def context_items(ctx: Context) -> list[tuple[str, str]]:
         ("training", epochs),
         ("runs", f"{ctx.completed} of {ctx.runs} completed; seeds per arm: {seeds}"),
         ("wall time", wall),
-        ("code", f"fusion_tuner {ctx.version}, git {ctx.git_revision}"),
+        (
+            "code",
+            f"runs by fusion_tuner {', '.join(ctx.run_versions) or 'unknown'}, git "
+            f"{', '.join(ctx.run_revisions) or 'not recorded'}; this page by fusion_tuner "
+            f"{ctx.version}, git {ctx.git_revision}",
+        ),
     ]
 
 

@@ -36,6 +36,7 @@ from fusion_tuner.errors import CheckpointError, Diverged
 from fusion_tuner.io import atomic_write_dir, stable_hash
 from fusion_tuner.metrics import gap_ratio, learned_nothing, skill_metrics
 from fusion_tuner.models.builders import build_model
+from fusion_tuner.provenance import git_revision
 from fusion_tuner.rundir import COMPLETED, RunDir
 from fusion_tuner.runtime import seed_everything
 from fusion_tuner.training import checkpoint as ckpt_io
@@ -566,6 +567,7 @@ class Trainer:
             "device": str(self.device),
             "devices": self.dist.world,
             "code_version": __version__,
+            "git_revision": git_revision(),
         }
         if self.init is not None:  # fine-tuned: what model.init_from loaded, and the freezing
             metrics["init"] = self.init | {

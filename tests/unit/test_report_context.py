@@ -37,7 +37,14 @@ def a_sweep(sweep: Path, config: dict, walls: tuple[float, ...] = (60.0, 90.0)) 
     for seed, wall in enumerate(walls, start=1):
         for exp, val in (("baseline", 1.0), ("e06_lower_lr", 0.9)):
             run = fake_run(sweep, exp, seed, val, config=config)
-            patch_metrics(run, wall_time_s=wall, optimizer_steps=9 * 5, max_epochs=8)
+            patch_metrics(
+                run,
+                wall_time_s=wall,
+                optimizer_steps=9 * 5,
+                max_epochs=8,
+                code_version="0.9.1",
+                git_revision="1234abcd",
+            )
     return sweep
 
 
@@ -68,7 +75,10 @@ def test_the_context_is_computed_from_the_runs(tmp_path: Path) -> None:
     assert items["training"] == "9 epochs run (of at most 8); 45 optimizer steps"
     assert items["wall time"] == "per run 75 s median (60 s–90 s); all runs together 5.0 min"
     assert items["runs"] == "4 of 5 completed; seeds per arm: baseline 2, e06_lower_lr 2"
-    assert items["code"].endswith("git abc123")
+    assert items["code"] == (
+        f"runs by fusion_tuner 0.9.1, git 1234abcd; this page by fusion_tuner {__version__}, "
+        "git abc123"
+    )
 
 
 def test_real_data_on_the_full_budget_carries_no_banner(tmp_path: Path) -> None:
@@ -89,7 +99,8 @@ def test_summary_md_and_summary_json_carry_the_header(tmp_path: Path) -> None:
     assert "- target: synthetic_gap (eV, synthetic)" in head
     assert "- crystals: train 80 / val 10 / test 10" in head
     assert "45 optimizer steps" in head and "seeds per arm: baseline 2" in head
-    assert f"- code: fusion_tuner {__version__}, git " in head
+    assert "- code: runs by fusion_tuner 0.9.1, git 1234abcd; this page by fusion_tuner " in head
+    assert f"this page by fusion_tuner {__version__}, git " in head
     record = json.loads((sweep / "summary.json").read_text())["context"]
     assert record["demo"] is True and record["total_wall_s"] == 300.0
     assert record["crystals"]["train"] == {"low": 80, "high": 80}
@@ -123,3 +134,4 @@ def test_a_trained_run_records_its_optimizer_steps(trained_run: Path) -> None:
     cfg = yaml.safe_load((trained_run / ".hydra" / "config.yaml").read_text())
     per_epoch = math.ceil(m["train"]["n"] / cfg["batch"]["batch_size"])
     assert m["optimizer_steps"] == m["epochs_run"] * per_epoch > 0
+    assert m["git_revision"] == git_revision() != ""
