@@ -124,9 +124,23 @@ def test_the_report_opens_with_the_header_of_all_its_runs(tmp_path: Path) -> Non
     assert f"**{DEMO_BANNER}**" in md and "- wall time: per run" in md
 
 
-def test_the_git_revision_is_unknown_outside_a_checkout(tmp_path: Path) -> None:
+def test_the_git_revision_is_the_checkouts_commit_or_unknown(tmp_path: Path) -> None:
+    import subprocess
+
+    import fusion_tuner
+
     git_revision.cache_clear()
     assert git_revision(tmp_path) == "unknown"
+    package = Path(fusion_tuner.__file__).resolve().parent
+    head = subprocess.run(
+        ["git", "-C", str(package), "rev-parse", "--short=10", "HEAD"],
+        capture_output=True,
+        text=True,
+    )
+    if head.returncode != 0:  # an installed package: nothing to compare with
+        assert git_revision() == "unknown"
+    else:
+        assert git_revision().removesuffix("+dirty") == head.stdout.strip()
 
 
 def test_a_trained_run_records_its_optimizer_steps(trained_run: Path) -> None:
