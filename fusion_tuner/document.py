@@ -55,6 +55,7 @@ BADGES = (
     ("⚠️ sign differs", "sign differs", "warn"),
     ("❌ not met", "not met", "bad"),
     ("— not checked", "not checked", "same"),
+    ("no ✅ winner", "no winner", "same"),
     ("✅ winner", "winner", "good"),
     ("✅ down", "down", "good"),
     ("✅ met", "met", "good"),

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fusion_tuner.document import BADGES, GLYPH_WORDS
 from fusion_tuner.sweeps.plan_report import build_report
 from tests.helpers.sweeps import patch_metrics, plan_sweeps
 
@@ -142,24 +143,8 @@ window.addEventListener('load', () => {
 });
 </script>"""
 EMOJI = re.compile("[\u2600-\u27bf\u2b00-\u2bff\ufe0f\U0001f000-\U0001faff]")
-WORDS = {
-    "down",
-    "up",
-    "unchanged",
-    "inconclusive",
-    "learned nothing",
-    "met",
-    "not met",
-    "not checked",
-    "winner",
-    "not compared",
-    "sign differs",
-    "warning",
-    "yes",
-    "no",
-    "open",
-    "LEARNED NOTHING",
-}
+# the words a badge may carry: every decision and status phrase, and every glyph's meaning
+WORDS = {word for _, word, _ in BADGES} | {word for word, _ in GLYPH_WORDS.values()}
 
 
 def dejavu_only(tmp_path: Path) -> dict[str, str]:

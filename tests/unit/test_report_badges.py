@@ -19,6 +19,7 @@ def test_phrases_become_word_badges_and_no_glyph_is_left() -> None:
     assert badges("❌ not met") == '<span class="badge bad">not met</span>'
     assert badges("— not checked (why)") == '<span class="badge same">not checked</span> (why)'
     assert badges("🚫 learned nothing") == '<span class="badge bad">learned nothing</span>'
+    assert badges("no ✅ winner yet") == '<span class="badge same">no winner</span> yet'
     # a glyph outside the known phrases still becomes its meaning in words
     assert badges("⚠️ something") == '<span class="badge warn">warning</span> something'
     # code and link targets keep their text; only text becomes badges
