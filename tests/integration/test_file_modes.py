@@ -64,3 +64,14 @@ def test_run_sweep_and_report_files_are_readable_by_group_and_others(
     for f in run.rglob("*"):
         if f.is_file():
             assert mode(f) & 0o044 == 0o044, f"{f}: {oct(mode(f))}"
+        else:  # folders (tokenizer/, .hydra/) can be entered by group and others
+            assert mode(f) & 0o055 == 0o055, f"{f}: {oct(mode(f))}"
+    assert (run / "tokenizer").is_dir()
+
+
+def test_the_cached_tokenizer_folder_follows_the_umask(tmp_path: Path, umask_022: None) -> None:
+    from fusion_tuner.data.text import tiny_tokenizer
+
+    tiny_tokenizer(["a cubic crystal", "a layered crystal"] * 20, 64, tmp_path)
+    (folder,) = (tmp_path / "tokenizers").iterdir()
+    assert mode(folder) == 0o755
