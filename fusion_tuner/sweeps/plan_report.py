@@ -5,6 +5,12 @@ Reads sweep directories only (it never writes into them) and writes into ``--out
 inline CSS, no script), ``report.md`` (the Markdown twin, figures as PNG files beside it),
 ``report.json`` (the numbers) and the CKA outputs under ``cka/``.
 
+* **Context** first (:mod:`fusion_tuner.sweeps.context`): data (a banner for synthetic demo
+  data and for a budget that caps the runs), target and unit, crystals per split, epochs and
+  optimizer steps, seeds per arm, wall time, and the code of the runs and of the page.
+* **References**: the training-mean predictor's validation and test MAE beside every MAE, each
+  arm's skill and R²; arms that learned nothing are marked (and a path step that learned
+  nothing gets a banner; its gap ratio is not read as met).
 * **Sweeps**: every directory under the given paths that holds ``sweep_plan.json``,
   ``multirun.yaml`` or ``summary.json``; each is summarised afresh from its run directories
   (:func:`fusion_tuner.sweeps.summary.summarize`, with the threshold its ``summary.json``

@@ -15,6 +15,8 @@ from fusion_tuner.sweeps.report import write_summary
 from tests.helpers.runs import train_run
 from tests.helpers.sweeps import fixed_design
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def umask_022() -> Iterator[None]:
