@@ -2,7 +2,9 @@
 
 Every file the package writes goes to a temporary name in the same folder (unique per process
 and call) and is renamed into place, so a reader never sees a half-written file and two
-processes never share a temporary file.
+processes never share a temporary file. The temporary file (made 0600 by ``mkstemp``) gets the
+mode an ordinary ``open`` would give under the process umask before the rename, so results are
+as readable as any other file the user writes (0644 under umask 022).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> No
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as fh:
             write(fh)
+        os.chmod(tmp, 0o666 & ~process_umask())
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -63,6 +66,7 @@ def atomic_write_dir(path: Path, write: Callable[[Path], None]) -> None:
         if _out_of_space(exc):
             raise OSError(errno.ENOSPC, f"no space left on device while writing {path}") from exc
         raise
+    _chmod_tree(tmp)
     old = None
     if path.exists():
         old = path.with_name(f".{path.name}.{os.getpid()}.old{TMP_SUFFIX}")
@@ -70,6 +74,25 @@ def atomic_write_dir(path: Path, write: Callable[[Path], None]) -> None:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def process_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _chmod_tree(root: Path) -> None:
+    """Give a folder made by ``mkdtemp`` (0700) the mode ``mkdir`` would give it under the
+    process umask (what ``write`` made inside it already has ordinary modes)."""
+    os.chmod(root, 0o777 & ~process_umask())
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:

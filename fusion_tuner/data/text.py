@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from fusion_tuner.errors import DataError
+from fusion_tuner.io import process_umask
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def tiny_tokenizer(train_texts: Sequence[str], vocab_size: int, cache_root: Path
     tok = train_wordpiece(train_texts, vocab_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    os.chmod(tmp, 0o777 & ~process_umask())  # mkdtemp's 0700: as mkdir would make it
     tok.save_pretrained(str(tmp))
     try:
         tmp.rename(target)

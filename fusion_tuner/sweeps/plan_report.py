@@ -5,6 +5,12 @@ Reads sweep directories only (it never writes into them) and writes into ``--out
 inline CSS, no script), ``report.md`` (the Markdown twin, figures as PNG files beside it),
 ``report.json`` (the numbers) and the CKA outputs under ``cka/``.
 
+* **Context** first (:mod:`fusion_tuner.sweeps.context`): data (a banner for synthetic demo
+  data and for a budget that caps the runs), target and unit, crystals per split, epochs and
+  optimizer steps, seeds per arm, wall time, and the code of the runs and of the page.
+* **References**: the training-mean predictor's validation and test MAE beside every MAE, each
+  arm's skill and R²; arms that learned nothing are marked (and a path step that learned
+  nothing gets a banner; its gap ratio is not read as met).
 * **Sweeps**: every directory under the given paths that holds ``sweep_plan.json``,
   ``multirun.yaml`` or ``summary.json``; each is summarised afresh from its run directories
   (:func:`fusion_tuner.sweeps.summary.summarize`, with the threshold its ``summary.json``
@@ -34,7 +40,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +48,17 @@ from fusion_tuner.config import flatten, is_result_neutral
 from fusion_tuner.document import Document, link
 from fusion_tuner.io import atomic_write_text, write_json
 from fusion_tuner.markdown import fmt
+from fusion_tuner.metrics import MIN_SKILL, learned_nothing
 from fusion_tuner.rundir import COMPLETED, Run
 from fusion_tuner.sweeps.assess import is_confirmation
 from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
+from fusion_tuner.sweeps.context import (
+    Context,
+    build_context,
+    context_banners,
+    context_items,
+    duration,
+)
 from fusion_tuner.sweeps.decision import (
     NONE,
     REFERENCE,
@@ -55,12 +69,16 @@ from fusion_tuner.sweeps.decision import (
 from fusion_tuner.sweeps.plan import PLAN_FILE
 from fusion_tuner.sweeps.report import (
     DECISION_HEADER,
+    REFERENCE_HEADER,
+    REFERENCE_NOTE,
     decision_cells,
     decision_record,
+    learned_words,
     plot_summary,
     procedure_sentence,
+    reference_cells,
 )
-from fusion_tuner.sweeps.summary import Summary, load_runs, summarize
+from fusion_tuner.sweeps.summary import Summary, arm_reference, load_runs, summarize
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +233,7 @@ def chain_path(sweeps: list[Sweep]) -> list[Step]:
                 Step(
                     s,
                     handed,
-                    f"{s.label}: ✅ {handed}",
+                    f"{s.label}: ✅ winner {handed}",
                     dict(nb.overrides) if nb else {},
                     s.summary.decisions[handed],
                 )
@@ -359,12 +377,21 @@ def check_criteria(
     gaps = [float(r.metrics["gap_ratio"]) for r in best_runs if r.metrics.get("gap_ratio")]
     if gaps:
         m = mean_sd(gaps)[0]
+        ref = arm_reference(best.experiment, best_runs)
+        underfit = (
+            f"; the runs learned nothing (median validation skill {ref.val_skill:.2f} < "
+            f"{MIN_SKILL:g}): an underfit model meets this trivially"
+            if ref.learned_nothing and ref.val_skill is not None
+            else ""
+        )
         rows.append(
             _criterion(
                 "train–validation gap ratio",
                 f"below {GAP_TARGET:g}",
-                f"{fmt(m)} (mean of {len(gaps)}; original {_stats(orig_runs, key='gap_ratio')})",
-                m < GAP_TARGET,
+                f"{fmt(m)} (mean of {len(gaps)}; original {_stats(orig_runs, key='gap_ratio')})"
+                + underfit,
+                None if underfit else m < GAP_TARGET,
+                "the runs learned nothing" if underfit else "",
             )
         )
     else:
@@ -413,11 +440,39 @@ def check_criteria(
     return rows, result, pair
 
 
+def _sweep_context(ctx: Context) -> str:
+    """One line of a sweep's own context: budget, crystals, training, seeds, wall time."""
+    items = dict(context_items(ctx))
+    wall = f"{duration(ctx.total_wall_s)} of runs" if ctx.total_wall_s is not None else "unknown"
+    return (
+        f"Budget {items['budget']}; crystals {items['crystals']}; {items['training']}; "
+        f"{items['runs']}; wall time {wall}."
+    )
+
+
+def _with_reference(r: Run, split: str) -> str:
+    """``0.93 (1.03)``: a run's MAE with the training-mean predictor's beside it."""
+    mae = r.result(split)
+    if mae is None:
+        return "—"
+    return f"{fmt(mae)} ({fmt(r.result(split, 'mean_predictor_mae'))})"
+
+
+def _skill_words(r: Run) -> str:
+    val, test = r.result("val", "skill"), r.result("test", "skill")
+    if val is None:
+        return "—"
+    words = f"{val:.2f} / " + (f"{test:.2f}" if test is not None else "—")
+    return words + (" LEARNED NOTHING" if learned_nothing(val) else "")
+
+
 def _run_links(sweep: Sweep, out: Path) -> list[list[str]]:
     rows = []
     for r in sweep.runs:
         if r.files is None:
-            rows.append([r.name, r.experiment, fmt(r.seed), r.status, "—", "—", "(no directory)"])
+            rows.append(
+                [r.name, r.experiment, fmt(r.seed), r.status, "—", "—", "—", "(no directory)"]
+            )
             continue
         files = [link(f, r.path / f, out) for f in RUN_FILES if (r.path / f).is_file()]
         rows.append(
@@ -426,8 +481,9 @@ def _run_links(sweep: Sweep, out: Path) -> list[list[str]]:
                 r.experiment,
                 fmt(r.seed),
                 r.status,
-                fmt(r.val_mae),
-                fmt(r.result("test")),
+                _with_reference(r, "val"),
+                _with_reference(r, "test"),
+                _skill_words(r),
                 " · ".join(files) or "—",
             ]
         )
@@ -452,6 +508,10 @@ def build_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = Document("Tuning plan report")
+    context = build_context([r for sw in sweeps for r in sw.runs])
+    for banner in context_banners(context):
+        doc.banner(banner)
+    doc.fields(context_items(context))
     doc.paragraph(
         f"{len(sweeps)} sweep(s) under {', '.join(f'`{p}`' for p in paths)}; every number is "
         "recomputed from the run directories. Decisions compare each experiment with the "
@@ -459,13 +519,23 @@ def build_report(
         "rule under each table)."
     )
     steps = chain_path(sweeps)
-    numbers: dict[str, Any] = {"sweeps": [], "path": [], "criteria": [], "cka": None}
+    numbers: dict[str, Any] = {
+        "context": asdict(context),
+        "sweeps": [],
+        "path": [],
+        "criteria": [],
+        "cka": None,
+    }
 
     # --------------------------------------------------------------------- the path
     doc.heading("From the original baseline to the best configuration")
     if steps:
         rows = []
+        nothing = []
         for i, st in enumerate(steps):
+            ref = arm_reference(st.experiment, st.runs)
+            if ref.learned_nothing:
+                nothing.append((i, st, ref))
             d = st.decision
             change = (
                 f"{d.delta_pct:+.1f}% [{d.pct(d.low):+.1f}%, {d.pct(d.high):+.1f}%]"
@@ -479,7 +549,12 @@ def build_report(
                     " ".join(f"`{o}`" for o in as_overrides(st.overrides)) or "(conf/ baseline)",
                     str(len(st.runs)),
                     _stats(st.runs),
+                    _stats(st.runs, "val", "mean_predictor_mae"),
                     _stats(st.runs, "test"),
+                    _stats(st.runs, "test", "mean_predictor_mae"),
+                    reference_cells(ref)[6],
+                    reference_cells(ref)[7],
+                    learned_words(ref),
                     _stats(st.runs, key="gap_ratio"),
                     change,
                 ]
@@ -494,6 +569,7 @@ def build_report(
                     "val_mae": [r.val_mae for r in st.runs],
                     "test_mae": [r.result("test") for r in st.runs],
                     "gap_ratio": [r.metrics.get("gap_ratio") for r in st.runs],
+                    "reference": asdict(ref),
                 }
             )
         doc.table(
@@ -503,7 +579,12 @@ def build_report(
                 "overrides of conf/",
                 "seeds",
                 "val MAE",
+                "mean predictor val MAE",
                 "test MAE",
+                "mean predictor test MAE",
+                "skill val / test",
+                "R² val / test",
+                "learned?",
                 "gap ratio",
                 "Δ val in its sweep [95%]",
             ],
@@ -513,8 +594,22 @@ def build_report(
         doc.paragraph(
             f"Best configuration: **{best.label}**; as a command line without chaining: "
             + (" ".join(f"`{o}`" for o in as_overrides(best.overrides)) or "conf/'s baseline")
-            + ". Values are mean ± sd over seeds."
+            + ". MAE values are mean ± sd over seeds; skill and R² are medians. "
+            + REFERENCE_NOTE
         )
+        numbers["learned_nothing"] = [st.label for _, st, _ in nothing]
+        if nothing:
+            doc.banner(
+                "LEARNED NOTHING: "
+                + "; ".join(
+                    f"step {i} ({st.label}) has median validation skill {ref.val_skill:.2f}: "
+                    f"validation MAE {fmt(ref.val_mae)} against {fmt(ref.val_mean_mae)} for "
+                    "predicting the training mean"
+                    for i, st, ref in nothing
+                )
+                + ". Its comparisons and criteria say nothing about the model; make the runs "
+                "learn first (more epochs or data, check the learning rate)."
+            )
 
         # ------------------------------------------------------------- the criteria
         doc.heading("The plan's success criteria (best configuration vs the original baseline)")
@@ -562,6 +657,8 @@ def build_report(
     for i, sw in enumerate(sweeps, start=1):
         s = sw.summary
         doc.heading(f"Sweep {i}: {sw.label}")
+        if s.context is not None:
+            doc.paragraph(_sweep_context(s.context))
         if s.base:
             start = (
                 f"the winner {s.base['winner']} of `{s.base['sweep']}`"
@@ -574,6 +671,8 @@ def build_report(
             [decision_cells(e, d) for e, d in s.decisions.items() if d.decision != REFERENCE],
         )
         doc.paragraph(procedure_sentence(s))
+        if s.references:
+            doc.table(REFERENCE_HEADER, [reference_cells(r) for r in s.references.values()])
         doc.paragraph(f"**Verdict:** {s.verdict}")
         fig = out / f"sweep{i}.png"
         plot_summary(s, fig)
@@ -583,7 +682,16 @@ def build_report(
         if summary_md.is_file():
             doc.paragraph(f"The sweep's own summary: {link('summary.md', summary_md, out)}.")
         doc.table(
-            ["run", "experiment", "seed", "status", "val MAE", "test MAE", "files"],
+            [
+                "run",
+                "experiment",
+                "seed",
+                "status",
+                "val MAE (mean predictor)",
+                "test MAE (mean predictor)",
+                "skill val / test",
+                "files",
+            ],
             _run_links(sw, out),
         )
         numbers["sweeps"].append(
@@ -598,6 +706,7 @@ def build_report(
                     e: decision_record(d) for e, d in s.decisions.items() if d.decision != NONE
                 },
                 "verdict": s.verdict,
+                "references": {e: asdict(r) for e, r in s.references.items()},
             }
         )
     atomic_write_text(doc.markdown(out), out / "report.md")

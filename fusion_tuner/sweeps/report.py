@@ -17,6 +17,7 @@ from fusion_tuner.metrics import MIN_SKILL
 from fusion_tuner.rundir import COMPLETED
 from fusion_tuner.sweeps.assess import STALL_BEST_FRACTION, STALL_FACTOR, arm_record
 from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
+from fusion_tuner.sweeps.context import context_markdown
 from fusion_tuner.sweeps.decision import (
     DOWN,
     INCONCLUSIVE,
@@ -30,7 +31,14 @@ from fusion_tuner.sweeps.decision import (
     rule_sentence,
 )
 from fusion_tuner.sweeps.sequential import SPENDING
-from fusion_tuner.sweeps.summary import COLUMNS, Summary, arm_advice, mean_std, summarize
+from fusion_tuner.sweeps.summary import (
+    COLUMNS,
+    ArmReference,
+    Summary,
+    arm_advice,
+    mean_std,
+    summarize,
+)
 
 SUMMARY_FORMAT = 1
 MARKDOWN_COLUMNS = (
@@ -38,12 +46,16 @@ MARKDOWN_COLUMNS = (
     "seed",
     "status",
     "val_mae",
+    "val_mean_mae",
     "delta_val_mae_pct",
     "test_mae",
+    "test_mean_mae",
     "delta_test_mae",
     "train_mae",
+    "val_r2",
     "test_r2",
     "val_skill",
+    "test_skill",
     "gap_ratio",
     "best_epoch",
     "epochs_run",
@@ -58,6 +70,17 @@ DECISION_HEADER = (
     "decision",
     "Δ test MAE",
     "notes",
+)
+REFERENCE_HEADER = (
+    "experiment",
+    "seeds",
+    "val MAE",
+    "mean predictor val MAE",
+    "test MAE",
+    "mean predictor test MAE",
+    "skill val / test",
+    "R² val / test",
+    "learned?",
 )
 # raw 95% interval in the table; the adjusted and equivalence intervals are in the notes
 COLORS = {DOWN: "tab:green", UP: "tab:red", SAME: "tab:grey", INCONCLUSIVE: "tab:orange"}
@@ -135,9 +158,16 @@ def summary_record(sweep_dir: Path, s: Summary) -> dict[str, Any]:
         ),
         "next_base": s.next_base._asdict() if s.next_base else None,
         "verdict": s.verdict,
+        "context": _context_record(s),
+        "references": {e: asdict(r) for e, r in s.references.items()},
         "run_dirs": s.run_dirs,
         "runs": [{k: _num(v) for k, v in row.items()} for row in s.rows],
     }
+
+
+def _context_record(s: Summary) -> dict[str, Any] | None:
+    """The sweep's context (see :mod:`fusion_tuner.sweeps.context`) as plain JSON."""
+    return asdict(s.context) if s.context is not None else None
 
 
 def _pct(v: float | None) -> str:
@@ -245,6 +275,42 @@ def decision_cells(exp: str, d: Decision) -> list[str]:
     return [exp, seeds, delta, interval, d.decision, test, "; ".join(notes)]
 
 
+def learned_words(ref: ArmReference) -> str:
+    """Whether an arm beat the training-mean predictor, in words."""
+    if ref.val_skill is None:
+        return "— (no completed run)"
+    if ref.learned_nothing:
+        return f"LEARNED NOTHING (skill below {MIN_SKILL:g})"
+    return "learned"
+
+
+def reference_cells(ref: ArmReference) -> list[str]:
+    """One row of the references table (also used by the plan report)."""
+
+    def two(a: float | None, b: float | None) -> str:
+        return " / ".join("—" if v is None else f"{v:.2f}" for v in (a, b))
+
+    return [
+        ref.experiment,
+        str(ref.seeds),
+        fmt(ref.val_mae),
+        fmt(ref.val_mean_mae),
+        fmt(ref.test_mae),
+        fmt(ref.test_mean_mae),
+        two(ref.val_skill, ref.test_skill),
+        two(ref.val_r2, ref.test_r2),
+        learned_words(ref),
+    ]
+
+
+REFERENCE_NOTE = (
+    "Mean over seeds of each MAE; the mean predictor predicts the training targets' mean for "
+    "every crystal. Skill = 1 − MAE / mean-predictor MAE (median over seeds; 0: no better than "
+    f"the mean); an arm whose validation skill is below {MIN_SKILL:g} learned nothing and is not "
+    "compared."
+)
+
+
 def render_markdown(sweep_dir: Path, s: Summary) -> str:
     rows = []
     for row in s.rows:
@@ -253,6 +319,8 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
             cells[MARKDOWN_COLUMNS.index("delta_val_mae_pct")] = f"{row['delta_val_mae_pct']:+.1f}%"
         rows.append(cells)
     lines = [f"# Sweep summary: {sweep_dir}", ""]
+    if s.context is not None:
+        lines += [*context_markdown(s.context), ""]
     if s.base:
         started = (
             f"the winner **{s.base['winner']}** of `{s.base['sweep']}`"
@@ -266,6 +334,10 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
             "",
         ]
     lines += [table(MARKDOWN_COLUMNS, rows, missing=""), ""]
+    if s.references:
+        lines += ["## Against the training-mean predictor", ""]
+        lines.append(table(REFERENCE_HEADER, [reference_cells(r) for r in s.references.values()]))
+        lines += ["", REFERENCE_NOTE, ""]
     lines += [
         "## Decisions (validation MAE against the baseline, mean over seed pairs, raw 95% "
         "interval)",

@@ -40,6 +40,7 @@ from fusion_tuner.sweeps.assess import (
     is_confirmation,
 )
 from fusion_tuner.sweeps.chain import NextBase, as_overrides
+from fusion_tuner.sweeps.context import Context, build_context
 from fusion_tuner.sweeps.decision import (
     CONFIDENCE,
     DOWN,
@@ -64,6 +65,7 @@ __all__ = [
     "NONE",
     "SAME",
     "UP",
+    "ArmReference",
     "Decision",
     "Summary",
     "decide",
@@ -85,6 +87,8 @@ COLUMNS = (
     "train_mae",
     "val_mae",
     "test_mae",
+    "val_mean_mae",
+    "test_mean_mae",
     "val_r2",
     "test_r2",
     "val_skill",
@@ -149,6 +153,60 @@ def _distinguishing(run: Run, reference: dict[str, Any]) -> str:
     return "; ".join(f"{k}={v}" for k, v in _diff(run, reference).items())
 
 
+@dataclass(frozen=True)
+class ArmReference:
+    """An experiment's completed selecting runs beside the training-mean predictor: mean MAE of
+    the runs and of the mean predictor on validation and test, median skill and R²."""
+
+    experiment: str
+    seeds: int
+    val_mae: float | None
+    val_mean_mae: float | None
+    test_mae: float | None
+    test_mean_mae: float | None
+    val_skill: float | None
+    test_skill: float | None
+    val_r2: float | None
+    test_r2: float | None
+    # the median validation skill is below MIN_SKILL: no better than predicting the mean
+    learned_nothing: bool
+
+
+def _finite(values: list[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def arm_reference(experiment: str, runs: list[Run]) -> ArmReference:
+    """The :class:`ArmReference` of ``runs`` (the completed ones count)."""
+    done = [r for r in runs if r.status == COMPLETED]
+
+    def mean(split: str, key: str) -> float | None:
+        vals = _finite([r.result(split, key) for r in done])
+        return mean_sd(vals)[0] if vals else None
+
+    def median(split: str, key: str) -> float | None:
+        vals = sorted(_finite([r.result(split, key) for r in done]))
+        if not vals:
+            return None
+        mid = len(vals) // 2
+        return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+
+    val_skill = median("val", "skill")
+    return ArmReference(
+        experiment,
+        len(done),
+        mean("val", "mae"),
+        mean("val", "mean_predictor_mae"),
+        mean("test", "mae"),
+        mean("test", "mean_predictor_mae"),
+        val_skill,
+        median("test", "skill"),
+        median("val", "r2"),
+        median("test", "r2"),
+        learned_nothing(val_skill),
+    )
+
+
 @dataclass
 class Summary:
     """A sweep's summary (what ``summary.csv/.md/.json`` hold)."""
@@ -172,6 +230,10 @@ class Summary:
     confirmation: Confirmation | None = None
     # run directory names per experiment
     run_dirs: dict[str, list[str]] = field(default_factory=dict)
+    # data, target, budget, crystals, steps, seeds, wall time and code of the runs
+    context: Context | None = None
+    # each experiment beside the training-mean predictor
+    references: dict[str, ArmReference] = field(default_factory=dict)
 
     @property
     def tau(self) -> float | None:
@@ -233,6 +295,8 @@ def _row(
         "train_mae": run.result("train"),
         "val_mae": run.val_mae,
         "test_mae": test,
+        "val_mean_mae": run.result("val", "mean_predictor_mae"),
+        "test_mean_mae": run.result("test", "mean_predictor_mae"),
         "val_r2": run.result("val", "r2"),
         "test_r2": run.result("test", "r2"),
         "val_skill": skill,
@@ -350,10 +414,21 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         else None
     )
     next_base = _next_base(sweep_dir, groups, winner, reference, base, conf)
+    references = {e: arm_reference(e, g) for e, g in groups.items()}
+    verdict = _verdict(
+        sweep_dir,
+        rows,
+        decisions,
+        _values(base_arm),
+        winner,
+        assessment,
+        conf,
+        references.get("baseline"),
+    )
     return Summary(
         rows,
         decisions,
-        _verdict(sweep_dir, rows, decisions, _values(base_arm), winner, assessment, conf),
+        verdict,
         threshold,
         base=base,
         winner=winner,
@@ -362,6 +437,8 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         slurm_note=slurm_note,
         assessment=assessment,
         confirmation=conf,
+        context=build_context(runs),
+        references=references,
     )
 
 
@@ -509,6 +586,7 @@ def _verdict(
     winner: str | None,
     assessment: Assessment | None = None,
     conf: Confirmation | None = None,
+    base_ref: ArmReference | None = None,
 ) -> str:
     bad = [r for r in rows if r["status"] not in (COMPLETED, REFUSED)]
     refused = [r for r in rows if r["status"] == REFUSED]
@@ -565,9 +643,16 @@ def _verdict(
     }
     nothing = ""
     if by[LEARNED_NOTHING]:
+        baseline = ""
+        if base_ref is not None and base_ref.learned_nothing and base_ref.val_skill is not None:
+            baseline = (
+                f" The baseline itself learned nothing (median validation skill "
+                f"{base_ref.val_skill:.2f}; validation MAE {fmt(base_ref.val_mae)} against "
+                f"{fmt(base_ref.val_mean_mae)} for predicting the training mean)."
+            )
         nothing = (
-            f" Learned nothing (runs no better than the training-mean predictor, so not "
-            f"compared): {', '.join(by[LEARNED_NOTHING])}; make the runs learn first (more "
+            f"{baseline} Learned nothing (runs no better than the training-mean predictor, so "
+            f"not compared): {', '.join(by[LEARNED_NOTHING])}; make the runs learn first (more "
             "epochs or data, check the learning rate) before comparing."
         )
     if by[INCONCLUSIVE]:

@@ -15,13 +15,23 @@ from fusion_tuner.metrics import gap_ratio
 CurveRun = tuple[str, Sequence[dict[str, Any]], int]  # (name, history rows, best epoch)
 
 
+def _eval_mae(row: dict[str, Any]) -> float:
+    """The eval-mode training MAE of a history row; the running one for rows from before it."""
+    value = row.get("train_eval_mae")
+    return float(row["train_mae"]) if value in (None, "") else float(value)
+
+
 def history_columns(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Epochs, losses and MAEs of ``history`` rows (from ``history.csv`` or ``last.pt``) as
-    arrays, plus the per-epoch gap ratio."""
+    arrays, plus the per-epoch gap ratio. ``train_mae`` is the eval-mode MAE on the fixed
+    training subset (the one the gap ratio uses everywhere); ``train_running_mae`` the running
+    train-mode MAE of the epoch."""
     col = {
         k: np.array([float(r[k]) for r in history])
-        for k in ("epoch", "train_loss", "val_loss", "train_mae", "val_mae")
+        for k in ("epoch", "train_loss", "val_loss", "val_mae")
     }
+    col["train_running_mae"] = np.array([float(r["train_mae"]) for r in history])
+    col["train_mae"] = np.array([_eval_mae(r) for r in history])
     col["gap"] = gap_ratio(col["val_mae"], col["train_mae"])
     return col
 
@@ -35,7 +45,10 @@ def plot_curves(runs: Sequence[CurveRun], path: Path, title: str = "") -> None:
         col, color = history_columns(history), f"C{k % 10}"
         ep = col["epoch"]
         for ax, key in ((axes[0], "mae"), (axes[1], "loss")):
-            ax.plot(ep, col[f"train_{key}"], color=color, ls="--", lw=1, label=f"{name} train")
+            mode = " (eval mode)" if key == "mae" else ""
+            ax.plot(
+                ep, col[f"train_{key}"], color=color, ls="--", lw=1, label=f"{name} train{mode}"
+            )
             ax.plot(ep, col[f"val_{key}"], color=color, lw=1.6, label=f"{name} val")
             if best_epoch >= 0:
                 ax.axvline(best_epoch, color=color, ls=":", lw=1)

@@ -37,6 +37,7 @@ from fusion_tuner.errors import CheckpointError, Diverged
 from fusion_tuner.io import atomic_write_dir, stable_hash
 from fusion_tuner.metrics import gap_ratio, learned_nothing, skill_metrics
 from fusion_tuner.models.builders import build_model
+from fusion_tuner.provenance import git_revision
 from fusion_tuner.rundir import COMPLETED, RunDir
 from fusion_tuner.runtime import seed_everything
 from fusion_tuner.training import checkpoint as ckpt_io
@@ -44,7 +45,7 @@ from fusion_tuner.training import finetune
 from fusion_tuner.training.console import BatchProgress, progress
 from fusion_tuner.training.distributed import SINGLE, Dist, epoch_seed, rank_device
 from fusion_tuner.training.early_stopping import EarlyStopping
-from fusion_tuner.training.epoch import HISTORY_COLUMNS, EpochRecord
+from fusion_tuner.training.epoch import HISTORY_COLUMNS, EpochRecord, train_eval_ids
 from fusion_tuner.training.loggers import MetricLogger, NullLogger
 from fusion_tuner.training.loop import evaluate, train_epoch
 from fusion_tuner.training.optim import build_optimizer, build_scheduler
@@ -167,6 +168,9 @@ class Trainer:
         self.freeze = finetune.GraphFreeze(model, 0)
         self.train_loader = self._loader("train", shuffle=True, generator=self.loader_gen)
         self.val_loader = self._loader("val", shuffle=False)
+        # a fixed training subset evaluated in eval mode after every epoch (the gap ratio)
+        self.train_eval_ids = train_eval_ids(data.datasets["train"].ids)
+        self.train_eval_loader = self._loader(self.train_eval_ids, shuffle=False)
         # called after each epoch's validation; a returned string stops the run and becomes its
         # stop_reason (an Optuna trial's pruning: fusion_tuner.search.pruning.TrialReporter)
         self.epoch_hooks: list[Callable[[EpochRecord], str | None]] = []
@@ -174,12 +178,15 @@ class Trainer:
         # the gradients over them); self.model stays the plain module (checkpoints, evaluation)
         self.wrapped = self._wrap()
 
-    def _loader(self, split: str, shuffle: bool, generator: torch.Generator | None = None):
-        """The loader of a split; on several ranks, this rank's slices of its batches."""
+    def _loader(
+        self, split: str | list[str], shuffle: bool, generator: torch.Generator | None = None
+    ):
+        """The loader of a split (or of these ids, in order); on several ranks, this rank's
+        slices of its batches."""
         if not self.dist.active:
             return self.dm.loader(split, shuffle=shuffle, generator=generator)
         return sharded_loader(
-            self.dm.datasets[split],
+            self.dm.datasets[split] if isinstance(split, str) else self.dm.dataset(split),
             self.cfg.batch.batch_size,
             self.dist,
             shuffle,
@@ -429,6 +436,7 @@ class Trainer:
             )
             # every rank gets the whole split's evaluation, so all take the same decisions
             val = evaluate(self.model, self.val_loader, cfg, self.device, self.dist)
+            train_eval = evaluate(self.model, self.train_eval_loader, cfg, self.device, self.dist)
             p.train_seconds += train.seconds
             p.train_crystals += train.crystals
             if val.metrics["mae"] < p.best_val_mae:
@@ -439,7 +447,7 @@ class Trainer:
             stop = bool(self.dist.share(self.stopper.step(val.metrics["mae"], epoch)))
             if stop:
                 p.stop_reason = "early_stopping"
-            record = EpochRecord.of(epoch, train, val, lr, p.best_val_mae)
+            record = EpochRecord.of(epoch, train, train_eval, val, lr, p.best_val_mae)
             hooked = [r for r in (hook(record) for hook in self.epoch_hooks) if r]
             if self.dist.active:  # rank 0's hooks decide for every rank
                 hooked = [r for part in self.dist.all_gather_object(hooked) for r in part]
@@ -491,6 +499,22 @@ class Trainer:
         )
 
     # ---------------------------------------------------------------------------- finish
+    def _best_gap(self, results: dict[str, Any]) -> dict[str, Any]:
+        """The gap ratio of the best epoch as ``history.csv`` has it (validation MAE over the
+        eval-mode MAE of the fixed training subset), with that MAE and the subset's size; a
+        history from before that column (a resumed older run) falls back to the best model's
+        MAE on the whole training split."""
+        p = self.progress
+        row = next((r for r in p.history if int(r["epoch"]) == p.best_epoch), None)
+        value = row.get("train_eval_mae") if row is not None else None
+        if row is None or value in (None, "") or not math.isfinite(float(value)):
+            return {"gap_ratio": gap_ratio(results["val"]["mae"], results["train"]["mae"])}
+        return {
+            "gap_ratio": float(row["gap_ratio"]),
+            "gap_train_mae": float(value),
+            "gap_train_crystals": len(self.train_eval_ids),
+        }
+
     def finish(self, wall_seconds: float) -> dict[str, Any]:
         """Evaluate the best model on every split, write predictions and curves; return the
         ``metrics.json`` content."""
@@ -531,8 +555,10 @@ class Trainer:
             "early_stopping_can_fire": self.can_fire,
             "n_early_stopping": self.cfg.scheduler.n_early_stopping,
             "warmup_steps_used": self.warmup_steps_used,
+            # scheduler steps = optimizer steps (one per training batch; restored on resume)
+            "optimizer_steps": int(self.scheduler.last_epoch),
             **results,
-            "gap_ratio": gap_ratio(results["val"]["mae"], results["train"]["mae"]),
+            **self._best_gap(results),
             "train_target_mean": train_mean,
             "learned_nothing": learned_nothing(results["val"]["skill"]),
             "wall_time_s": wall_seconds,
@@ -544,6 +570,7 @@ class Trainer:
             "device": str(self.device),
             "devices": self.dist.world,
             "code_version": __version__,
+            "git_revision": git_revision(),
         }
         if self.init is not None:  # fine-tuned: what model.init_from loaded, and the freezing
             metrics["init"] = self.init | {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,15 @@ def test_offline_run_records_metrics_config_and_group(tmp_path: Path, offline_wa
     assert [h["epoch"] for h in rec["history"]] == [1, 2]
     assert all({"train/mae", "val/mae", "lr", "gap_ratio"} <= set(h) for h in rec["history"])
     assert rec["summary"]["test/mae"] == pytest.approx(metrics["test"]["mae"])
+    # one gap ratio: W&B's per epoch is history.csv's, its summary is metrics.json's
+    rows = list(csv.DictReader((tmp_path / "a" / "history.csv").open()))
+    assert [h["gap_ratio"] for h in rec["history"]] == pytest.approx(
+        [float(r["gap_ratio"]) for r in rows]
+    )
+    assert [h["train/mae_eval"] for h in rec["history"]] == pytest.approx(
+        [float(r["train_eval_mae"]) for r in rows]
+    )
+    assert rec["summary"]["gap_ratio"] == pytest.approx(metrics["gap_ratio"])
     run = rec["run"][0]
     assert (run.run_group, run.job_type) == ("phase3", "e08_weaker_cross_attention")
     config_keys = {i.key for i in run.config.update}

@@ -262,7 +262,7 @@ def test_a_run_in_another_process_reports_and_is_pruned_by_the_study_pruner(
     assert reporter.params == {SPACE_KEY: pytest.approx(bad.params[SPACE_KEY], rel=1e-5)}
 
     def epoch(n: int, val: float) -> EpochRecord:
-        return EpochRecord(n, 1.0, 1.0, 1.0, val, 1e-3, math.nan, 0.1, 1.0, 0.0, val, 1.0)
+        return EpochRecord(n, 1.0, 1.0, 1.0, 1.0, val, 1e-3, math.nan, 0.1, 1.0, 0.0, val, 1.0)
 
     assert reporter(epoch(1, 0.9)) is None  # better than the median at epoch 1
     assert reporter(epoch(2, 50.0)) == "pruned"
