@@ -86,10 +86,11 @@ def test_skill_against_the_training_mean_predictor(finished_run: Path) -> None:
 
 def test_history_and_best_epoch_are_consistent(finished_run: Path) -> None:
     history = read_csv(finished_run / "history.csv")
-    assert list(history[0])[:8] == [
+    assert list(history[0])[:9] == [
         "epoch",
         "train_loss",
         "train_mae",
+        "train_eval_mae",
         "val_loss",
         "val_mae",
         "lr",
