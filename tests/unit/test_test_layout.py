@@ -1,5 +1,5 @@
-"""The test suite's own layout: shared helpers live in tests/conftest.py and tests/helpers/, and
-no test module imports another (a test module is a list of tests, not a library)."""
+"""The suite's own layout (shared helpers live in tests/conftest.py and tests/helpers/, and
+no test module imports another) and a README that never points outside the repository."""
 
 from __future__ import annotations
 
@@ -34,3 +34,11 @@ def test_the_check_sees_an_import_of_a_test_module(tmp_path: Path) -> None:
     bad = tmp_path / "test_x.py"
     bad.write_text("from tests.integration.test_train_cli import TINY\nimport tests.unit.test_a\n")
     assert _imported_modules(bad) == {"tests.integration.test_train_cli", "tests.unit.test_a"}
+
+
+def test_the_readme_never_points_outside_the_repository() -> None:
+    """Users never have the development folder beside the checkout: every real-data example
+    names a bundled sample or a downloaded data set."""
+    readme = (TESTS.parent / "README.md").read_text()
+    lines = [f"{i}: {line}" for i, line in enumerate(readme.splitlines(), 1) if "../shared" in line]
+    assert not lines, "README.md points outside the repository:\n" + "\n".join(lines)
