@@ -8,6 +8,7 @@ validates it (before any data is touched) and trains into Hydra's output directo
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import sys
@@ -21,13 +22,18 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
-from fusion_tuner.errors import RunRefused
+from fusion_tuner.errors import USER_ERRORS, RunRefused, full_error, was_reported
+from fusion_tuner.rerun import ARGV_ENV
 from fusion_tuner.rundir import FAILED, HYDRA_SUBDIR, REFUSED, RunDir
 
 log = logging.getLogger("fusion_tuner")
 
 # The session file through which the sweep callback tells main() which sweeps ran.
 SESSION_ENV = "FUSION_TUNER_SWEEP_SESSION"
+# Exit status of an error the user caused (a wrong key, value, target, run directory, ...).
+EXIT_USAGE = 2
+# Exit status after Ctrl-C (128 + SIGINT), as a shell reports it.
+EXIT_INTERRUPTED = 130
 
 
 def _typed(cfg: DictConfig) -> Config:
@@ -67,8 +73,15 @@ def _main(cfg: DictConfig) -> float:
             files.clear_refusal()
 
     if hc.mode != RunMode.MULTIRUN:
-        typed = validate(_typed(cfg))  # before anything is written
-        return float(train(typed, run_dir, on_accept=write_hydra_files)["val"]["mae"])
+        try:
+            typed = validate(_typed(cfg))  # before anything is written
+            return float(train(typed, run_dir, on_accept=write_hydra_files)["val"]["mae"])
+        except USER_ERRORS as exc:  # the message, exit 2: no traceback (Hydra's is exit 1)
+            if full_error():
+                raise
+            if not was_reported(exc):
+                print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
     # in a sweep, train() validates too, so a bad grid point is recorded as a failed run
     sweep = "/".join(Path(str(hc.sweep.dir)).parts[-2:])
     files = RunDir(run_dir)
@@ -215,14 +228,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fusion_tuner-") as tmp:
         session = Path(tmp) / "sweeps.jsonl"
         previous = os.environ.get(SESSION_ENV)
+        previous_argv = os.environ.get(ARGV_ENV)
         os.environ[SESSION_ENV] = str(session)  # read by conf/config.yaml's sweep callback
+        os.environ[ARGV_ENV] = json.dumps(sys.argv[1:])  # for the resume commands it prints
         code = 0
         try:
             _main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback
+            if full_error():
+                raise
+            if not was_reported(exc):
+                print("interrupted (Ctrl-C)", file=sys.stderr)
+            code = EXIT_INTERRUPTED
         finally:
             _restore_env(SESSION_ENV, previous)
+            _restore_env(ARGV_ENV, previous_argv)
             if not _summarise_sweeps(session, refused=code == EXIT_REFUSED):
                 code = code or 1
     if code:

@@ -296,7 +296,8 @@ def render_markdown(sweep_dir: Path, s: SearchSummary) -> str:
         f"**{c['completed'] + c['pruned'] + c['failed']} of {rec['n_trials']} trials ended:** "
         f"{c['completed']} completed, {c['pruned']} pruned, {c['failed']} failed"
         + (
-            f", {c['unfinished']} unfinished (rerun the command to resume them)"
+            f", {c['unfinished']} unfinished (rerun the search command with "
+            f"hydra.sweep.dir={Path(sweep_dir).resolve()} to resume them)"
             if c["unfinished"]
             else ""
         )
