@@ -38,7 +38,7 @@ from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir,
 from fusion_tuner.search.pruning import TrialReporter
 from fusion_tuner.training import distributed
 from fusion_tuner.training.checkpoint import config_to_dict
-from fusion_tuner.training.console import RunLog
+from fusion_tuner.training.console import RunLog, to_run_log
 from fusion_tuner.training.distributed import SINGLE, Dist
 from fusion_tuner.training.loggers import MetricLogger, NullLogger, build_logger
 
@@ -265,6 +265,7 @@ def _train_locked(
         elif isinstance(exc, USER_ERRORS) and not full_error():
             # the message names what to fix; the CLI exits 2 without a traceback
             log.error("run failed: %s", exc)
+            to_run_log("%s", traceback.format_exc(), level=logging.ERROR)  # train.log only
             mark_reported(exc)
         else:
             log.error("run failed:\n%s", traceback.format_exc())

@@ -40,7 +40,7 @@ from fusion_tuner.rundir import COMPLETED, RunDir
 from fusion_tuner.runtime import seed_everything
 from fusion_tuner.training import checkpoint as ckpt_io
 from fusion_tuner.training import finetune
-from fusion_tuner.training.console import BatchProgress, progress
+from fusion_tuner.training.console import BatchProgress, progress, to_run_log
 from fusion_tuner.training.distributed import SINGLE, Dist, epoch_seed, rank_device
 from fusion_tuner.training.early_stopping import EarlyStopping
 from fusion_tuner.training.epoch import HISTORY_COLUMNS, EpochRecord
@@ -471,7 +471,7 @@ class Trainer:
         line = record.console(self.max_epochs, self.progress.best_epoch)
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"val_mae {record.val_mae:.4f} best {record.best_val_mae:.4f}")
-            log.debug(line)
+            to_run_log("%s", line)  # the bar shows it; train.log keeps every epoch's line
         else:
             log.info(line)
 
