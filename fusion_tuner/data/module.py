@@ -214,7 +214,8 @@ class CrystalDataModule:
             else {}
         )
         own: dict[str, str] = {}
-        origin = {"dataset": 0, "file": 0, "describe": 0}  # where each text came from
+        # where each text came from (and how many "spglib: ... failed" lines describe() wrote)
+        origin = {"dataset": 0, "file": 0, "describe": 0, "describe_spglib_messages": 0}
         for c in crystals:
             if t.source == "describe":
                 break
@@ -234,9 +235,12 @@ class CrystalDataModule:
             )
         if missing:
             log.info("describing %d crystals with Atoms.describe()", len(missing))
-            generated, failed = features.describe_all(missing, t.describe_variant, d.num_workers)
+            generated, failed, spglib = features.describe_all(
+                missing, t.describe_variant, d.num_workers
+            )
             own.update(generated)
             origin["describe"] = len(generated)
+            origin["describe_spglib_messages"] = spglib
         ids = [i for i in self.graphs.ids if i in own]
         return {"ids": ids, "texts": [own[i] for i in ids], "failed": failed, "origin": origin}
 
