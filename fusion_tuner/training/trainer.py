@@ -136,6 +136,23 @@ def _setup_data(cfg: Config, files: RunDir, dist: Dist, tokenizer: Any) -> Cryst
     return dm
 
 
+def early_stopping_note(cfg: Config) -> tuple[int, str]:
+    """(level, line) saying that early stopping cannot fire in a run of ``cfg``: INFO when a
+    budget's epoch cap is what rules it out (every quick run), WARNING when the run's own
+    ``scheduler.epochs`` does (a full run that asked for early stopping and will not get it)."""
+    s, epochs = cfg.scheduler, max_epochs(cfg)
+    line = (
+        f"early stopping cannot fire: patience {s.n_early_stopping} >= {epochs} epochs; "
+        "metrics.json records early_stopping_can_fire: false"
+    )
+    if epochs < s.epochs:
+        return logging.INFO, f"{line} (budget.max_epochs={epochs} caps the run)"
+    return logging.WARNING, (
+        f"{line}; the run trains all {epochs} epochs (lower scheduler.n_early_stopping below "
+        "scheduler.epochs for it to stop early)"
+    )
+
+
 class Trainer:
     """One config, one run directory; build it with :meth:`from_config`."""
 
@@ -305,13 +322,7 @@ class Trainer:
             else "",
         )
         if not self.can_fire:
-            log.warning(
-                "EARLY STOPPING CANNOT FIRE: n_early_stopping=%d >= %d epochs; the run will train "
-                "all %d epochs (metrics.json records early_stopping_can_fire: false)",
-                self.cfg.scheduler.n_early_stopping,
-                self.max_epochs,
-                self.max_epochs,
-            )
+            log.log(*early_stopping_note(self.cfg))
 
     @property
     def history(self) -> list[dict[str, Any]]:

@@ -20,3 +20,15 @@ def test_every_epoch_line_is_in_train_log_whatever_the_progress_mode(
     log = (run_dir / "train.log").read_text()
     epochs = re.findall(r"INFO fusion_tuner: epoch (\d)/3 train_loss .* val_mae ", log)
     assert epochs == ["1", "2", "3"], log[-2000:]
+
+
+def test_a_budget_capped_run_notes_in_one_calm_line_that_early_stopping_cannot_fire(
+    tmp_path: Path,
+) -> None:
+    run_dir = train_run(tmp_path / "run", "scheduler.epochs=3", "budget.max_epochs=2")
+    log = (run_dir / "train.log").read_text()
+    assert (
+        "INFO fusion_tuner: early stopping cannot fire: patience 150 >= 2 epochs; metrics.json "
+        "records early_stopping_can_fire: false (budget.max_epochs=2 caps the run)"
+    ) in log
+    assert "CANNOT" not in log and "WARNING" not in log
