@@ -17,6 +17,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
@@ -236,6 +237,10 @@ def main() -> None:
             _main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+            if code == 1 and isinstance(exc.__context__, CompactHydraException):
+                # Hydra could not compose the command line's config (an unknown group option,
+                # a value of the wrong type, a bad override): it printed why; the user's error
+                code = EXIT_USAGE
         except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback
             if full_error():
                 raise
