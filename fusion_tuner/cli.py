@@ -26,6 +26,7 @@ from fusion_tuner.config import Config, register_configs, validate
 from fusion_tuner.errors import USER_ERRORS, RunRefused, full_error, was_reported
 from fusion_tuner.rerun import ARGV_ENV
 from fusion_tuner.rundir import FAILED, HYDRA_SUBDIR, REFUSED, RunDir
+from fusion_tuner.words import plural
 
 log = logging.getLogger("fusion_tuner")
 
@@ -147,7 +148,7 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
         n_refused = sum(r["status"] == REFUSED for r in bad)
         print((sweep_dir / "summary.md").read_text())
         print(
-            f"summary: {sweep_dir / 'summary.md'} and summary.json ({len(summary.rows)} runs, "
+            f"summary: {sweep_dir / 'summary.md'} and summary.json ({plural(len(summary.rows), 'run')}, "
             f"{len(bad)} not completed"
             + (
                 f", {n_refused} refused: their directories hold runs of another config or of "
@@ -172,7 +173,7 @@ def _summarise_search(sweep_dir: Path) -> bool:
     print(
         f"search summary: {sweep_dir / SUMMARY_MD} ({c['completed']} completed, {c['pruned']} "
         f"pruned, {c['failed']} failed, {c['unfinished']} unfinished of "
-        f"{summary.record['n_trials']} trials)"
+        f"{plural(summary.record['n_trials'], 'trial')})"
     )
     return summary.done
 

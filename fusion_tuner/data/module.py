@@ -40,6 +40,7 @@ from fusion_tuner.data.dataset import BatchedCrystalDataset, CrystalDataset, Tok
 from fusion_tuner.data.store import GraphStore
 from fusion_tuner.errors import DataError
 from fusion_tuner.io import stable_hash
+from fusion_tuner.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class CrystalDataModule:
         failed: list[list[str]] = []
         if missing and t.source == "dataset":
             raise DataError(
-                f"text.source=dataset but {len(missing)} crystals have no description "
+                f"text.source=dataset but {plural(len(missing), 'crystal')} have no description "
                 f"(e.g. {[c.id for c in missing[:5]]}); give dataset.descriptions=FILE or use "
                 "text.source=auto to generate them with Atoms.describe()"
             )
