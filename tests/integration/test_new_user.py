@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TINY, run_cli
+from tests.helpers.cli import TINY, run_cli, sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -116,3 +116,17 @@ def test_a_refused_rerun_of_another_config_is_a_message_and_exit_2(tmp_path: Pat
     assert out.returncode == 2, text[-3000:]
     assert "holds a completed run of a different config" in text
     assert "Traceback" not in text and "HYDRA_FULL_ERROR" not in text
+
+
+def test_a_sweep_prints_its_progress_after_each_run(tmp_path: Path) -> None:
+    out = sweep(tmp_path / "sw", "random_seed=1,2")
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    lines = re.findall(r"sweep progress: .*", text)
+    assert len(lines) == 2, text[-3000:]
+    assert re.fullmatch(
+        r"sweep progress: 1/2 runs done, 0:\d\d:\d\d elapsed, about 0:\d\d:\d\d remaining "
+        r"\(estimated from the mean time per run\)",
+        lines[0],
+    )
+    assert re.fullmatch(r"sweep progress: 2/2 runs done, 0:\d\d:\d\d elapsed", lines[1])
