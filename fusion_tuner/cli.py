@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
 from fusion_tuner.errors import USER_ERRORS, RunRefused, full_error, was_reported
-from fusion_tuner.rerun import ARGV_ENV
+from fusion_tuner.rerun import ARGV_ENV, command
 from fusion_tuner.rundir import FAILED, HYDRA_SUBDIR, REFUSED, RunDir
 from fusion_tuner.words import plural
 
@@ -112,7 +112,9 @@ def _main(cfg: DictConfig) -> float:
 EXIT_REFUSED = 2
 
 
-def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
+def _summarise_sweeps(
+    session_file: Path, refused: bool = False, args: list[str] | None = None
+) -> bool:
     """Write the summary of every sweep recorded in ``session_file``; True if all their runs
     completed.
 
@@ -133,7 +135,10 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
         if refused or is_detached(sweep_dir):
             continue
         if is_search_dir(sweep_dir):  # an Optuna search writes its own summary
-            ok = _summarise_search(sweep_dir) and ok
+            done = _summarise_search(sweep_dir)
+            if not done and args is not None:
+                print(f"to resume it, rerun {command(args, sweep_dir, True)}")
+            ok = done and ok
             continue
         if sweep_dir in searches:  # it stopped before it recorded itself (search.json)
             print(
@@ -158,6 +163,8 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
             )
             + ")"
         )
+        if args is not None and len(bad) > n_refused:
+            print(f"to complete the runs not completed, rerun {command(args, sweep_dir, True)}")
         ok = ok and not bad
     return ok
 
@@ -251,7 +258,7 @@ def main() -> None:
         finally:
             _restore_env(SESSION_ENV, previous)
             _restore_env(ARGV_ENV, previous_argv)
-            if not _summarise_sweeps(session, refused=code == EXIT_REFUSED):
+            if not _summarise_sweeps(session, code == EXIT_REFUSED, sys.argv[1:]):
                 code = code or 1
     if code:
         sys.exit(code)

@@ -130,3 +130,18 @@ def test_a_sweep_prints_its_progress_after_each_run(tmp_path: Path) -> None:
         lines[0],
     )
     assert re.fullmatch(r"sweep progress: 2/2 runs done, 0:\d\d:\d\d elapsed", lines[1])
+
+
+def test_ctrl_c_in_a_sweep_prints_the_sweep_command_with_its_directory(tmp_path: Path) -> None:
+    args = [*TINY, "scheduler.epochs=3000", "scheduler.n_early_stopping=3000", "random_seed=1,2"]
+    proc = _start([sys.executable, "-m", "fusion_tuner", "-m", *args], tmp_path)
+    history = _wait_for("outputs/multirun/*/baseline-seed1/history.csv", tmp_path, proc)
+    sweep_dir = history.parent.parent
+    while not (history.parent / "last.pt").is_file():
+        time.sleep(0.05)
+    out = _interrupt(proc)
+    assert proc.returncode == 130, out[-3000:]
+    assert "Traceback" not in out
+    expected = shlex.join(["-m", *args, f"hydra.sweep.dir={sweep_dir.resolve()}"])
+    assert f"to resume, rerun python -m fusion_tuner {expected}" in out, out[-3000:]
+    assert f"to complete the runs not completed, rerun python -m fusion_tuner {expected}" in out
