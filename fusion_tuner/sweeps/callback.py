@@ -135,7 +135,9 @@ class SweepProgress:
         line += f", {_clock(elapsed)} elapsed"
         if total is not None and total > self.done:
             left = elapsed / self.done * (total - self.done)
-            line += f", about {_clock(left)} remaining (estimated from the mean time per run)"
+            line += (
+                f", about {_clock(left)} remaining (estimated from the mean time per {self.noun})"
+            )
         return line
 
 
