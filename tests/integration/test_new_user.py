@@ -91,7 +91,10 @@ def test_ctrl_c_prints_the_command_that_resumes_into_the_same_directory(tmp_path
     assert len(list((tmp_path / "outputs").glob("runs/*/*/metrics.json"))) == 1  # no new folder
 
 
-def test_a_wrong_target_column_is_a_message_and_exit_2(tmp_path: Path, samples: Path) -> None:
+def test_a_wrong_target_column_is_a_message_and_exit_2(
+    tmp_path: Path, samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUSION_TUNER_CACHE_DIR", str(tmp_path / "cache"))  # keys not yet known
     store = samples / "jarvis_dft3d_mini" / "store_sample50"
     out = run_cli(
         tmp_path / "run",
@@ -106,6 +109,22 @@ def test_a_wrong_target_column_is_a_message_and_exit_2(tmp_path: Path, samples: 
     assert "optb88vdw_bandgap" in text  # the keys it could be
     assert "Traceback" not in text and "HYDRA_FULL_ERROR" not in text
     assert text.count("is not a numeric key") == 1
+
+
+def test_a_wrong_target_of_data_loaded_before_is_refused_before_the_run_directory(
+    tmp_path: Path, samples: Path
+) -> None:
+    from fusion_tuner.data.records import load_jarvis
+
+    store = samples / "jarvis_dft3d_mini" / "store_sample50"
+    load_jarvis("dft_3d", "optb88vdw_bandgap", store, 5)  # an earlier run's load
+    run_dir = tmp_path / "run"
+    wrong = ["dataset=jarvis", f"dataset.jarvis_dir={store}", "dataset.target=band_gapp"]
+    out = run_cli(run_dir, *wrong, check=False)
+    assert out.returncode == 2, (out.stdout + out.stderr)[-3000:]
+    assert out.stderr.startswith("error: dataset.target='band_gapp' is not a numeric key")
+    assert "optb88vdw_bandgap" in out.stderr
+    assert not run_dir.exists()  # refused before Hydra made it, and before the data loaded
 
 
 def test_a_refused_rerun_of_another_config_is_a_message_and_exit_2(tmp_path: Path) -> None:
