@@ -8,6 +8,7 @@ validates it (before any data is touched) and trains into Hydra's output directo
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import sys
@@ -16,18 +17,25 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from fusion_tuner.compose import CONF_DIR, normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
-from fusion_tuner.errors import RunRefused
+from fusion_tuner.errors import USER_ERRORS, RunRefused, full_error, was_reported
+from fusion_tuner.rerun import ARGV_ENV, command
 from fusion_tuner.rundir import FAILED, HYDRA_SUBDIR, REFUSED, RunDir
+from fusion_tuner.words import plural
 
 log = logging.getLogger("fusion_tuner")
 
 # The session file through which the sweep callback tells main() which sweeps ran.
 SESSION_ENV = "FUSION_TUNER_SWEEP_SESSION"
+# Exit status of an error the user caused (a wrong key, value, target, run directory, ...).
+EXIT_USAGE = 2
+# Exit status after Ctrl-C (128 + SIGINT), as a shell reports it.
+EXIT_INTERRUPTED = 130
 
 
 def _typed(cfg: DictConfig) -> Config:
@@ -67,8 +75,15 @@ def _main(cfg: DictConfig) -> float:
             files.clear_refusal()
 
     if hc.mode != RunMode.MULTIRUN:
-        typed = validate(_typed(cfg))  # before anything is written
-        return float(train(typed, run_dir, on_accept=write_hydra_files)["val"]["mae"])
+        try:
+            typed = validate(_typed(cfg))  # before anything is written
+            return float(train(typed, run_dir, on_accept=write_hydra_files)["val"]["mae"])
+        except USER_ERRORS as exc:  # the message, exit 2: no traceback (Hydra's is exit 1)
+            if full_error():
+                raise
+            if not was_reported(exc):
+                print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
     # in a sweep, train() validates too, so a bad grid point is recorded as a failed run
     sweep = "/".join(Path(str(hc.sweep.dir)).parts[-2:])
     files = RunDir(run_dir)
@@ -97,7 +112,9 @@ def _main(cfg: DictConfig) -> float:
 EXIT_REFUSED = 2
 
 
-def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
+def _summarise_sweeps(
+    session_file: Path, refused: bool = False, args: list[str] | None = None
+) -> bool:
     """Write the summary of every sweep recorded in ``session_file``; True if all their runs
     completed.
 
@@ -118,7 +135,10 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
         if refused or is_detached(sweep_dir):
             continue
         if is_search_dir(sweep_dir):  # an Optuna search writes its own summary
-            ok = _summarise_search(sweep_dir) and ok
+            done = _summarise_search(sweep_dir)
+            if not done and args is not None:
+                print(f"to resume it, rerun {command(args, sweep_dir, True)}")
+            ok = done and ok
             continue
         if sweep_dir in searches:  # it stopped before it recorded itself (search.json)
             print(
@@ -133,7 +153,7 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
         n_refused = sum(r["status"] == REFUSED for r in bad)
         print((sweep_dir / "summary.md").read_text())
         print(
-            f"summary: {sweep_dir / 'summary.md'} and summary.json ({len(summary.rows)} runs, "
+            f"summary: {sweep_dir / 'summary.md'} and summary.json ({plural(len(summary.rows), 'run')}, "
             f"{len(bad)} not completed"
             + (
                 f", {n_refused} refused: their directories hold runs of another config or of "
@@ -143,6 +163,8 @@ def _summarise_sweeps(session_file: Path, refused: bool = False) -> bool:
             )
             + ")"
         )
+        if args is not None and len(bad) > n_refused:
+            print(f"to complete the runs not completed, rerun {command(args, sweep_dir, True)}")
         ok = ok and not bad
     return ok
 
@@ -158,7 +180,7 @@ def _summarise_search(sweep_dir: Path) -> bool:
     print(
         f"search summary: {sweep_dir / SUMMARY_MD} ({c['completed']} completed, {c['pruned']} "
         f"pruned, {c['failed']} failed, {c['unfinished']} unfinished of "
-        f"{summary.record['n_trials']} trials)"
+        f"{plural(summary.record['n_trials'], 'trial')})"
     )
     return summary.done
 
@@ -215,15 +237,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fusion_tuner-") as tmp:
         session = Path(tmp) / "sweeps.jsonl"
         previous = os.environ.get(SESSION_ENV)
+        previous_argv = os.environ.get(ARGV_ENV)
         os.environ[SESSION_ENV] = str(session)  # read by conf/config.yaml's sweep callback
+        os.environ[ARGV_ENV] = json.dumps(sys.argv[1:])  # for the resume commands it prints
         code = 0
         try:
             _main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+            if code == 1 and isinstance(exc.__context__, CompactHydraException):
+                # Hydra could not compose the command line's config (an unknown group option,
+                # a value of the wrong type, a bad override): it printed why; the user's error
+                code = EXIT_USAGE
+        except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback
+            if full_error():
+                raise
+            if not was_reported(exc):
+                print("interrupted (Ctrl-C)", file=sys.stderr)
+            code = EXIT_INTERRUPTED
         finally:
             _restore_env(SESSION_ENV, previous)
-            if not _summarise_sweeps(session, refused=code == EXIT_REFUSED):
+            _restore_env(ARGV_ENV, previous_argv)
+            if not _summarise_sweeps(session, code == EXIT_REFUSED, sys.argv[1:]):
                 code = code or 1
     if code:
         sys.exit(code)

@@ -49,3 +49,34 @@ class PredictError(ValueError):
 
 class ExportError(ValueError):
     """A run that cannot be exported as asked (its test ids are not the benchmark's, ...)."""
+
+
+# Errors a user causes (a wrong key or value, data or a run directory that cannot be used as
+# configured): the CLI prints their message and exits 2, without a traceback unless
+# HYDRA_FULL_ERROR=1 asks for one.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    DataError,
+    CheckpointError,
+    RunError,
+    AnalysisError,
+    PredictError,
+    ExportError,
+)
+
+
+def full_error() -> bool:
+    """True when ``HYDRA_FULL_ERROR=1`` asks for complete tracebacks."""
+    import os
+
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def mark_reported(exc: BaseException) -> BaseException:
+    """Note that ``exc``'s message was already logged (the CLI then does not print it again)."""
+    exc.fusion_tuner_reported = True  # type: ignore[attr-defined]
+    return exc
+
+
+def was_reported(exc: BaseException) -> bool:
+    return bool(getattr(exc, "fusion_tuner_reported", False))

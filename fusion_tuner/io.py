@@ -36,12 +36,14 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> No
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if _out_of_space(exc):
+            from fusion_tuner.rerun import resume_hint
+
             free = shutil.disk_usage(path.parent).free / 2**20
             raise OSError(
                 errno.ENOSPC,
                 f"no space left on device while writing {path} ({free:.1f} MiB free in "
                 f"{path.parent}); free some space (old sweeps' last.pt files are the usual "
-                "culprits) and rerun the same command: the run resumes",
+                f"culprits) and {resume_hint()}: the run resumes",
             ) from exc
         raise
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from fusion_tuner.errors import CheckpointError, DataError, PredictError, RunError
+from fusion_tuner.words import plural
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, member in enumerate(table.members, start=1):
             print(f"member_{i}: {member}")
     print(
-        f"predicted {table.target} for {len(table)} crystals"
+        f"predicted {table.target} for {plural(len(table), 'crystal')}"
         + (f", skipped {len(table.skipped)}" if table.skipped else "")
         + f": wrote {out}"
     )

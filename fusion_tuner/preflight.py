@@ -48,6 +48,9 @@ class ValidateCallback(Callback):
                 validate(typed)
             except ConfigError as exc:
                 _stop(str(exc))
+            problem = _jarvis_target_problem(typed)
+            if problem:
+                _stop(problem)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         typed = _typed_config(config)
@@ -64,6 +67,20 @@ class ValidateCallback(Callback):
             problems.append(missing)
         if problems:
             _stop(str(ConfigError(problems)))
+
+
+def _jarvis_target_problem(cfg: Config) -> str | None:
+    """A wrong ``dataset.target`` of a JARVIS data set whose keys an earlier load remembered
+    (refused before the run directory exists; else the data load refuses it)."""
+    d = cfg.dataset
+    if d.source != "jarvis":
+        return None
+    from fusion_tuner.data.records import jarvis_store_dir, target_problem
+
+    try:
+        return target_problem(d.name, jarvis_store_dir(d.jarvis_dir), d.target)
+    except Exception:  # an unresolvable folder: the data load reports it in full
+        return None
 
 
 def _swept_keys(hydra_cfg: Any) -> set[str] | None:

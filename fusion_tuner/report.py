@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from fusion_tuner.words import plural
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fusion_tuner.report", description=__doc__)
@@ -37,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(numbers["out"])
     for c in numbers["criteria"]:
         print(f"{c['criterion']}: {c['value']} (target {c['target']}) {c['status']}")
-    print(f"wrote {out / 'report.html'} and {out / 'report.md'} ({len(numbers['sweeps'])} sweeps)")
+    print(
+        f"wrote {out / 'report.html'} and {out / 'report.md'} ({plural(len(numbers['sweeps']), 'sweep')})"
+    )
     return 0
 
 

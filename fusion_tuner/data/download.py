@@ -32,6 +32,7 @@ from pathlib import Path
 
 from fusion_tuner.data import paths
 from fusion_tuner.data.registry import DATASETS, SAMPLE_LICENCES, DataSet, RemoteFile
+from fusion_tuner.words import plural
 
 CHUNK = 1 << 16
 
@@ -251,7 +252,7 @@ def status(ds: DataSet, to: Path | None = None) -> str:
     if have == len(ds.files):
         return f"present in {where}"
     if have:
-        return f"partial ({have} of {len(ds.files)} files) in {where}"
+        return f"partial ({have} of {plural(len(ds.files), 'file')}) in {where}"
     return "absent"
 
 

@@ -10,7 +10,12 @@ line-graph edge (about 14 line-graph edges per bond on JARVIS crystals).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing import get_context
 from typing import Any
 
@@ -26,6 +31,8 @@ from fusion_tuner.data.graphs import (
     line_graph,
 )
 from fusion_tuner.data.records import Crystal
+
+log = logging.getLogger(__name__)
 
 # 2: neighbour strategies (upstream's k-nearest default), r = pos[dst] + offset - pos[src],
 #    JARVIS positions as jarvis-tools computes them, coincident and edgeless sites refused
@@ -150,30 +157,76 @@ def featurize_all(
     }
 
 
-def _describe_chunk(args: tuple[Sequence[Crystal], str]) -> list[tuple[str, str, bool]]:
+# what spglib's C library writes to stderr when a symmetry search fails ("spglib:
+# ssm_get_exact_positions failed."); Atoms.describe() then falls back, and the text is still made
+SPGLIB_PREFIX = "spglib: "
+
+
+@contextlib.contextmanager
+def _c_stderr_lines() -> Iterator[list[str]]:
+    """Capture what is written to file descriptor 2 meanwhile (C libraries such as spglib write
+    there, beneath Python's ``sys.stderr``); the lines are in the yielded list afterwards."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(tmp.read().decode("utf-8", errors="replace").splitlines())
+
+
+def _describe_chunk(args: tuple[Sequence[Crystal], str]) -> list[tuple[str, str, bool, int]]:
+    """(id, text or error, ok, spglib messages) per crystal; spglib's stderr lines are counted,
+    any other stderr output is passed on."""
     from jarvis.core.atoms import Atoms
 
     crystals, variant = args
     out = []
     for c in crystals:
-        try:
-            atoms = Atoms(lattice_mat=c.lattice, coords=c.cart, elements=c.elements, cartesian=True)
-            out.append((c.id, str(atoms.describe()[variant]), True))
-        except Exception as exc:  # spglib and jarvis raise many types on odd structures
-            out.append((c.id, f"describe(): {type(exc).__name__}: {exc}", False))
+        with _c_stderr_lines() as lines:
+            try:
+                atoms = Atoms(
+                    lattice_mat=c.lattice, coords=c.cart, elements=c.elements, cartesian=True
+                )
+                result = (c.id, str(atoms.describe()[variant]), True)
+            except Exception as exc:  # spglib and jarvis raise many types on odd structures
+                result = (c.id, f"describe(): {type(exc).__name__}: {exc}", False)
+        spglib = [line for line in lines if line.startswith(SPGLIB_PREFIX)]
+        other = [line for line in lines if not line.startswith(SPGLIB_PREFIX)]
+        if other:
+            sys.stderr.write("\n".join(other) + "\n")
+        out.append((*result, len(spglib)))
     return out
 
 
 def describe_all(
     crystals: Sequence[Crystal], variant: str, num_workers: int = 0
-) -> tuple[dict[str, str], list[list[str]]]:
-    """Texts from ``jarvis.core.atoms.Atoms.describe()[variant]``; returns (texts, failures)."""
+) -> tuple[dict[str, str], list[list[str]], int]:
+    """Texts from ``jarvis.core.atoms.Atoms.describe()[variant]``; returns (texts, failures,
+    number of spglib messages), the messages counted and logged in one line instead of
+    printed."""
     chunks = [(list(c), variant) for c in _chunks(list(crystals), 64)]
     texts: dict[str, str] = {}
     failed: list[list[str]] = []
-    for cid, text, ok in parallel_map(_describe_chunk, chunks, num_workers):
+    messages, crystals_with = 0, 0
+    for cid, text, ok, n_spglib in parallel_map(_describe_chunk, chunks, num_workers):
+        messages, crystals_with = messages + n_spglib, crystals_with + (n_spglib > 0)
         if ok:
             texts[cid] = text
         else:
             failed.append([cid, text])
-    return texts, failed
+    if messages:
+        log.info(
+            "Atoms.describe(): spglib reported %d failed symmetry searches for %d of %d crystals "
+            "(their texts were still made; counted in data_report.json)",
+            messages,
+            crystals_with,
+            len(crystals),
+        )
+    return texts, failed, messages

@@ -40,6 +40,7 @@ from fusion_tuner.data.dataset import BatchedCrystalDataset, CrystalDataset, Tok
 from fusion_tuner.data.store import GraphStore
 from fusion_tuner.errors import DataError
 from fusion_tuner.io import stable_hash
+from fusion_tuner.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,8 @@ class CrystalDataModule:
             else {}
         )
         own: dict[str, str] = {}
-        origin = {"dataset": 0, "file": 0, "describe": 0}  # where each text came from
+        # where each text came from (and how many "spglib: ... failed" lines describe() wrote)
+        origin = {"dataset": 0, "file": 0, "describe": 0, "describe_spglib_messages": 0}
         for c in crystals:
             if t.source == "describe":
                 break
@@ -229,15 +231,18 @@ class CrystalDataModule:
         failed: list[list[str]] = []
         if missing and t.source == "dataset":
             raise DataError(
-                f"text.source=dataset but {len(missing)} crystals have no description "
+                f"text.source=dataset but {plural(len(missing), 'crystal')} have no description "
                 f"(e.g. {[c.id for c in missing[:5]]}); give dataset.descriptions=FILE or use "
                 "text.source=auto to generate them with Atoms.describe()"
             )
         if missing:
             log.info("describing %d crystals with Atoms.describe()", len(missing))
-            generated, failed = features.describe_all(missing, t.describe_variant, d.num_workers)
+            generated, failed, spglib = features.describe_all(
+                missing, t.describe_variant, d.num_workers
+            )
             own.update(generated)
             origin["describe"] = len(generated)
+            origin["describe_spglib_messages"] = spglib
         ids = [i for i in self.graphs.ids if i in own]
         return {"ids": ids, "texts": [own[i] for i in ids], "failed": failed, "origin": origin}
 

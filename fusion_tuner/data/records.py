@@ -10,6 +10,7 @@ must be UTF-8; a byte that is not fails with the file and line (:func:`decode_ut
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import io
@@ -160,8 +161,57 @@ def load_jarvis(
     Records whose target is ``"na"`` or not finite are dropped and counted; an unknown target
     fails with the list of numeric keys.
     """
-    return _jarvis_crystals(
-        read_jarvis_records(name, store_dir), name, str(store_dir), target, limit
+    raw = read_jarvis_records(name, store_dir)
+    remember_numeric_keys(name, store_dir, numeric_keys(raw))
+    return _jarvis_crystals(raw, name, str(store_dir), target, limit)
+
+
+def _keys_file(name: str, store_dir: Path) -> Path:
+    """Where the numeric keys of data set ``name`` in ``store_dir`` (as its files are now) are
+    remembered, in the cache."""
+    import hashlib
+
+    store_dir = Path(store_dir).resolve()
+    files = (
+        sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in store_dir.iterdir())
+        if store_dir.is_dir()
+        else []
+    )
+    digest = hashlib.sha256(json.dumps([name, str(store_dir), files]).encode()).hexdigest()
+    return default_cache_root() / "jarvis_keys" / f"{name}-{digest[:16]}.json"
+
+
+def remember_numeric_keys(name: str, store_dir: Path, keys: list[str]) -> None:
+    """Keep ``keys`` (the valid ``dataset.target`` values) so that a later run can refuse a wrong
+    target before it creates its run directory and loads the data (best effort)."""
+    from fusion_tuner.io import atomic_write_text
+
+    with contextlib.suppress(OSError):
+        atomic_write_text(json.dumps(keys), _keys_file(name, store_dir))
+
+
+def known_numeric_keys(name: str, store_dir: Path) -> list[str] | None:
+    """The numeric keys a load of these very files remembered, or None (never loaded here)."""
+    try:
+        keys = json.loads(_keys_file(name, store_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return [str(k) for k in keys] if isinstance(keys, list) and keys else None
+
+
+def target_problem(name: str, store_dir: Path, target: str) -> str | None:
+    """The message for a ``dataset.target`` that is not a numeric key of the data set, when its
+    keys are known without loading it; else None."""
+    keys = known_numeric_keys(name, store_dir)
+    if keys is None or target in keys:
+        return None
+    return _not_a_key(target, name, keys)
+
+
+def _not_a_key(target: str, name: str, keys: list[str]) -> str:
+    return (
+        f"dataset.target={target!r} is not a numeric key of JARVIS {name!r}; "
+        f"numeric keys: {', '.join(keys)}"
     )
 
 
@@ -171,10 +221,7 @@ def _jarvis_crystals(
     if not raw:
         raise DataError(f"JARVIS dataset {name!r} in {where} is empty")
     if not any(target in rec for rec in raw[:2000]) or target not in numeric_keys(raw):
-        raise DataError(
-            f"dataset.target={target!r} is not a numeric key of JARVIS {name!r}; "
-            f"numeric keys: {', '.join(numeric_keys(raw))}"
-        )
+        raise DataError(_not_a_key(target, name, numeric_keys(raw)))
     report = LoadReport(source=f"jarvis:{name}", n_raw=len(raw))
     crystals: list[Crystal] = []
     for rec in raw:

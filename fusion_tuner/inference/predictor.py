@@ -167,7 +167,7 @@ def _texts(
         reason = f"no description in {descriptions} (the run's texts came from such a file)"
         return texts, [(c.id, reason) for c in missing]
     log.info("describing %d crystals with Atoms.describe()[%s]", len(missing), t.describe_variant)
-    generated, failed = features.describe_all(missing, t.describe_variant)
+    generated, failed, _ = features.describe_all(missing, t.describe_variant)
     texts.update(generated)
     return texts, [(cid, why) for cid, why in failed]
 

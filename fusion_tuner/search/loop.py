@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fusion_tuner.rerun import resume_command
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir
 from fusion_tuner.search import trial_dir_name, trial_run_dir
 from fusion_tuner.search.pruning import PRUNED
@@ -339,9 +340,10 @@ class SearchLoop:
             if outcome.kind == INTERRUPTED_KIND:
                 self.left_unfinished.add(trial.number)
                 log.warning(
-                    "trial %d: %s; it stays unfinished, rerun the same command to resume it",
+                    "trial %d: %s; it stays unfinished; to resume it, rerun %s",
                     trial.number,
                     outcome.note,
+                    resume_command(run_dir, sweep_dir=Path(self.sweep_dir)),
                 )
                 continue
             if outcome.kind not in FINAL:
@@ -353,9 +355,9 @@ class SearchLoop:
             # a launcher that fails before its jobs run would fail every batch the same way
             log.error(
                 "the search stops: trial(s) %s did not start; fix the launcher's error and rerun "
-                "the same command (hydra.sweep.dir=%s) to continue",
+                "%s to continue",
                 ", ".join(map(str, never_started)),
-                self.sweep_dir,
+                resume_command(Path(self.sweep_dir), sweep_dir=Path(self.sweep_dir)),
             )
             assert launcher_error is not None
             raise launcher_error

@@ -28,6 +28,7 @@ from fusion_tuner.search import trial_run_dir
 from fusion_tuner.search.loop import not_this_trials
 from fusion_tuner.search.space import Dimension, SearchSpace, config_values
 from fusion_tuner.search.study import journal_path, read_record
+from fusion_tuner.words import plural
 
 SUMMARY_MD, SUMMARY_JSON, BEST_YAML = (
     "search_summary.md",
@@ -293,10 +294,11 @@ def render_markdown(sweep_dir: Path, s: SearchSummary) -> str:
         f"{sampler['name']}{seed}; pruner {rec['pruner']['name']}; {rec['n_jobs']} trial(s) in "
         f"flight at once.",
         "",
-        f"**{c['completed'] + c['pruned'] + c['failed']} of {rec['n_trials']} trials ended:** "
+        f"**{c['completed'] + c['pruned'] + c['failed']} of {plural(rec['n_trials'], 'trial')} ended:** "
         f"{c['completed']} completed, {c['pruned']} pruned, {c['failed']} failed"
         + (
-            f", {c['unfinished']} unfinished (rerun the command to resume them)"
+            f", {c['unfinished']} unfinished (rerun the search command with "
+            f"hydra.sweep.dir={Path(sweep_dir).resolve()} to resume them)"
             if c["unfinished"]
             else ""
         )

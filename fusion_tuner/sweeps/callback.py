@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from hydra.experimental.callback import Callback
 from fusion_tuner.sweeps.chain import ChainError, read_next_base
 from fusion_tuner.sweeps.plan import check_subdir, plan_jobs, write_plan
 from fusion_tuner.sweeps.rounds import record_fixed_design
+from fusion_tuner.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,13 @@ class SweepSummaryCallback(Callback):
     def __init__(self, threshold: float = 0.02, session_file: str | None = None) -> None:
         self.threshold = threshold
         self.session_file = session_file
+        self.progress: SweepProgress | None = None
+
+    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        """After each run of a sweep whose runs end in this process (the basic launcher): one
+        console line with the runs done, the time elapsed and an estimate of the time left."""
+        if self.progress is not None:
+            log.info("%s", self.progress.job_ended())
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
@@ -44,7 +53,10 @@ class SweepSummaryCallback(Callback):
         from fusion_tuner.search import is_search_config
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.progress = SweepProgress(None)
         if is_search_config(config.hydra):
+            trials = config.hydra.sweeper.get("n_trials")
+            self.progress = SweepProgress(int(trials) if trials else None, "trial")
             # an Optuna search is no grid: it names its own run directories (trial-NNNN) and
             # writes its own summary (fusion_tuner.search.report), so there is no plan to write
             self._record(sweep_dir, search=True)
@@ -56,6 +68,7 @@ class SweepSummaryCallback(Callback):
                 "could not expand the sweep's job list (%s); missing runs will not be listed", exc
             )
             jobs = None
+        self.progress = SweepProgress(len(jobs) if jobs is not None else None)
         if jobs is not None:
             subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"])
             try:
@@ -92,6 +105,45 @@ class SweepSummaryCallback(Callback):
             with open(self.session_file, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(rec))
                 fh.write("\n")
+
+
+class SweepProgress:
+    """The sweep-level progress line: runs done of the total, time elapsed and the estimated
+    time left (the mean time per run so far times the runs left).
+
+    Args:
+        total: the runs the sweep plans (None: unknown, the line then gives no estimate; a
+            sweep that adds rounds of seeds may run more than it first planned).
+        noun: what a job is called ("run", or "trial" in a search).
+    """
+
+    def __init__(self, total: int | None, noun: str = "run") -> None:
+        self.total, self.noun = total, noun
+        self.done = 0
+        self.start = time.monotonic()
+
+    def job_ended(self, now: float | None = None) -> str:
+        """Count one more job done and return the line."""
+        self.done += 1
+        elapsed = (time.monotonic() if now is None else now) - self.start
+        total = max(self.total, self.done) if self.total is not None else None
+        line = (
+            f"sweep progress: {self.done}/{plural(total, self.noun)} done"
+            if total is not None
+            else f"sweep progress: {plural(self.done, self.noun)} done"
+        )
+        line += f", {_clock(elapsed)} elapsed"
+        if total is not None and total > self.done:
+            left = elapsed / self.done * (total - self.done)
+            line += (
+                f", about {_clock(left)} remaining (estimated from the mean time per {self.noun})"
+            )
+        return line
+
+
+def _clock(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def session_searches(session_file: Path) -> set[Path]:

@@ -9,11 +9,25 @@ from pathlib import Path
 from typing import Any
 
 
+class RunLogHandler(logging.FileHandler):
+    """The handler of a run's ``train.log`` (see :func:`to_run_log`)."""
+
+
+def to_run_log(message: str, *args: object, level: int = logging.INFO) -> None:
+    """Write a line to the run's ``train.log`` only, not to the console: the epoch lines a
+    progress bar shows in its own way, a traceback whose message the console already has."""
+    pkg = logging.getLogger("fusion_tuner")
+    record = pkg.makeRecord(pkg.name, level, __file__, 0, message, args, None)
+    for handler in pkg.handlers:
+        if isinstance(handler, RunLogHandler) and level >= handler.level:
+            handler.handle(record)
+
+
 class RunLog:
     """Attach the run's log file to the package logger for the duration of one run."""
 
     def __init__(self, path: Path) -> None:
-        self.handler = logging.FileHandler(path)
+        self.handler = RunLogHandler(path)
         self.handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )

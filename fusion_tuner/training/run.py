@@ -29,15 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.config import Config, config_hash, validate
-from fusion_tuner.errors import RunError, RunRefused
+from fusion_tuner.errors import USER_ERRORS, RunError, RunRefused, full_error, mark_reported
 from fusion_tuner.io import remove_stale_temp_files
 from fusion_tuner.launch import Launch, from_env
 from fusion_tuner.metrics import skill_words
+from fusion_tuner.rerun import resume_command
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir, RunLock
 from fusion_tuner.search.pruning import TrialReporter
 from fusion_tuner.training import distributed
 from fusion_tuner.training.checkpoint import config_to_dict
-from fusion_tuner.training.console import RunLog
+from fusion_tuner.training.console import RunLog, to_run_log
 from fusion_tuner.training.distributed import SINGLE, Dist
 from fusion_tuner.training.loggers import MetricLogger, NullLogger, build_logger
 
@@ -245,11 +246,13 @@ def _train_locked(
         if isinstance(exc, KeyboardInterrupt | Interrupted):
             reason = str(exc) if isinstance(exc, Interrupted) else "interrupted by SIGINT"
             log.error(
-                "run %s: %s; last.pt is kept, rerun the same command to resume",
+                "run %s: %s; last.pt is kept; to resume, rerun %s",
                 files.path.name,
                 reason,
+                resume_command(files.path),
             )
             files.write_metrics(base | {"status": INTERRUPTED, "reason": reason})
+            mark_reported(exc)
             if isinstance(exc, Interrupted):
                 raise SystemExit(128 + exc.signum) from None
             raise
@@ -259,6 +262,11 @@ def _train_locked(
         elif isinstance(exc, distributed.RankFailed):
             where = " (its traceback is in the log above)" if exc.rank == 0 else ""
             log.error("run failed: %s%s", exc, where)
+        elif isinstance(exc, USER_ERRORS) and not full_error():
+            # the message names what to fix; the CLI exits 2 without a traceback
+            log.error("run failed: %s", exc)
+            to_run_log("%s", traceback.format_exc(), level=logging.ERROR)  # train.log only
+            mark_reported(exc)
         else:
             log.error("run failed:\n%s", traceback.format_exc())
         files.write_metrics(base | {"status": FAILED, "error": f"{type(exc).__name__}: {exc}"})

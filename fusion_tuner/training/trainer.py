@@ -42,7 +42,7 @@ from fusion_tuner.rundir import COMPLETED, RunDir
 from fusion_tuner.runtime import seed_everything
 from fusion_tuner.training import checkpoint as ckpt_io
 from fusion_tuner.training import finetune
-from fusion_tuner.training.console import BatchProgress, progress
+from fusion_tuner.training.console import BatchProgress, progress, to_run_log
 from fusion_tuner.training.distributed import SINGLE, Dist, epoch_seed, rank_device
 from fusion_tuner.training.early_stopping import EarlyStopping
 from fusion_tuner.training.epoch import HISTORY_COLUMNS, EpochRecord, train_eval_ids
@@ -136,6 +136,23 @@ def _setup_data(cfg: Config, files: RunDir, dist: Dist, tokenizer: Any) -> Cryst
         if dm.tokenizer is not None:  # graph-only runs (text=none) have none
             atomic_write_dir(files.tokenizer, lambda tmp: dm.tokenizer.save_pretrained(str(tmp)))
     return dm
+
+
+def early_stopping_note(cfg: Config) -> tuple[int, str]:
+    """(level, line) saying that early stopping cannot fire in a run of ``cfg``: INFO when a
+    budget's epoch cap is what rules it out (every quick run), WARNING when the run's own
+    ``scheduler.epochs`` does (a full run that asked for early stopping and will not get it)."""
+    s, epochs = cfg.scheduler, max_epochs(cfg)
+    line = (
+        f"early stopping cannot fire: patience {s.n_early_stopping} >= {epochs} epochs; "
+        "metrics.json records early_stopping_can_fire: false"
+    )
+    if epochs < s.epochs:
+        return logging.INFO, f"{line} (budget.max_epochs={epochs} caps the run)"
+    return logging.WARNING, (
+        f"{line}; the run trains all {epochs} epochs (lower scheduler.n_early_stopping below "
+        "scheduler.epochs for it to stop early)"
+    )
 
 
 class Trainer:
@@ -315,13 +332,7 @@ class Trainer:
             else "",
         )
         if not self.can_fire:
-            log.warning(
-                "EARLY STOPPING CANNOT FIRE: n_early_stopping=%d >= %d epochs; the run will train "
-                "all %d epochs (metrics.json records early_stopping_can_fire: false)",
-                self.cfg.scheduler.n_early_stopping,
-                self.max_epochs,
-                self.max_epochs,
-            )
+            log.log(*early_stopping_note(self.cfg))
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -482,7 +493,7 @@ class Trainer:
         line = record.console(self.max_epochs, self.progress.best_epoch)
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"val_mae {record.val_mae:.4f} best {record.best_val_mae:.4f}")
-            log.debug(line)
+            to_run_log("%s", line)  # the bar shows it; train.log keeps every epoch's line
         else:
             log.info(line)
 

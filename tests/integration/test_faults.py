@@ -76,6 +76,25 @@ def test_unknown_keys_are_refused_with_or_without_plus(tmp_path: Path, args: lis
     assert not (tmp_path / "run").exists() and not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["budget=quik"], "Could not find 'budget/quik'"),
+        (["-m", "budget=quik"], "Could not find 'budget/quik'"),
+        (["hydra/launcher=locl"], "Could not find 'hydra/launcher/locl'"),
+        (["scheduler.epochs=abc"], "could not be converted to Integer"),
+        (["-m", "random_seed=1,x"], "could not be converted to Integer"),
+        (["hydra.run.dirr=x"], "Key 'dirr' not in 'RunDir'"),
+        (["budget.max_epochs"], "Error parsing override 'budget.max_epochs'"),
+    ],
+)
+def test_every_kind_of_typo_exits_2(tmp_path: Path, args: list[str], said: str) -> None:
+    out = cli(*args, f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert said in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_compose_config_refuses_added_typos() -> None:
     with pytest.raises(ConfigError, match=r"did you mean regularization\.graph_dropout"):
         compose("+regularization.graph_droput=0.3")

@@ -80,6 +80,7 @@ def test_report_cli(tmp_path: Path, capsys) -> None:
     assert report_main([str(phase1), "--out", str(tmp_path / "one"), "--no-cka"]) == 0
     out = capsys.readouterr().out
     assert "validation MAE lower" in out and "report.html" in out
+    assert out.rstrip().endswith("(1 sweep)")  # not "(1 sweeps)"
     assert (tmp_path / "one" / "report.md").is_file()
     (tmp_path / "empty").mkdir()
     assert report_main([str(tmp_path / "empty")]) == 2
