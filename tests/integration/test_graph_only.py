@@ -100,7 +100,10 @@ def test_analysis_compares_a_graph_only_run_with_a_fused_one(pair, tmp_path: Pat
     res = json.loads((tmp_path / "c" / "compare.json").read_text())
     metrics = json.loads((pair["graph"] / "metrics.json").read_text())
     assert res["splits"]["test"]["graph"]["mae"] == pytest.approx(metrics["test"]["mae"], rel=1e-4)
-    assert "95% paired bootstrap CI" in out.stdout
+    if res["learned_nothing"]:  # 3 epochs: the runs may not beat the mean predictor
+        assert "LEARNED NOTHING" in out.stdout and "95% paired bootstrap CI" not in out.stdout
+    else:
+        assert "95% paired bootstrap CI" in out.stdout
     ok("cka", "--runs", *runs, "--out", str(tmp_path / "k"))
     cka = json.loads((tmp_path / "k" / "cka.json").read_text())
     assert cka["stages_A"] == ["graph", "fused"] and set(cka["linear_diagonal"]) == {
