@@ -135,9 +135,10 @@ class TextConfig:
     # sentence objective, e.g. MatSciBERT: their [CLS] vector carries no trained meaning)
     pooling: str = "cls"
     # learning rate of a pretrained encoder's trainable weights (their own optimizer groups,
-    # under the same schedule and warm-up as the rest); null: scheduler.learning_rate. Not used
-    # by the tiny encoder (random init, trained from scratch at scheduler.learning_rate)
-    learning_rate: float | None = 3e-5
+    # under the same schedule and warm-up as the rest): 3e-5 in text=matscibert and text=minilm;
+    # null: scheduler.learning_rate. Not used by the tiny encoder (random init, trained from
+    # scratch at scheduler.learning_rate) nor by text=none
+    learning_rate: float | None = None
     # auto: dataset text if present else describe(); describe | dataset
     source: str = "auto"
     # which text of jarvis Atoms.describe() is used
