@@ -106,8 +106,9 @@ def read_outcome(run_dir: Path, trial: Any = None) -> Outcome:
 
 def not_this_trials(run_dir: Path, metrics: dict[str, Any], trial: Any) -> str:
     """Why the run in ``run_dir`` (its ``metrics``) holds no result of ``trial``: its last
-    attempt was refused, or it completed with another trial's parameters or seed; "" when its
-    files are this trial's."""
+    attempt was refused, or it completed with another trial's parameters or seed (an app whose
+    ``metrics.json`` records no ``trial.params``: another trial's number); "" when its files
+    are this trial's."""
     from fusion_tuner.search.space import config_values
 
     refusal = RunDir(run_dir).read_refusal()
@@ -122,7 +123,10 @@ def not_this_trials(run_dir: Path, metrics: dict[str, Any], trial: Any) -> str:
         return ""
     mine = config_values(trial.params, trial.distributions)
     seed = trial.user_attrs.get("random_seed")
-    if record.get("params") == mine and (seed is None or metrics.get("seed") == seed):
+    if "params" not in record:  # an app that records no parameters: its trial number must match
+        if record.get("number") == trial.number:
+            return ""
+    elif record.get("params") == mine and (seed is None or metrics.get("seed") == seed):
         return ""
     return (
         f"its run directory holds the result of trial {record.get('number')} of study "

@@ -34,7 +34,7 @@ def test_tpe_finds_the_sphere_minimum_as_hydras_own_example(tmp_path: Path) -> N
     ]
     for t in s.trials:  # each run got its own trial's keys and wrote its own result
         m = json.loads((sweep_dir / f"trial-{t.number:04d}" / "metrics.json").read_text())
-        assert m["trial"] == {"number": t.number, "study": s.study_name}
+        assert m["trial"] == {"number": t.number, "study": s.study_name, "params": t.params}
         assert m["val"]["mae"] == t.value
     assert "will fail" not in out.stderr + out.stdout  # no rule warnings for a foreign app
     # the same seed draws the same trials again

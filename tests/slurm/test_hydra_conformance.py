@@ -12,6 +12,7 @@ cores, no GPUs) and with no launcher overrides at all (the plugin's own defaults
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,21 @@ def _this_checkout_in_the_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     the plugins of this checkout, whatever is installed."""
     path = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{path}" if path else str(REPO))
+
+
+@pytest.fixture(autouse=True)
+def _hydra_version_base_as_the_suites_expect() -> Iterator[None]:
+    """The suites' apps declare no version_base, so Hydra's 1.1 defaults apply (the job changes
+    into its output directory). Earlier tests of this process composed with version_base="1.3",
+    which Hydra keeps in a singleton that the launcher hands to every job: start each test with
+    it unset, as a fresh process would, and put it back after."""
+    from hydra.version import _UNSPECIFIED_, VersionBase
+
+    base = VersionBase.instance()
+    before = base.version_base
+    base.version_base = _UNSPECIFIED_
+    yield
+    base.version_base = before
 
 
 def test_discovery() -> None:

@@ -372,3 +372,17 @@ def test_a_corrupt_journal_line_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"{journal}, line 3 of \d+: not a JSON record"):
         make_study(tmp_path)
     assert not list(tmp_path.glob("optuna-journal.log.torn-*"))
+
+
+def test_a_run_without_recorded_parameters_is_checked_by_its_trial_number(tmp_path: Path) -> None:
+    """An app whose metrics.json records no trial.params (the sweeper's contract allows it): its
+    run is this trial's when the trial numbers match, another trial's otherwise."""
+    from fusion_tuner.search.loop import not_this_trials
+
+    study = make_study(tmp_path)
+    trial = study.ask(SPACE.distributions)
+    mine = {"status": "completed", "val": {"mae": 1.0}, "trial": {"number": trial.number}}
+    other = mine | {"trial": {"number": trial.number + 1}}
+    frozen = study.trials[-1]
+    assert not_this_trials(tmp_path, mine, frozen) == ""
+    assert "holds the result of trial 1" in not_this_trials(tmp_path, other, frozen)

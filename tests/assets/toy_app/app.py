@@ -26,7 +26,13 @@ def _write(run_dir: Path, metrics: dict) -> None:
 @hydra.main(version_base="1.3", config_path=".", config_name="config")
 def main(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    trial = {"number": cfg.trial.number, "study": cfg.trial.study}
+    # the trial's values as the run's config holds them: a run of other values is never taken
+    # for this trial's result
+    trial = {
+        "number": cfg.trial.number,
+        "study": cfg.trial.study,
+        "params": {"x": cfg.x, "y": cfg.y},
+    }
     if cfg.y == -1:
         _write(
             run_dir, {"status": "failed", "error": "ValueError: y=-1 is refused", "trial": trial}
