@@ -93,7 +93,7 @@ def test_minilm_run_trains_and_predicts_offline(tmp_path: Path) -> None:
     report = json.loads((run / "data_report.json").read_text())
     assert metrics["status"] == "completed"
     assert report["text_store"]["used"] is True and report["text_store"]["frozen_layers"] == "all"
-    assert report["text_lengths"]["max_length"] == 48  # budget=smoke's length
+    assert report["text_lengths"]["max_length"] == 80  # budget=smoke's length
     want = {r["id"]: float(r["prediction"]) for r in read_csv(run / "predictions_test.csv")}
     folder = tmp_path / "new"
     folder.mkdir()

@@ -222,9 +222,12 @@ def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None
     assert Path(numbers["path"][0]["sweep"]) == phase1.resolve()
     assert Path(numbers["path"][-1]["sweep"]) == phase2.resolve()
     for stage in ("text_fine", "text_final", "fused"):
-        assert crit[f"CKA {stage}"]["met"] in (True, False), crit[f"CKA {stage}"]
-        assert "seed 1" in crit[f"CKA {stage}"]["value"]
-    assert (root / "plan_report" / "cka" / "cka.json").is_file()
+        c = crit[f"CKA {stage}"]
+        if c["met"] is None:  # two-epoch runs can leave a stage constant: CKA is undefined then
+            assert "not checked (CKA failed" in c["status"] and "CKA is undefined" in c["status"]
+        else:
+            assert c["met"] in (True, False) and "seed 1" in c["value"], c
+            assert (root / "plan_report" / "cka" / "cka.json").is_file()
     assert (root / "plan_report" / "report.html").stat().st_size > 10_000
 
 
