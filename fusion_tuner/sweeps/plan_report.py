@@ -69,6 +69,7 @@ from fusion_tuner.sweeps.decision import (
 from fusion_tuner.sweeps.plan import PLAN_FILE
 from fusion_tuner.sweeps.report import (
     DECISION_HEADER,
+    REFERENCE_COLUMNS,
     REFERENCE_HEADER,
     REFERENCE_NOTE,
     decision_cells,
@@ -578,13 +579,7 @@ def build_report(
                 "configuration",
                 "overrides of conf/",
                 "seeds",
-                "val MAE",
-                "mean predictor val MAE",
-                "test MAE",
-                "mean predictor test MAE",
-                "skill val / test",
-                "R² val / test",
-                "learned?",
+                *REFERENCE_COLUMNS,
                 "gap ratio",
                 "Δ val in its sweep [95%]",
             ],

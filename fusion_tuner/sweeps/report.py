@@ -71,9 +71,8 @@ DECISION_HEADER = (
     "Δ test MAE",
     "notes",
 )
-REFERENCE_HEADER = (
-    "experiment",
-    "seeds",
+# an arm's MAEs beside the training-mean predictor's, its skill and R² (summary and report)
+REFERENCE_COLUMNS = (
     "val MAE",
     "mean predictor val MAE",
     "test MAE",
@@ -82,6 +81,7 @@ REFERENCE_HEADER = (
     "R² val / test",
     "learned?",
 )
+REFERENCE_HEADER = ("experiment", "seeds", *REFERENCE_COLUMNS)
 # raw 95% interval in the table; the adjusted and equivalence intervals are in the notes
 COLORS = {DOWN: "tab:green", UP: "tab:red", SAME: "tab:grey", INCONCLUSIVE: "tab:orange"}
 

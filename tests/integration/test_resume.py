@@ -2,53 +2,23 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TINY, run_cli
+from tests.helpers.cli import (
+    comparable_history,
+    comparable_metrics,
+    run_cli,
+    start_until_epochs,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 RESUME = ["scheduler.epochs=6", "trainer.deterministic=true", "regularization.graph_dropout=0.3"]
-TIMING = {"wall_time_s", "train_crystals_per_s", "pid", "attempts"}
-
-
-def comparable_metrics(run_dir: Path) -> dict:
-    m = json.loads((run_dir / "metrics.json").read_text())
-    return {k: v for k, v in m.items() if k not in TIMING}
-
-
-def comparable_history(run_dir: Path) -> list[dict]:
-    with (run_dir / "history.csv").open() as fh:
-        return [
-            {k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(fh)
-        ]
-
-
-def start_until_epochs(run_dir: Path, *overrides: str, epochs: int = 2, timeout: float = 300):
-    """Start ``python -m fusion_tuner`` into ``run_dir`` and return its process once
-    ``history.csv`` holds ``epochs`` epochs (fails the test if the run ends first)."""
-    cmd = [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={run_dir}", *TINY, *overrides]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ
-    )
-    history = run_dir / "history.csv"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if history.is_file() and len(history.read_text().splitlines()) > epochs:
-            break
-        if proc.poll() is not None:
-            pytest.fail("the run ended before it could be killed")
-        time.sleep(0.05)
-    return proc
 
 
 @pytest.mark.parametrize("cache", ["same", "fresh"])

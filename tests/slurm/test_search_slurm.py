@@ -12,7 +12,7 @@ import pytest
 from tests.helpers.cli import LR_SPACE, load_study, study_states
 from tests.helpers.cli import log_span as _span
 from tests.helpers.cli import trial_metrics as metrics
-from tests.slurm.sweep import run, sweep_cmd
+from tests.helpers.slurm import run, sweep_cmd
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import write_folder
-from tests.slurm.sweep import rows, run, sweep_cmd
+from tests.helpers.cli import summary_rows as rows
+from tests.helpers.slurm import run, sweep_cmd
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from fusion_tuner.slurm.parse import parse_config, parse_records
-from tests.slurm.sweep import rows, run, sweep_cmd
+from tests.helpers.cli import summary_rows as rows
+from tests.helpers.slurm import run, sweep_cmd
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
 

@@ -1,8 +1,8 @@
-"""Running sweeps on the live test cluster: the command, the process, the summary rows."""
+"""Running sweeps on the live test cluster: the command and the process (the summary rows:
+:func:`tests.helpers.cli.summary_rows`)."""
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -42,8 +42,3 @@ def run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
         timeout=timeout,
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
     )
-
-
-def rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
-    with (sweep_dir / "summary.csv").open() as fh:
-        return {r["run_dir"]: r for r in csv.DictReader(fh)}
