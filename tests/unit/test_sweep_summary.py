@@ -11,7 +11,7 @@ import pytest
 from fusion_tuner.summary import main as summary_main
 from fusion_tuner.sweeps.report import write_summary
 from fusion_tuner.sweeps.sequential import mde
-from fusion_tuner.sweeps.summary import DOWN, INCONCLUSIVE, NONE, UP
+from fusion_tuner.sweeps.summary import DOWN, INCONCLUSIVE, NONE, SAME, UP
 from tests.helpers.sweeps import fake_run, fixed_design
 from tests.helpers.sweeps import patch_metrics as _patch
 from tests.helpers.sweeps import winning_sweep as _winning_sweep
@@ -406,3 +406,36 @@ def test_a_confirmed_winner_is_chained(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "summary.json").read_text())
     assert data["confirmation"]["status"] == "confirmed"
     assert data["confirmation"]["seeds"] == [1001, 1002, 1003]
+
+
+def _plan(sweep: Path, **design) -> None:
+    sweep.mkdir(parents=True, exist_ok=True)
+    base = {"initial_seeds": 3, "seeds_per_round": 2, "max_seeds": 3}
+    (sweep / "sweep_plan.json").write_text(json.dumps({"jobs": [], "design": base | design}))
+
+
+def test_the_family_level_and_the_equivalence_margin_change_the_decisions(tmp_path: Path) -> None:
+    """sweep.family_alpha and sweep.equivalence_margin, as the rounds sweeper records them in the
+    plan: a stricter family level widens the adjusted interval; a margin below the observed
+    change and spread can no longer call an arm unchanged."""
+    results = {}
+    for name, design in {
+        "default": {},
+        "strict": {"family_alpha": 0.001},
+        "narrow": {"equivalence_margin": 0.001},
+    }.items():
+        sweep = tmp_path / name
+        _plan(sweep, **design)
+        for seed, (b, e1, e6) in enumerate(
+            [(1.0, 1.003, 0.80), (1.02, 1.021, 0.81), (0.98, 0.984, 0.79)], 1
+        ):
+            fake_run(sweep, "baseline", seed, b)
+            fake_run(sweep, "e01_conservative_regularization", seed, e1)
+            fake_run(sweep, "e06_lower_lr", seed, e6)
+        write_summary(sweep)
+        results[name] = json.loads((sweep / "summary.json").read_text())["decisions"]
+    lo, hi = results["default"]["e06_lower_lr"]["adjusted_interval"]
+    slo, shi = results["strict"]["e06_lower_lr"]["adjusted_interval"]
+    assert slo < lo < hi < shi  # the same pairs, a stricter level: a wider interval
+    assert results["default"]["e01_conservative_regularization"]["decision"] == SAME
+    assert results["narrow"]["e01_conservative_regularization"]["decision"] != SAME
