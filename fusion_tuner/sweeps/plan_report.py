@@ -269,6 +269,8 @@ def _stats(runs: list[Run], split: str = "val", key: str = "mae") -> str:
     if not vals:
         return "—"
     m, sd = mean_sd([float(v) for v in vals])
+    if max(vals) == min(vals):  # e.g. the mean predictor's MAE on one split: no rounding noise
+        sd = 0.0
     return f"{fmt(m)} ± {fmt(sd, 2)}" if len(vals) > 1 else fmt(m)
 
 

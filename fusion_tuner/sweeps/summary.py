@@ -612,18 +612,18 @@ def _verdict(
     if winner is not None:
         d = tried[winner]
         said = (
-            f"Tuning works: {winner} lowered validation MAE by {-d.delta_pct:.1f}% against the "
+            f"{winner} lowered validation MAE by {-d.delta_pct:.1f}% against the "
             f"baseline (95% interval {d.pct(d.low):+.1f}% to {d.pct(d.high):+.1f}%)"
         )
         if conf is not None and conf.status == "pending":
             return (
-                f"{said}; it is not confirmed yet: rerun the same sweep command into "
+                f"Selected: {said}; not confirmed yet: rerun the same sweep command into "
                 f"hydra.sweep.dir={sweep_dir} to re-run it and the baseline on fresh seeds "
                 "before chaining." + caveat
             )
         if conf is not None and conf.status == "not confirmed":
             return (
-                f"{said} in the selection, but fresh seeds did not confirm it (Δ "
+                f"Not confirmed: {said} in the selection, but fresh seeds did not confirm it (Δ "
                 f"{fmt(conf.delta)}, 95% interval [{fmt(conf.low)}, {fmt(conf.high)}] over "
                 f"{conf.pairs} pairs): the selection's gain may be the winner's curse; the next "
                 "phase keeps the previous start." + caveat
@@ -634,7 +634,7 @@ def _verdict(
             else " (not confirmed on fresh seeds: sweep.confirm_seeds=0)"
         )
         return (
-            f"{said}{tail}; next, continue fine-tuning around {winner} (chain the next phase "
+            f"Tuning works: {said}{tail}; next, continue fine-tuning around {winner} (chain the next phase "
             f"with base_sweep={sweep_dir})." + caveat
         )
     by = {

@@ -107,3 +107,20 @@ def test_the_report_marks_a_configuration_that_learned_nothing(tmp_path: Path) -
     assert gap["met"] is None
     assert "an underfit model meets this trivially" in gap["value"]
     assert "The baseline itself learned nothing" in md  # the sweep's verdict
+
+
+def test_equal_values_over_seeds_have_a_spread_of_exactly_zero(tmp_path: Path) -> None:
+    """The mean predictor's MAE is the same for every seed of one split: its spread prints as 0,
+    not as the rounding noise of a float sum (``± 2.3e-16``)."""
+    from fusion_tuner.rundir import Run
+    from fusion_tuner.sweeps.plan_report import _stats
+
+    value = 1.3881234  # three of it sum to a float whose mean differs from it by 1 ulp
+    runs = []
+    for seed in (1, 2, 3):
+        d = fake_run(tmp_path, "baseline", seed, 1.0)
+        m = json.loads((d / "metrics.json").read_text())
+        m["test"]["mean_predictor_mae"] = value
+        (d / "metrics.json").write_text(json.dumps(m))
+        runs.append(Run(d))
+    assert _stats(runs, "test", "mean_predictor_mae").endswith(" ± 0")

@@ -382,12 +382,14 @@ def test_an_unconfirmed_winner_is_not_chained(tmp_path: Path) -> None:
     assert nb.winner is None and nb.overrides == {}
     assert "won the selection but is not confirmed" in nb.note
     assert "not confirmed yet: rerun the same sweep command" in s.verdict
+    assert s.verdict.startswith("Selected: e06_lower_lr lowered")  # no "Tuning works" yet
     # fresh seeds where e06 is no better: not confirmed, not chained
     _winning_sweep(tmp_path / "curse", [(1.0, 1.01), (0.9, 0.88), (1.1, 1.12)])
     s = write_summary(tmp_path / "curse")
     assert s.confirmation.status == "not confirmed" and s.confirmation.pairs == 3
     assert read_next_base(tmp_path / "curse").winner is None
     assert "fresh seeds did not confirm it" in s.verdict
+    assert s.verdict.startswith("Not confirmed: e06_lower_lr lowered")
     # the confirmation runs never enter the selection's decision
     assert s.decisions["e06_lower_lr"].arm.seeds_run == [1, 2, 3]
     rows = [r for r in s.rows if r["seed"] == 1001]
@@ -403,6 +405,7 @@ def test_a_confirmed_winner_is_chained(tmp_path: Path) -> None:
     nb = read_next_base(tmp_path)
     assert nb.winner == "e06_lower_lr" and nb.overrides == {"scheduler.learning_rate": 0.0005}
     assert "confirmed on fresh seeds 1001, 1002, 1003" in s.verdict
+    assert s.verdict.startswith("Tuning works: e06_lower_lr lowered")
     data = json.loads((tmp_path / "summary.json").read_text())
     assert data["confirmation"]["status"] == "confirmed"
     assert data["confirmation"]["seeds"] == [1001, 1002, 1003]
