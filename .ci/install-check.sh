@@ -116,12 +116,15 @@ if len(rows) != 3787 or list(rows[0]) != ["id", "target", "prediction"]:
     raise SystemExit(f"predict wrote {len(rows)} rows, columns {list(rows[0]) if rows else []}")
 print(f"perovskite run completed (val MAE {m['val']['mae']:.4f}); predicted {len(rows)} crystals")
 PY
-"$py" -m fusion_tuner.data list | grep -q "sample://perov5_castelli"
+# the whole output first: grep -q leaves at its first match, before the writer is done
+listing=$("$py" -m fusion_tuner.data list)
+grep -q "sample://perov5_castelli" <<<"$listing"
 
 echo "== the installed commands"
 for cmd in fusion-tuner-predict fusion-tuner-export fusion-tuner-analyze fusion-tuner-data; do
     "$work/venv/bin/$cmd" --help >/dev/null
 done
 "$py" -m fusion_tuner.predict --help >/dev/null
-"$py" -m fusion_tuner.data download --help | grep -q "perov_5 .*MIT"
+help_text=$("$py" -m fusion_tuner.data download --help)
+grep -q "perov_5 .*MIT" <<<"$help_text"
 echo "install check passed in $((SECONDS - start)) s"

@@ -336,7 +336,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
-        print(list_text(args.to))
+        try:
+            print(list_text(args.to), flush=True)
+        except BrokenPipeError:  # `list | grep -q ...`, `list | head`: the reader has enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
         return 0
     if args.retries < 0:
         print(f"error: --retries={args.retries} must be >= 0", file=sys.stderr)

@@ -295,3 +295,26 @@ def test_list_shows_partial_and_the_samples_licences(tmp_path: Path) -> None:
     text = dl.list_text(tmp_path)
     assert "sample://perov5_castelli" in text and "MIT (CDVAE)" in text
     assert "checksums for 0 of 1" in text  # the JARVIS figshare zips
+
+
+def test_list_into_a_closed_pipe_exits_quietly() -> None:
+    """``list | grep -q NAME`` or ``list | head``: the reader may be gone before the listing is
+    written; the command still exits 0 without a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has already left
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "fusion_tuner.data", "list"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
