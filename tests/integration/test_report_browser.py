@@ -158,6 +158,8 @@ def dejavu_only(tmp_path: Path) -> dict[str, str]:
         None,
     )
     if dejavu is None:
+        if os.environ.get("FUSION_TUNER_REQUIRE_BROWSER") == "1":
+            pytest.fail("FUSION_TUNER_REQUIRE_BROWSER=1 but no DejaVu fonts (fonts-dejavu-core)")
         pytest.skip("no DejaVu fonts (Debian: apt-get install fonts-dejavu-core)")
     conf = tmp_path / "fonts.conf"
     conf.write_text(
