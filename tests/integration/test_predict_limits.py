@@ -131,17 +131,12 @@ def test_edge_batches_respect_the_budget_and_skip_what_cannot_fit_alone() -> Non
 def test_out_never_overwrites_a_run_record_and_a_folder_gets_predictions_csv(
     trained: Path, inputs: Path, tmp_path: Path, capsys
 ) -> None:
+    def predict_to(out: str) -> tuple[int, str, str]:
+        return predict(capsys, "--runs", str(trained), "--structures", str(inputs), "--out", out)
+
     before = (trained / "metrics.json").read_bytes()
     for record in ("metrics.json", "best_model.pt", "predictions_test.csv", ".hydra/config.yaml"):
-        code, _, err = predict(
-            capsys,
-            "--runs",
-            str(trained),
-            "--structures",
-            str(inputs),
-            "--out",
-            str(trained / record),
-        )
+        code, _, err = predict_to(str(trained / record))
         assert code == 2, record
         assert err.startswith("error: ") and "would overwrite the run record" in err, err
         assert "featurising" not in err  # refused before any work
@@ -149,25 +144,13 @@ def test_out_never_overwrites_a_run_record_and_a_folder_gets_predictions_csv(
     assert json.loads(before)["status"] == "completed"
     folder = tmp_path / "outdir"
     folder.mkdir()
-    code, out, err = predict(
-        capsys, "--runs", str(trained), "--structures", str(inputs), "--out", str(folder)
-    )
+    code, out, err = predict_to(str(folder))
     assert code == 0, err
     assert (
         len(rows(folder / "predictions.csv")) == 4 and f"wrote {folder / 'predictions.csv'}" in out
     )
-    code, _, err = predict(
-        capsys,
-        "--runs",
-        str(trained),
-        "--structures",
-        str(inputs),
-        "--out",
-        str(tmp_path / "new") + "/",
-    )
+    code, _, err = predict_to(str(tmp_path / "new") + "/")
     assert code == 0 and len(rows(tmp_path / "new" / "predictions.csv")) == 4
     beside = trained / "predictions_new.csv"  # a new file in the run directory is fine
-    code, _, err = predict(
-        capsys, "--runs", str(trained), "--structures", str(inputs), "--out", str(beside)
-    )
+    code, _, err = predict_to(str(beside))
     assert code == 0 and beside.is_file()
