@@ -8,6 +8,7 @@ The data builders are re-exported here (``from tests.helpers import write_folder
 """
 
 from tests.helpers.data import (
+    NACL_POSCAR,
     RUTILE_CIF,
     WURTZITE_CIF,
     jarvis_records,
@@ -20,6 +21,7 @@ from tests.helpers.data import (
 )
 
 __all__ = [
+    "NACL_POSCAR",
     "RUTILE_CIF",
     "WURTZITE_CIF",
     "jarvis_records",

@@ -289,3 +289,17 @@ def write_cif_folder(root: Path, n: int = 12, names: list[str] | None = None) ->
         rows.append(f"{name},{c.target:.5f}")
     (root / "id_prop.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+# rock salt as a POSCAR (a primitive fcc cell, 2 atoms)
+NACL_POSCAR = """NaCl
+1.0
+0.0 2.82 2.82
+2.82 0.0 2.82
+2.82 2.82 0.0
+Na Cl
+1 1
+Cartesian
+0.0 0.0 0.0
+2.82 2.82 2.82
+"""

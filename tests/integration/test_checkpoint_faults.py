@@ -13,6 +13,7 @@ import torch
 
 from fusion_tuner.errors import CheckpointError
 from fusion_tuner.training.checkpoint import load_checkpoint
+from tests.helpers.data import NACL_POSCAR
 from tests.helpers.runs import train_run
 
 pytestmark = pytest.mark.integration
@@ -138,17 +139,6 @@ TAMPERINGS = {
 
 
 CONFIG_TAMPERINGS = ("extra config key", "config as a string", "shared-reference bomb")
-NACL = """NaCl
-1.0
-0.0 2.82 2.82
-2.82 0.0 2.82
-2.82 2.82 0.0
-Na Cl
-1 1
-Cartesian
-0.0 0.0 0.0
-2.82 2.82 2.82
-"""
 
 
 @pytest.mark.timeout(120)
@@ -162,7 +152,7 @@ def test_tampered_checkpoints_give_an_error_and_exit_2(
     change, expected = TAMPERINGS[kind]
     run = tampered(trained, tmp_path / "run", change)
     structures = tmp_path / "POSCAR-NaCl.vasp"
-    structures.write_text(NACL)
+    structures.write_text(NACL_POSCAR)
     capsys.readouterr()
     code = predict_main(
         ["--runs", str(run), "--structures", str(structures), "--out", str(tmp_path / "p.csv")]

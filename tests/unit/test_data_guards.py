@@ -12,6 +12,7 @@ import pytest
 from fusion_tuner.data.tables import load_table, read_table
 from fusion_tuner.errors import DataError
 from tests.conftest import compose
+from tests.helpers.data import NACL_POSCAR
 
 MiB = 1 << 20
 
@@ -80,17 +81,6 @@ def test_a_plain_table_is_read_as_before(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------- 8: id_prop.csv stays in its folder
-NACL_POSCAR = """NaCl
-1.0
-0.0 2.82 2.82
-2.82 0.0 2.82
-2.82 2.82 0.0
-Na Cl
-1 1
-Cartesian
-0.0 0.0 0.0
-2.82 2.82 2.82
-"""
 SECRET = "root:x:0:0:root:/root:/bin/bash\nadmin:$6$s3cr3t-hash:19000:0:99999:7:::\n"
 
 
