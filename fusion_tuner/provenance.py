@@ -14,29 +14,19 @@ def git_revision(where: Path = PACKAGE_DIR) -> str:
     """The short commit of the checkout the package runs from (``+dirty`` with uncommitted
     changes), or ``unknown`` when its files are not tracked by a git checkout (an installed
     wheel, even inside someone else's repository)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10
+        )
+
     try:
-        tracked = subprocess.run(
-            ["git", "-C", str(where), "ls-files", "--error-unmatch", "__init__.py"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if tracked.returncode != 0:
+        if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:
             return "unknown"
-        rev = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short=10", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        rev = git("rev-parse", "--short=10", "HEAD")
         if rev.returncode != 0 or not rev.stdout.strip():
             return "unknown"
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        dirty = git("status", "--porcelain", "--untracked-files=no")
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
