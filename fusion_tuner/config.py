@@ -428,7 +428,7 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.progress",
     "trainer.keep_last_checkpoint",
     "trainer.start_over",
-    # the trajectory is the single-process one (within float tolerance, see README)
+    # the trajectory is the single-process one (within float tolerance, see docs/runs.md)
     "trainer.devices",
     "dataset.cache_dir",
     "dataset.num_workers",

@@ -12,7 +12,7 @@ A run directory (``outputs/runs/<experiment>/<time>/`` or one run of a sweep) ho
     curves.png                           loss, MAE and gap ratio per epoch
     best_model.pt, last.pt               lowest-validation-MAE model; everything to resume
     predictions_{train,val,test}.csv     id, target, prediction (best model)
-    metrics.json                         status and results (keys: see the README)
+    metrics.json                         status and results (keys: see docs/runs.md)
     tokenizer/                           the tokenizer the run used
 
 :class:`RunDir` is the layout (paths plus reading and atomic writing of each file);

@@ -149,7 +149,7 @@ def read_jarvis_records(name: str, store_dir: Path) -> list[dict[str, Any]]:
             f"could not load JARVIS dataset {name!r} into {store_dir} ({type(exc).__name__}: "
             f"{exc}). Check dataset.name, the network, or place the figshare zip there "
             f"(python -m fusion_tuner.data download {name} --to {store_dir} does that, "
-            "resumably; see dataset.jarvis_dir in the README)."
+            "resumably; see dataset.jarvis_dir in docs/data.md)."
         ) from exc
 
 
