@@ -36,14 +36,24 @@ LR_SPACE = "scheduler.learning_rate=choice(0.001,10.0)"
 TIMING = {"wall_time_s", "train_crystals_per_s", "pid", "attempts"}
 
 
+def tiny_only(overrides: Sequence[str]) -> list[str]:
+    """``overrides``, refused when one selects another budget: ``budget=full`` or ``budget=quick``
+    after ``TINY`` would silently drop ``budget=smoke``'s slim model and train the plan's full one
+    (keys such as ``budget.max_epochs=12`` are fine)."""
+    other = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") == "budget"]
+    assert not other, f"{other} replaces TINY's budget=smoke: set budget.* keys instead"
+    return list(overrides)
+
+
 def _env() -> dict[str, str]:
     return os.environ | {"PYTHONUNBUFFERED": "1"}
 
 
 def run_cli(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
     """``python -m fusion_tuner hydra.run.dir=RUN_DIR TINY... OVERRIDES...`` in a subprocess."""
+    cmd = [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={run_dir}", *TINY]
     proc = subprocess.run(
-        [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={run_dir}", *TINY, *overrides],
+        [*cmd, *tiny_only(overrides)],
         capture_output=True,
         text=True,
         env=_env(),
@@ -95,7 +105,7 @@ def sweep(sweep_dir: Path, *overrides: str, timeout: int = 900) -> subprocess.Co
             "-m",
             f"hydra.sweep.dir={sweep_dir}",
             *QUICK,
-            *overrides,
+            *tiny_only(overrides),
         ],
         capture_output=True,
         text=True,
@@ -119,7 +129,7 @@ def search_cmd(sweep_dir: Path, *overrides: str) -> list[str]:
         f"hydra.sweep.dir={sweep_dir}",
         *QUICK,
         *SEARCH,
-        *overrides,
+        *tiny_only(overrides),
     ]
 
 
@@ -185,7 +195,8 @@ def comparable_history(run_dir: Path) -> list[dict]:
 def start_until_epochs(run_dir: Path, *overrides: str, epochs: int = 2, timeout: float = 300):
     """Start ``python -m fusion_tuner`` into ``run_dir`` and return its process once
     ``history.csv`` holds ``epochs`` epochs (fails the test if the run ends first)."""
-    cmd = [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={run_dir}", *TINY, *overrides]
+    cmd = [sys.executable, "-m", "fusion_tuner", f"hydra.run.dir={run_dir}", *TINY]
+    cmd += tiny_only(overrides)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ
     )

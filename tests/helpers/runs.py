@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tests.helpers.cli import TINY
+from tests.helpers.cli import TINY, tiny_only
 
 
 def write_hydra_files(run_dir: Path, overrides: list[str]) -> None:
@@ -41,7 +41,7 @@ def train_run(run_dir: Path, *overrides: str, tiny: bool = True) -> Path:
     and return ``run_dir``; fails the test if the run does not complete."""
     from fusion_tuner import compose_config, train
 
-    ov = [*(TINY if tiny else []), *overrides]
+    ov = [*TINY, *tiny_only(overrides)] if tiny else list(overrides)
     cfg = compose_config(ov)
     write_hydra_files(run_dir, ov)
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()

@@ -232,7 +232,11 @@ def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None
 
 
 # runs that learn something on the demo data (validation skill about 0.2-0.35) in seconds
-LEARNING = ["dataset.demo_size=60", "scheduler.epochs=12", "budget=full", "budget.max_epochs=12"]
+LEARNING = [
+    "dataset.demo_size=60",
+    "scheduler.epochs=12",
+    "budget.max_epochs=12",
+]  # slim, 12 epochs
 ROUNDS = [
     "hydra/sweeper=rounds",
     "experiment=baseline,e09_no_cross_attention",

@@ -58,3 +58,16 @@ def test_the_readme_stays_a_short_guide() -> None:
 
     for target in re.findall(r"\]\((docs/[^)#]+)", readme):
         assert (TESTS.parent / target).exists(), target
+
+
+def test_a_test_cannot_replace_the_test_budget_by_accident() -> None:
+    from tests.helpers.cli import tiny_only
+
+    assert tiny_only(["budget.max_epochs=12", "text=none"]) == ["budget.max_epochs=12", "text=none"]
+    for other in ("budget=full", "budget=quick", "+budget=smoke"):
+        try:
+            tiny_only([other])
+        except AssertionError as exc:
+            assert "replaces TINY's budget=smoke" in str(exc)
+        else:
+            raise AssertionError(f"{other} was let through")
