@@ -11,22 +11,25 @@
 #                           its --dry size)
 #   JARVIS_DIR=<dir>        a folder holding figshare's jdft_3d-8-18-2021.json.zip (dft_3d_2021):
 #                           epoch_time then times the leaderboard's real data; else synthetic
-#   ONLY="a b"              run only these steps (gpu_tests train_step text_encoder loader
-#                           epoch_time); the others are reported as skipped
+#   ONLY="a b"              run only these steps (gpu_tests train_step train_step_bf16
+#                           text_encoder loader epoch_time); the others are reported as skipped
 #
-# Sized for under 15 minutes on one modern GPU: each step has its own time limit (TESTS_S,
-# TRAIN_S, TEXT_S, LOADER_S, EPOCH_S seconds); a step that fails or runs out of time is reported
-# as such in the table and the others still run. Exit status: 0 when every step passed, 1
-# otherwise.
+# train_step times the graph-only and fused models eager and compiled (trainer.compile: the
+# graph encoder through torch.compile) in float32, train_step_bf16 the graph-only model eager
+# and compiled under bf16 autocast; the table gives compiled over eager and bf16 over float32.
+# Sized for about 15 minutes on one modern GPU: each step has its own time limit (TESTS_S,
+# TRAIN_S, TRAIN_BF16_S, TEXT_S, LOADER_S, EPOCH_S seconds); a step that fails or runs out of
+# time is reported as such in the table and the others still run. Exit status: 0 when every step
+# passed, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-fusion_tuner/data/samples}
 OUT=${OUT:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
 THREADS=${THREADS:-8}
 DEVICE=${DEVICE:-cuda}
-TESTS_S=${TESTS_S:-180} TRAIN_S=${TRAIN_S:-120} TEXT_S=${TEXT_S:-150} LOADER_S=${LOADER_S:-120}
-EPOCH_S=${EPOCH_S:-300}
-ALL_STEPS="gpu_tests train_step text_encoder loader epoch_time"
+TESTS_S=${TESTS_S:-180} TRAIN_S=${TRAIN_S:-300} TRAIN_BF16_S=${TRAIN_BF16_S:-200}
+TEXT_S=${TEXT_S:-150} LOADER_S=${LOADER_S:-120} EPOCH_S=${EPOCH_S:-300}
+ALL_STEPS="gpu_tests train_step train_step_bf16 text_encoder loader epoch_time"
 ONLY=${ONLY:-$ALL_STEPS}
 mkdir -p "$OUT"
 export FUSION_TUNER_CACHE_DIR="$OUT/cache" HF_HUB_OFFLINE=1 WANDB_MODE=disabled
@@ -62,14 +65,18 @@ step gpu_tests "$TESTS_S" python -m pytest tests/gpu -m gpu -q -p no:cacheprovid
 if [ -d "$DATA/jarvis_dft3d_mini" ]; then
     mini="$DATA/jarvis_dft3d_mini"
     step train_step "$TRAIN_S" python bench/train_step.py --device "$DEVICE" --threads "$THREADS" \
-        --store "$mini/store_full" --texts "$mini/describe_text.json.zip" --json "$OUT/train_step.json"
+        --variants abde --repeat 1 --store "$mini/store_full" --texts "$mini/describe_text.json.zip" \
+        --json "$OUT/train_step.json"
+    step train_step_bf16 "$TRAIN_BF16_S" python bench/train_step.py --device "$DEVICE" \
+        --threads "$THREADS" --variants ad --repeat 1 --bf16 --store "$mini/store_full" \
+        --texts "$mini/describe_text.json.zip" --json "$OUT/train_step_bf16.json"
     step text_encoder "$TEXT_S" python bench/text_encoder.py --device "$DEVICE" --threads "$THREADS" \
         --rounds 10 --slow-rounds 5 --store "$mini/store_full" \
         --texts "$mini/describe_text.json.zip" --cache "$OUT/text_cache" --json "$OUT/text_encoder.json"
     step loader "$LOADER_S" python bench/loader.py --device "$DEVICE" --threads "$THREADS" \
         --data "$DATA" --cache "$OUT/loader_cache" --json "$OUT/loader.json"
 else
-    for s in train_step text_encoder loader; do STATUS[$s]="skipped: no $DATA/jarvis_dft3d_mini"; done
+    for s in train_step train_step_bf16 text_encoder loader; do STATUS[$s]="skipped: no $DATA/jarvis_dft3d_mini"; done
 fi
 # one epoch of experiment=alignn_reference at the leaderboard's size, projected to 300 epochs
 epoch_args=(--device "$DEVICE" --threads "$THREADS" --data "$DATA" --workdir "$OUT/epoch_time"
@@ -105,14 +112,33 @@ if (out / "gpu_tests.xml").is_file():
     passed = a["tests"] - a["failures"] - a["errors"] - a["skipped"]
     rows.append(("GPU tests", f"{passed} passed, {a['failures'] + a['errors']} failed, "
                  f"{a['skipped']} skipped"))
-if ts := load("train_step"):
-    v = ts["variants"]
-    for key, label in (("graph", "graph-only"), ("fused", "fused, tiny frozen text from the store")):
+LABELS = {"graph": "graph-only", "fused": "fused, tiny frozen text from the store",
+          "graph_compiled": "graph-only, compiled", "fused_compiled": "fused, compiled"}
+ts, bf = load("train_step"), load("train_step_bf16")
+for name, res in (("train_step", ts), ("train_step bf16", bf)):
+    if not res:
+        continue
+    v = res["variants"]
+    for key, label in LABELS.items():
         if key in v:
-            rows.append((f"train_step {label}", f"train {v[key]['train']:.0f} crystals/s, "
-                         f"inference {v[key]['infer']:.0f} crystals/s"))
+            compiled = f" (compiling: {v[key]['compile_s']:.0f} s)" if v[key].get("compile_s") else ""
+            rows.append((f"{name} {label}", f"train {v[key]['train']:.0f} crystals/s, "
+                         f"inference {v[key]['infer']:.0f} crystals/s, peak RSS "
+                         f"{v[key]['rss_mb']:.0f} MB{compiled}"))
+    for eager in ("graph", "fused"):
+        if {eager, f"{eager}_compiled"} <= v.keys():
+            c = v[f"{eager}_compiled"]
+            rows.append((f"{name} {LABELS[eager]}: compiled ÷ eager",
+                         f"train {c['train'] / v[eager]['train']:.2f}x, "
+                         f"inference {c['infer'] / v[eager]['infer']:.2f}x"))
     if {"graph", "fused"} <= v.keys():
-        rows.append(("train_step fused ÷ graph time", f"{v['graph']['train'] / v['fused']['train']:.2f}x"))
+        rows.append((f"{name} fused ÷ graph time", f"{v['graph']['train'] / v['fused']['train']:.2f}x"))
+if ts and bf:
+    for key in ("graph", "graph_compiled"):
+        if key in ts["variants"] and key in bf["variants"]:
+            a, b = ts["variants"][key], bf["variants"][key]
+            rows.append((f"bf16 ÷ float32, {LABELS[key]}", f"train {b['train'] / a['train']:.2f}x, "
+                         f"inference {b['infer'] / a['infer']:.2f}x"))
 if te := load("text_encoder"):
     g = next(r for r in te["rows"] if r["variant"] == "g")["seconds"]
     for r in te["rows"]:

@@ -1,7 +1,7 @@
 """Training and inference throughput (crystals/s) and peak RSS at the plan's model sizes.
 
 Usage: python bench/train_step.py [--store DIR] [--batches N] [--threads 2] [--repeat 2]
-                                  [--device cuda] [--json FILE]
+                                  [--device cuda] [--bf16] [--variants a,c,d] [--json FILE]
 
 Variants, each in its own process (so peak RSS is its own), on the same structures in the same
 batches of 64, all on upstream ALIGNN's default k-nearest graph (forward + loss + backward +
@@ -15,11 +15,19 @@ AdamW step for training):
               calculate_gradient=False) on upstream's own k-nearest graphs of the same
               structures (bench/_upstream.py), when `alignn` is installed; it counts the
               structures whose graph has our sizes (atoms, directed bonds, line-graph edges)
-The variants run in turn ``--repeat`` times (a, b, c, a, b, c, ...); the ratios (a)/(c),
-(b)/(a) and RSS (a)/(c) are reported per round and as the median over rounds, so that load
-changes on a shared machine hit every variant alike. Peak RSS is the high-water mark of the
-training loop alone (reset after the data is prepared), on Linux. With ``--device cuda`` (a) and
-(b) run on the GPU (batches copied in the timed loop, as in training) and (c) is left out.
+  (d) graph_compiled  (a) with ``trainer.compile=true``: the graph encoder through
+              ``torch.compile(dynamic=True)``
+  (e) fused_compiled  (b) with ``trainer.compile=true``
+The variants run in turn ``--repeat`` times (a, b, c, d, e, a, ...); the ratios (a)/(c), (d)/(c),
+(b)/(a) and RSS (a)/(c), (d)/(c) are reported per round and as the median over rounds, so that
+load changes on a shared machine hit every variant alike. A compiled variant first makes one
+untimed pass over every batch, training and evaluation, so that every graph it needs is compiled
+(its seconds and the number of graphs are reported; inductor's on-disk cache makes later rounds
+compile faster); the throughput is then the steady state, as in a run after its first batches.
+Peak RSS is the high-water mark of the training loop alone (reset after the data is prepared and
+the compilation), on Linux. With ``--device cuda`` (a), (b), (d), (e) run on the GPU (batches
+copied in the timed loop, as in training) and (c) is left out; ``--bf16`` then trains and infers
+under bf16 autocast (as ``trainer.bf16=true``).
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ import torch
 from fusion_tuner.data.paths import resolve
 
 MINI = "sample://jarvis_dft3d_mini"  # bundled with the package
-VARIANTS = ("graph", "fused", "alignn")
+VARIANTS = ("graph", "fused", "alignn", "graph_compiled", "fused_compiled")
+LETTERS = dict(zip(VARIANTS, "abcde", strict=True))
 
 
 def _our_batches(store: Path, texts: Path, batch: int, text: str):
@@ -93,24 +102,30 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(model, batches, forward, train: bool, device: torch.device) -> float:
+def _time(
+    model, batches, forward, train: bool, device: torch.device, bf16: bool = False, warm: int = 1
+) -> float:
+    """Crystals per second over ``batches[warm:]`` (the first ``warm`` warm up allocators,
+    caches and, for a compiled model, the compiler)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train(train)
     n, start = 0, None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     for i, (inp, y) in enumerate(batches):
-        if i == 1:  # the first batch warms up allocators and caches
+        if i == warm:
             _sync(device)
             start, n = time.perf_counter(), 0
         if device.type == "cuda":
             inp = inp.to(device, non_blocking=True)
             y = inp.y
         if train:
-            loss = torch.nn.functional.mse_loss(forward(model, inp), y)
+            with autocast:
+                loss = torch.nn.functional.mse_loss(forward(model, inp).float(), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
         else:
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 forward(model, inp)
         n += len(y)
     _sync(device)
@@ -125,13 +140,21 @@ def _peak_rss_mb() -> float:
 
 
 def run_variant(
-    variant: str, store: Path, texts: Path, n_batches: int, dropout: float, device: str = "cpu"
+    variant: str,
+    store: Path,
+    texts: Path,
+    n_batches: int,
+    dropout: float,
+    device: str = "cpu",
+    bf16: bool = False,
 ) -> dict:
     from fusion_tuner.models.builders import build_model
     from fusion_tuner.training.text_store import prepare_text_states
 
     torch.manual_seed(0)
-    cfg, dm, ours = _our_batches(store, texts, 64, "none" if variant == "graph" else "tiny")
+    compiled = variant.endswith("_compiled")
+    text = "none" if variant.startswith("graph") else "tiny"
+    cfg, dm, ours = _our_batches(store, texts, 64, text)
     cfg.regularization.graph_dropout = dropout
     ours = ours[: n_batches + 1]
     check = None
@@ -149,12 +172,19 @@ def run_variant(
     gc.collect()
     dev = torch.device(device)
     model = model.to(dev)
+    compile_s, compile_note = None, None
+    if compiled:  # one untimed pass in each mode compiles every graph the timed loops need
+        model.compile_graph_encoder()
+        start = time.perf_counter()
+        for train in (True, False):
+            _time(model, batches, fwd, train=train, device=dev, bf16=bf16, warm=len(batches) - 1)
+        compile_s, compile_note = time.perf_counter() - start, model.compile_report()
     # Peak RSS of the training itself: reset the high-water mark once the data is prepared
     # (Linux: writing 5 to clear_refs resets VmHWM), then read it after training.
     Path("/proc/self/clear_refs").write_text("5")
-    train = _time(model, batches, fwd, train=True, device=dev)
+    train = _time(model, batches, fwd, train=True, device=dev, bf16=bf16)
     rss_mb = _peak_rss_mb()
-    infer = _time(model, batches, fwd, train=False, device=dev)
+    infer = _time(model, batches, fwd, train=False, device=dev, bf16=bf16)
     return {
         "variant": variant,
         "train": train,
@@ -162,19 +192,27 @@ def run_variant(
         "rss_mb": rss_mb,
         "params": sum(p.numel() for p in model.parameters()),
         "graph_check": check,
+        "compile_s": compile_s,
+        "compile": compile_note,
     }
 
 
 def _ratios(r: dict[str, dict]) -> dict[str, float]:
-    a, b = r["graph"], r["fused"]
-    out = {"fused_cost": a["train"] / b["train"]}
+    out = {}
+    if "graph" in r and "fused" in r:
+        out["fused_cost"] = r["graph"]["train"] / r["fused"]["train"]
+    if "graph" in r and "graph_compiled" in r:
+        out["train_d_over_a"] = r["graph_compiled"]["train"] / r["graph"]["train"]
     if "alignn" in r:
         c = r["alignn"]
-        out |= {
-            "train_a_over_c": a["train"] / c["train"],
-            "infer_a_over_c": a["infer"] / c["infer"],
-            "rss_a_over_c": a["rss_mb"] / c["rss_mb"],
-        }
+        for v in ("graph", "graph_compiled"):
+            if v in r:
+                x = LETTERS[v]
+                out |= {
+                    f"train_{x}_over_c": r[v]["train"] / c["train"],
+                    f"infer_{x}_over_c": r[v]["infer"] / c["infer"],
+                    f"rss_{x}_over_c": r[v]["rss_mb"] / c["rss_mb"],
+                }
     return out
 
 
@@ -189,14 +227,20 @@ def main() -> None:
         help="timed batches of 64, after one warm-up batch (the 940 crystals with the target fill 15)",
     )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=2, help="rounds of (a), (b), (c)")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds of the variants")
     parser.add_argument(
         "--graph-dropout",
         type=float,
         default=0.15,
-        help="graph_dropout of (a) and (b): the plan's 0.15, or 0 to match upstream (no dropout)",
+        help="graph_dropout of ours: the plan's 0.15, or 0 to match upstream (no dropout)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, or cuda: (a) and (b) on the GPU")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: ours on the GPU")
+    parser.add_argument("--bf16", action="store_true", help="ours under bf16 autocast")
+    parser.add_argument(
+        "--variants",
+        default="abcde",
+        help="letters of the variants to run, in this order (default abcde: all)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,52 +253,45 @@ def main() -> None:
             args.batches,
             args.graph_dropout,
             args.device,
+            args.bf16,
         )
         print(json.dumps(result))
         return
+    by_letter = {x: v for v, x in LETTERS.items()}
+    unknown = set(args.variants) - set(by_letter)
+    if unknown:
+        parser.error(f"--variants: unknown letter(s) {''.join(sorted(unknown))}; use abcde")
+    variants = [by_letter[x] for x in args.variants]
     try:
         import alignn  # noqa: F401
-
-        variants = VARIANTS
     except ImportError:
-        variants = VARIANTS[:2]
-        print("upstream alignn not installed (pip install alignn): no (c) and no (a)/(c) ratio")
-    if args.device != "cpu":
-        variants = VARIANTS[:2]
+        variants = [v for v in variants if v != "alignn"]
+        print("upstream alignn not installed (pip install alignn): no (c) and no ratio to it")
+    if args.device != "cpu" and "alignn" in variants:
+        variants.remove("alignn")
         print(f"device {args.device}: (c) upstream ALIGNN is timed on the CPU only; left out")
-    print(f"graph_dropout of (a) and (b): {args.graph_dropout}; graphs: k-nearest")
+    print(
+        f"graph_dropout of ours: {args.graph_dropout}; graphs: k-nearest; device {args.device}"
+        + ("; bf16 autocast" if args.bf16 else "")
+    )
     rounds = []
     for k in range(args.repeat):
         res = {}
         for v in variants:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--variant",
-                    v,
-                    "--store",
-                    str(args.store),
-                    "--texts",
-                    str(args.texts),
-                    "--batches",
-                    str(args.batches),
-                    "--threads",
-                    str(args.threads),
-                    "--graph-dropout",
-                    str(args.graph_dropout),
-                    "--device",
-                    args.device,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
+            command = [sys.executable, __file__, "--variant", v, "--store", str(args.store)]
+            command += ["--texts", str(args.texts), "--batches", str(args.batches)]
+            command += ["--threads", str(args.threads), "--graph-dropout", str(args.graph_dropout)]
+            command += ["--device", args.device] + (["--bf16"] if args.bf16 else [])
+            out = subprocess.run(command, capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"variant {v} failed:\n{out.stderr[-3000:]}")
             res[v] = r = json.loads(out.stdout.strip().splitlines()[-1])
+            compiled = f"  ({r['compile']}; {r['compile_s']:.0f} s)" if r.get("compile") else ""
             print(
-                f"round {k + 1} ({'abc'[variants.index(v)]}) {v:7s} train {r['train']:6.1f} "
-                f"crystals/s  infer {r['infer']:6.1f} crystals/s  peak RSS {r['rss_mb']:6.0f} MB  "
-                f"params {r['params']:,}"
+                f"round {k + 1} ({LETTERS[v]}) {v:14s} train {r['train']:6.1f} crystals/s  "
+                f"infer {r['infer']:6.1f} crystals/s  peak RSS {r['rss_mb']:6.0f} MB  "
+                f"params {r['params']:,}{compiled}",
+                flush=True,
             )
         rounds.append(_ratios(res))
         print(f"round {k + 1}: " + ", ".join(f"{n} {x:.2f}" for n, x in rounds[-1].items()))
@@ -265,15 +302,32 @@ def main() -> None:
             f"{check['same_size']} of {check['structures']} structures"
         )
     med = {n: statistics.median(r[n] for r in rounds) for n in rounds[0]}
-    if args.json:  # the last round's figures and the medians of the ratios
+    if args.json:  # the last round's figures, the ratios of every round and their medians
         args.json.write_text(
-            json.dumps({"device": args.device, "variants": res, "ratios": med}, indent=1)
+            json.dumps(
+                {
+                    "device": args.device,
+                    "bf16": args.bf16,
+                    "variants": res,
+                    "rounds": rounds,
+                    "ratios": med,
+                },
+                indent=1,
+            )
         )
-    print(f"(b)/(a) training time cost: {med['fused_cost']:.2f}x  (goal <= 1.5)")
-    if "train_a_over_c" in med:
-        print(f"(a)/(c) training throughput: {med['train_a_over_c']:.2f}  (goal >= 1.0)")
-        print(f"(a)/(c) inference throughput: {med['infer_a_over_c']:.2f}")
-        print(f"peak RSS (a)/(c): {med['rss_a_over_c']:.2f}  (goal <= 1.0)")
+    if "fused_cost" in med:
+        print(f"(b)/(a) training time cost: {med['fused_cost']:.2f}x  (goal <= 1.5)")
+    if "train_d_over_a" in med:
+        print(f"(d)/(a) training throughput, compiled over eager: {med['train_d_over_a']:.2f}")
+    for x, name in (("a", "eager"), ("d", "compiled")):
+        if f"train_{x}_over_c" in med:
+            spread = [r[f"train_{x}_over_c"] for r in rounds]
+            print(
+                f"({x})/(c) training throughput ({name}): {med[f'train_{x}_over_c']:.2f} "
+                f"(rounds {min(spread):.2f}-{max(spread):.2f}; goal >= 2.0, every round >= 1.8)"
+            )
+            print(f"({x})/(c) inference throughput ({name}): {med[f'infer_{x}_over_c']:.2f}")
+            print(f"peak RSS ({x})/(c): {med[f'rss_{x}_over_c']:.2f}  (goal <= 1.0)")
     print(f"(medians over {len(rounds)} rounds)")
 
 

@@ -292,6 +292,11 @@ class TrainerConfig:
     # bf16 autocast on the run's device (CUDA or CPU; on a CPU it pays only with native bf16:
     # AVX512-BF16 or AMX)
     bf16: bool = False
+    # torch.compile the graph encoder (dynamic shapes; the first batches pay the compilation,
+    # about a minute per variant on a 2-core CPU, much less from inductor's on-disk cache).
+    # 2-core CPU, default model: eager/compiled training throughput in docs/benchmarks.md.
+    # Off by default: runs of a few minutes (smoke, tests) spend more on compiling than it saves
+    compile: bool = False
     # DataLoader worker processes
     num_workers: int = 0
     # torch deterministic algorithms (CPU runs become bit-reproducible)

@@ -23,6 +23,7 @@ A stage whose component is switched off is absent from ``stages`` (never a silen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -106,6 +107,63 @@ class FusionPropertyModel(nn.Module):
         self.contrastive_temperature = contrastive[2] if contrastive else None
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
+        self._compiled_graph_encoder: Callable[..., torch.Tensor] | None = None
+        self._graphs_before_compile = 0
+
+    def encode_graph(
+        self,
+        z: torch.Tensor,  # (N,) atomic numbers
+        bond_length: torch.Tensor,  # (E,)
+        angle_cos: torch.Tensor,  # (T,)
+        edge_index: torch.Tensor,  # (2, E)
+        lg_edge_index: torch.Tensor,  # (2, T)
+        dense_index: tuple[torch.Tensor, torch.Tensor] | None = None,
+        dense_shape: tuple[int, int] | None = None,
+        tokens: torch.Tensor | None = None,  # (B, L, D)
+        token_mask: torch.Tensor | None = None,  # (B, L)
+    ) -> torch.Tensor:
+        """(N, H) atom features after the embeddings, the ALIGNN layers (with middle fusion
+        where configured; it needs ``dense_index``, ``dense_shape`` and the tokens) and the GCN
+        layers: the part of the model that :meth:`compile_graph_encoder` compiles."""
+        x, y, z = self.embedding(z, bond_length, angle_cos)
+        for number, layer in enumerate(self.alignn_layers, start=1):
+            x, y, z = layer(x, y, z, edge_index, lg_edge_index)
+            if str(number) in self.middle_fusion:
+                x = self.middle_fusion[str(number)](x, dense_index, dense_shape, tokens, token_mask)
+        for conv in self.gcn_layers:
+            x, y = conv(x, edge_index, y)
+        return x
+
+    def compile_graph_encoder(self) -> None:
+        """Run :meth:`encode_graph` through ``torch.compile`` with dynamic shapes (batches of
+        other sizes reuse the compiled code; ``trainer.compile``). The compiled function is an
+        attribute, not a submodule: parameter names, ``state_dict`` and checkpoints are those
+        of the eager model."""
+        import torch._dynamo
+        from torch._dynamo.utils import counters
+
+        # every variant (training / evaluation, each model configuration of a sweep that runs
+        # in one process) is a cache entry of the one function; past the limit (8 by default)
+        # torch would silently run the rest eagerly
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        self._compiled_graph_encoder = torch.compile(self.encode_graph, dynamic=True)
+        self._graphs_before_compile = counters["stats"]["unique_graphs"]
+
+    def compile_report(self) -> str:
+        """How many graphs ``torch.compile`` has built since :meth:`compile_graph_encoder`:
+        one per variant (training, evaluation, and where inductor guards a size, e.g. its
+        reduction heuristics at 4,096 rows); each after the first is a recompilation."""
+        from torch._dynamo.utils import counters
+
+        if self._compiled_graph_encoder is None:
+            return "torch.compile: off"
+        graphs = counters["stats"]["unique_graphs"] - self._graphs_before_compile
+        if graphs == 0:
+            return "torch.compile: reused the graphs this process compiled for an earlier run"
+        return (
+            f"torch.compile: {graphs} graph(s) compiled for the graph encoder "
+            f"({graphs - 1} recompilation(s))"
+        )
 
     def set_normalizer(self, mean: float, std: float) -> None:
         """Store the training split's target mean and std (kept in every checkpoint)."""
@@ -146,22 +204,28 @@ class FusionPropertyModel(nn.Module):
         else:
             tokens, text_vec, token_mask = self._text(batch)  # (B, L, D), (B, D), (B, L)
         stages: dict[str, torch.Tensor] = {}
-        x, y, z = self.embedding(batch.z, batch.bond_length, batch.angle_cos)
         n_graphs = batch.num_graphs
+        dense_index = dense_shape = None
         if self.middle_fusion:
             counts = torch.bincount(batch.batch, minlength=n_graphs)
             slot = (
-                torch.arange(x.size(0), device=x.device)
+                torch.arange(batch.z.size(0), device=batch.z.device)
                 - (torch.cumsum(counts, 0) - counts)[batch.batch]
             )
             dense_index = (batch.batch, slot)
             dense_shape = (n_graphs, int(counts.max()))
-        for number, layer in enumerate(self.alignn_layers, start=1):
-            x, y, z = layer(x, y, z, batch.edge_index, batch.lg_edge_index)
-            if str(number) in self.middle_fusion:
-                x = self.middle_fusion[str(number)](x, dense_index, dense_shape, tokens, token_mask)
-        for conv in self.gcn_layers:
-            x, y = conv(x, batch.edge_index, y)
+        encode = self._compiled_graph_encoder or self.encode_graph
+        x = encode(
+            batch.z,
+            batch.bond_length,
+            batch.angle_cos,
+            batch.edge_index,
+            batch.lg_edge_index,
+            dense_index,
+            dense_shape,
+            tokens,
+            token_mask,
+        )
         if self.graph_only:
             graph_vec = scatter(x, batch.batch, dim=0, dim_size=n_graphs, reduce="mean")  # (B, H)
             stages["graph"] = stages["fused"] = graph_vec

@@ -251,6 +251,8 @@ class Trainer:
             if source
             else None
         )
+        if cfg.trainer.compile:  # after the weights are loaded; the state_dict keeps its names
+            model.compile_graph_encoder()
         y = dm.datasets["train"].targets  # the normaliser is always the new training split's
         if cfg.trainer.target_scale == "raw":  # the model learns y in its units (upstream)
             model.set_normalizer(0.0, 1.0)
@@ -478,6 +480,8 @@ class Trainer:
                 if main and p.stop_reason == "early_stopping":
                     self._explain_stop(epoch)
                 break
+        if cfg.trainer.compile and main:
+            log.info("%s", self.model.compile_report())
 
     def _diverged(self, epoch: int, train_loss: float, val_mae: float) -> Diverged:
         s = self.cfg.scheduler
