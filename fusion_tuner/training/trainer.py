@@ -33,7 +33,7 @@ from fusion_tuner.config import (
     text_learning_rate,
 )
 from fusion_tuner.data.module import CrystalDataModule
-from fusion_tuner.errors import CheckpointError, Diverged
+from fusion_tuner.errors import CheckpointError, ConfigError, Diverged
 from fusion_tuner.io import atomic_write_dir, stable_hash
 from fusion_tuner.metrics import gap_ratio, learned_nothing, skill_metrics
 from fusion_tuner.models.builders import build_model
@@ -101,6 +101,26 @@ def _warmup_steps(cfg: Config, epochs: int, steps: int) -> int:
         )
         return capped
     return warmup
+
+
+def check_compile_toolchain(device: torch.device) -> None:
+    """``trainer.compile=true`` on a CPU needs the C++ compiler inductor builds its kernels
+    with; refuse before any data work when there is none (torch would fail at the first batch
+    with a long traceback)."""
+    if device.type != "cpu":
+        return
+    from torch._inductor import cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as exc:  # InvalidCxxCompiler, or a compiler that cannot be run
+        raise ConfigError(
+            [
+                f"trainer.compile=true: torch.compile needs a C++ compiler on a CPU and found none "
+                f"({type(exc).__name__}); install one (Debian/Ubuntu: apt-get install g++, or set "
+                "CXX) or set trainer.compile=false"
+            ]
+        ) from exc
 
 
 def _own_tokenizer(files: RunDir) -> Any:
@@ -239,6 +259,8 @@ class Trainer:
             torch.set_num_threads(cfg.trainer.num_threads)
         torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
         device = rank_device(cfg.trainer.device, dist)
+        if cfg.trainer.compile:
+            check_compile_toolchain(device)
         source = finetune.source_run(cfg)  # model.init_from, found before any data work
         # a resumed run keeps the tokenizer it saved; a fine-tuned one starts with its source's
         tokenizer = _own_tokenizer(files) or finetune.source_tokenizer(cfg, source)

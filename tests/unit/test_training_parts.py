@@ -146,3 +146,20 @@ def test_torch_load_is_only_ever_called_with_weights_only() -> None:
             calls.append((path.name, m.group(1)))
     assert len(calls) >= 3, "the scan found no torch.load call: it is broken"
     assert all("weights_only=True" in args for _, args in calls), calls
+
+
+def test_compile_without_a_cpp_compiler_is_refused_before_any_work(monkeypatch) -> None:
+    from torch._inductor import cpp_builder, exc
+
+    from fusion_tuner.errors import ConfigError
+    from fusion_tuner.training.trainer import check_compile_toolchain
+
+    check_compile_toolchain(torch.device("cpu"))  # this machine has g++
+
+    def no_compiler() -> str:
+        raise exc.InvalidCxxCompiler()
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    with pytest.raises(ConfigError, match=r"trainer\.compile=true.*apt-get install g\+\+.*false"):
+        check_compile_toolchain(torch.device("cpu"))
+    check_compile_toolchain(torch.device("cuda"))  # only the CPU toolchain is checked here
