@@ -76,6 +76,22 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _interruption(exc: BaseException) -> KeyboardInterrupt | Interrupted | None:
+    """The SIGINT/SIGTERM behind ``exc``: itself, or one it was raised from or while handling.
+
+    A signal handler's exception can surface wrapped: one raised while a C extension module
+    initialises (matplotlib's, at a run's first plot) becomes ``ImportError: initialization
+    failed`` whose cause is the :class:`Interrupted`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt | Interrupted):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _final_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """What the experiment tracker keeps as the run's summary."""
     out: dict[str, Any] = {
@@ -243,8 +259,11 @@ def _train_locked(
     except BaseException as exc:
         if not started:
             dist.share((REFUSED, f"{type(exc).__name__}: {exc}"))
-        if isinstance(exc, KeyboardInterrupt | Interrupted):
-            reason = str(exc) if isinstance(exc, Interrupted) else "interrupted by SIGINT"
+        interrupt = _interruption(exc)
+        if interrupt is not None:
+            reason = (
+                str(interrupt) if isinstance(interrupt, Interrupted) else "interrupted by SIGINT"
+            )
             log.error(
                 "run %s: %s; last.pt is kept; to resume, rerun %s",
                 files.path.name,
@@ -252,10 +271,12 @@ def _train_locked(
                 resume_command(files.path),
             )
             files.write_metrics(base | {"status": INTERRUPTED, "reason": reason})
-            mark_reported(exc)
-            if isinstance(exc, Interrupted):
-                raise SystemExit(128 + exc.signum) from None
-            raise
+            mark_reported(interrupt)
+            if isinstance(interrupt, Interrupted):
+                raise SystemExit(128 + interrupt.signum) from None
+            if interrupt is exc:
+                raise
+            raise interrupt from None
         if isinstance(exc, distributed.RankFailed) and exc.rank not in (None, 0):
             # only rank 0 writes train.log, and it may be stopped before failing in its turn
             log.error("run failed: %s\nrank %d's %s", exc, exc.rank, exc.rank_traceback)
@@ -344,11 +365,12 @@ def _spawned_rank(dist: Dist, cfg: Config, run_dir: str, sweep: str | None) -> d
     with distributed.rank_logging(dist, console=True), log_file, _sigterm_interrupts():
         try:
             return _fit(dist, cfg, files, sweep, time.perf_counter())
-        except Interrupted as exc:  # the parent records it, from this exit status
-            raise SystemExit(128 + exc.signum) from None
-        except KeyboardInterrupt:
-            raise
-        except BaseException:
+        except BaseException as exc:
+            interrupt = _interruption(exc)
+            if isinstance(interrupt, Interrupted):  # the parent records it, from this exit status
+                raise SystemExit(128 + interrupt.signum) from None
+            if interrupt is not None:
+                raise interrupt from None
             log.error("rank %d failed:\n%s", dist.rank, traceback.format_exc())
             raise
 
