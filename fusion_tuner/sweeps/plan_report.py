@@ -30,8 +30,10 @@ inline CSS, no script), ``report.md`` (the Markdown twin, figures as PNG files b
   on the test split (:func:`fusion_tuner.analysis.cka.run_cka`, linear CKA of same-named
   stages): ``text_fine`` in 0.2–0.4, ``text_final`` and ``fused`` in 0.85–0.92. A criterion
   that cannot be checked says why.
-* **Curves** of the original baseline and the best configuration (same seed), and links to each
-  run's files (relative to the report, so they open from disk).
+* **Curves** (:mod:`fusion_tuner.sweeps.figures`): learning curves of every arm of every sweep
+  (median over seeds with the range, the baseline on the same axes), and learning curves and a
+  test parity plot of the original baseline and the best configuration, every seed of each;
+  links to each run's files (relative to the report, so they open from disk).
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ from fusion_tuner.sweeps.decision import (
     Decision,
     decide,
     mean_sd,
+)
+from fusion_tuner.sweeps.figures import (
+    ArmCurve,
+    arm_curve,
+    arm_parity,
+    plot_arm_curves,
+    plot_parity,
 )
 from fusion_tuner.sweeps.plan import PLAN_FILE
 from fusion_tuner.sweeps.report import (
@@ -493,6 +502,53 @@ def _run_links(sweep: Sweep, out: Path) -> list[list[str]]:
     return rows
 
 
+CURVES_NOTE = (
+    "Median over seeds per epoch, the band the range over seeds (a seed that stopped early counts "
+    "only in the epochs it ran); dashed: eval-mode training MAE, the gap ratio's; ▼: each seed's "
+    "best epoch. An arm whose best epochs sit at its last epoch was still improving when it "
+    "stopped."
+)
+
+
+def _sweep_curves(sw: Sweep) -> dict[str, ArmCurve | None]:
+    """Each experiment's curves over its completed selecting runs, the baseline first."""
+    experiments = sorted({r.experiment for r in sw.runs}, key=lambda e: (e != "baseline", e))
+    return {e: arm_curve(e, sw.arm(e)) for e in experiments}
+
+
+def _path_figures(
+    doc: Document, numbers: dict[str, Any], original: Step, best: Step, out: Path, unit: str
+) -> None:
+    """Learning curves and test parity of the original baseline and the best configuration,
+    every seed of each (one arm when the best is the original)."""
+    steps = [("original baseline", original)]
+    if best.runs != original.runs:
+        # plain words: a figure's font may lack the decision glyphs of ``best.label``
+        steps.append((f"best: {best.experiment} of {best.sweep.label}", best))
+    curves = [arm_curve(name, st.runs) for name, st in steps]
+    parity = [arm_parity(name, st.runs) for name, st in steps]
+    numbers["path_curves"] = [asdict(c) for c in curves if c is not None]
+    numbers["path_parity"] = [
+        {k: v for k, v in asdict(p).items() if k not in ("target", "prediction")}
+        for p in parity
+        if p is not None
+    ]
+    doc.heading("Learning curves and test parity: original baseline vs best", 3)
+    if all(c is not None for c in curves):
+        fig = out / "curves.png"
+        plot_arm_curves(curves[0], curves[1:], fig, unit)
+        doc.image(fig, "learning curves, original baseline vs best")
+        doc.paragraph(CURVES_NOTE)
+    else:
+        doc.paragraph("(no history.csv in any run of one of the two: no curves)")
+    if all(p is not None for p in parity):
+        fig = out / "parity.png"
+        plot_parity([p for p in parity if p is not None], fig, unit)
+        doc.image(fig, "test parity, original baseline vs best")
+    else:
+        doc.paragraph("(no predictions_test.csv in any run of one of the two: no parity plot)")
+
+
 def build_report(
     paths: list[Path],
     out: Path | None = None,
@@ -501,8 +557,6 @@ def build_report(
     device: str = "auto",
 ) -> dict[str, Any]:
     """Write the plan report (see the module docstring) and return its numbers."""
-    from fusion_tuner.training.plots import plot_curves
-
     paths = [Path(p) for p in paths]
     sweeps = load_plan(paths, threshold)
     if out is None:
@@ -512,6 +566,7 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     doc = Document("Tuning plan report")
     context = build_context([r for sw in sweeps for r in sw.runs])
+    unit = context.units[0] if len(context.units) == 1 else ""
     for banner in context_banners(context):
         doc.banner(banner)
     doc.fields(context_items(context))
@@ -610,7 +665,7 @@ def build_report(
 
         # ------------------------------------------------------------- the criteria
         doc.heading("The plan's success criteria (best configuration vs the original baseline)")
-        crit, cka_result, pair = check_criteria(
+        crit, cka_result, _ = check_criteria(
             steps[0], best, out, sweeps[0].summary.threshold, cka, device
         )
         numbers["criteria"], numbers["cka"] = crit, cka_result
@@ -629,24 +684,7 @@ def build_report(
         )
         if cka_result is not None and (out / "cka" / "cka_heatmap.png").is_file():
             doc.image(out / "cka" / "cka_heatmap.png", "CKA original vs best")
-        if pair is not None:
-            doc.heading("Training curves: original baseline vs best", 3)
-            if all(r.files is not None and r.files.history.is_file() for r in pair):
-                curves = out / "curves.png"
-                plot_curves(
-                    [
-                        (
-                            f"{name} (seed {r.seed})",
-                            r.history,
-                            int(r.metrics.get("best_epoch", -1)),
-                        )
-                        for name, r in zip(("Original", "Best"), pair, strict=True)
-                    ],
-                    curves,
-                )
-                doc.image(curves, "curves")
-            else:
-                doc.paragraph("(no history.csv in one of the two runs: no curves)")
+        _path_figures(doc, numbers, steps[0], best, out, unit)
     else:
         doc.paragraph("No sweep with a completed baseline run: there is no path to show yet.")
 
@@ -674,6 +712,17 @@ def build_report(
         fig = out / f"sweep{i}.png"
         plot_summary(s, fig)
         doc.image(fig, f"sweep {sw.label}")
+        curves = _sweep_curves(sw)
+        numbers_curves = {c.label: asdict(c) for c in curves.values() if c is not None}
+        if any(c is not None for c in curves.values()):
+            doc.heading(f"Learning curves of every arm of {sw.label}", 3)
+            base = curves.pop("baseline", None)
+            fig = out / f"sweep{i}_curves.png"
+            plot_arm_curves(base, [c for c in curves.values() if c is not None], fig, unit)
+            doc.image(fig, f"learning curves of {sw.label}")
+            doc.paragraph(CURVES_NOTE)
+        else:
+            doc.paragraph("(no run of this sweep has a history.csv: no learning curves)")
         doc.heading(f"Runs of {sw.label}", 3)
         summary_md = sw.path / "summary.md"
         if summary_md.is_file():
@@ -704,6 +753,7 @@ def build_report(
                 },
                 "verdict": s.verdict,
                 "references": {e: asdict(r) for e, r in s.references.items()},
+                "curves": numbers_curves,
             }
         )
     atomic_write_text(doc.markdown(out), out / "report.md")

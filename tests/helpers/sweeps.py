@@ -93,14 +93,22 @@ def with_history(run_dir: Path, val: float) -> Path:
     return run_dir
 
 
+def with_predictions(run_dir: Path, error: float) -> Path:
+    """A ``predictions_test.csv`` of four crystals, each predicted ``error`` above its target."""
+    rows = ["id,target,prediction"]
+    rows += [f"c{i},{t},{t + error}" for i, t in enumerate((0.5, 1.0, 1.5, 2.0))]
+    (run_dir / "predictions_test.csv").write_text("\n".join(rows) + "\n")
+    return run_dir
+
+
 def plan_sweeps(root: Path) -> tuple[Path, Path]:
     """outputs/multirun/phase1/<t> (e06 wins) and phase2/<t> chained from it (e03 unclear)."""
     phase1 = root / "phase1" / "2026-01-01_00-00-00"
     fixed_design(phase1, 3)
     for seed, (b, e) in enumerate([(1.0, 0.80), (1.02, 0.81), (0.98, 0.79)], start=1):
-        with_history(fake_run(phase1, "baseline", seed, b, config=LR), b)
+        with_predictions(with_history(fake_run(phase1, "baseline", seed, b, config=LR), b), b)
         cfg = {"scheduler": {"learning_rate": 0.0005}}
-        with_history(fake_run(phase1, "e06_lower_lr", seed, e, config=cfg), e)
+        with_predictions(with_history(fake_run(phase1, "e06_lower_lr", seed, e, config=cfg), e), e)
     write_summary(phase1)
     record = {
         "sweep": str(phase1.resolve()),
@@ -112,7 +120,7 @@ def plan_sweeps(root: Path) -> tuple[Path, Path]:
     fixed_design(phase2, 3)
     common = {"base": record, "scheduler": {"learning_rate": 0.0005}}
     for seed, (b, e) in enumerate([(0.80, 0.70), (0.81, 0.95), (0.79, 0.77)], start=1):
-        with_history(fake_run(phase2, "baseline", seed, b, config=common), b)
+        with_predictions(with_history(fake_run(phase2, "baseline", seed, b, config=common), b), b)
         cfg = common | {"fusion": {"middle_fusion_layers": "2,3"}}
         with_history(fake_run(phase2, "e03_two_layer_fusion", seed, e, config=cfg), e)
     write_summary(phase2)

@@ -105,7 +105,7 @@ def test_the_plan_report_renders_without_console_errors(tmp_path: Path) -> None:
     assert match, "the page did not finish loading: " + dom[:500]
     check = json.loads(unescape(match.group(1)))
     assert check["title"] == "Tuning plan report"
-    assert check["images"] == 3 and check["broken"] == 0
+    assert check["images"] == 6 and check["broken"] == 0  # path curves, parity; per sweep 2
     assert check["errors"] == []
     assert check["tables"] >= 5  # path, criteria, and per sweep decisions + runs
 

@@ -69,7 +69,7 @@ def test_the_html_page_is_self_contained(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page and "<link" not in page and "@import" not in page
     srcs = re.findall(r'src="([^"]*)"', page)
-    assert len(srcs) == 3  # curves + one summary figure per sweep
+    assert len(srcs) == 6  # the path's curves and parity + per sweep its summary and curves
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "http://" not in page and "https://" not in page
     assert "CKA skipped (--no-cka)" in page
