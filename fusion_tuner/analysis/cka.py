@@ -14,7 +14,7 @@ from fusion_tuner.analysis.runs import loader_for, same_ids
 from fusion_tuner.io import pyplot, save_figure
 from fusion_tuner.markdown import fmt, table
 from fusion_tuner.models.property import STAGES
-from fusion_tuner.rundir import locate
+from fusion_tuner.rundir import Run, locate
 from fusion_tuner.runtime import resolve_device
 
 
@@ -26,6 +26,74 @@ def _stages(model: torch.nn.Module, loader, device: torch.device) -> list[dict[s
         res = model(batch.to(device))
         out.append({k: v.double().cpu().numpy() for k, v in res.stages.items()})
     return out
+
+
+def stage_features(run: Run, ids: list[str], device: torch.device) -> dict[str, np.ndarray]:
+    """Every stage's representations of ``ids`` (in that order) by the run's best model."""
+    batches = _stages(run.model, loader_for(run, ids), device)
+    return {s: np.concatenate([b[s] for b in batches]) for s in batches[0]}
+
+
+def _defined(acc: CKAAccumulator, a: str, b: str, debiased: bool) -> float | None:
+    """CKA of stages ``a`` and ``b``; None where one is constant (CKA is undefined)."""
+    try:
+        return acc.cka(a, b, debiased)
+    except CKAError:
+        return None
+
+
+def stage_cka(
+    a: dict[str, np.ndarray], b: dict[str, np.ndarray], debiased: bool = True
+) -> dict[str, float | None]:
+    """CKA between same-named stages of two feature sets of the same crystals (None where a
+    stage is constant over them, where CKA is undefined)."""
+    acc = CKAAccumulator()
+    acc.update({**{f"A:{s}": a[s] for s in a}, **{f"B:{s}": b[s] for s in b}})
+    return {s: _defined(acc, f"A:{s}", f"B:{s}", debiased) for s in STAGES if s in a and s in b}
+
+
+def within_cka(
+    features: dict[str, np.ndarray], pairs: list[tuple[str, str]], debiased: bool = True
+) -> dict[str, float | None]:
+    """CKA between stages of one model (e.g. ``("graph", "fused")``), keyed ``"graph~fused"``."""
+    acc = CKAAccumulator()
+    acc.update(features)
+    return {
+        f"{x}~{y}": _defined(acc, x, y, debiased)
+        for x, y in pairs
+        if x in features and y in features
+    }
+
+
+def seed_pairs_cka(
+    arms: list[list[Run]], split: str, device: str = "auto"
+) -> tuple[dict[str, list[float]], list[tuple[str, str]]]:
+    """Debiased CKA of same-named stages between every two seeds of one configuration (each arm
+    of ``arms`` is one configuration's runs): the noise floor a cross-configuration CKA is read
+    against. Pairs whose runs recorded different ``split`` ids are skipped.
+
+    Returns:
+        (stage -> one value per seed pair, the pairs as run names).
+    """
+    dev = resolve_device(device)
+    values: dict[str, list[float]] = {}
+    pairs: list[tuple[str, str]] = []
+    for runs in arms:
+        groups: dict[frozenset[str], list[Run]] = {}  # runs that recorded the same split
+        for r in runs:
+            groups.setdefault(frozenset(r.split[split]), []).append(r)
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            ids = group[0].split[split]  # one order for every run of the group
+            features = [stage_features(r, ids, dev) for r in group]
+            for i, a in enumerate(group):
+                for j in range(i + 1, len(group)):
+                    pairs.append((a.name, group[j].name))
+                    for stage, v in stage_cka(features[i], features[j]).items():
+                        if v is not None:
+                            values.setdefault(stage, []).append(v)
+    return values, pairs
 
 
 def run_cka(
@@ -60,13 +128,17 @@ def run_cka(
         "stages_B": stages_b,
         "estimator": "linear CKA, exact in feature space (float64); debiased = unbiased HSIC",
     }
+    # a stage constant over these crystals (e.g. after a couple of epochs) has no CKA (None);
+    # the other stages still do
     for key, debiased in (("linear", False), ("linear_debiased", True)):
         result[key] = [
-            [acc.cka(f"A:{sa}", f"B:{sb}", debiased) for sb in stages_b] for sa in stages_a
+            [_defined(acc, f"A:{sa}", f"B:{sb}", debiased) for sb in stages_b] for sa in stages_a
         ]
         result[f"{key}_diagonal"] = {
-            s: acc.cka(f"A:{s}", f"B:{s}", debiased) for s in stages_a if s in stages_b
+            s: _defined(acc, f"A:{s}", f"B:{s}", debiased) for s in stages_a if s in stages_b
         }
+    if all(v is None for v in result["linear_diagonal"].values()):
+        raise CKAError(f"every stage is constant in one of the two models over these {n} samples")
     if rbf:
         if n > RBF_MAX_N:
             raise CKAError(
@@ -119,7 +191,7 @@ def run_cka(
 
 def _heatmap(result: dict[str, Any], path: Path) -> None:
     plt = pyplot()
-    m = np.array(result["linear"])
+    m = np.array(result["linear"], dtype=float)  # None (undefined) -> nan
     fig, ax = plt.subplots(
         figsize=(1.1 * len(result["stages_B"]) + 2, 0.9 * len(result["stages_A"]) + 1.5)
     )

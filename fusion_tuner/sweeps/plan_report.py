@@ -27,9 +27,11 @@ inline CSS, no script), ``report.md`` (the Markdown twin, figures as PNG files b
   confirmation runs on fresh seeds when there are any, never on the runs that selected it, with
   their test MAE; the path holds only confirmed winners, as chaining does); train–validation gap
   ratio below 2 (mean over seeds); and CKA between the two checkpoints of the lowest common seed
-  on the test split (:func:`fusion_tuner.analysis.cka.run_cka`, linear CKA of same-named
-  stages): ``text_fine`` in 0.2–0.4, ``text_final`` and ``fused`` in 0.85–0.92. A criterion
-  that cannot be checked says why.
+  on the test split (:func:`fusion_tuner.analysis.cka.run_cka`, debiased linear CKA of
+  same-named stages): ``text_fine`` in 0.2–0.4, ``text_final`` and ``fused`` in 0.85–0.92, each
+  read against the seed-to-seed CKA of one configuration (:func:`cka_verdict`), with the CKA
+  within each model (graph ↔ fused, text ↔ fused) beside them. A criterion that cannot be
+  checked says why.
 * **Curves** (:mod:`fusion_tuner.sweeps.figures`): learning curves of every arm of every sweep
   (median over seeds with the range, the baseline on the same axes), and learning curves and a
   test parity plot of the original baseline and the best configuration, every seed of each;
@@ -67,6 +69,7 @@ from fusion_tuner.sweeps.decision import (
     Decision,
     decide,
     mean_sd,
+    t_critical,
 )
 from fusion_tuner.sweeps.figures import (
     ArmCurve,
@@ -304,8 +307,93 @@ def _data_differences(a: Run, b: Run) -> list[str]:
 
 
 def _criterion(name: str, target: str, value: str, met: bool | None, why: str = "") -> dict:
-    status = NOT_CHECKED + (f" ({why})" if why else "") if met is None else MET if met else NOT_MET
+    status = NOT_CHECKED if met is None else MET if met else NOT_MET
+    status += f" ({why})" if why else ""
     return {"criterion": name, "target": target, "value": value, "met": met, "status": status}
+
+
+# The CKA criteria's noise floor: debiased CKA between two seeds of one configuration.
+MIN_FLOOR_PAIRS = 3
+# Within one model: does the fused representation follow the graph or the text?
+WITHIN_PAIRS = [("graph", "fused"), ("text", "fused")]
+
+
+def cka_floor(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% t interval over seed pairs of the seed-to-seed CKA (pairs that share a run
+    are not independent, so the interval is indicative)."""
+    m, sd = mean_sd(values)
+    half = t_critical(len(values) - 1) * sd / math.sqrt(len(values))
+    return m, m - half, m + half
+
+
+def _floor_text(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f} (1 seed pair)"
+    m, lo, hi = cka_floor(values)
+    return f"{m:.3f} [{lo:.3f}, {hi:.3f}] over {len(values)} seed pairs"
+
+
+def cka_verdict(value: float, floor: list[float], lo: float, hi: float) -> tuple[bool | None, str]:
+    """The plan's CKA criterion read against the seed-to-seed floor of the same stage.
+
+    Not measurable with fewer than :data:`MIN_FLOOR_PAIRS` seed pairs, or when the floor's 95%
+    interval is wider than the target range (seed noise alone would move a value across it).
+    Not met when the value is not below the floor's interval: the baseline and the tuned model
+    are no less alike than two seeds of one configuration, so the value says nothing about
+    fusion. Otherwise met when it lies in ``[lo, hi]``.
+    """
+    if len(floor) < MIN_FLOOR_PAIRS:
+        return None, (
+            f"not measurable at this size: {len(floor)} seed pair(s) of one configuration for "
+            f"the noise floor, which needs {MIN_FLOOR_PAIRS}"
+        )
+    m, f_lo, f_hi = cka_floor(floor)
+    if f_hi - f_lo > hi - lo:
+        return None, (
+            f"not measurable at this size: seed-to-seed CKA alone spans [{f_lo:.2f}, {f_hi:.2f}]"
+            f", wider than the target range {lo:g}–{hi:g}"
+        )
+    if value >= f_lo:
+        return False, (
+            f"no lower than two seeds of one configuration ({m:.2f} [{f_lo:.2f}, {f_hi:.2f}]): "
+            "the tuned model differs from the baseline no more than a reseed does"
+        )
+    if not lo <= value <= hi:
+        return False, f"outside {lo:g}–{hi:g}"
+    return True, ""
+
+
+def _cka_floor_and_within(
+    result: dict[str, Any],
+    pair: tuple[Run, Run],
+    orig_runs: list[Run],
+    best_runs: list[Run],
+    device: str,
+) -> dict[str, list[float]]:
+    """Add the seed-to-seed floor (both configurations' seed pairs) and the within-model CKA of
+    the pair's two models to ``result``; return the floor's values per stage ({} on failure,
+    which ``result`` records)."""
+    from fusion_tuner.analysis.cka import seed_pairs_cka, stage_features, within_cka
+    from fusion_tuner.runtime import resolve_device
+
+    arms = [
+        [r for r in runs if r.files is not None and r.files.best_checkpoint.is_file()]
+        for runs in (orig_runs, best_runs)
+    ]
+    try:
+        floor, pairs = seed_pairs_cka(arms, "test", device)
+        dev = resolve_device(device)
+        within = {
+            name: within_cka(stage_features(r, r.split["test"], dev), WITHIN_PAIRS)
+            for name, r in zip(("original", "best"), pair, strict=True)
+        }
+    except Exception as exc:  # the criteria then say the floor is missing
+        log.warning("the CKA seed-to-seed floor failed: %s", exc)
+        result["seed_floor"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return {}
+    result["seed_floor"] = {"pairs": pairs, "values": floor, "estimator": "debiased linear"}
+    result["within"] = within
+    return floor
 
 
 def check_criteria(
@@ -430,26 +518,60 @@ def check_criteria(
         except Exception as exc:  # reported as a criterion that could not be checked
             log.warning("CKA failed: %s", exc)
             why_cka = f"CKA failed: {type(exc).__name__}: {exc}"
+    floor: dict[str, list[float]] = {}
+    if result is not None and pair is not None:
+        floor = _cka_floor_and_within(result, pair, orig_runs, best_runs, device)
     for stage, (lo, hi) in CKA_TARGETS.items():
         name = f"CKA {stage}"
-        target = f"{lo:g}–{hi:g}"
+        target = f"{lo:g}–{hi:g}, below the seed-to-seed floor"
         if result is None:
             rows.append(_criterion(name, target, "—", None, why_cka))
             continue
-        value = result["linear_diagonal"].get(stage)
-        if value is None:
+        if stage not in result["linear_debiased_diagonal"]:
             rows.append(_criterion(name, target, "—", None, f"no {stage} stage in both models"))
-        else:
-            seed = pair[0].seed if pair else None
-            rows.append(
-                _criterion(
-                    name,
-                    target,
-                    f"{value:.3f} (linear, test split, n = {result['n']}, seed {seed})",
-                    lo <= value <= hi,
-                )
-            )
+            continue
+        value = result["linear_debiased_diagonal"][stage]
+        if value is None:
+            why = f"CKA is undefined: {stage} is constant in one model over {result['n']} crystals"
+            rows.append(_criterion(name, target, "—", None, why))
+            continue
+        seed = pair[0].seed if pair else None
+        values = floor.get(stage, [])
+        text = (
+            f"{value:.3f} (debiased; biased {result['linear_diagonal'][stage]:.3f}; test split, "
+            f"n = {result['n']}, seed {seed}); seed-to-seed "
+            + (_floor_text(values) if values else "— (no seed pair)")
+        )
+        met, why = cka_verdict(value, values, lo, hi)
+        rows.append(_criterion(name, target, text, met, why))
     return rows, result, pair
+
+
+def _cka_paragraph(result: dict[str, Any]) -> str:
+    """How the CKA criteria were read, and the CKA within each of the two models."""
+    text = (
+        "CKA criteria: debiased linear CKA (unbiased HSIC; the biased estimator is near 0.9 for "
+        "independent random features at n = 30 and 256 widths) of same-named stages of the two "
+        "models on the test split, read against the seed-to-seed floor: the same CKA between two "
+        f"seeds of one configuration (the seed pairs of both configurations; at least "
+        f"{MIN_FLOOR_PAIRS} needed). A value not below the floor's interval means the tuned model "
+        "is no less like the baseline than a reseed is."
+    )
+    floor = result.get("seed_floor", {})
+    if "error" in floor:
+        text += f" The floor could not be computed: {floor['error']}."
+    within = result.get("within") or {}
+    parts = []
+    for name, values in within.items():
+        cells = [f"{k.replace('~', ' ↔ ')} {fmt(v, 3)}" for k, v in values.items()]
+        if cells:
+            parts.append(f"{name} {', '.join(cells)}")
+    if parts:
+        text += (
+            " Within each model (debiased, test split; does the fused representation follow the "
+            "graph or the text?): " + "; ".join(parts) + "."
+        )
+    return text
 
 
 def _sweep_context(ctx: Context) -> str:
@@ -682,6 +804,8 @@ def build_report(
             "(on the leaderboard's split the median predictor scores 0.70 eV and the largest gap "
             "is 9.6 eV)."
         )
+        if cka_result is not None:
+            doc.paragraph(_cka_paragraph(cka_result))
         if cka_result is not None and (out / "cka" / "cka_heatmap.png").is_file():
             doc.image(out / "cka" / "cka_heatmap.png", "CKA original vs best")
         _path_figures(doc, numbers, steps[0], best, out, unit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -223,11 +224,18 @@ def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None
     assert Path(numbers["path"][-1]["sweep"]) == phase2.resolve()
     for stage in ("text_fine", "text_final", "fused"):
         c = crit[f"CKA {stage}"]
-        if c["met"] is None:  # two-epoch runs can leave a stage constant: CKA is undefined then
-            assert "not checked (CKA failed" in c["status"] and "CKA is undefined" in c["status"]
-        else:
-            assert c["met"] in (True, False) and "seed 1" in c["value"], c
-            assert (root / "plan_report" / "cka" / "cka.json").is_file()
+        if "CKA is undefined" in c["status"]:  # two-epoch runs can leave a stage constant
+            assert c["met"] is None
+            continue
+        # one seed pair of one configuration (phase 1's baseline seeds 1 and 2; phase 2 ran
+        # seed 1 only): too few for the seed-to-seed floor, so the value is shown, not judged
+        assert c["met"] is None, c
+        # (0 when two-epoch seeds leave this stage constant, where CKA is undefined)
+        assert re.search(r"not measurable at this size: [01] seed pair\(s\)", c["status"]), c
+        assert "debiased" in c["value"] and "seed 1" in c["value"], c
+        assert (root / "plan_report" / "cka" / "cka.json").is_file()
+        assert numbers["cka"]["seed_floor"]["pairs"] == [("baseline-seed1", "baseline-seed2")]
+        assert set(numbers["cka"]["within"]) == {"original", "best"}
     assert (root / "plan_report" / "report.html").stat().st_size > 10_000
 
 

@@ -83,3 +83,25 @@ def test_rbf_cka_is_one_on_itself_and_limited_in_n() -> None:
 
     with pytest.raises(CKAError, match="RBF_MAX_N"):
         rbf_cka(np.zeros((cka.RBF_MAX_N + 1, 1)), np.zeros((cka.RBF_MAX_N + 1, 1)))
+
+
+def test_at_report_sizes_biased_cka_is_high_for_unrelated_features_and_debiased_is_not() -> None:
+    # 30 test crystals, 256-wide stages: the biased estimator reads ~0.9 for independent noise
+    x, y = rng(0).normal(size=(30, 256)), rng(1).normal(size=(30, 256))
+    assert linear_cka(x, y) > 0.85
+    assert abs(linear_cka(x, y, debiased=True)) < 0.1
+
+
+def test_stage_cka_pairs_same_named_stages_and_marks_constant_ones() -> None:
+    from fusion_tuner.analysis.cka import stage_cka, within_cka
+
+    g = rng(2).normal(size=(40, 16))
+    a = {"graph": g, "fused": g @ rng(3).normal(size=(16, 8)), "text": np.ones((40, 4))}
+    b = {"graph": g * 2.0, "fused": rng(4).normal(size=(40, 8)), "text": np.ones((40, 4))}
+    out = stage_cka(a, b)
+    assert list(out) == ["graph", "text", "fused"]  # the model's stage order
+    assert out["graph"] == pytest.approx(1.0)
+    assert abs(out["fused"]) < 0.15 and out["text"] is None  # constant: undefined
+    within = within_cka(a, [("graph", "fused"), ("text", "fused"), ("graph", "absent")])
+    assert set(within) == {"graph~fused", "text~fused"} and within["text~fused"] is None
+    assert within["graph~fused"] > 0.3
