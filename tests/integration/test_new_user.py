@@ -31,9 +31,21 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _interactive() -> None:
+    # Ctrl-C as at a terminal: a suite started in the background (`... &` in a script) hands
+    # its children SIGINT ignored, and Python then keeps ignoring it (no KeyboardInterrupt)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env()
+        args,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+        preexec_fn=_interactive,
     )
 
 
