@@ -323,6 +323,10 @@ class BudgetConfig:
     max_structures: int | None = None
     # caps warmup_steps at this fraction of the run's steps
     max_warmup_fraction: float | None = None
+    # multiplies the model's widths (arch.hidden_features, arch.embedding_features,
+    # fusion.middle_fusion_hidden_dim, attention.*_hidden_dim), each rounded to a multiple of
+    # its heads, so experiments that change a width keep their ratio to the baseline
+    width_scale: float | None = None
 
 
 @dataclass
@@ -531,6 +535,15 @@ def max_structures(cfg: Config) -> int | None:
     """``dataset.limit`` capped by ``budget.max_structures`` (None: no limit)."""
     caps = [v for v in (cfg.dataset.limit, cfg.budget.max_structures) if v is not None]
     return min(caps) if caps else None
+
+
+def model_width(cfg: Config, width: int, heads: int = 1) -> int:
+    """``width`` times ``budget.width_scale`` (unchanged when unset), rounded to a multiple of
+    ``heads`` and at least ``heads``."""
+    scale = cfg.budget.width_scale
+    if scale is None:
+        return width
+    return max(heads, round(width * scale / heads) * heads)
 
 
 def register_configs() -> None:
@@ -852,6 +865,11 @@ def _validate_training(c: Config, p: list[str]) -> None:
     _check_min(p, "budget.max_epochs", b.max_epochs, 1)
     _check_min(p, "budget.max_structures", b.max_structures, 20)
     _check_range(p, "budget.max_warmup_fraction", b.max_warmup_fraction, 0.0, 1.0)
+    if b.width_scale is not None and not 0.0 < b.width_scale <= 1.0:
+        p.append(
+            f"budget.width_scale={b.width_scale} must be in (0, 1] (a fraction of the "
+            "configured widths), or null for the widths as configured"
+        )
     _check_choice(p, "logger.backend", lg.backend, LOGGER_BACKENDS)
     _check_choice(p, "logger.mode", lg.mode, WANDB_MODES)
     tr = c.trial

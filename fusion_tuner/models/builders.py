@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fusion_tuner.config import Config, modality
+from fusion_tuner.config import Config, modality, model_width
 from fusion_tuner.models.alignn import ALIGNNEmbedding
 from fusion_tuner.models.fusion import CrossModalAttention, FineGrainedAttention, MiddleFusion
 from fusion_tuner.models.property import FusionPropertyModel, alignn_stack, gcn_stack
@@ -71,11 +71,16 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
             f"the data was prepared for a {recorded} model but text.enabled={cfg.text.enabled} "
             f"asks for a {modality(cfg)} model"
         )
-    h = arch.hidden_features
+    h = model_width(cfg, arch.hidden_features)
     table = torch.from_numpy(np.nan_to_num(cgcnn_table(), nan=0.0))
     ds = cfg.dataset  # the RBF expansions of the cached raw lengths/cosines live in the model
     embedding = ALIGNNEmbedding(
-        table, h, arch.embedding_features, ds.cutoff, ds.bond_rbf_bins, ds.angle_rbf_bins
+        table,
+        h,
+        model_width(cfg, arch.embedding_features),
+        ds.cutoff,
+        ds.bond_rbf_bins,
+        ds.angle_rbf_bins,
     )
     alignn = alignn_stack(arch.alignn_layers, h, reg.graph_dropout, arch.gcn_layers > 0)
     gcn = gcn_stack(arch.gcn_layers, h, reg.graph_dropout)
@@ -90,19 +95,19 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
             middle[str(layer)] = MiddleFusion(
                 h,
                 d,
-                fus.middle_fusion_hidden_dim,
+                model_width(cfg, fus.middle_fusion_hidden_dim, fus.middle_fusion_num_heads),
                 fus.middle_fusion_num_heads,
                 reg.middle_fusion_dropout,
             )
     fine = None
     g_dim, t_dim, atom_dim, token_dim = h, d, h, d
     if att.use_fine_grained_attention:
-        f = att.fine_grained_hidden_dim
+        f = model_width(cfg, att.fine_grained_hidden_dim, att.fine_grained_num_heads)
         fine = FineGrainedAttention(h, d, f, att.fine_grained_num_heads, reg.fine_grained_dropout)
         g_dim = t_dim = atom_dim = token_dim = f
     cross = None
     if att.use_cross_modal_attention:
-        c = att.cross_modal_hidden_dim
+        c = model_width(cfg, att.cross_modal_hidden_dim, att.cross_modal_num_heads)
         cross = CrossModalAttention(
             g_dim,
             t_dim,

@@ -100,9 +100,15 @@ def _source(flat: dict[str, Any]) -> str:
     return src
 
 
+# budgets whose runs only check that every step runs; others that cap (e.g. cpu) are reduced
+# profiles whose runs learn
+PIPELINE_CHECKS = ("quick", "smoke")
+
+
 def _caps(flat: dict[str, Any]) -> bool:
-    return flat.get("budget.name") in ("quick", "smoke") or any(
-        flat.get(k) is not None for k in ("budget.max_epochs", "budget.max_structures")
+    return flat.get("budget.name") in PIPELINE_CHECKS or any(
+        flat.get(k) is not None
+        for k in ("budget.max_epochs", "budget.max_structures", "budget.width_scale")
     )
 
 
@@ -168,9 +174,15 @@ def context_banners(ctx: Context) -> list[str]:
     banners = []
     if ctx.demo:
         banners.append(DEMO_BANNER)
-    if ctx.capping_budgets:
+    checks = [b for b in ctx.capping_budgets if b in PIPELINE_CHECKS]
+    reduced = [b for b in ctx.capping_budgets if b not in PIPELINE_CHECKS]
+    if checks:
+        banners.append(f"pipeline check — budget={'/'.join(checks)} caps epochs and crystals")
+    if reduced:
         banners.append(
-            f"pipeline check — budget={'/'.join(ctx.capping_budgets)} caps epochs and crystals"
+            f"reduced profile — budget={'/'.join(reduced)} caps epochs and crystals (and may "
+            "scale the model's widths): its decisions are about this profile, not the plan's "
+            "full settings"
         )
     return banners
 

@@ -81,6 +81,18 @@ def test_the_context_is_computed_from_the_runs(tmp_path: Path) -> None:
     )
 
 
+def test_a_reduced_profile_is_not_called_a_pipeline_check(tmp_path: Path) -> None:
+    cpu = REAL | {
+        "budget": {"name": "cpu", "max_epochs": 12, "max_structures": 1000, "width_scale": 0.25}
+    }
+    sweep = a_sweep(tmp_path / "s", cpu)
+    ctx = build_context([Run(d) for d in sorted(sweep.iterdir()) if d.is_dir()], revision="x")
+    assert ctx.capping_budgets == ["cpu"]
+    [banner] = context_banners(ctx)
+    assert banner.startswith("reduced profile — budget=cpu caps epochs and crystals")
+    assert "not the plan's full settings" in banner and "pipeline check" not in banner
+
+
 def test_real_data_on_the_full_budget_carries_no_banner(tmp_path: Path) -> None:
     sweep = a_sweep(tmp_path / "s", REAL)
     ctx = build_context([Run(d) for d in sorted(sweep.iterdir()) if d.is_dir()], revision="x")
