@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,25 @@ def test_compiled_run_says_what_it_compiled_and_its_checkpoint_loads_eagerly(
     assert int(compiled[1]) >= 2 and int(compiled[2]) == int(compiled[1]) - 1
     model = Run(tmp_path).model  # rebuilt from the checkpoint alone, strictly, not compiled
     assert model._compiled_graph_encoder is None
+
+
+def test_a_width_scaled_run_reloads_at_its_widths_and_predicts(tmp_path: Path) -> None:
+    """``budget.width_scale`` is recorded with the checkpoint, so predict and analysis rebuild
+    the model at the widths it trained with (smoke's hidden 32 at 0.5: 16)."""
+    from fusion_tuner.rundir import Run
+    from fusion_tuner.training.run import train
+    from tests.helpers.cli import TINY
+
+    train(compose(*TINY, "scheduler.epochs=1", "budget.width_scale=0.5"), tmp_path)
+    run = Run(tmp_path)
+    assert run.config.budget.width_scale == 0.5
+    layer = run.model.alignn_layers[0].atom_update
+    assert layer.edge_gate.in_features == 16
+    ids = run.split["test"]
+    from fusion_tuner.analysis.runs import predict_ids
+
+    _, prediction = predict_ids(run, ids, torch.device("cpu"))
+    assert len(prediction) == len(ids) and np.isfinite(prediction).all()
+    # the same predictions as the run wrote itself
+    written = run.predictions("test").aligned(ids)
+    assert written is not None and np.allclose(written[1], prediction, atol=1e-4)

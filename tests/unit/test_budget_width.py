@@ -3,6 +3,8 @@ experiment's width keeps its ratio to the baseline; budget=cpu composes as docum
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fusion_tuner.config import model_width
@@ -42,3 +44,25 @@ def test_budget_cpu_builds_a_quarter_width_model_and_keeps_width_experiments_apa
 def test_width_scale_outside_0_1_is_refused_naming_the_key(scale: str) -> None:
     with pytest.raises(ConfigError, match=r"budget.width_scale=.* must be in \(0, 1\]"):
         compose(f"budget.width_scale={scale}")
+
+
+PHASE_EXPERIMENTS = sorted(
+    p.stem
+    for p in (Path(__file__).resolve().parents[2] / "conf" / "experiment").glob("*.yaml")
+    if p.stem != "alignn_reference"  # graph-only upstream recipe, not a phase arm
+)
+
+
+@pytest.mark.parametrize("experiment", PHASE_EXPERIMENTS)
+def test_every_plan_experiment_composes_under_budget_cpu_and_stays_distinct(
+    experiment: str,
+) -> None:
+    # the README's `+phase=N -m dataset=perov5_sample budget=cpu`: each arm keeps what makes it
+    # an experiment (widths scaled alike, layers, heads, batches and the rest untouched)
+    plain = compose("dataset=perov5_sample", f"experiment={experiment}")
+    cpu = compose("dataset=perov5_sample", "budget=cpu", f"experiment={experiment}")
+    for section in ("arch", "batch", "attention", "fusion", "regularization", "scheduler"):
+        a, b = getattr(plain, section), getattr(cpu, section)
+        assert a == b, (section, experiment)  # the budget changes no knob ...
+    # ... only the widths the model is built with
+    assert model_width(cpu, plain.arch.hidden_features) == plain.arch.hidden_features // 4
