@@ -9,7 +9,9 @@ numbers (kept in ``report.json``) and then drawn.
   "one seed stalled" can be seen.
 * **Parity** (:func:`arm_parity`, :func:`plot_parity`): predicted against true on the test split,
   every seed's predictions, with the mean over seeds of the test MAE and R² (each seed's own
-  ``predictions_test.csv``).
+  ``predictions_test.csv``) beside the training-mean predictor's test MAE.
+
+Both carry the training-mean predictor's MAE (``metrics.json``) as the reference for "learned".
 """
 
 from __future__ import annotations
@@ -42,11 +44,24 @@ class ArmCurve:
     train_median: list[float]  # eval-mode training MAE (the gap ratio's)
     best_epochs: list[int]  # each run's best epoch (metrics.json), in ``runs`` order
     last_epochs: list[int]  # each run's last epoch in history.csv
+    # the training-mean predictor's validation MAE (median over the runs; None if unrecorded)
+    val_mean_predictor: float | None = None
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def _median_reference(runs: Sequence[Run], split: str) -> float | None:
+    """The median over ``runs`` of the training-mean predictor's MAE on ``split``."""
+    found = [r.metrics.get(split, {}).get("mean_predictor_mae") for r in runs]
+    values = [float(v) for v in found if v is not None]
+    return float(np.median(values)) if values else None
 
 
 def arm_curve(label: str, runs: Sequence[Run]) -> ArmCurve | None:
     """The curves of the runs of ``runs`` that have a ``history.csv`` (None when none has)."""
-    columns, names, best = [], [], []
+    columns, names, best, used = [], [], [], []
     for run in runs:
         if run.files is None or not run.files.history.is_file():
             continue
@@ -56,6 +71,7 @@ def arm_curve(label: str, runs: Sequence[Run]) -> ArmCurve | None:
         columns.append(history_columns(history))
         names.append(run.name)
         best.append(int(run.metrics.get("best_epoch", -1)))
+        used.append(run)
     if not columns:
         return None
     epochs = sorted({int(e) for col in columns for e in col["epoch"]})
@@ -76,6 +92,7 @@ def arm_curve(label: str, runs: Sequence[Run]) -> ArmCurve | None:
         train_median=[float(np.median(v)) for v in train],
         best_epochs=best,
         last_epochs=[int(c["epoch"][-1]) for c in columns],
+        val_mean_predictor=_median_reference(used, "val"),
     )
 
 
@@ -84,7 +101,7 @@ def _draw(ax: object, curve: ArmCurve, color: str, band: bool = True) -> None:
     if band and max(curve.seeds_at_epoch) > 1:
         ax.fill_between(ep, curve.val_low, curve.val_high, color=color, alpha=0.18, lw=0)
     seeds = max(curve.seeds_at_epoch)
-    ax.plot(ep, curve.val_median, color=color, lw=1.8, label=f"{curve.label} val ({seeds} seeds)")
+    ax.plot(ep, curve.val_median, color=color, lw=1.8, label=f"{curve.label} val ({_seeds(seeds)})")
     ax.plot(ep, curve.train_median, color=color, lw=1, ls="--", label=f"{curve.label} train")
     # each seed's best epoch on its median validation curve
     best = [e for e in curve.best_epochs if e in curve.epoch]
@@ -116,6 +133,11 @@ def plot_arm_curves(
         if baseline is not None and curve is not baseline:
             _draw(ax, baseline, BASELINE_COLOR)
         _draw(ax, curve, "tab:blue" if curve is not baseline else BASELINE_COLOR)
+        reference = curve.val_mean_predictor
+        if reference is None and baseline is not None:
+            reference = baseline.val_mean_predictor
+        if reference is not None:
+            ax.axhline(reference, color="black", ls=":", lw=1, label="mean predictor, val")
         ax.set_title(curve.label, fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -141,6 +163,7 @@ class ArmParity:
     crystals: int  # test crystals of the first run (every seed of an arm shares the split)
     mae: float  # mean over seeds
     r2: float  # mean over seeds
+    mean_predictor_mae: float | None  # the training-mean predictor's test MAE (median, seeds)
     target: list[list[float]]  # per run
     prediction: list[list[float]]
 
@@ -168,6 +191,7 @@ def arm_parity(label: str, runs: Sequence[Run]) -> ArmParity | None:
         crystals=len(target[0]),
         mae=float(np.mean([np.abs(t - p).mean() for t, p in zip(target, prediction, strict=True)])),
         r2=float(np.mean([_r2(t, p) for t, p in zip(target, prediction, strict=True)])),
+        mean_predictor_mae=_median_reference([r for r in runs if r.name in names], "test"),
         target=[t.tolist() for t in target],
         prediction=[p.tolist() for p in prediction],
     )
@@ -191,9 +215,14 @@ def plot_parity(arms: Sequence[ArmParity], path: Path, unit: str = "") -> None:
         suffix = f" ({unit})" if unit else ""
         ax.set_xlabel(f"true{suffix}")
         ax.set_ylabel(f"predicted{suffix}")
+        reference = (
+            f" (mean predictor {arm.mean_predictor_mae:.4g})"
+            if arm.mean_predictor_mae is not None
+            else ""
+        )
         ax.set_title(
-            f"{arm.label}\ntest MAE {arm.mae:.4g}, R² {arm.r2:.2f} "
-            f"(mean of {len(arm.runs)} seeds, {arm.crystals} crystals)",
+            f"{arm.label}\ntest MAE {arm.mae:.4g}{reference}, R² {arm.r2:.2f}\n"
+            f"(mean of {_seeds(len(arm.runs))}, {arm.crystals} crystals)",
             fontsize=9,
         )
         if len(arm.runs) <= 6:

@@ -627,8 +627,9 @@ def _run_links(sweep: Sweep, out: Path) -> list[list[str]]:
 CURVES_NOTE = (
     "Median over seeds per epoch, the band the range over seeds (a seed that stopped early counts "
     "only in the epochs it ran); dashed: eval-mode training MAE, the gap ratio's; ▼: each seed's "
-    "best epoch. An arm whose best epochs sit at its last epoch was still improving when it "
-    "stopped."
+    "best epoch; dotted: the training-mean predictor's validation MAE (a curve that does not get "
+    "well below it learned nothing). An arm whose best epochs sit at its last epoch was still "
+    "improving when it stopped."
 )
 
 

@@ -12,7 +12,13 @@ from fusion_tuner.rundir import Run
 from fusion_tuner.sweeps.figures import arm_curve, arm_parity, plot_arm_curves, plot_parity
 from fusion_tuner.sweeps.plan_report import build_report
 from fusion_tuner.sweeps.report import write_summary
-from tests.helpers.sweeps import fake_run, fixed_design, plan_sweeps, with_predictions
+from tests.helpers.sweeps import (
+    fake_run,
+    fixed_design,
+    patch_metrics,
+    plan_sweeps,
+    with_predictions,
+)
 
 
 def history(run_dir: Path, val: list[float], train_eval: list[float]) -> Run:
@@ -35,6 +41,9 @@ def test_arm_curve_is_the_median_and_range_over_the_seeds_that_ran_each_epoch(
         history(fake_run(tmp_path, "e06", 3, 1.5), [2.0, 1.5], [1.9, 1.4]),
     ]
     runs.append(Run(fake_run(tmp_path, "e06", 4, 0.8)))  # no history.csv: not in the curves
+    for seed, ref in ((1, 1.3), (2, 1.1), (3, 1.2), (4, 9.0)):
+        patch_metrics(tmp_path / f"e06-seed{seed}", val={"mean_predictor_mae": ref})
+    runs = [Run(r.path) for r in runs]  # metrics.json re-read
     curve = arm_curve("e06", runs)
     assert curve is not None
     assert curve.runs == ["e06-seed1", "e06-seed2", "e06-seed3"]
@@ -47,6 +56,7 @@ def test_arm_curve_is_the_median_and_range_over_the_seeds_that_ran_each_epoch(
     assert curve.train_median == pytest.approx([1.0, 0.8, 0.65, 0.55])
     assert curve.best_epochs == [5, 5, 5]  # fake_run's metrics.json
     assert curve.last_epochs == [4, 4, 2]
+    assert curve.val_mean_predictor == pytest.approx(1.2)  # median of the curves' runs only
     assert arm_curve("e06", runs[3:]) is None
     plot_arm_curves(curve, [curve], tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
@@ -58,8 +68,12 @@ def test_arm_parity_averages_each_seeds_test_mae_and_r2(tmp_path: Path) -> None:
         Run(with_predictions(fake_run(tmp_path, "baseline", 2, 1.0), -0.3)),
         Run(fake_run(tmp_path, "baseline", 3, 1.0)),  # no predictions_test.csv
     ]
+    patch_metrics(runs[0].path, test={"mean_predictor_mae": 0.6})
+    patch_metrics(runs[1].path, test={"mean_predictor_mae": 0.8})
+    runs = [Run(r.path) for r in runs]
     parity = arm_parity("baseline", runs)
     assert parity is not None
+    assert parity.mean_predictor_mae == pytest.approx(0.7)
     assert parity.runs == ["baseline-seed1", "baseline-seed2"] and parity.crystals == 4
     assert parity.mae == pytest.approx((0.1 + 0.3) / 2)
     # targets 0.5, 1, 1.5, 2: sum of squares about the mean 1.25; a constant error e gives
