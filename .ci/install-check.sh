@@ -121,10 +121,15 @@ listing=$("$py" -m fusion_tuner.data list)
 grep -q "sample://perov5_castelli" <<<"$listing"
 
 echo "== the installed commands"
-for cmd in fusion-tuner-predict fusion-tuner-export fusion-tuner-analyze fusion-tuner-data; do
+for cmd in fusion-tuner-predict fusion-tuner-export fusion-tuner-analyze fusion-tuner-data \
+        fusion-tuner-report fusion-tuner-summary; do
     "$work/venv/bin/$cmd" --help >/dev/null
 done
-"$py" -m fusion_tuner.predict --help >/dev/null
+for cmd in predict export analyze report summary data; do      # the dispatcher and -m forms
+    "$work/venv/bin/fusion-tuner" $cmd --help >/dev/null
+    "$py" -m fusion_tuner.$cmd --help >/dev/null
+done
+"$work/venv/bin/fusion-tuner" --help >/dev/null
 help_text=$("$py" -m fusion_tuner.data download --help)
 grep -q "perov_5 .*MIT" <<<"$help_text"
 echo "install check passed in $((SECONDS - start)) s"

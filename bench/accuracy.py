@@ -49,7 +49,7 @@ import _upstream  # bench/_upstream.py: upstream ALIGNN's graph and model
 import numpy as np
 import torch
 
-from fusion_tuner.data.paths import SAMPLES_DIR
+from fusion_tuner.paths import SAMPLES_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 PEROVSKITES = SAMPLES_DIR / "perov5_castelli" / "perov5_val.csv.zip"  # bundled with the package

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from fusion_tuner.data import paths
+from fusion_tuner import paths
 from fusion_tuner.data.features import featurize_crystal
 from fusion_tuner.data.records import crystal_from_jarvis_atoms, read_jarvis_records
 

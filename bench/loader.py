@@ -41,7 +41,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's fusion_tuner, and train_step
-from fusion_tuner.data.paths import SAMPLES_DIR  # noqa: E402
+from fusion_tuner.paths import SAMPLES_DIR  # noqa: E402
 
 PRECOMPUTED = ("bond_length", "lg_src", "lg_ptr", "angle_cos")
 

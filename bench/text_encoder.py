@@ -36,7 +36,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]  # this checkout's fusion_tuner
-from fusion_tuner.data.paths import resolve  # noqa: E402
+from fusion_tuner.paths import resolve  # noqa: E402
 
 MINI = "sample://jarvis_dft3d_mini"  # bundled with the package
 VARIANTS = {

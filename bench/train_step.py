@@ -46,7 +46,7 @@ from pathlib import Path
 import _upstream as _up  # bench/_upstream.py: upstream ALIGNN's graph and model
 import torch
 
-from fusion_tuner.data.paths import resolve
+from fusion_tuner.paths import resolve
 
 MINI = "sample://jarvis_dft3d_mini"  # bundled with the package
 VARIANTS = ("graph", "fused", "alignn", "graph_compiled", "fused_compiled")

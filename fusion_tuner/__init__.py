@@ -8,18 +8,17 @@ effects::
     build_model(cfg, info)      the fused model                              (fusion_tuner.models.builders)
     train(cfg, run_dir)         one run, every file of its directory         (fusion_tuner.training.run)
     load_run(run_dir)           a run with its model rebuilt from its files  (fusion_tuner.rundir)
-    load_checkpoint(path)       a checkpoint read with weights_only=True     (fusion_tuner.training.checkpoint)
+    load_checkpoint(path)       a checkpoint read with weights_only=True     (fusion_tuner.checkpoint)
     predict(runs, structures)   predictions of one run or an ensemble         (fusion_tuner.inference)
 
-``fusion_tuner.predict`` is also the command module ``python -m fusion_tuner.predict``; the
-package keeps the attribute the function even after that module is imported.
+The commands (``python -m fusion_tuner [COMMAND]``, ``fusion-tuner-*``) live in
+:mod:`fusion_tuner.cli`; no module of the package shares its name with these functions (the file
+``predict.py`` only runs as ``python -m fusion_tuner.predict`` and refuses to be imported).
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -30,7 +29,7 @@ _API = {
     "build_model": "fusion_tuner.models.builders",
     "train": "fusion_tuner.training.run",
     "load_run": "fusion_tuner.rundir",
-    "load_checkpoint": "fusion_tuner.training.checkpoint",
+    "load_checkpoint": "fusion_tuner.checkpoint",
     "predict": "fusion_tuner.inference",
 }
 __all__ = ["__version__", *_API]
@@ -40,17 +39,3 @@ def __getattr__(name: str) -> Any:
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'fusion_tuner' has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """The package's module type: importing a command module that shares its name with an API
-    function (``fusion_tuner/predict.py``) must not replace the function on the package (the
-    module stays importable by its full name, ``python -m`` and ``from ... import``)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _API and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

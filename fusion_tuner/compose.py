@@ -11,38 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
-from pathlib import Path
 from typing import Any
 
 from fusion_tuner.config import Config, register_configs, validate
 from fusion_tuner.errors import ConfigError
-
-_PACKAGE = Path(__file__).resolve().parent
-# An installed wheel or sdist carries the configs inside the package (pyproject maps
-# fusion_tuner/conf to the repository's conf/); a checkout or an editable install keeps conf/
-# beside the package, at the top of the repository.
-CONF_CANDIDATES = (_PACKAGE / "conf", _PACKAGE.parent / "conf")
-
-
-def _located() -> Path | None:
-    return next((c for c in CONF_CANDIDATES if (c / "config.yaml").is_file()), None)
-
-
-def conf_dir() -> Path:
-    """The folder holding ``config.yaml``: inside the installed package, else the repository's
-    ``conf/`` beside the package."""
-    found = _located()
-    if found is None:
-        raise FileNotFoundError(
-            "fusion_tuner's configs were not found (looked for config.yaml in "
-            f"{', '.join(str(c) for c in CONF_CANDIDATES)}): reinstall the package "
-            "(pip install fusion_tuner, or pip install -e . from its repository)"
-        )
-    return found
-
-
-# what the Hydra app is decorated with (cli.py); an absolute path
-CONF_DIR = _located() or CONF_CANDIDATES[-1]
+from fusion_tuner.paths import conf_dir, config_groups
 
 
 def _group_keys(group: str) -> list[str]:
@@ -82,11 +55,6 @@ def schema_keys() -> list[str]:
         else:
             out.append(f.name)
     return out
-
-
-def config_groups() -> list[str]:
-    """The config groups of ``conf/`` (``dataset``, ``experiment``, ``phase`` ...)."""
-    return sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and p.name != "hydra")
 
 
 def check_override_keys(overrides: Sequence[str]) -> None:

@@ -1,4 +1,4 @@
-"""Small I/O helpers every layer uses: atomic writes, figures, a stable hash.
+"""Small I/O helpers every layer uses: atomic writes, figures, a stable hash, the one file lock.
 
 Every file the package writes goes to a temporary name in the same folder (unique per process
 and call) and is renamed into place, so a reader never sees a half-written file and two
@@ -9,15 +9,17 @@ as readable as any other file the user writes (0644 under umask 022).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -176,3 +178,67 @@ def _json_default(v: Any) -> Any:
     if hasattr(v, "item"):
         return v.item()
     raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+class LockHeld(Exception):
+    """:func:`exclusive_lock` with ``wait=False`` found the lock held by a live process.
+
+    Attributes:
+        path: the lock file.
+        owner: what the holder wrote into it (``""`` when it wrote nothing).
+    """
+
+    def __init__(self, path: Path, owner: str) -> None:
+        super().__init__(f"{path} is held by {owner or 'another process'}")
+        self.path = path
+        self.owner = owner
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, *, wait: bool = True, owner: str | None = None) -> Iterator[None]:
+    """Hold an exclusive OS lock (``flock``) on the file ``path`` for the ``with`` block.
+
+    The lock dies with its process, so a killed holder never blocks the next one. The package's
+    one lock: a run directory's ``.lock``, a search's ``.search.lock`` and the data caches'
+    ``<entry>.lock`` all use it.
+
+    Args:
+        path: the lock file (created, with its folder, when missing; never deleted).
+        wait: block until the holder releases it; False: raise :class:`LockHeld` at once.
+        owner: written into the file once the lock is held (who holds it, for the message
+            another process shows).
+
+    Raises:
+        LockHeld: ``wait=False`` and a live process holds the lock.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise LockHeld(path, fh.read().strip()) from None
+        try:
+            if owner is not None:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(owner)
+                fh.flush()
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def lock_owner(path: Path) -> str | None:
+    """Who holds the :func:`exclusive_lock` on ``path`` now (the text it wrote, else
+    ``"another process"``); None when the file is missing or no live process holds it."""
+    if not Path(path).is_file():
+        return None
+    with open(path, encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None

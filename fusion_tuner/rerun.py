@@ -14,7 +14,7 @@ import os
 import shlex
 from pathlib import Path
 
-# The CLI's arguments (a JSON list), set by fusion_tuner.cli.main for everything it starts.
+# The CLI's arguments (a JSON list), set by fusion_tuner.cli.train.main for everything it starts.
 ARGV_ENV = "FUSION_TUNER_ARGV"
 
 _MULTIRUN_FLAGS = ("-m", "--multirun")

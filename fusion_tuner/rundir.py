@@ -23,7 +23,6 @@ use: a run directory (or a checkpoint) with its metrics, config, split and, on d
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import os
 import socket
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fusion_tuner.errors import CheckpointError, RunError, RunRefused
-from fusion_tuner.io import write_csv, write_json
+from fusion_tuner.io import LockHeld, exclusive_lock, write_csv, write_json
 
 if TYPE_CHECKING:
     import torch
@@ -266,36 +265,29 @@ class RunLock:
 
     def __init__(self, files: RunDir) -> None:
         self.files = files
-        self._fh: Any = None
+        self._lock: Any = None
 
     def __enter__(self) -> RunLock:
-        self.files.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.files.lock, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            owner = fh.read().strip() or "unknown"
-            fh.close()
-            raise RunRefused(
-                f"{self.files.path} is in use by another live run ({owner}); wait for it to end, "
-                "or give this run another directory (hydra.run.dir=... / hydra.sweep.dir=...)"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(
+        owner = (
             f"pid {os.getpid()} on host {socket.gethostname()}, "
             f"since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
         )
-        fh.flush()
-        self._fh = fh
+        lock = exclusive_lock(self.files.lock, wait=False, owner=owner)
+        try:
+            lock.__enter__()
+        except LockHeld as held:
+            raise RunRefused(
+                f"{self.files.path} is in use by another live run ({held.owner or 'unknown'}); "
+                "wait for it to end, or give this run another directory "
+                "(hydra.run.dir=... / hydra.sweep.dir=...)"
+            ) from None
+        self._lock = lock
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
 
 
 def yaml_error() -> type[Exception]:
@@ -510,7 +502,7 @@ class Run:
     @cached_property
     def checkpoint(self) -> dict[str, Any]:
         """The checkpoint's contents, read with ``weights_only=True``."""
-        from fusion_tuner.training.checkpoint import load_checkpoint
+        from fusion_tuner.checkpoint import load_checkpoint
 
         if self.checkpoint_path is None:
             raise RunError(f"run {self.name} has no checkpoint")
@@ -519,13 +511,13 @@ class Run:
     @cached_property
     def config(self) -> Config:
         """The typed config the model was trained with (from the checkpoint)."""
-        from fusion_tuner.training.checkpoint import config_from_dict
+        from fusion_tuner.checkpoint import config_from_dict
 
         return config_from_dict(self.checkpoint["config"], self.checkpoint_path)
 
     @property
     def data_info(self) -> dict[str, Any]:
-        from fusion_tuner.training.checkpoint import check_data_info
+        from fusion_tuner.checkpoint import check_data_info
 
         return check_data_info(self.checkpoint.get("data_info"), self.checkpoint_path or "")
 

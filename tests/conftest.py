@@ -37,7 +37,7 @@ def samples() -> Path:
     """The real samples bundled with the package (``sample://``): the perovskite table, the 50
     labelled JARVIS structures, the 1,104 offline JARVIS records, their texts, and four
     leaderboard files, in the folder layout of ``../shared/data``; always present."""
-    from fusion_tuner.data.paths import SAMPLES_DIR
+    from fusion_tuner.paths import SAMPLES_DIR
 
     return SAMPLES_DIR
 

@@ -15,11 +15,17 @@ tokens, element symbols and word pieces on the axes, heads averaged) and ``<id>.
 block's weights per head, real atoms and tokens only). The summary: the share of an atom's
 attention on the tokens that spell its own element symbol, against the share a uniform
 attention would give.
+
+:func:`attention_maps` evaluates the model, :func:`compute_attention` summarises the maps (an
+:class:`AttentionSummary`), :func:`plot_crystal`, :func:`attention_table` and
+:func:`attention_markdown` render, :func:`save_arrays` writes a crystal's weights, and
+:func:`run_attention` does all of it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fusion_tuner.analysis.report import write_outputs
+from fusion_tuner.analysis.outputs import write_outputs
 from fusion_tuner.analysis.runs import datamodule_for
 from fusion_tuner.errors import AnalysisError
 from fusion_tuner.io import pyplot, save_figure
@@ -67,8 +73,10 @@ class CrystalAttention:
     uniform_share: float | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class AttentionSummary:
+    """Every number of ``attention.json``: the blocks, one row per crystal and the means."""
+
     run: str
     blocks: list[str]
     crystals: list[dict[str, Any]]
@@ -226,38 +234,35 @@ def plot_crystal(c: CrystalAttention, path: Path) -> None:
     save_figure(fig, path)
 
 
-def run_attention(
-    run_path: str, ids: list[str], out: Path, device: str = "auto"
-) -> AttentionSummary:
-    """Compute, then write ``<id>.png`` and ``<id>.npz`` per crystal and
-    ``attention.{json,md}`` into ``out``; print the summary table."""
-    run = locate(run_path)
-    if not ids:
-        raise AnalysisError("--ids: give at least one crystal id")
-    maps = attention_maps(run, ids, device)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for c in maps:
-        stem = _safe(c.id)
-        arrays = {name.replace(".", "__"): w for name, w in c.weights.items()}
-        tmp = out / f".{stem}.tmp.npz"
-        np.savez_compressed(tmp, elements=np.array(c.elements), tokens=np.array(c.tokens), **arrays)
-        tmp.replace(out / f"{stem}.npz")
-        plot_crystal(c, out / f"{stem}.png")
-        rows.append(
-            {
-                "id": c.id,
-                "atoms": len(c.elements),
-                "tokens": len(c.tokens),
-                "own_element_share": c.own_element_share,
-                "uniform_share": c.uniform_share,
-                "figure": f"{stem}.png",
-                "arrays": f"{stem}.npz",
-            }
-        )
+def _crystal_row(c: CrystalAttention) -> dict[str, Any]:
+    """The summary's row of one crystal (its files are named after its id)."""
+    stem = _safe(c.id)
+    return {
+        "id": c.id,
+        "atoms": len(c.elements),
+        "tokens": len(c.tokens),
+        "own_element_share": c.own_element_share,
+        "uniform_share": c.uniform_share,
+        "figure": f"{stem}.png",
+        "arrays": f"{stem}.npz",
+    }
+
+
+def compute_attention(run: str, maps: Sequence[CrystalAttention]) -> AttentionSummary:
+    """The summary of the crystals' attention maps (pure: no I/O).
+
+    Args:
+        run: the run directory (reported as is).
+        maps: the crystals' maps (:func:`attention_maps`), at least one.
+
+    Returns:
+        An :class:`AttentionSummary`: the first crystal's blocks, one row per crystal and the
+        mean shares over the crystals that have one (None when none has).
+    """
+    rows = [_crystal_row(c) for c in maps]
     scored = [r for r in rows if r["own_element_share"] is not None]
-    summary = AttentionSummary(
-        run=str(run.path),
+    return AttentionSummary(
+        run=run,
         blocks=sorted(maps[0].weights),
         crystals=rows,
         own_element_share=float(np.mean([r["own_element_share"] for r in scored]))
@@ -266,30 +271,87 @@ def run_attention(
         uniform_share=float(np.mean([r["uniform_share"] for r in scored])) if scored else None,
     )
 
-    def fmt(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.3f}"
 
+def save_arrays(c: CrystalAttention, path: Path) -> None:
+    """Write the crystal's elements, tokens and every block's weights (``.`` in block names as
+    ``__``) into the ``.npz`` ``path``, through a temporary file.
+
+    Returns:
+        None; it writes the file.
+    """
+    arrays = {name.replace(".", "__"): w for name, w in c.weights.items()}
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez_compressed(tmp, elements=np.array(c.elements), tokens=np.array(c.tokens), **arrays)
+    tmp.replace(path)
+
+
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def attention_table(summary: AttentionSummary) -> str:
+    """One row per crystal: atoms, tokens and its shares, as a Markdown table.
+
+    Returns:
+        The table's text.
+    """
     header = ["id", "atoms", "tokens", "own-element share", "uniform share"]
-    trows = [
-        [r["id"], r["atoms"], r["tokens"], fmt(r["own_element_share"]), fmt(r["uniform_share"])]
-        for r in rows
-    ]
-    md = "\n".join(
+    rows = [
         [
-            f"# Attention of {run.name}",
+            r["id"],
+            r["atoms"],
+            r["tokens"],
+            _share(r["own_element_share"]),
+            _share(r["uniform_share"]),
+        ]
+        for r in summary.crystals
+    ]
+    return table(header, rows)
+
+
+def attention_markdown(summary: AttentionSummary, name: str) -> str:
+    """The report ``attention.md`` of the run named ``name`` (before
+    :func:`~fusion_tuner.markdown.safe_markdown`).
+
+    Returns:
+        The Markdown text, without a final newline.
+    """
+    return "\n".join(
+        [
+            f"# Attention of {name}",
             "",
             f"Blocks: {', '.join(summary.blocks)}.",
             "",
-            table(header, trows),
+            attention_table(summary),
             "",
             "Own-element share: the mean share of an atom's attention (fine-grained atom → token, "
             "mean over heads) on the tokens equal to its element symbol; uniform share: what "
             "attention spread evenly over the real tokens would give. Over the crystals: "
-            f"{fmt(summary.own_element_share)} against {fmt(summary.uniform_share)}.",
+            f"{_share(summary.own_element_share)} against {_share(summary.uniform_share)}.",
             "",
-            *[f"![{r['id']}]({r['figure']})" for r in rows],
+            *[f"![{r['id']}]({r['figure']})" for r in summary.crystals],
         ]
     )
-    write_outputs(out, "attention", asdict(summary), md)
-    print(table(header, trows))
+
+
+def run_attention(
+    run_path: str, ids: list[str], out: Path, device: str = "auto"
+) -> AttentionSummary:
+    """Compute, then write ``<id>.png`` and ``<id>.npz`` per crystal and
+    ``attention.{json,md}`` into ``out``; print the summary table.
+
+    Returns:
+        The :class:`AttentionSummary` written to ``attention.json``.
+    """
+    run = locate(run_path)
+    if not ids:
+        raise AnalysisError("--ids: give at least one crystal id")
+    maps = attention_maps(run, ids, device)
+    summary = compute_attention(str(run.path), maps)
+    out.mkdir(parents=True, exist_ok=True)
+    for c, row in zip(maps, summary.crystals, strict=True):
+        save_arrays(c, out / row["arrays"])
+        plot_crystal(c, out / row["figure"])
+    write_outputs(out, "attention", asdict(summary), attention_markdown(summary, run.name))
+    print(attention_table(summary))
     return summary

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from fusion_tuner.analysis.compare import paired_bootstrap
-from fusion_tuner.analysis.report import write_outputs
+from fusion_tuner.analysis.outputs import write_outputs
 from fusion_tuner.analysis.runs import datamodule_for
 from fusion_tuner.errors import AnalysisError
 from fusion_tuner.markdown import table

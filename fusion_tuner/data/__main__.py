@@ -1,7 +1,7 @@
-"""``python -m fusion_tuner.data``: list and download the public data sets (see download.py)."""
+"""``python -m fusion_tuner.data``: list and download the public data sets (:mod:`fusion_tuner.cli.datasets`)."""
 
 import sys
 
-from fusion_tuner.data.download import main
+from fusion_tuner.cli.datasets import main
 
 sys.exit(main())

@@ -13,7 +13,6 @@ read on first touch.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 import torch
 
-from fusion_tuner.io import atomic_torch_save
+from fusion_tuner.io import atomic_torch_save, exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +44,10 @@ def _read(path: Path, check: Check | None) -> tuple[dict[str, Any] | None, str |
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>.lock`` (blocking until the holder releases it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def cache_lock(path: Path) -> Iterator[None]:
+    """Hold the exclusive lock on ``<path>.lock`` (blocking until the holder releases it)."""
+    with exclusive_lock(path.with_name(path.name + ".lock")):
+        yield
 
 
 def quarantine(path: Path, why: str) -> Path:
@@ -83,7 +77,7 @@ def load_or_build(
         entry, _ = _read(path, check)
         if entry is not None:
             return entry, True
-    with exclusive_lock(path):
+    with cache_lock(path):
         if path.is_file():
             entry, why = _read(path, check)
             if entry is not None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from fusion_tuner import paths as data_paths
 from fusion_tuner.config import Config, max_structures, modality
 from fusion_tuner.data import features, records, splits, text
-from fusion_tuner.data import paths as data_paths
 from fusion_tuner.data.cache import load_or_build
 from fusion_tuner.data.dataset import BatchedCrystalDataset, CrystalDataset, TokenStates, as_batch
 from fusion_tuner.data.store import GraphStore
@@ -372,33 +373,84 @@ class CrystalDataModule:
         cfg = self.cfg
         split_file = self._read_split_file()
         loaded = functools.cache(self._load_records)
-        feats = self.cache_root / "features"
-        gkey = stable_hash(self._graph_settings())
-        entry, g_hit = load_or_build(
-            feats / f"graphs-{gkey}.pt", lambda: self._build_graphs(loaded()), GraphStore.check
-        )
-        self.graphs = GraphStore.from_dict(entry)
-        cache: dict[str, Any] = {"graphs": [gkey, g_hit]}
+        cache: dict[str, Any] = {}
+        gkey = self._setup_graphs(loaded, cache)
+        texts: dict[str, Any] | None = None
         if cfg.text.enabled:
-            tkey = stable_hash(self._text_settings(gkey))
-            texts, t_hit = load_or_build(
-                feats / f"texts-{tkey}.pt", lambda: self._build_texts(loaded()), _check_texts
-            )
+            texts, tkey = self._setup_texts(loaded, gkey, cache)
             usable, text_failed = list(texts["ids"]), texts["failed"]
-            cache["texts"] = [tkey, t_hit]
         else:  # text=none: every featurised crystal is usable, no text is read or generated
             usable, text_failed = list(self.graphs.ids), []
         failed = self.graphs.load_report["unreadable"] + self.graphs.failed + text_failed
+        split_report = self._setup_split(usable, failed, split_file)
+        text_info = {"vocab_size": 0, "pad_token_id": 0, "max_length": 0, "tokenizer_id": "none"}
+        if texts is not None:
+            texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
+            text_info = self._setup_tokens(texts_by_id, tkey, tokenizer, cache)
+        self.info = self._data_info(text_info)
+        self.datasets = {name: self.dataset(ids) for name, ids in self.splits.items()}
+        self.report = self._data_report(failed, usable, texts, split_report, cache)
+        log.info(
+            "data: %d usable crystals, split %s, cache hits %s",
+            len(usable),
+            self.report["split_sizes"],
+            " ".join(f"{k}={hit}" for k, (_, hit) in cache.items()),
+        )
+        return self
+
+    def _setup_graphs(
+        self,
+        loaded: Callable[[], tuple[list[records.Crystal], records.LoadReport]],
+        cache: dict[str, Any],
+    ) -> str:
+        """Load (or featurise and cache) the graphs into ``self.graphs``; returns their cache
+        key and records it, with whether it was a hit, in ``cache``."""
+        gkey = stable_hash(self._graph_settings())
+        entry, g_hit = load_or_build(
+            self.cache_root / "features" / f"graphs-{gkey}.pt",
+            lambda: self._build_graphs(loaded()),
+            GraphStore.check,
+        )
+        self.graphs = GraphStore.from_dict(entry)
+        cache["graphs"] = [gkey, g_hit]
+        return gkey
+
+    def _setup_texts(
+        self,
+        loaded: Callable[[], tuple[list[records.Crystal], records.LoadReport]],
+        gkey: str,
+        cache: dict[str, Any],
+    ) -> tuple[dict[str, Any], str]:
+        """Load (or make and cache) the texts of the crystals of graphs ``gkey``; returns the
+        entry and its cache key, recorded, with whether it was a hit, in ``cache``."""
+        tkey = stable_hash(self._text_settings(gkey))
+        texts, t_hit = load_or_build(
+            self.cache_root / "features" / f"texts-{tkey}.pt",
+            lambda: self._build_texts(loaded()),
+            _check_texts,
+        )
+        cache["texts"] = [tkey, t_hit]
+        return texts, tkey
+
+    def _setup_split(
+        self,
+        usable: list[str],
+        failed: list[list[str]],
+        split_file: tuple[dict[str, list[str]], dict | None] | None,
+    ) -> dict[str, Any]:
+        """Check what was dropped, split the usable crystals into ``self.splits`` and check the
+        training target; returns the split report."""
         self._check_drops(failed)
         split_report = self._make_split(usable, split_file)
         if split_file is not None:
             split_report["labels"] = self._split_labels(split_file[1])
         self._check_target_spread()
-        text_info = {"vocab_size": 0, "pad_token_id": 0, "max_length": 0, "tokenizer_id": "none"}
-        if cfg.text.enabled:
-            texts_by_id = dict(zip(texts["ids"], texts["texts"], strict=True))
-            text_info = self._setup_tokens(texts_by_id, tkey, tokenizer, cache)
-        self.info = DataInfo(
+        return split_report
+
+    def _data_info(self, text_info: dict[str, Any]) -> DataInfo:
+        """What a model needs to know about this data (``text_info``: the text fields)."""
+        cfg = self.cfg
+        return DataInfo(
             source=cfg.dataset.source,
             target=cfg.dataset.target,
             atom_features="cgcnn",
@@ -410,13 +462,23 @@ class CrystalDataModule:
             modality=modality(cfg),
             **text_info,
         )
-        self.datasets = {name: self.dataset(ids) for name, ids in self.splits.items()}
-        self.report = {
+
+    def _data_report(
+        self,
+        failed: list[list[str]],
+        usable: list[str],
+        texts: dict[str, Any] | None,
+        split_report: dict[str, Any],
+        cache: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The data report (``data_report.json``)."""
+        cfg = self.cfg
+        report = {
             "load": self.graphs.load_report,
             "dropped": failed,
             "n_usable": len(usable),
             # texts from the dataset itself, a descriptions file, or Atoms.describe() (counts)
-            "texts": texts.get("origin") if cfg.text.enabled else None,
+            "texts": texts.get("origin") if texts is not None else None,
             "split_sizes": {k: len(v) for k, v in self.splits.items()},
             "split_file": split_report,
             "modality": modality(cfg),
@@ -424,14 +486,8 @@ class CrystalDataModule:
         }
         if cfg.text.enabled:
             # tokenised lengths of every featurised crystal's text, and how many are cut
-            self.report["text_lengths"] = self.text_lengths
-        log.info(
-            "data: %d usable crystals, split %s, cache hits %s",
-            len(usable),
-            self.report["split_sizes"],
-            " ".join(f"{k}={hit}" for k, (_, hit) in cache.items()),
-        )
-        return self
+            report["text_lengths"] = self.text_lengths
+        return report
 
     def _setup_tokens(
         self, texts_by_id: dict[str, str], tkey: str, tokenizer: Any, cache: dict[str, Any]

@@ -28,6 +28,7 @@ import numpy as np
 
 from fusion_tuner.data import structures
 from fusion_tuner.errors import DataError
+from fusion_tuner.paths import default_cache_root
 
 STRUCTURE_SUFFIXES = (".vasp", ".poscar", ".cif")
 DUPLICATE_POLICIES = ("error", "first", "drop")
@@ -517,19 +518,10 @@ def resolve_duplicates(crystals: list[Crystal], report: LoadReport, policy: str)
     return kept
 
 
-def default_cache_root() -> Path:
-    """``$FUSION_TUNER_CACHE_DIR``, else ``$XDG_CACHE_HOME/fusion_tuner``, else ``~/.cache/...``."""
-    env = os.environ.get("FUSION_TUNER_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "fusion_tuner"
-
-
 def jarvis_store_dir(configured: str | None) -> Path:
     """Where figshare zips live: ``dataset.jarvis_dir``, ``$FUSION_TUNER_JARVIS_DIR``, or the cache."""
     if configured:
-        from fusion_tuner.data.paths import resolve
+        from fusion_tuner.paths import resolve
 
         return resolve(configured)
     env = os.environ.get("FUSION_TUNER_JARVIS_DIR")

@@ -102,7 +102,7 @@ def hub_tokenizer(name_or_path: str):
     """``AutoTokenizer.from_pretrained``, with a message that says what to do when offline."""
     from transformers import AutoTokenizer
 
-    from fusion_tuner.models import packaged
+    from fusion_tuner import packaged
 
     path = packaged.resolve(name_or_path)  # pkg:MODULE/DIR -> the folder in that package
     try:

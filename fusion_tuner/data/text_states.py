@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fusion_tuner.data.cache import exclusive_lock, quarantine
+from fusion_tuner.data.cache import cache_lock, quarantine
 from fusion_tuner.errors import DataError
 from fusion_tuner.io import atomic_write_dir, atomic_write_text
 
@@ -255,7 +255,7 @@ def load_or_build_states(
         return StoreResult(
             None, reason=f"needs {need / 1e9:.2f} GB but {root} has {free / 1e9:.2f} GB free"
         )
-    with exclusive_lock(path):
+    with cache_lock(path):
         if path.is_dir():
             try:
                 return StoreResult(TextStateStore.open(path, key, lengths, hidden))

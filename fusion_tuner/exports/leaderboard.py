@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from fusion_tuner import __version__
-from fusion_tuner.data import paths as data_paths
+from fusion_tuner import paths as data_paths
 from fusion_tuner.data import records
 from fusion_tuner.errors import ExportError
 from fusion_tuner.io import atomic_write_bytes, atomic_write_text, write_json

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fusion_tuner.data import paths as data_paths
+from fusion_tuner import paths as data_paths
 from fusion_tuner.data import records
 from fusion_tuner.data.records import Crystal
 

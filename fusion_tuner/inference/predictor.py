@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fusion_tuner import paths as data_paths
 from fusion_tuner.data import features, records, text
-from fusion_tuner.data import paths as data_paths
 from fusion_tuner.data.dataset import CrystalDataset
 from fusion_tuner.data.records import Crystal
 from fusion_tuner.data.store import GraphStore
@@ -338,10 +338,32 @@ def predict(
     Raises:
         PredictError: members with different targets, or a needed descriptions file missing.
     """
-    from fusion_tuner.runtime import resolve_device
-
     if isinstance(structures, (str, Path)):
         structures = [structures]
+    dev, desc = _device_and_descriptions(device, descriptions)
+    members = _load_members(runs)
+    target = members[0].config.dataset.target
+    inputs = read_inputs(structures, target, allow_outside_paths)
+    if not inputs.crystals:  # nothing readable: an empty table that says why
+        return _table(members, [], [], inputs.skipped, False, target)
+    skipped = list(inputs.skipped)
+    crystals = _drop_too_large(members, inputs.crystals, max_edges, skipped)
+    if not crystals:
+        return _table(members, [], [], skipped, False, target)
+    _check_texts(members, crystals, desc)
+    per_member, failed = _predict_members(
+        members, crystals, desc, dev, batch_size, max_edges, progress
+    )
+    skipped += [(cid, why) for cid, why in failed.items()]
+    return _table(members, crystals, per_member, skipped, inputs.labelled, target)
+
+
+def _device_and_descriptions(
+    device: str, descriptions: str | Path | None
+) -> tuple[torch.device, Path | None]:
+    """The device to predict on and the descriptions file, both checked before any work."""
+    from fusion_tuner.runtime import resolve_device
+
     try:
         dev = resolve_device(device)
     except RuntimeError as exc:
@@ -349,61 +371,93 @@ def predict(
     desc = data_paths.resolve(descriptions) if descriptions else None
     if desc is not None and not desc.is_file():
         raise PredictError(f"descriptions file {desc} not found (--descriptions)")
-    members = _load_members(runs)
-    target = members[0].config.dataset.target
-    inputs = read_inputs(structures, target, allow_outside_paths)
-    if not inputs.crystals:  # nothing readable: an empty table that says why
-        return _table(members, [], [], inputs.skipped, False, target)
-    skipped = list(inputs.skipped)
+    return dev, desc
+
+
+def _drop_too_large(
+    members: list[Run],
+    crystals: list[Crystal],
+    max_edges: int,
+    skipped: list[tuple[str, str]],
+) -> list[Crystal]:
+    """The crystals known, before featurising, to fit a batch of ``max_edges``; the others are
+    added to ``skipped`` with the reason."""
     settings = [_graph_settings(m.data_info) for m in members]
     # k-nearest graphs give every atom at least max_neighbors bonds: too large a crystal is
     # known before featurising it (pure graphs may have fewer: checked once featurised)
     k = min(g["max_neighbors"] for g in settings)
     known = all(g["neighbor_strategy"] == "k-nearest" for g in settings)
-    crystals = []
-    for c in inputs.crystals:
+    kept = []
+    for c in crystals:
         why = _too_large(len(c.elements), k, max_edges) if known else None
         if why:
             skipped.append((c.id, why))
         else:
-            crystals.append(c)
-    if not crystals:
-        return _table(members, [], [], skipped, False, target)
-    _check_texts(members, crystals, desc)
+            kept.append(c)
+    return kept
+
+
+def _note_failures(failed: dict[str, str], found: list[tuple[str, str]]) -> None:
+    """Record each ``(id, reason)`` of ``found`` in ``failed``, keeping a crystal's first one."""
+    for cid, why in found:
+        failed.setdefault(cid, why)
+
+
+def _predict_members(
+    members: list[Run],
+    crystals: list[Crystal],
+    desc: Path | None,
+    dev: torch.device,
+    batch_size: int,
+    max_edges: int,
+    progress: str,
+) -> tuple[list[dict[str, float]], dict[str, str]]:
+    """Each member's predictions (id -> value), members with the same settings sharing graphs
+    and texts; returns (per member, {id: reason} of the crystals some member could not take)."""
     graphs: dict[tuple, tuple[GraphStore, list]] = {}
     texts: dict[tuple, tuple[dict[str, str], list]] = {}
     per_member: list[dict[str, float]] = []
     failed: dict[str, str] = {}
     for run in members:
-        cfg, info = run.config, run.data_info
-        gkey = tuple(_graph_settings(info).items())
-        if gkey not in graphs:
-            graphs[gkey] = _graphs(crystals, info)
-        store, g_failed = graphs[gkey]
-        for cid, why in g_failed:
-            failed.setdefault(cid, why)
-        tokens = None  # a graph-only run (text=none) has no text side
-        ok = list(store.ids)
-        if cfg.text.enabled:
-            tkey = (cfg.text.source, cfg.text.describe_variant, _describes_missing(run))
-            if tkey not in texts:
-                texts[tkey] = _texts(run, crystals, desc)
-            by_id, t_failed = texts[tkey]
-            for cid, why in t_failed:
-                failed.setdefault(cid, why)
-            tokens = text.tokenize(
-                _tokenizer(run), [by_id.get(i, "") for i in store.ids], info["max_length"]
-            )
-            ok = [i for i in store.ids if i in by_id]
-        dataset = CrystalDataset(
-            store, tokens, store.rows(ok), info["max_length"], info["pad_token_id"]
-        )
+        store, dataset = _member_dataset(run, crystals, desc, graphs, texts, failed)
         batches, b_failed = _edge_batches(store, dataset.rows, batch_size, max_edges)
-        for cid, why in b_failed:
-            failed.setdefault(cid, why)
+        _note_failures(failed, b_failed)
         per_member.append(_run_model(run, dataset, dev, batches, progress))
-    skipped += [(cid, why) for cid, why in failed.items()]
-    return _table(members, crystals, per_member, skipped, inputs.labelled, target)
+    return per_member, failed
+
+
+def _member_dataset(
+    run: Run,
+    crystals: list[Crystal],
+    desc: Path | None,
+    graphs: dict[tuple, tuple[GraphStore, list]],
+    texts: dict[tuple, tuple[dict[str, str], list]],
+    failed: dict[str, str],
+) -> tuple[GraphStore, CrystalDataset]:
+    """The run's graphs (from ``graphs`` when another member made them with the same settings)
+    and tokens, as a dataset of the crystals it can take; failures are noted in ``failed``."""
+    cfg, info = run.config, run.data_info
+    gkey = tuple(_graph_settings(info).items())
+    if gkey not in graphs:
+        graphs[gkey] = _graphs(crystals, info)
+    store, g_failed = graphs[gkey]
+    _note_failures(failed, g_failed)
+    tokens = None  # a graph-only run (text=none) has no text side
+    ok = list(store.ids)
+    if cfg.text.enabled:
+        tkey = (cfg.text.source, cfg.text.describe_variant, _describes_missing(run))
+        if tkey not in texts:
+            texts[tkey] = _texts(run, crystals, desc)
+        by_id, t_failed = texts[tkey]
+        _note_failures(failed, t_failed)
+        tokens = text.tokenize(
+            _tokenizer(run), [by_id.get(i, "") for i in store.ids], info["max_length"]
+        )
+        ok = [i for i in store.ids if i in by_id]
+    dataset = CrystalDataset(
+        store, tokens, store.rows(ok), info["max_length"], info["pad_token_id"]
+    )
+    return store, dataset
 
 
 def _table(

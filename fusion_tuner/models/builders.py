@@ -61,17 +61,49 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
         data_info: :class:`~fusion_tuner.data.module.DataInfo` or its dict (from a checkpoint).
         pretrained_text: load hub text weights (False when a checkpoint will overwrite them).
     """
-    from fusion_tuner.data.graphs import cgcnn_table
-
     info = _info(data_info)
-    arch, fus, att, reg = cfg.arch, cfg.fusion, cfg.attention, cfg.regularization
+    _check_modality(cfg, info)
+    arch = cfg.arch
+    h = model_width(cfg, arch.hidden_features)
+    # modules are built in this order, so that a seed gives the same initial weights
+    embedding, alignn, gcn = _graph_encoder(cfg, h)
+    if not cfg.text.enabled:  # text=none: ALIGNN, mean readout, the head on the graph vector
+        head = readout_head(h, h, arch.readout)
+        return FusionPropertyModel(embedding, alignn, gcn, None, nn.ModuleDict(), None, None, head)
+    text = build_text_encoder(cfg, info, pretrained=pretrained_text)
+    d = text.dim
+    middle = _middle_fusion(cfg, h, d)
+    fine, cross, g_dim, t_dim = _attention(cfg, h, d)
+    head = readout_head(g_dim + t_dim, h, arch.readout)
+    contrastive = _contrastive_projections(cfg, h, d)
+    return FusionPropertyModel(
+        embedding=embedding,
+        alignn_layers=alignn,
+        gcn_layers=gcn,
+        text_encoder=text,
+        middle_fusion=middle,
+        fine_grained=fine,
+        cross_modal=cross,
+        head=head,
+        contrastive=contrastive,
+    )
+
+
+def _check_modality(cfg: Config, info: dict[str, Any]) -> None:
+    """Refuse data prepared for the other modality (fused vs graph-only)."""
     recorded = info.get("modality")  # absent in checkpoints from before text=none (all fused)
     if recorded is not None and recorded != modality(cfg):
         raise ValueError(
             f"the data was prepared for a {recorded} model but text.enabled={cfg.text.enabled} "
             f"asks for a {modality(cfg)} model"
         )
-    h = model_width(cfg, arch.hidden_features)
+
+
+def _graph_encoder(cfg: Config, h: int) -> tuple[ALIGNNEmbedding, nn.ModuleList, nn.ModuleList]:
+    """The graph side at width ``h``: embedding, ALIGNN layers, GCN layers."""
+    from fusion_tuner.data.graphs import cgcnn_table
+
+    arch, reg = cfg.arch, cfg.regularization
     table = torch.from_numpy(np.nan_to_num(cgcnn_table(), nan=0.0))
     ds = cfg.dataset  # the RBF expansions of the cached raw lengths/cosines live in the model
     embedding = ALIGNNEmbedding(
@@ -84,11 +116,12 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
     )
     alignn = alignn_stack(arch.alignn_layers, h, reg.graph_dropout, arch.gcn_layers > 0)
     gcn = gcn_stack(arch.gcn_layers, h, reg.graph_dropout)
-    if not cfg.text.enabled:  # text=none: ALIGNN, mean readout, the head on the graph vector
-        head = readout_head(h, h, arch.readout)
-        return FusionPropertyModel(embedding, alignn, gcn, None, nn.ModuleDict(), None, None, head)
-    text = build_text_encoder(cfg, info, pretrained=pretrained_text)
-    d = text.dim
+    return embedding, alignn, gcn
+
+
+def _middle_fusion(cfg: Config, h: int, d: int) -> nn.ModuleDict:
+    """``fusion.middle_fusion_layers``: layer index -> the text-into-graph block after it."""
+    fus, reg = cfg.fusion, cfg.regularization
     middle = nn.ModuleDict()
     if fus.use_middle_fusion:
         for layer in fus.middle_fusion_layers:
@@ -99,6 +132,15 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
                 fus.middle_fusion_num_heads,
                 reg.middle_fusion_dropout,
             )
+    return middle
+
+
+def _attention(
+    cfg: Config, h: int, d: int
+) -> tuple[FineGrainedAttention | None, CrossModalAttention | None, int, int]:
+    """The fine-grained and cross-modal attention blocks (None when off), and the widths of the
+    graph and text vectors the head reads."""
+    att, reg = cfg.attention, cfg.regularization
     fine = None
     g_dim, t_dim, atom_dim, token_dim = h, d, h, d
     if att.use_fine_grained_attention:
@@ -118,22 +160,18 @@ def build_model(cfg: Config, data_info: Any, pretrained_text: bool = True) -> Fu
             reg.cross_modal_dropout,
         )
         g_dim = t_dim = c
-    head = readout_head(g_dim + t_dim, h, arch.readout)
-    contrastive = None
-    if fus.use_contrastive_loss:
-        contrastive = (
-            nn.Linear(h, CONTRASTIVE_DIM),
-            nn.Linear(d, CONTRASTIVE_DIM),
-            fus.contrastive_temperature,
-        )
-    return FusionPropertyModel(
-        embedding=embedding,
-        alignn_layers=alignn,
-        gcn_layers=gcn,
-        text_encoder=text,
-        middle_fusion=middle,
-        fine_grained=fine,
-        cross_modal=cross,
-        head=head,
-        contrastive=contrastive,
+    return fine, cross, g_dim, t_dim
+
+
+def _contrastive_projections(
+    cfg: Config, h: int, d: int
+) -> tuple[nn.Linear, nn.Linear, float] | None:
+    """The graph and text projections and temperature of the contrastive loss (None when off)."""
+    fus = cfg.fusion
+    if not fus.use_contrastive_loss:
+        return None
+    return (
+        nn.Linear(h, CONTRASTIVE_DIM),
+        nn.Linear(d, CONTRASTIVE_DIM),
+        fus.contrastive_temperature,
     )

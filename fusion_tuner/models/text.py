@@ -46,7 +46,7 @@ def hub_encoder(name_or_path: str, pretrained: bool = True) -> nn.Module:
     """``AutoModel.from_pretrained`` (or only its architecture, to load a checkpoint into)."""
     from transformers import AutoConfig, AutoModel
 
-    from fusion_tuner.models import packaged
+    from fusion_tuner import packaged
 
     path = packaged.resolve(name_or_path)  # pkg:MODULE/DIR -> the folder in that package
     try:

@@ -29,7 +29,6 @@ its own directory, where the run resumes from ``last.pt``. Completed trials are 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import time
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fusion_tuner.io import lock_owner
 from fusion_tuner.rerun import resume_command
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir
 from fusion_tuner.search import trial_dir_name, trial_run_dir
@@ -139,16 +139,7 @@ def not_this_trials(run_dir: Path, metrics: dict[str, Any], trial: Any) -> str:
 def lock_holder(run_dir: Path) -> str | None:
     """Who trains in ``run_dir`` now (the text of its ``.lock``), or None when no live process
     holds it."""
-    lock = RunDir(run_dir).lock
-    if not lock.is_file():
-        return None
-    with open(lock) as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return fh.read().strip() or "another process"
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return None
+    return lock_owner(RunDir(run_dir).lock)
 
 
 class SearchLoop:

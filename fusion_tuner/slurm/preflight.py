@@ -202,90 +202,115 @@ def _features_ok(constraint: str, features: set[str]) -> bool | None:
 
 
 def _check_resources(req: Request, part: Partition, out: Findings) -> None:
+    """Whether one run's CPUs, memory, GPUs and features fit some node, and enough of them."""
     nodes = part.nodes
     if not nodes:
         out.errors.append(f"{KEY}partition={part.name}: the partition has no nodes.")
         return
     n_before = len(out.errors)
-    # CPUs per node
-    biggest = max(nodes, key=lambda n: n.cpus)
-    cpu_cap = min(biggest.cpus, part.max_cpus_per_node or biggest.cpus)
-    if req.cpus > cpu_cap:
-        where = (
-            f"partition '{part.name}' allows {cpu_cap} CPUs per node (MaxCPUsPerNode)"
-            if cpu_cap < biggest.cpus
-            else f"the largest node of partition '{part.name}' ({biggest.name}) has {cpu_cap} CPUs"
-        )
-        per = (
-            f" ({req.cpus_per_task} per task x {req.tasks_per_node} tasks)"
-            if req.tasks_per_node > 1
-            else ""
-        )
-        fix = (
-            f"Set {KEY}cpus_per_task={cpu_cap // req.tasks_per_node} or less."
-            if cpu_cap >= req.tasks_per_node
-            else f"Set {KEY}tasks_per_node={cpu_cap // req.cpus_per_task} or less."
-        )
-        out.errors.append(
-            f"{req.quote('cpus_per_task')}: asks for {req.cpus} CPUs per run{per}, but {where}. {fix}"
-        )
-    # memory per node
-    if req.mem_mb is not None:
-        largest = max(nodes, key=lambda n: n.memory_mb)
-        caps = [
-            (largest.memory_mb, f"the largest node of partition '{part.name}' ({largest.name}) has")
-        ]
-        if part.max_mem_per_node_mb is not None:
-            caps.append(
-                (part.max_mem_per_node_mb, f"partition '{part.name}' allows (MaxMemPerNode)")
-            )
-        if part.max_mem_per_cpu_mb is not None:
-            caps.append(
-                (
-                    part.max_mem_per_cpu_mb * req.cpus,
-                    f"partition '{part.name}' allows (MaxMemPerCPU x {req.cpus} CPUs)",
-                )
-            )
-        cap, where = min(caps, key=lambda c: c[0])
-        if req.mem_mb > cap:
-            out.errors.append(
-                f"{req.quote(req.mem_field)}: asks for {_mb(req.mem_mb)} per run, but {where} "
-                f"{_mb(cap)}. Set {KEY}{req.mem_field}={_mem_value(req, cap)} or less."
-            )
-    # GPUs per node
-    if req.gpus:
-        best = max(nodes, key=lambda n: n.gpus(req.gpu_type))
-        have = best.gpus(req.gpu_type)
-        kind = (f"'{req.gpu_type}' " if req.gpu_type else "") + ("GPU" if req.gpus == 1 else "GPUs")
-        if have == 0:
-            types = sorted({g.type or "untyped" for n in nodes for g in n.gres if g.name == "gpu"})
-            other = f" (GPU types there: {', '.join(types)})" if types else ""
-            one = f"a '{req.gpu_type}' GPU" if req.gpu_type else "a GPU"
-            out.errors.append(
-                f"{req.quote(req.gpu_field)}: asks for {req.gpus} {kind} per run, but no node of "
-                f"partition '{part.name}' has {one}{other}. Set {KEY}{req.gpu_field}=null (or use "
-                "hydra/launcher=slurm_cpu), or choose a partition with GPUs."
-            )
-        elif req.gpus > have:
-            out.errors.append(
-                f"{req.quote(req.gpu_field)}: asks for {req.gpus} {kind} per run, but the largest "
-                f"node of partition '{part.name}' ({best.name}) has {have}. Lower it to {have}."
-            )
-    # node features
-    if req.constraint:
-        unknown = [n for n in nodes if _features_ok(req.constraint, n.features) is None]
-        if unknown:
-            out.warnings.append(
-                f"{req.quote('constraint')}: expression not checked by the preflight."
-            )
-        elif not any(_features_ok(req.constraint, n.features) for n in nodes):
-            feats = sorted({f for n in nodes for f in n.features})
-            out.errors.append(
-                f"{req.quote('constraint')}: no node of partition '{part.name}' has these "
-                f"features (features there: {', '.join(feats) or 'none'})."
-            )
+    _check_cpus(req, part, out)
+    _check_memory(req, part, out)
+    _check_gpus(req, part, out)
+    _check_constraint(req, part, out)
     if len(out.errors) > n_before:
         return
+    _check_fitting_nodes(req, part, out)
+
+
+def _check_cpus(req: Request, part: Partition, out: Findings) -> None:
+    """CPUs per node against the largest node and ``MaxCPUsPerNode``."""
+    biggest = max(part.nodes, key=lambda n: n.cpus)
+    cpu_cap = min(biggest.cpus, part.max_cpus_per_node or biggest.cpus)
+    if req.cpus <= cpu_cap:
+        return
+    where = (
+        f"partition '{part.name}' allows {cpu_cap} CPUs per node (MaxCPUsPerNode)"
+        if cpu_cap < biggest.cpus
+        else f"the largest node of partition '{part.name}' ({biggest.name}) has {cpu_cap} CPUs"
+    )
+    per = (
+        f" ({req.cpus_per_task} per task x {req.tasks_per_node} tasks)"
+        if req.tasks_per_node > 1
+        else ""
+    )
+    fix = (
+        f"Set {KEY}cpus_per_task={cpu_cap // req.tasks_per_node} or less."
+        if cpu_cap >= req.tasks_per_node
+        else f"Set {KEY}tasks_per_node={cpu_cap // req.cpus_per_task} or less."
+    )
+    out.errors.append(
+        f"{req.quote('cpus_per_task')}: asks for {req.cpus} CPUs per run{per}, but {where}. {fix}"
+    )
+
+
+def _check_memory(req: Request, part: Partition, out: Findings) -> None:
+    """Memory per node against the largest node, ``MaxMemPerNode`` and ``MaxMemPerCPU``."""
+    if req.mem_mb is None:
+        return
+    largest = max(part.nodes, key=lambda n: n.memory_mb)
+    caps = [
+        (largest.memory_mb, f"the largest node of partition '{part.name}' ({largest.name}) has")
+    ]
+    if part.max_mem_per_node_mb is not None:
+        caps.append((part.max_mem_per_node_mb, f"partition '{part.name}' allows (MaxMemPerNode)"))
+    if part.max_mem_per_cpu_mb is not None:
+        caps.append(
+            (
+                part.max_mem_per_cpu_mb * req.cpus,
+                f"partition '{part.name}' allows (MaxMemPerCPU x {req.cpus} CPUs)",
+            )
+        )
+    cap, where = min(caps, key=lambda c: c[0])
+    if req.mem_mb > cap:
+        out.errors.append(
+            f"{req.quote(req.mem_field)}: asks for {_mb(req.mem_mb)} per run, but {where} "
+            f"{_mb(cap)}. Set {KEY}{req.mem_field}={_mem_value(req, cap)} or less."
+        )
+
+
+def _check_gpus(req: Request, part: Partition, out: Findings) -> None:
+    """GPUs (of the type asked for, if any) per node against the best-equipped node."""
+    if not req.gpus:
+        return
+    nodes = part.nodes
+    best = max(nodes, key=lambda n: n.gpus(req.gpu_type))
+    have = best.gpus(req.gpu_type)
+    kind = (f"'{req.gpu_type}' " if req.gpu_type else "") + ("GPU" if req.gpus == 1 else "GPUs")
+    if have == 0:
+        types = sorted({g.type or "untyped" for n in nodes for g in n.gres if g.name == "gpu"})
+        other = f" (GPU types there: {', '.join(types)})" if types else ""
+        one = f"a '{req.gpu_type}' GPU" if req.gpu_type else "a GPU"
+        out.errors.append(
+            f"{req.quote(req.gpu_field)}: asks for {req.gpus} {kind} per run, but no node of "
+            f"partition '{part.name}' has {one}{other}. Set {KEY}{req.gpu_field}=null (or use "
+            "hydra/launcher=slurm_cpu), or choose a partition with GPUs."
+        )
+    elif req.gpus > have:
+        out.errors.append(
+            f"{req.quote(req.gpu_field)}: asks for {req.gpus} {kind} per run, but the largest "
+            f"node of partition '{part.name}' ({best.name}) has {have}. Lower it to {have}."
+        )
+
+
+def _check_constraint(req: Request, part: Partition, out: Findings) -> None:
+    """Node features against ``constraint``; a warning for expressions not evaluated here."""
+    if not req.constraint:
+        return
+    nodes = part.nodes
+    unknown = [n for n in nodes if _features_ok(req.constraint, n.features) is None]
+    if unknown:
+        out.warnings.append(f"{req.quote('constraint')}: expression not checked by the preflight.")
+    elif not any(_features_ok(req.constraint, n.features) for n in nodes):
+        feats = sorted({f for n in nodes for f in n.features})
+        out.errors.append(
+            f"{req.quote('constraint')}: no node of partition '{part.name}' has these "
+            f"features (features there: {', '.join(feats) or 'none'})."
+        )
+
+
+def _check_fitting_nodes(req: Request, part: Partition, out: Findings) -> None:
+    """Some node holds everything together, enough of them exist, and one is in service."""
+    nodes = part.nodes
     fitting = [n for n in nodes if fits(req, n, part)]
     if not fitting:
         out.errors.append(

@@ -97,53 +97,74 @@ def explain(
         words, fix = NEVER_FIXED[base]
         return Blocker(reason, True, words, _preflight_fix(request, info) or fix)
     if base in ("ReqNodeNotAvail", "NodeDown") or base.startswith("Nodes_required"):
-        words = "the nodes it needs are unavailable (down, drained or reserved)"
-        cluster = info() if info and request else None
-        if cluster is not None and request is not None:
-            part = cluster.partitions.get(request.partition or "") or cluster.default_partition
-            if part is not None:
-                able = [n for n in part.nodes if fits(request, n, part)]
-                if not able:
-                    fix = _preflight_fix(request, info)
-                    return Blocker(
-                        reason, True, f"no node of partition '{part.name}' can hold a run", fix
-                    )
-                if not any(node_usable(n.state) for n in able):
-                    states = ", ".join(f"{n.name} {n.state}" for n in able) or "none"
-                    return Blocker(
-                        reason,
-                        True,
-                        f"every node of partition '{part.name}' able to hold a run is down or "
-                        f"drained ({states})",
-                        f"choose another {KEY}partition, or wait for an administrator "
-                        f"({KEY}keep_waiting=true)",
-                    )
-        return Blocker(reason, False, words + ": waiting for one to return")
+        return _explain_unavailable_nodes(reason, request, info)
     m = _QOS_LIMIT.match(base)
     if m:
-        kind, bound, what, scope = m.group(1), m.group(2), m.group(3), m.group(4) or ""
-        owner = "QOS" if kind == "QOS" else "account (association)"
-        fld = f"{KEY}{_limit_field(what)}"
-        if bound == "Min" or scope in ("PerJob", "PerNode"):
-            return Blocker(
-                reason,
-                True,
-                f"one run exceeds a per-job limit of its {owner} ({base})",
-                _preflight_fix(request, info) or f"lower {fld} or choose another {KEY}qos",
-            )
-        if scope == "PerUser" and user_has_running is not None and user_has_running() is False:
-            return Blocker(
-                reason,
-                True,
-                f"one run alone exceeds a per-user limit of its {owner} ({base}): you have no "
-                "running job that could free a share of it",
-                _preflight_fix(request, info) or f"lower {fld} or choose another {KEY}qos",
-            )
-        whose = {"PerUser": "your", "PerAccount": "your account's"}.get(scope, "the group's")
-        return Blocker(
-            reason, False, f"waiting for {whose} running jobs to free a {owner} limit ({base})"
-        )
+        return _explain_qos_limit(reason, base, m, request, info, user_has_running)
     return Blocker(reason, False, WAITING_WORDS.get(base, f"pending ({reason})"))
+
+
+def _explain_unavailable_nodes(
+    reason: str, request: Request | None, info: Callable[[], ClusterInfo | None] | None
+) -> Blocker:
+    """``ReqNodeNotAvail`` and kin: never clears when no node able to hold a run is in service
+    (as far as the cluster answers), else it waits for one to return."""
+    words = "the nodes it needs are unavailable (down, drained or reserved)"
+    cluster = info() if info and request else None
+    if cluster is not None and request is not None:
+        part = cluster.partitions.get(request.partition or "") or cluster.default_partition
+        if part is not None:
+            able = [n for n in part.nodes if fits(request, n, part)]
+            if not able:
+                fix = _preflight_fix(request, info)
+                return Blocker(
+                    reason, True, f"no node of partition '{part.name}' can hold a run", fix
+                )
+            if not any(node_usable(n.state) for n in able):
+                states = ", ".join(f"{n.name} {n.state}" for n in able) or "none"
+                return Blocker(
+                    reason,
+                    True,
+                    f"every node of partition '{part.name}' able to hold a run is down or "
+                    f"drained ({states})",
+                    f"choose another {KEY}partition, or wait for an administrator "
+                    f"({KEY}keep_waiting=true)",
+                )
+    return Blocker(reason, False, words + ": waiting for one to return")
+
+
+def _explain_qos_limit(
+    reason: str,
+    base: str,
+    m: re.Match[str],
+    request: Request | None,
+    info: Callable[[], ClusterInfo | None] | None,
+    user_has_running: Callable[[], bool | None] | None,
+) -> Blocker:
+    """A QOS or association limit (``m``: its ``_QOS_LIMIT`` match): never clears for a per-job
+    or minimum limit, nor for a per-user one while the user has nothing running; else waits."""
+    kind, bound, what, scope = m.group(1), m.group(2), m.group(3), m.group(4) or ""
+    owner = "QOS" if kind == "QOS" else "account (association)"
+    fld = f"{KEY}{_limit_field(what)}"
+    if bound == "Min" or scope in ("PerJob", "PerNode"):
+        return Blocker(
+            reason,
+            True,
+            f"one run exceeds a per-job limit of its {owner} ({base})",
+            _preflight_fix(request, info) or f"lower {fld} or choose another {KEY}qos",
+        )
+    if scope == "PerUser" and user_has_running is not None and user_has_running() is False:
+        return Blocker(
+            reason,
+            True,
+            f"one run alone exceeds a per-user limit of its {owner} ({base}): you have no "
+            "running job that could free a share of it",
+            _preflight_fix(request, info) or f"lower {fld} or choose another {KEY}qos",
+        )
+    whose = {"PerUser": "your", "PerAccount": "your account's"}.get(scope, "the group's")
+    return Blocker(
+        reason, False, f"waiting for {whose} running jobs to free a {owner} limit ({base})"
+    )
 
 
 def _preflight_fix(request: Request | None, info: Callable[[], ClusterInfo | None] | None) -> str:

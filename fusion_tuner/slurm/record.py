@@ -104,14 +104,3 @@ def annotate_runs(sweep_dir: Path, runs: list[Any], runner: Runner = default_run
             "(rerunning the sweep now would start them twice)."
         )
     return note
-
-
-def discard_unsubmitted(sweep_dir: Path) -> None:
-    """Remove a refused sweep's directory if it holds nothing but the plan the sweep callback
-    wrote when the multirun started (no run was submitted)."""
-    from fusion_tuner.sweeps.plan import PLAN_FILE
-
-    sweep_dir = Path(sweep_dir)
-    if sweep_dir.is_dir() and [p.name for p in sweep_dir.iterdir()] == [PLAN_FILE]:
-        (sweep_dir / PLAN_FILE).unlink()
-        sweep_dir.rmdir()

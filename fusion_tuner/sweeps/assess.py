@@ -40,6 +40,7 @@ from fusion_tuner.sweeps.sequential import (
     UP,
     ArmStats,
     Design,
+    PhaseResult,
     arm_stats,
     nominal_levels,
     run_phase,
@@ -149,58 +150,83 @@ def _learned_nothing(skill: float | None) -> bool:
     return skill is not None and skill < MIN_SKILL
 
 
-def assess(
-    groups: dict[str, list[Run]], design: Design, threshold: float, source: str = ""
-) -> Assessment | None:
-    """Run the procedure over a sweep's runs grouped by experiment (None without a baseline)."""
-    if "baseline" not in groups:
-        return None
-    design = Design(**(asdict(design) | {"threshold": threshold}))
-    base_runs = groups["baseline"]
-    exps = [e for e in groups if e != "baseline"]
-    seeds = sorted({r.seed for g in groups.values() for r in g if r.seed is not None})
-    order = list(seeds)
+def _seed_order(groups: dict[str, list[Run]], design: Design) -> list[int]:
+    """Returns the seeds in order: those the runs have, then the next ones up to the cap."""
+    order = sorted({r.seed for g in groups.values() for r in g if r.seed is not None})
     while len(order) < design.max_seeds:
         order.append((order[-1] + 1) if order else 1)
+    return order
 
-    def by_seed(runs: list[Run]) -> dict[int, Run]:
-        return {r.seed: r for r in runs if r.seed is not None}
 
-    base = by_seed(base_runs)
-    base_stalled = {r.name for r in stalled_runs(base_runs)}
-    base_done = [r for r in base_runs if r.status == COMPLETED and r.val_mae is not None]
-    base_mean = statistics.fmean(r.val_mae for r in base_done) if base_done else math.nan  # type: ignore[misc]
-    base_skill = median_skill(base_runs)
-    s = len(order)
-    arms: dict[str, ArmResult] = {}
-    tested: list[str] = []
-    rows, avail = [], []
-    for e in exps:
-        runs = by_seed(groups[e])
+def _runs_by_seed(runs: list[Run]) -> dict[int, Run]:
+    """Returns the runs that have a seed, by seed."""
+    return {r.seed: r for r in runs if r.seed is not None}
+
+
+def _pair_differences(
+    runs: dict[int, Run],
+    base: dict[int, Run],
+    stalled: set[str],
+    base_stalled: set[str],
+    order: list[int],
+) -> tuple[np.ndarray, int]:
+    """Per seed of ``order``, the experiment's validation MAE minus the baseline's.
+
+    Returns:
+        The differences (NaN where either run failed, has not finished or stalled) and how
+        many leading seeds of ``order`` both arms have run (failed or not).
+    """
+    d = np.full(len(order), np.nan)
+    n_avail = 0
+    counting = True
+    for j, seed in enumerate(order):
+        a, b = runs.get(seed), base.get(seed)
+        # run, failed, or planned and not finished (its pair is left out until it is)
+        done = a is not None and b is not None
+        if counting and done:
+            n_avail = j + 1
+        else:
+            counting = False
+        if (
+            a is not None
+            and b is not None
+            and a.val_mae is not None
+            and b.val_mae is not None
+            and a.name not in stalled
+            and b.name not in base_stalled
+        ):
+            d[j] = a.val_mae - b.val_mae
+    return d, n_avail
+
+
+@dataclass
+class _Arms:
+    """Every experiment's :class:`ArmResult` before the procedure, and for the arms it tests
+    (those whose runs and the baseline's learned something) their differences and seeds run."""
+
+    results: dict[str, ArmResult] = field(default_factory=dict)
+    tested: list[str] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+    available: list[int] = field(default_factory=list)
+
+
+def _start_arms(
+    groups: dict[str, list[Run]],
+    base: dict[int, Run],
+    base_stalled: set[str],
+    base_skill: float | None,
+    order: list[int],
+) -> _Arms:
+    """Returns each experiment's arm as it stands before the procedure: open and waiting (at
+    the raw 95% level), or not compared when its runs or the baseline's learned nothing."""
+    arms = _Arms()
+    for e in (e for e in groups if e != "baseline"):
+        runs = _runs_by_seed(groups[e])
         stalled = {r.name for r in stalled_runs(groups[e])}
         skill = median_skill(groups[e])
-        d = np.full(s, np.nan)
-        n_avail = 0
-        counting = True
-        for j, seed in enumerate(order):
-            a, b = runs.get(seed), base.get(seed)
-            # run, failed, or planned and not finished (its pair is left out until it is)
-            done = a is not None and b is not None
-            if counting and done:
-                n_avail = j + 1
-            else:
-                counting = False
-            if (
-                a is not None
-                and b is not None
-                and a.val_mae is not None
-                and b.val_mae is not None
-                and a.name not in stalled
-                and b.name not in base_stalled
-            ):
-                d[j] = a.val_mae - b.val_mae
+        d, n_avail = _pair_differences(runs, base, stalled, base_stalled, order)
         failed = [r.name for r in groups[e] if r.status not in (COMPLETED,)]
-        arms[e] = ArmResult(
+        arms.results[e] = ArmResult(
             "open",
             WAITING,
             [x for x in order if x in runs],
@@ -212,68 +238,133 @@ def assess(
             base_skill,
         )
         if _learned_nothing(base_skill) or _learned_nothing(skill):
-            arms[e].verdict, arms[e].stop = "learned nothing", NOTHING_LEARNED
+            arms.results[e].verdict, arms.results[e].stop = "learned nothing", NOTHING_LEARNED
             continue
-        tested.append(e)
-        rows.append(d)
-        avail.append(n_avail)
+        arms.tested.append(e)
+        arms.rows.append(d)
+        arms.available.append(n_avail)
+    return arms
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """The procedure's outcome over a sweep's tested arms, with what settling an arm reads."""
+
+    result: PhaseResult
+    # nominal_levels(design, number of tested arms)
+    nominal: np.ndarray
+    design: Design
+    order: list[int]
+    tau: float
+    margin: float
+
+    @property
+    def looks_done(self) -> int:
+        """The looks the sweep has reached."""
+        return int(self.result.looks_done[0])
+
+
+def _settle_arm(arm: ArmResult, i: int, diffs: np.ndarray, avail: int, phase: _Phase) -> None:
+    """Set the ``i``-th tested arm's verdict, stop reason, intervals at the level it was last
+    tested at, next seeds and (when open) the branch in reach, from the procedure's outcome."""
+    res, nom = phase.result, phase.nominal
+    v = int(res.verdict[0, i])
+    li, m = int(res.last_look[0, i]), int(res.holm_m[0, i])
+    n_seeds = int(res.seeds[0, i])
+    level, eq = float(nom[li, m]), float(nom[li, 1])
+    fam = phase.design.family_alpha / m
+    arm.stats = arm_stats(diffs[:n_seeds] if n_seeds else diffs[:0], level, eq, fam)
+    arm.holm_m = m
+    if v in VERDICTS:
+        arm.verdict, arm.stop = VERDICTS[v], DECIDED
+    elif bool(res.open[0, i]):
+        # the phase waits at its next look: report the pairs there are so far, at the level of
+        # that look
+        looks_done = phase.looks_done
+        want = phase.design.looks[looks_done]
+        have = min(avail, want)
+        arm.next_seeds = phase.order[avail:want]
+        arm.verdict = "open"
+        arm.stop = WAITING if arm.next_seeds else WAITING_OTHERS
+        level, eq = float(nom[looks_done, m]), float(nom[looks_done, 1])
+        arm.stats = arm_stats(diffs[:have], level, eq, fam)
+    else:
+        arm.verdict = "open"
+        arm.stop = CAP if arm.stats.n >= 2 else TOO_FEW
+    if arm.verdict == "open":  # at the last look's levels: the seeds, approximately
+        arm.branch, arm.branch_seeds = seeds_for_branch(
+            arm.stats.delta,
+            arm.stats.sd,
+            tau=phase.tau,
+            margin=phase.margin,
+            level=float(nom[-1, m]),
+            eq_level=float(nom[-1, 1]),
+        )
+
+
+def _next_round(arms: _Arms, base: dict[int, Run]) -> dict[str, list[int]]:
+    """Returns per experiment the seeds the next round runs, and the baseline's that are
+    missing for them ({} when no arm waits for seeds)."""
+    results = arms.results
+    next_round: dict[str, list[int]] = {}
+    open_seeds = sorted({x for e in arms.tested for x in results[e].next_seeds})
+    if open_seeds:
+        for e in arms.tested:
+            if results[e].next_seeds:
+                next_round[e] = results[e].next_seeds
+        need = [x for x in open_seeds if x not in base]
+        if need:
+            next_round["baseline"] = need
+    return next_round
+
+
+def assess(
+    groups: dict[str, list[Run]], design: Design, threshold: float, source: str = ""
+) -> Assessment | None:
+    """Run the procedure over a sweep's runs grouped by experiment.
+
+    Args:
+        groups: the selecting runs per experiment (the baseline's under ``baseline``).
+        design: the sequential design (its threshold is replaced by ``threshold``).
+        threshold: τ as a fraction of the baseline's mean validation MAE.
+        source: where ``design`` came from, in words.
+
+    Returns:
+        The assessment, or None without a baseline.
+    """
+    if "baseline" not in groups:
+        return None
+    design = Design(**(asdict(design) | {"threshold": threshold}))
+    base_runs = groups["baseline"]
+    order = _seed_order(groups, design)
+    base = _runs_by_seed(base_runs)
+    base_stalled = {r.name for r in stalled_runs(base_runs)}
+    base_done = [r for r in base_runs if r.status == COMPLETED and r.val_mae is not None]
+    base_mean = statistics.fmean(r.val_mae for r in base_done) if base_done else math.nan  # type: ignore[misc]
+    base_skill = median_skill(base_runs)
+    arms = _start_arms(groups, base, base_stalled, base_skill, order)
     looks_done = 0
     next_round: dict[str, list[int]] = {}
     tau = design.threshold * abs(base_mean) if math.isfinite(base_mean) else math.nan
     margin = design.equivalence_margin * abs(base_mean) if math.isfinite(base_mean) else math.nan
-    if tested and math.isfinite(base_mean):
-        k = len(tested)
-        nom = nominal_levels(design, k)
+    if arms.tested and math.isfinite(base_mean):
+        nom = nominal_levels(design, len(arms.tested))
         res = run_phase(
-            np.array(rows)[None], base_mean, design, available=np.array([avail]), nominal=nom
+            np.array(arms.rows)[None],
+            base_mean,
+            design,
+            available=np.array([arms.available]),
+            nominal=nom,
         )
-        looks_done = int(res.looks_done[0])
-        ls = design.looks
-        for i, e in enumerate(tested):
-            arm = arms[e]
-            v = int(res.verdict[0, i])
-            li, m = int(res.last_look[0, i]), int(res.holm_m[0, i])
-            n_seeds = int(res.seeds[0, i])
-            level, eq = float(nom[li, m]), float(nom[li, 1])
-            fam = design.family_alpha / m
-            arm.stats = arm_stats(rows[i][:n_seeds] if n_seeds else rows[i][:0], level, eq, fam)
-            arm.holm_m = m
-            if v in VERDICTS:
-                arm.verdict, arm.stop = VERDICTS[v], DECIDED
-            elif bool(res.open[0, i]):
-                # the phase waits at its next look: report the pairs there are so far, at the
-                # level of that look
-                want = ls[looks_done]
-                have = min(avail[i], want)
-                arm.next_seeds = order[avail[i] : want]
-                arm.verdict = "open"
-                arm.stop = WAITING if arm.next_seeds else WAITING_OTHERS
-                level, eq = float(nom[looks_done, m]), float(nom[looks_done, 1])
-                arm.stats = arm_stats(rows[i][:have], level, eq, fam)
-            else:
-                arm.verdict = "open"
-                arm.stop = CAP if arm.stats.n >= 2 else TOO_FEW
-            if arm.verdict == "open":  # at the last look's levels: the seeds, approximately
-                arm.branch, arm.branch_seeds = seeds_for_branch(
-                    arm.stats.delta,
-                    arm.stats.sd,
-                    tau=tau,
-                    margin=margin,
-                    level=float(nom[-1, m]),
-                    eq_level=float(nom[-1, 1]),
-                )
-        open_seeds = sorted({x for e in tested for x in arms[e].next_seeds})
-        if open_seeds:
-            for e in tested:
-                if arms[e].next_seeds:
-                    next_round[e] = arms[e].next_seeds
-            need = [x for x in open_seeds if x not in base]
-            if need:
-                next_round["baseline"] = need
+        phase = _Phase(res, nom, design, order, tau, margin)
+        looks_done = phase.looks_done
+        for i, e in enumerate(arms.tested):
+            _settle_arm(arms.results[e], i, arms.rows[i], arms.available[i], phase)
+        next_round = _next_round(arms, base)
     return Assessment(
         design,
         source,
-        arms,
+        arms.results,
         base_skill,
         sorted(base_stalled),
         [r.name for r in base_runs if r.status != COMPLETED],

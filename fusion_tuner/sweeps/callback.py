@@ -2,7 +2,7 @@
 refuse a sweep whose run directories would collide or whose ``base_sweep`` cannot be chained
 from, before any run starts.
 
-The summary itself is written by :func:`fusion_tuner.cli.main` once the launcher has returned
+The summary itself is written by :func:`fusion_tuner.cli.train.main` once the launcher has returned
 *or failed* (Hydra skips ``on_multirun_end`` when a job fails), so that failed and missing runs
 are always listed. The CLI learns which sweeps ran from the session file it passes to this
 callback (``hydra.callbacks.sweep_summary.session_file``): one JSON line per sweep started.
@@ -58,7 +58,7 @@ class SweepSummaryCallback(Callback):
             trials = config.hydra.sweeper.get("n_trials")
             self.progress = SweepProgress(int(trials) if trials else None, "trial")
             # an Optuna search is no grid: it names its own run directories (trial-NNNN) and
-            # writes its own summary (fusion_tuner.search.report), so there is no plan to write
+            # writes its own summary (fusion_tuner.search.search_summary), so there is no plan to write
             self._record(sweep_dir, search=True)
             return
         try:

@@ -91,7 +91,7 @@ def experiment_settings(name: str) -> dict[str, Any]:
     ``conf/experiment/<name>.yaml`` and those of every group option it selects with
     ``override /group: option`` (``tests/unit/test_sweep_chain.py`` checks them against Hydra's
     composition for every experiment)."""
-    from fusion_tuner.compose import conf_dir
+    from fusion_tuner.paths import conf_dir
 
     conf = conf_dir()
     raw = _load_yaml(conf / "experiment" / f"{name}.yaml")

@@ -112,3 +112,12 @@ def read_plan(sweep_dir: Path) -> list[list[str]] | None:
         )
         return None
     return jobs
+
+
+def discard_unsubmitted(sweep_dir: Path) -> None:
+    """Remove a refused sweep's directory if it holds nothing but the plan the sweep callback
+    wrote when the multirun started (no run was submitted)."""
+    sweep_dir = Path(sweep_dir)
+    if sweep_dir.is_dir() and [p.name for p in sweep_dir.iterdir()] == [PLAN_FILE]:
+        (sweep_dir / PLAN_FILE).unlink()
+        sweep_dir.rmdir()

@@ -133,6 +133,17 @@ def record_plan(sweep_dir: Path, **changes: Any) -> None:
     write_json(Path(sweep_dir) / PLAN_FILE, rec)
 
 
+def _log_design(design: Design, why: str) -> None:
+    """Log how the sweep runs: one round (a fixed design, and why) or rounds of seeds."""
+    if why:
+        log.info("sweep: one round, a fixed design (%s)", why)
+    else:
+        log.info(
+            "sweep: rounds of seeds for open experiments, looks at %s seeds per experiment",
+            ", ".join(map(str, design.looks)),
+        )
+
+
 def run_rounds(sweeper: Any, arguments: list[str]) -> list[Any]:
     """The rounds sweeper's ``sweep`` (``sweeper``: a configured ``BasicSweeper``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -163,13 +174,7 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list[Any]:
         rounds=earlier,
         confirm_seeds=int(node.confirm_seeds),
     )
-    if why:
-        log.info("sweep: one round, a fixed design (%s)", why)
-    else:
-        log.info(
-            "sweep: rounds of seeds for open experiments, looks at %s seeds per experiment",
-            ", ".join(map(str, design.looks)),
-        )
+    _log_design(design, why)
     threshold = float(config.hydra.callbacks.sweep_summary.get("threshold", 0.02))
     returns: list[Any] = []
     index = 0

@@ -206,6 +206,63 @@ def _t_q(level: np.ndarray, cnt: np.ndarray) -> np.ndarray:
     return np.where(cnt >= 2, q, np.inf)
 
 
+def _holm(
+    p: np.ndarray, at: np.ndarray, rejected: np.ndarray, nominal: np.ndarray, holm_m: np.ndarray
+) -> None:
+    """Holm's step-down at one look, group-sequentially: each rejection frees its level for the
+    others, which are retested at the same look.
+
+    Args:
+        p: the arms' two-sided p-values (R, K).
+        at: the arms tested at this look (R, K).
+        rejected: the arms rejected so far (R, K); updated in place.
+        nominal: this look's row of :func:`nominal_levels` (the level for each ``m``).
+        holm_m: Holm's ``m`` at each arm's last test (R, K); updated in place where ``at``.
+    """
+    r, k = at.shape
+    while True:
+        m = np.maximum(k - rejected.sum(1), 1)
+        level = nominal[m][:, None]
+        holm_m[at] = np.broadcast_to(m[:, None], (r, k))[at]
+        new = at & ~rejected & (p <= level)
+        if not new.any():
+            return
+        rejected |= new
+
+
+def _look_verdicts(
+    mean: np.ndarray,
+    sd: np.ndarray,
+    cnt: np.ndarray,
+    at: np.ndarray,
+    rejected: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+    eq_level: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decisions at one look (see the module docstring).
+
+    Args:
+        mean: the arms' mean paired difference at this look (R, K).
+        sd: their sd (R, K).
+        cnt: their number of pairs (R, K).
+        at: the arms tested at this look (R, K).
+        rejected: the arms the procedure has rejected (R, K).
+        bounds: ``(τ, margin)`` per phase, each (R, 1).
+        eq_level: the one-sided level of each of the two one-sided tests at this look.
+
+    Returns:
+        Masks (R, K) of the arms decided ✅ down, ❌ up and ⚠️ unchanged at this look.
+    """
+    tau, margin = bounds
+    down = at & rejected & (mean < -tau)
+    up = at & rejected & (mean > tau)
+    eq_q = _t_q(np.full(at.shape, eq_level * 2), cnt)  # one-sided p_look each way
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = eq_q * sd / np.sqrt(cnt)
+    same = at & ~down & ~up & (np.abs(mean) + half <= margin) & (cnt >= 2)
+    return down, up, same
+
+
 def run_phase(
     diffs: np.ndarray,
     base_mean: np.ndarray | float,
@@ -254,21 +311,8 @@ def run_phase(
         seeds[at] = n
         last[at] = li
         mean, sd, cnt = _paired(diffs, n)
-        p = _t_p(mean, sd, cnt)
-        while True:  # Holm, group-sequentially: rejections free level for the others
-            m = np.maximum(k - rejected.sum(1), 1)
-            level = nom[li, m][:, None]
-            holm_m[at] = np.broadcast_to(m[:, None], (r, k))[at]
-            new = at & ~rejected & (p <= level)
-            if not new.any():
-                break
-            rejected |= new
-        down = at & rejected & (mean < -tau)
-        up = at & rejected & (mean > tau)
-        eq_q = _t_q(np.full((r, k), nom[li, 1] * 2), cnt)  # one-sided p_look each way
-        with np.errstate(invalid="ignore", divide="ignore"):
-            half = eq_q * sd / np.sqrt(cnt)
-        same = at & ~down & ~up & (np.abs(mean) + half <= margin) & (cnt >= 2)
+        _holm(_t_p(mean, sd, cnt), at, rejected, nom[li], holm_m)
+        down, up, same = _look_verdicts(mean, sd, cnt, at, rejected, (tau, margin), nom[li, 1])
         verdict[down], verdict[up], verdict[same] = DOWN, UP, SAME
         active &= ~(down | up | same)
     final = looks_done == len(ls)

@@ -25,6 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from fusion_tuner.config import flatten, is_result_neutral
+from fusion_tuner.decision import (
+    CONFIDENCE,
+    DOWN,
+    INCONCLUSIVE,
+    LEARNED_NOTHING,
+    NEXT_STEP,
+    NONE,
+    REFERENCE,
+    SAME,
+    UP,
+    Decision,
+    decide,
+    mean_sd,
+)
 from fusion_tuner.markdown import fmt
 from fusion_tuner.metrics import MIN_SKILL, learned_nothing
 from fusion_tuner.rundir import COMPLETED, REFUSED, Run, RunDir
@@ -41,20 +55,6 @@ from fusion_tuner.sweeps.assess import (
 )
 from fusion_tuner.sweeps.chain import NextBase, as_overrides
 from fusion_tuner.sweeps.context import Context, build_context
-from fusion_tuner.sweeps.decision import (
-    CONFIDENCE,
-    DOWN,
-    INCONCLUSIVE,
-    LEARNED_NOTHING,
-    NEXT_STEP,
-    NONE,
-    REFERENCE,
-    SAME,
-    UP,
-    Decision,
-    decide,
-    mean_sd,
-)
 from fusion_tuner.sweeps.plan import job_experiment, read_plan
 
 __all__ = [
@@ -351,23 +351,26 @@ def _sign_disagrees(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and a * b < 0
 
 
-def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
-    """Build the summary of ``sweep_dir`` (see the module docstring)."""
-    from fusion_tuner.slurm.record import annotate_runs
+def _baseline_means(base_runs: list[Run]) -> tuple[list[float], float | None]:
+    """Returns the baseline's validation MAEs and its mean test MAE (None without one)."""
+    tests = _values(_by_seed(base_runs, "test"))
+    return _values(_by_seed(base_runs)), mean_sd(tests)[0] if tests else None
 
-    runs = load_runs(sweep_dir)
-    slurm_note = annotate_runs(sweep_dir, runs)  # live SLURM state of unfinished runs, if any
-    order = _experiment_order(runs)
-    # the confirmation runs (seeds >= 1001) never take part in selection
-    confirm_runs = [r for r in runs if is_confirmation(r)]
-    groups = {e: [r for r in runs if r.experiment == e and not is_confirmation(r)] for e in order}
+
+def _decisions(
+    order: list[str], groups: dict[str, list[Run]], assessment: Assessment | None
+) -> dict[str, Decision]:
+    """Each experiment's decision against the baseline (the baseline's is the reference).
+
+    Returns:
+        Decisions in ``order``, with the test-MAE change, whether validation and test disagree
+        in sign, and the caveats (see :func:`_decision` and :func:`_epochs_note`).
+    """
     base_runs = groups.get("baseline", [])
     arms = {e: _by_seed(g) for e, g in groups.items()}
     tests = {e: _values(_by_seed(g, "test")) for e, g in groups.items()}
     base_arm = arms.get("baseline", [])
-    design, source = design_of(sweep_dir, runs)
-    assessment = assess(groups, design, threshold, source)
-    base_test = mean_sd(tests["baseline"])[0] if tests.get("baseline") else None
+    base_test = _baseline_means(base_runs)[1]
     decisions: dict[str, Decision] = {}
     for exp in order:
         n = len(_values(arms[exp]))
@@ -385,16 +388,28 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
             disagrees=_sign_disagrees(d.delta if d.decision != NONE else None, test_delta),
             note="; ".join(filter(None, [d.note, _epochs_note(groups[exp], base_runs)])),
         )
-    reference = _reference(runs, base_runs)
+    return decisions
+
+
+def _rows(
+    runs: list[Run],
+    order: list[str],
+    decisions: dict[str, Decision],
+    reference: dict[str, Any],
+    base_runs: list[Run],
+    assessment: Assessment | None,
+) -> list[dict]:
+    """Returns the summary's rows (see :func:`_row`): by experiment in ``order``, then seed."""
+    base_vals, base_test = _baseline_means(base_runs)
     base_by_seed = {r.seed: (r.val_mae, r.result("test")) for r in base_runs if r.val_mae}
-    base_mean = (mean_sd(_values(base_arm))[0], base_test) if _values(base_arm) else (None, None)
+    base_mean = (mean_sd(base_vals)[0], base_test) if base_vals else (None, None)
     ordered = sorted(
         runs, key=lambda r: (order.index(r.experiment), r.seed if r.seed is not None else -1)
     )
     stalled = {
         name for a in ([] if assessment is None else assessment.arms.values()) for name in a.stalled
     } | set(assessment.baseline_stalled if assessment else [])
-    rows = [
+    return [
         _row(
             r,
             reference,
@@ -405,6 +420,28 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         )
         for r in ordered
     ]
+
+
+def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
+    """Build the summary of ``sweep_dir`` (see the module docstring).
+
+    Returns:
+        The summary: rows, decisions, winner, confirmation, next base and verdict.
+    """
+    from fusion_tuner.slurm.record import annotate_runs
+
+    runs = load_runs(sweep_dir)
+    slurm_note = annotate_runs(sweep_dir, runs)  # live SLURM state of unfinished runs, if any
+    order = _experiment_order(runs)
+    # the confirmation runs (seeds >= 1001) never take part in selection
+    confirm_runs = [r for r in runs if is_confirmation(r)]
+    groups = {e: [r for r in runs if r.experiment == e and not is_confirmation(r)] for e in order}
+    base_runs = groups.get("baseline", [])
+    design, source = design_of(sweep_dir, runs)
+    assessment = assess(groups, design, threshold, source)
+    decisions = _decisions(order, groups, assessment)
+    reference = _reference(runs, base_runs)
+    rows = _rows(runs, order, decisions, reference, base_runs, assessment)
     base = _started_from(runs)
     down = {e: d for e, d in decisions.items() if d.decision == DOWN}
     winner = min(down, key=lambda e: down[e].delta) if down else None
@@ -413,13 +450,12 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         if winner is not None
         else None
     )
-    next_base = _next_base(sweep_dir, groups, winner, reference, base, conf)
     references = {e: arm_reference(e, g) for e, g in groups.items()}
     verdict = _verdict(
         sweep_dir,
         rows,
         decisions,
-        _values(base_arm),
+        _baseline_means(base_runs)[0],
         winner,
         assessment,
         conf,
@@ -432,7 +468,7 @@ def summarize(sweep_dir: Path, threshold: float = 0.02) -> Summary:
         threshold,
         base=base,
         winner=winner,
-        next_base=next_base,
+        next_base=_next_base(sweep_dir, groups, winner, reference, base, conf),
         run_dirs={e: [r.name for r in g if r.files is not None] for e, g in groups.items()},
         slurm_note=slurm_note,
         assessment=assessment,
@@ -578,16 +614,8 @@ def _open_advice(decisions: dict[str, Decision]) -> str:
     )
 
 
-def _verdict(
-    sweep_dir: Path,
-    rows: list[dict],
-    decisions: dict[str, Decision],
-    base_vals: list[float],
-    winner: str | None,
-    assessment: Assessment | None = None,
-    conf: Confirmation | None = None,
-    base_ref: ArmReference | None = None,
-) -> str:
+def _caveat(sweep_dir: Path, rows: list[dict]) -> str:
+    """Returns the verdict's tail for runs that failed, did not finish or were refused."""
     bad = [r for r in rows if r["status"] not in (COMPLETED, REFUSED)]
     refused = [r for r in rows if r["status"] == REFUSED]
     caveat = ""
@@ -604,77 +632,113 @@ def _verdict(
             "another config (or of another live process), which this summary does not count; "
             "give a changed sweep a new hydra.sweep.dir."
         )
+    return caveat
+
+
+def _winner_verdict(sweep_dir: Path, winner: str, d: Decision, conf: Confirmation | None) -> str:
+    """Returns the verdict of a sweep with a ✅ winner: selected and waiting for its
+    confirmation, not confirmed, or tuning works."""
+    said = (
+        f"{winner} lowered validation MAE by {-d.delta_pct:.1f}% against the "
+        f"baseline (95% interval {d.pct(d.low):+.1f}% to {d.pct(d.high):+.1f}%)"
+    )
+    if conf is not None and conf.status == "pending":
+        return (
+            f"Selected: {said}; not confirmed yet: rerun the same sweep command into "
+            f"hydra.sweep.dir={sweep_dir} to re-run it and the baseline on fresh seeds "
+            "before chaining."
+        )
+    if conf is not None and conf.status == "not confirmed":
+        return (
+            f"Not confirmed: {said} in the selection, but fresh seeds did not confirm it (Δ "
+            f"{fmt(conf.delta)}, 95% interval [{fmt(conf.low)}, {fmt(conf.high)}] over "
+            f"{conf.pairs} pairs): the selection's gain may be the winner's curse; the next "
+            "phase keeps the previous start."
+        )
+    tail = (
+        f", confirmed on fresh seeds {', '.join(map(str, conf.seeds))}"
+        if conf is not None and conf.confirmed
+        else " (not confirmed on fresh seeds: sweep.confirm_seeds=0)"
+    )
+    return (
+        f"Tuning works: {said}{tail}; next, continue fine-tuning around {winner} (chain the next phase "
+        f"with base_sweep={sweep_dir})."
+    )
+
+
+def _nothing_words(names: list[str], base_ref: ArmReference | None) -> str:
+    """Returns the verdict's sentences on experiments (and a baseline) that learned nothing
+    ("" when none did)."""
+    if not names:
+        return ""
+    baseline = ""
+    if base_ref is not None and base_ref.learned_nothing and base_ref.val_skill is not None:
+        baseline = (
+            f" The baseline itself learned nothing (median validation skill "
+            f"{base_ref.val_skill:.2f}; validation MAE {fmt(base_ref.val_mae)} against "
+            f"{fmt(base_ref.val_mean_mae)} for predicting the training mean)."
+        )
+    return (
+        f"{baseline} Learned nothing (runs no better than the training-mean predictor, so "
+        f"not compared): {', '.join(names)}; make the runs learn first (more "
+        "epochs or data, check the learning rate) before comparing."
+    )
+
+
+def _open_verdict(
+    sweep_dir: Path,
+    by: dict[str, list[str]],
+    tried: dict[str, Decision],
+    assessment: Assessment | None,
+) -> str:
+    """Returns the verdict of a sweep with open experiments: their advice and the next step,
+    then the unchanged and up ones."""
+    rest = "".join(
+        f" {label}: {', '.join(by[k])}." for k, label in ((SAME, "Unchanged"), (UP, "Up")) if by[k]
+    )
+    verb = "is" if len(by[INCONCLUSIVE]) == 1 else "are"
+    waiting = assessment is not None and bool(assessment.next_round)
+    step = (
+        "next, rerun the same sweep command into "
+        f"hydra.sweep.dir={sweep_dir}: finished runs are skipped and the open experiments "
+        "get their next round of seeds"
+        if waiting
+        else "the seed cap is reached; raise sweep.max_seeds and rerun the same command "
+        f"into hydra.sweep.dir={sweep_dir} to add seeds"
+    )
+    return (
+        f"No clear winner: {', '.join(by[INCONCLUSIVE])} {verb} still open "
+        f"({_open_advice(tried)}); {step}." + rest
+    )
+
+
+def _verdict(
+    sweep_dir: Path,
+    rows: list[dict],
+    decisions: dict[str, Decision],
+    base_vals: list[float],
+    winner: str | None,
+    assessment: Assessment | None = None,
+    conf: Confirmation | None = None,
+    base_ref: ArmReference | None = None,
+) -> str:
+    """Returns the sweep's verdict: what its decisions say and what to do next, with caveats
+    for runs that failed, were refused or learned nothing."""
+    caveat = _caveat(sweep_dir, rows)
     if not base_vals:
         return "No completed baseline run: no decision is possible." + caveat
     tried = {e: d for e, d in decisions.items() if e != "baseline" and d.decision != NONE}
     if not tried:
         return "No completed experiment besides the baseline: nothing to decide yet." + caveat
     if winner is not None:
-        d = tried[winner]
-        said = (
-            f"{winner} lowered validation MAE by {-d.delta_pct:.1f}% against the "
-            f"baseline (95% interval {d.pct(d.low):+.1f}% to {d.pct(d.high):+.1f}%)"
-        )
-        if conf is not None and conf.status == "pending":
-            return (
-                f"Selected: {said}; not confirmed yet: rerun the same sweep command into "
-                f"hydra.sweep.dir={sweep_dir} to re-run it and the baseline on fresh seeds "
-                "before chaining." + caveat
-            )
-        if conf is not None and conf.status == "not confirmed":
-            return (
-                f"Not confirmed: {said} in the selection, but fresh seeds did not confirm it (Δ "
-                f"{fmt(conf.delta)}, 95% interval [{fmt(conf.low)}, {fmt(conf.high)}] over "
-                f"{conf.pairs} pairs): the selection's gain may be the winner's curse; the next "
-                "phase keeps the previous start." + caveat
-            )
-        tail = (
-            f", confirmed on fresh seeds {', '.join(map(str, conf.seeds))}"
-            if conf is not None and conf.confirmed
-            else " (not confirmed on fresh seeds: sweep.confirm_seeds=0)"
-        )
-        return (
-            f"Tuning works: {said}{tail}; next, continue fine-tuning around {winner} (chain the next phase "
-            f"with base_sweep={sweep_dir})." + caveat
-        )
+        return _winner_verdict(sweep_dir, winner, tried[winner], conf) + caveat
     by = {
         k: [e for e, d in tried.items() if d.decision == k]
         for k in (SAME, UP, INCONCLUSIVE, LEARNED_NOTHING)
     }
-    nothing = ""
-    if by[LEARNED_NOTHING]:
-        baseline = ""
-        if base_ref is not None and base_ref.learned_nothing and base_ref.val_skill is not None:
-            baseline = (
-                f" The baseline itself learned nothing (median validation skill "
-                f"{base_ref.val_skill:.2f}; validation MAE {fmt(base_ref.val_mae)} against "
-                f"{fmt(base_ref.val_mean_mae)} for predicting the training mean)."
-            )
-        nothing = (
-            f"{baseline} Learned nothing (runs no better than the training-mean predictor, so "
-            f"not compared): {', '.join(by[LEARNED_NOTHING])}; make the runs learn first (more "
-            "epochs or data, check the learning rate) before comparing."
-        )
+    nothing = _nothing_words(by[LEARNED_NOTHING], base_ref)
     if by[INCONCLUSIVE]:
-        rest = "".join(
-            f" {label}: {', '.join(by[k])}."
-            for k, label in ((SAME, "Unchanged"), (UP, "Up"))
-            if by[k]
-        )
-        verb = "is" if len(by[INCONCLUSIVE]) == 1 else "are"
-        waiting = assessment is not None and bool(assessment.next_round)
-        step = (
-            "next, rerun the same sweep command into "
-            f"hydra.sweep.dir={sweep_dir}: finished runs are skipped and the open experiments "
-            "get their next round of seeds"
-            if waiting
-            else "the seed cap is reached; raise sweep.max_seeds and rerun the same command "
-            f"into hydra.sweep.dir={sweep_dir} to add seeds"
-        )
-        return (
-            f"No clear winner: {', '.join(by[INCONCLUSIVE])} {verb} still open "
-            f"({_open_advice(tried)}); {step}." + rest + nothing + caveat
-        )
+        return _open_verdict(sweep_dir, by, tried, assessment) + nothing + caveat
     if by[SAME]:
         return (
             "Validation MAE is unchanged by these settings: bigger changes are needed; next, try "

@@ -339,6 +339,21 @@ def spawn(
 
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
+    procs = _start_ranks(ctx, queue, fn, world, args, backend)
+    try:
+        messages = _wait_for_ranks(procs, queue, on_interrupt)
+    finally:
+        _stop(procs)
+    results = [m[2] for m in messages if m[0] == "result"]
+    if not results:
+        raise RankFailed("rank 0 ended without a result")
+    return results[0]
+
+
+def _start_ranks(
+    ctx: Any, queue: Any, fn: Callable[..., Any], world: int, args: tuple, backend: str
+) -> list[Any]:
+    """Start ``world`` processes of :func:`_rank_main` that report to ``queue``."""
     port = free_port()
     procs = [
         ctx.Process(
@@ -350,41 +365,55 @@ def spawn(
     ]
     for p in procs:
         p.start()
-    messages: list[tuple] = []
-    try:
-        while True:
-            codes = [p.exitcode for p in procs]
-            while not queue.empty():
-                messages.append(queue.get())
-            bad = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
-            if bad:
-                time.sleep(0.5)  # let a failing rank's message arrive
-                while not queue.empty():
-                    messages.append(queue.get())
-                # a rank stopped by a signal explains the others' lost-peer errors
-                sig = next((s for s in map(_exit_signal, (c for _, c in bad)) if s), None)
-                if sig is not None and on_interrupt is not None:
-                    raise on_interrupt(sig)
-                errors = [m for m in messages if m[0] == "error"]
-                reported = {m[1] for m in errors}
-                killed = [(r, c) for r, c in bad if c < 0 and r not in reported]
-                if killed:  # a rank killed by a signal (SIGKILL, SIGSEGV): the others' errors
-                    raise RankFailed(_describe_exit(*killed[0]))  # only say they lost it
-                if errors:  # the first reported is the cause; later ones lost their peer
-                    _, rank, message, rank_traceback = errors[0]
-                    raise RankFailed(f"rank {rank}: {message}", rank, rank_traceback)
-                raise RankFailed(_describe_exit(*bad[0]))
-            if all(c == 0 for c in codes):
-                break
-            from multiprocessing.connection import wait
+    return procs
 
-            wait([p.sentinel for p in procs if p.exitcode is None], timeout=1.0)
-    finally:
-        _stop(procs)
-    results = [m[2] for m in messages if m[0] == "result"]
-    if not results:
-        raise RankFailed("rank 0 ended without a result")
-    return results[0]
+
+def _drain(queue: Any, messages: list[tuple]) -> None:
+    """Move what the ranks have put on ``queue`` so far to ``messages``."""
+    while not queue.empty():
+        messages.append(queue.get())
+
+
+def _wait_for_ranks(
+    procs: list[Any], queue: Any, on_interrupt: Callable[[int], BaseException] | None
+) -> list[tuple]:
+    """Wait until every rank has exited 0 and return their messages; raise as soon as one
+    exits otherwise (see :func:`_rank_failure`)."""
+    messages: list[tuple] = []
+    while True:
+        codes = [p.exitcode for p in procs]
+        _drain(queue, messages)
+        bad = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
+        if bad:
+            time.sleep(0.5)  # let a failing rank's message arrive
+            _drain(queue, messages)
+            raise _rank_failure(bad, messages, on_interrupt)
+        if all(c == 0 for c in codes):
+            return messages
+        from multiprocessing.connection import wait
+
+        wait([p.sentinel for p in procs if p.exitcode is None], timeout=1.0)
+
+
+def _rank_failure(
+    bad: list[tuple[int, int]],
+    messages: list[tuple],
+    on_interrupt: Callable[[int], BaseException] | None,
+) -> BaseException:
+    """What to raise for the ranks that exited non-zero (``bad``: (rank, exit code))."""
+    # a rank stopped by a signal explains the others' lost-peer errors
+    sig = next((s for s in map(_exit_signal, (c for _, c in bad)) if s), None)
+    if sig is not None and on_interrupt is not None:
+        return on_interrupt(sig)
+    errors = [m for m in messages if m[0] == "error"]
+    reported = {m[1] for m in errors}
+    killed = [(r, c) for r, c in bad if c < 0 and r not in reported]
+    if killed:  # a rank killed by a signal (SIGKILL, SIGSEGV): the others' errors
+        return RankFailed(_describe_exit(*killed[0]))  # only say they lost it
+    if errors:  # the first reported is the cause; later ones lost their peer
+        _, rank, message, rank_traceback = errors[0]
+        return RankFailed(f"rank {rank}: {message}", rank, rank_traceback)
+    return RankFailed(_describe_exit(*bad[0]))
 
 
 def _stop(procs: list[Any]) -> None:

@@ -15,6 +15,7 @@ The target normaliser is never loaded: the new run computes it from its own trai
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,45 +80,98 @@ def load_matching(
     """
     src: dict[str, torch.Tensor] = source.checkpoint["model_state"]
     own = model.state_dict()
-    loaded: dict[str, torch.Tensor] = {}
-    shape, out_of_scope, normalizer = [], 0, 0
-    for name, tensor in own.items():
-        if name not in src:
-            continue
-        if name in NORMALIZER:
-            normalizer += 1
-        elif scope == "graph_encoder" and not name.startswith(GRAPH_ENCODER):
-            out_of_scope += 1
-        elif src[name].shape != tensor.shape:
-            shape.append(name)
-        else:
-            loaded[name] = src[name]
+    match = _match(own, src, scope)
     in_scope = [
         n
         for n in own
         if n not in NORMALIZER and (scope != "graph_encoder" or n.startswith(GRAPH_ENCODER))
     ]
-    fraction = len(loaded) / len(in_scope) if in_scope else 1.0
+    fraction = len(match.loaded) / len(in_scope) if in_scope else 1.0
     if fraction < min_loaded:
-        graph = [n for n in own if n.startswith(GRAPH_ENCODER)]
-        hint = (
-            f"model.init_scope=graph_encoder (all {len(graph)} graph-encoder tensors match), "
-            if scope == "all" and graph and all(n in loaded for n in graph)
-            else ""
+        raise _too_few_loaded(source, scope, own, src, match, in_scope, fraction)
+    model.load_state_dict(match.loaded, strict=False)
+    record = _init_record(source, scope, own, src, match)
+    record["loaded_fraction"] = round(fraction, 4)
+    if fraction < 0.9:
+        log.warning(
+            "model.init_from loaded only %d of the %d tensors in scope %s (%.0f%%): the rest "
+            "start from fresh weights; the source's architecture differs from this run's",
+            len(match.loaded),
+            len(in_scope),
+            scope,
+            100 * fraction,
         )
-        raise RunError(
-            f"model.init_from={source.checkpoint_path} fills only {len(loaded)} of this model's "
-            f"{len(in_scope)} tensors in scope {scope} ({fraction:.0%}; {len(shape)} of another "
-            f"shape, {sum(1 for n in in_scope if n not in src)} absent from the source): its "
-            "architecture differs, so the run would train mostly from scratch. Match the "
-            f"source's arch/text/fusion/attention settings, or set {hint}or "
-            "model.init_min_loaded=0 to start from the matching tensors anyway"
-        )
-    model.load_state_dict(loaded, strict=False)
+    return record
+
+
+@dataclass
+class _Match:
+    """How this model's tensors that the source also has were sorted by :func:`_match`."""
+
+    loaded: dict[str, torch.Tensor] = field(default_factory=dict)
+    shape: list[str] = field(default_factory=list)  # names of another shape
+    out_of_scope: int = 0
+    normalizer: int = 0
+
+
+def _match(own: dict[str, torch.Tensor], src: dict[str, torch.Tensor], scope: str) -> _Match:
+    """Sort the tensors in both models: the normaliser, outside ``scope``, of another shape,
+    or loaded."""
+    match = _Match()
+    for name, tensor in own.items():
+        if name not in src:
+            continue
+        if name in NORMALIZER:
+            match.normalizer += 1
+        elif scope == "graph_encoder" and not name.startswith(GRAPH_ENCODER):
+            match.out_of_scope += 1
+        elif src[name].shape != tensor.shape:
+            match.shape.append(name)
+        else:
+            match.loaded[name] = src[name]
+    return match
+
+
+def _too_few_loaded(
+    source: Run,
+    scope: str,
+    own: dict[str, torch.Tensor],
+    src: dict[str, torch.Tensor],
+    match: _Match,
+    in_scope: list[str],
+    fraction: float,
+) -> RunError:
+    """The refusal of a source whose tensors fill too little of this model, with a hint at
+    ``init_scope=graph_encoder`` when the whole graph encoder would load."""
+    graph = [n for n in own if n.startswith(GRAPH_ENCODER)]
+    hint = (
+        f"model.init_scope=graph_encoder (all {len(graph)} graph-encoder tensors match), "
+        if scope == "all" and graph and all(n in match.loaded for n in graph)
+        else ""
+    )
+    return RunError(
+        f"model.init_from={source.checkpoint_path} fills only {len(match.loaded)} of this model's "
+        f"{len(in_scope)} tensors in scope {scope} ({fraction:.0%}; {len(match.shape)} of another "
+        f"shape, {sum(1 for n in in_scope if n not in src)} absent from the source): its "
+        "architecture differs, so the run would train mostly from scratch. Match the "
+        f"source's arch/text/fusion/attention settings, or set {hint}or "
+        "model.init_min_loaded=0 to start from the matching tensors anyway"
+    )
+
+
+def _init_record(
+    source: Run,
+    scope: str,
+    own: dict[str, torch.Tensor],
+    src: dict[str, torch.Tensor],
+    match: _Match,
+) -> dict[str, Any]:
+    """The ``init`` record of :func:`load_matching` (less ``loaded_fraction``), logged."""
+    shape, out_of_scope, normalizer = match.shape, match.out_of_scope, match.normalizer
     record = {
         "from": str(source.checkpoint_path),
         "scope": scope,
-        "loaded": len(loaded),
+        "loaded": len(match.loaded),
         "skipped": len(shape) + out_of_scope + normalizer,
         "new": sum(1 for n in own if n not in src),
         "skipped_shape": shape,
@@ -140,16 +194,6 @@ def load_matching(
     )
     if shape:
         log.info("tensors of another shape (initialised as usual): %s", ", ".join(shape))
-    record["loaded_fraction"] = round(fraction, 4)
-    if fraction < 0.9:
-        log.warning(
-            "model.init_from loaded only %d of the %d tensors in scope %s (%.0f%%): the rest "
-            "start from fresh weights; the source's architecture differs from this run's",
-            len(loaded),
-            len(in_scope),
-            scope,
-            100 * fraction,
-        )
     return record
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fusion_tuner.checkpoint import config_to_dict
 from fusion_tuner.config import Config, config_hash, validate
 from fusion_tuner.errors import USER_ERRORS, RunError, RunRefused, full_error, mark_reported
 from fusion_tuner.io import remove_stale_temp_files
@@ -37,7 +38,6 @@ from fusion_tuner.rerun import resume_command
 from fusion_tuner.rundir import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunDir, RunLock
 from fusion_tuner.search.pruning import TrialReporter
 from fusion_tuner.training import distributed
-from fusion_tuner.training.checkpoint import config_to_dict
 from fusion_tuner.training.console import RunLog, to_run_log
 from fusion_tuner.training.distributed import SINGLE, Dist
 from fusion_tuner.training.loggers import MetricLogger, NullLogger, build_logger
@@ -236,62 +236,82 @@ def _train_locked(
         validate(cfg)
         dist.share((GO, None))
         started = True
-        if cfg.trainer.devices > 1 and not dist.active:
-            metrics = _spawn_ranks(cfg, files, sweep)
-        else:
-            metrics = _fit(dist, cfg, files, sweep, start)
-        metrics = metrics | {
-            "wall_time_s": time.perf_counter() - start,
-            "attempts": base["attempts"],
-        }
-        files.write_metrics(metrics)
-        _tidy(files, cfg)
-        log.info(
-            "done: best epoch %d, val MAE %.4f, test MAE %.4f, gap ratio %.2f (%s); %s",
-            metrics["best_epoch"],
-            metrics["val"]["mae"],
-            metrics["test"]["mae"],
-            metrics["gap_ratio"],
-            metrics["stop_reason"],
-            skill_words(metrics),
-        )
-        return metrics
+        return _train_and_record(cfg, files, sweep, dist, base, start)
     except BaseException as exc:
         if not started:
             dist.share((REFUSED, f"{type(exc).__name__}: {exc}"))
         interrupt = _interruption(exc)
         if interrupt is not None:
-            reason = (
-                str(interrupt) if isinstance(interrupt, Interrupted) else "interrupted by SIGINT"
-            )
-            log.error(
-                "run %s: %s; last.pt is kept; to resume, rerun %s",
-                files.path.name,
-                reason,
-                resume_command(files.path),
-            )
-            files.write_metrics(base | {"status": INTERRUPTED, "reason": reason})
-            mark_reported(interrupt)
+            _record_interruption(interrupt, files, base)
             if isinstance(interrupt, Interrupted):
                 raise SystemExit(128 + interrupt.signum) from None
             if interrupt is exc:
                 raise
             raise interrupt from None
-        if isinstance(exc, distributed.RankFailed) and exc.rank not in (None, 0):
-            # only rank 0 writes train.log, and it may be stopped before failing in its turn
-            log.error("run failed: %s\nrank %d's %s", exc, exc.rank, exc.rank_traceback)
-        elif isinstance(exc, distributed.RankFailed):
-            where = " (its traceback is in the log above)" if exc.rank == 0 else ""
-            log.error("run failed: %s%s", exc, where)
-        elif isinstance(exc, USER_ERRORS) and not full_error():
-            # the message names what to fix; the CLI exits 2 without a traceback
-            log.error("run failed: %s", exc)
-            to_run_log("%s", traceback.format_exc(), level=logging.ERROR)  # train.log only
-            mark_reported(exc)
-        else:
-            log.error("run failed:\n%s", traceback.format_exc())
-        files.write_metrics(base | {"status": FAILED, "error": f"{type(exc).__name__}: {exc}"})
+        _record_failure(exc, files, base)
         raise
+
+
+def _train_and_record(
+    cfg: Config, files: RunDir, sweep: str | None, dist: Dist, base: dict[str, Any], start: float
+) -> dict[str, Any]:
+    """Train (here, or on ``trainer.devices`` spawned ranks), write the final ``metrics.json``,
+    tidy the checkpoints and log the outcome; returns the metrics."""
+    if cfg.trainer.devices > 1 and not dist.active:
+        metrics = _spawn_ranks(cfg, files, sweep)
+    else:
+        metrics = _fit(dist, cfg, files, sweep, start)
+    metrics = metrics | {
+        "wall_time_s": time.perf_counter() - start,
+        "attempts": base["attempts"],
+    }
+    files.write_metrics(metrics)
+    _tidy(files, cfg)
+    log.info(
+        "done: best epoch %d, val MAE %.4f, test MAE %.4f, gap ratio %.2f (%s); %s",
+        metrics["best_epoch"],
+        metrics["val"]["mae"],
+        metrics["test"]["mae"],
+        metrics["gap_ratio"],
+        metrics["stop_reason"],
+        skill_words(metrics),
+    )
+    return metrics
+
+
+def _record_interruption(
+    interrupt: KeyboardInterrupt | Interrupted, files: RunDir, base: dict[str, Any]
+) -> None:
+    """Log how to resume, record ``status: interrupted`` with the signal, and mark the
+    interruption reported."""
+    reason = str(interrupt) if isinstance(interrupt, Interrupted) else "interrupted by SIGINT"
+    log.error(
+        "run %s: %s; last.pt is kept; to resume, rerun %s",
+        files.path.name,
+        reason,
+        resume_command(files.path),
+    )
+    files.write_metrics(base | {"status": INTERRUPTED, "reason": reason})
+    mark_reported(interrupt)
+
+
+def _record_failure(exc: BaseException, files: RunDir, base: dict[str, Any]) -> None:
+    """Log the error (its traceback, unless a user error's message says it all) and record
+    ``status: failed``; called while ``exc`` is being handled."""
+    if isinstance(exc, distributed.RankFailed) and exc.rank not in (None, 0):
+        # only rank 0 writes train.log, and it may be stopped before failing in its turn
+        log.error("run failed: %s\nrank %d's %s", exc, exc.rank, exc.rank_traceback)
+    elif isinstance(exc, distributed.RankFailed):
+        where = " (its traceback is in the log above)" if exc.rank == 0 else ""
+        log.error("run failed: %s%s", exc, where)
+    elif isinstance(exc, USER_ERRORS) and not full_error():
+        # the message names what to fix; the CLI exits 2 without a traceback
+        log.error("run failed: %s", exc)
+        to_run_log("%s", traceback.format_exc(), level=logging.ERROR)  # train.log only
+        mark_reported(exc)
+    else:
+        log.error("run failed:\n%s", traceback.format_exc())
+    files.write_metrics(base | {"status": FAILED, "error": f"{type(exc).__name__}: {exc}"})
 
 
 def _fit(dist: Dist, cfg: Config, files: RunDir, sweep: str | None, start: float) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from fusion_tuner.config import Config
 from fusion_tuner.data.module import CrystalDataModule
 from fusion_tuner.data.text_states import (
     STORE_VERSION,
+    StoreResult,
     TextStateStore,
     load_or_build_states,
     store_bytes,
@@ -90,16 +91,8 @@ def prepare_text_states(
     if boundary is None:
         return {"used": False, "reason": "every text-encoder weight trains"}
     lengths = np.diff(dm.tokens["token_ptr"].numpy())
-    settings = {
-        "version": STORE_VERSION,
-        "tokens": dm.report["cache"]["tokens"][0],
-        "weights": encoder.frozen_identity(),
-        "frozen_layers": "all" if boundary == -1 else boundary,
-        "encoder": type(encoder.model).__name__,
-        "hidden": encoder.dim,
-    }
+    settings = _store_settings(dm, encoder, boundary)
     key = stable_hash(settings)
-    budget = None if t.store_max_gb is None else int(t.store_max_gb * 1e9)
     need = store_bytes(lengths, encoder.dim)
     log.info(
         "text store %s: %d crystals, %.1f KB per crystal, %.1f MB in all (float16, real tokens)",
@@ -108,11 +101,50 @@ def prepare_text_states(
         need / max(len(lengths), 1) / 1e3,
         need / 1e6,
     )
+    result = _load_or_build(cfg, dm, encoder, device, key, settings, lengths)
+    report: dict[str, Any] = {
+        "key": key,
+        "bytes": need,
+        "bytes_per_crystal": need / max(len(lengths), 1),
+        "frozen_layers": settings["frozen_layers"],
+    }
+    if result.store is None:
+        return report | _not_stored(result, t.store_max_gb)
+    error = _check(result.store, dm, encoder, device)
+    if error > CHECK_TOLERANCE:
+        return report | _check_failed(result.store, error)
+    return report | _attach(dm, encoder, result, error)
+
+
+def _store_settings(dm: CrystalDataModule, encoder: TextEncoder, boundary: int) -> dict[str, Any]:
+    """What the store's key is computed from (see the module's docstring)."""
+    return {
+        "version": STORE_VERSION,
+        "tokens": dm.report["cache"]["tokens"][0],
+        "weights": encoder.frozen_identity(),
+        "frozen_layers": "all" if boundary == -1 else boundary,
+        "encoder": type(encoder.model).__name__,
+        "hidden": encoder.dim,
+    }
+
+
+def _load_or_build(
+    cfg: Config,
+    dm: CrystalDataModule,
+    encoder: TextEncoder,
+    device: torch.device,
+    key: str,
+    settings: dict[str, Any],
+    lengths: np.ndarray,
+) -> StoreResult:
+    """The store under ``key``, found or built by running the encoder's frozen part, within
+    ``text.store_max_gb``; returns :func:`load_or_build_states`'s result."""
+    budget = None if cfg.text.store_max_gb is None else int(cfg.text.store_max_gb * 1e9)
 
     def encode(rows: list[int]) -> torch.Tensor:
         return encoder.frozen_states(*_padded_tokens(dm, rows, device))
 
-    result = load_or_build_states(
+    return load_or_build_states(
         dm.cache_root / "text_states",
         key,
         settings,
@@ -122,33 +154,39 @@ def prepare_text_states(
         batch_size=cfg.batch.batch_size,
         max_bytes=budget,
     )
-    report: dict[str, Any] = {
-        "key": key,
-        "bytes": need,
-        "bytes_per_crystal": need / max(len(lengths), 1),
-        "frozen_layers": settings["frozen_layers"],
+
+
+def _not_stored(result: StoreResult, store_max_gb: float | None) -> dict[str, Any]:
+    """Warn that the store could not be kept (budget or disk); the report's fields for it."""
+    log.warning(
+        "text store not used: it %s (text.store_max_gb=%s); the text encoder runs in every "
+        "batch instead. Raise text.store_max_gb or free disk space to store it",
+        result.reason,
+        store_max_gb,
+    )
+    return {
+        "used": False,
+        "reason": f"{result.reason} (text.store_max_gb={store_max_gb})",
     }
-    if result.store is None:
-        log.warning(
-            "text store not used: it %s (text.store_max_gb=%s); the text encoder runs in every "
-            "batch instead. Raise text.store_max_gb or free disk space to store it",
-            result.reason,
-            t.store_max_gb,
-        )
-        return report | {
-            "used": False,
-            "reason": f"{result.reason} (text.store_max_gb={t.store_max_gb})",
-        }
-    error = _check(result.store, dm, encoder, device)
-    if error > CHECK_TOLERANCE:
-        log.warning(
-            "text store not used: outputs from %s differ from the direct computation by %.3g "
-            "(relative, tolerance %g); the text encoder runs in every batch instead",
-            result.store.path,
-            error,
-            CHECK_TOLERANCE,
-        )
-        return report | {"used": False, "reason": f"check failed: relative difference {error:.3g}"}
+
+
+def _check_failed(store: TextStateStore, error: float) -> dict[str, Any]:
+    """Warn that the store's outputs differ from the direct ones; the report's fields for it."""
+    log.warning(
+        "text store not used: outputs from %s differ from the direct computation by %.3g "
+        "(relative, tolerance %g); the text encoder runs in every batch instead",
+        store.path,
+        error,
+        CHECK_TOLERANCE,
+    )
+    return {"used": False, "reason": f"check failed: relative difference {error:.3g}"}
+
+
+def _attach(
+    dm: CrystalDataModule, encoder: TextEncoder, result: StoreResult, error: float
+) -> dict[str, Any]:
+    """Serve the checked store with every batch and let the encoder take its states; the
+    report's fields for it."""
     dm.attach_text_states(result.store)
     encoder.accepts_states = True
     how = f"built in {result.seconds:.1f} s" if result.built else "found"
@@ -160,7 +198,7 @@ def prepare_text_states(
         f"{result.store.nbytes / 1e6:.1f} MB",
         error,
     )
-    return report | {
+    return {
         "used": True,
         "path": str(result.store.path),
         "built": result.built,

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from fusion_tuner import __version__
+from fusion_tuner import checkpoint as ckpt_io
 from fusion_tuner.config import (
     Config,
     SchedulerConfig,
@@ -37,10 +38,10 @@ from fusion_tuner.errors import CheckpointError, ConfigError, Diverged
 from fusion_tuner.io import atomic_write_dir, stable_hash
 from fusion_tuner.metrics import gap_ratio, learned_nothing, skill_metrics
 from fusion_tuner.models.builders import build_model
+from fusion_tuner.models.property import FusionPropertyModel
 from fusion_tuner.provenance import git_revision
-from fusion_tuner.rundir import COMPLETED, RunDir
+from fusion_tuner.rundir import COMPLETED, Run, RunDir
 from fusion_tuner.runtime import seed_everything
-from fusion_tuner.training import checkpoint as ckpt_io
 from fusion_tuner.training import finetune
 from fusion_tuner.training.console import BatchProgress, progress, to_run_log
 from fusion_tuner.training.distributed import SINGLE, Dist, epoch_seed, rank_device
@@ -158,6 +159,56 @@ def _setup_data(cfg: Config, files: RunDir, dist: Dist, tokenizer: Any) -> Cryst
     return dm
 
 
+def _runtime_device(cfg: Config, dist: Dist) -> torch.device:
+    """Seed, threads and determinism of ``cfg.trainer``; this rank's device (with the compile
+    toolchain checked when ``trainer.compile``)."""
+    seed_everything(cfg.random_seed)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
+    device = rank_device(cfg.trainer.device, dist)
+    if cfg.trainer.compile:
+        check_compile_toolchain(device)
+    return device
+
+
+def _build_run_model(
+    cfg: Config, dm: CrystalDataModule, device: torch.device, source: Run | None
+) -> tuple[FusionPropertyModel, dict[str, Any] | None]:
+    """The model on ``device``: built, loaded from ``model.init_from``'s run (``source``) when
+    given, compiled when asked, with the new training split's target normaliser; returns it
+    and what was loaded (None for fresh weights)."""
+    model = build_model(cfg, dm.info).to(device)
+    init = (
+        finetune.load_matching(model, source, cfg.model.init_scope, cfg.model.init_min_loaded)
+        if source
+        else None
+    )
+    if cfg.trainer.compile:  # after the weights are loaded; the state_dict keeps its names
+        model.compile_graph_encoder()
+    y = dm.datasets["train"].targets  # the normaliser is always the new training split's
+    if cfg.trainer.target_scale == "raw":  # the model learns y in its units (upstream)
+        model.set_normalizer(0.0, 1.0)
+    else:
+        model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
+    return model, init
+
+
+def _build_optimization(
+    cfg: Config, model: torch.nn.Module, epochs: int, steps: int, warmup: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimizer and its schedule (``warmup`` steps, then ``epochs`` x ``steps``)."""
+    # built before any freezing, so that the graph encoder's parameters are in it from the
+    # start (unfreezing needs no new optimizer, and a resume restores its state exactly)
+    optimizer = build_optimizer(
+        model, cfg.scheduler, cfg.regularization.weight_decay, text_learning_rate(cfg)
+    )
+    scheduler = build_scheduler(
+        optimizer, dataclasses.replace(cfg.scheduler, warmup_steps=warmup), epochs, steps
+    )
+    return optimizer, scheduler
+
+
 def early_stopping_note(cfg: Config) -> tuple[int, str]:
     """(level, line) saying that early stopping cannot fire in a run of ``cfg``: INFO when a
     budget's epoch cap is what rules it out (every quick run), WARNING when the run's own
@@ -254,46 +305,21 @@ class Trainer:
             dist: this process's rank when the run trains on several (every rank calls this).
         """
         files = RunDir(run_dir)
-        seed_everything(cfg.random_seed)
-        if cfg.trainer.num_threads:
-            torch.set_num_threads(cfg.trainer.num_threads)
-        torch.use_deterministic_algorithms(cfg.trainer.deterministic, warn_only=True)
-        device = rank_device(cfg.trainer.device, dist)
-        if cfg.trainer.compile:
-            check_compile_toolchain(device)
+        device = _runtime_device(cfg, dist)
         source = finetune.source_run(cfg)  # model.init_from, found before any data work
         # a resumed run keeps the tokenizer it saved; a fine-tuned one starts with its source's
         tokenizer = _own_tokenizer(files) or finetune.source_tokenizer(cfg, source)
         dm = _setup_data(cfg, files, dist, tokenizer)
         dm.pin_memory = device.type == "cuda"  # asynchronous host-to-device batch copies
         seed_everything(cfg.random_seed)  # model init does not depend on what data loading drew
-        model = build_model(cfg, dm.info).to(device)
-        init = (
-            finetune.load_matching(model, source, cfg.model.init_scope, cfg.model.init_min_loaded)
-            if source
-            else None
-        )
-        if cfg.trainer.compile:  # after the weights are loaded; the state_dict keeps its names
-            model.compile_graph_encoder()
-        y = dm.datasets["train"].targets  # the normaliser is always the new training split's
-        if cfg.trainer.target_scale == "raw":  # the model learns y in its units (upstream)
-            model.set_normalizer(0.0, 1.0)
-        else:
-            model.set_normalizer(float(y.mean()), float(y.std()) if len(y) > 1 else 1.0)
+        model, init = _build_run_model(cfg, dm, device, source)
         if getattr(model, "text_encoder", None) is not None:  # once its weights are final
             dm.report["text_store"] = prepare_text_states(cfg, dm, model.text_encoder, device)
             if dist.is_main:
                 files.write_data_report(dm.report)
         epochs, steps = max_epochs(cfg), math.ceil(len(dm.datasets["train"]) / cfg.batch.batch_size)
         warmup = _warmup_steps(cfg, epochs, steps)
-        # built before any freezing, so that the graph encoder's parameters are in it from the
-        # start (unfreezing needs no new optimizer, and a resume restores its state exactly)
-        optimizer = build_optimizer(
-            model, cfg.scheduler, cfg.regularization.weight_decay, text_learning_rate(cfg)
-        )
-        scheduler = build_scheduler(
-            optimizer, dataclasses.replace(cfg.scheduler, warmup_steps=warmup), epochs, steps
-        )
+        optimizer, scheduler = _build_optimization(cfg, model, epochs, steps, warmup)
         stopper = EarlyStopping(cfg.scheduler.n_early_stopping, cfg.scheduler.min_delta)
         trainer = cls(
             cfg,
@@ -558,6 +584,19 @@ class Trainer:
         self.dist.barrier()  # rank 0 has written best_model.pt before any rank reads it
         best = ckpt_io.load_checkpoint(self.files.best_checkpoint, self.device)
         self.model.load_state_dict(best["model_state"])
+        results, train_mean = self._evaluate_splits()
+        p = self.progress
+        if self.dist.is_main:
+            plot_curves(
+                [(self.cfg.experiment_name, p.history, p.best_epoch)],
+                self.files.curves,
+                title=self.cfg.experiment_name,
+            )
+        return self._final_metrics(results, train_mean, wall_seconds)
+
+    def _evaluate_splits(self) -> tuple[dict[str, Any], float]:
+        """The loaded model's metrics on every split (rank 0 writes the predictions); returns
+        them and the training targets' mean (the mean predictor the skill is measured against)."""
         results: dict[str, Any] = {}
         train_mean = float("nan")
         for split in ("train", "val", "test"):
@@ -570,13 +609,13 @@ class Trainer:
             results[split] = {k: ev.metrics[k] for k in ("mae", "rmse", "r2", "n")} | (
                 skill_metrics(ev.target, ev.prediction, train_mean)
             )
+        return results, train_mean
+
+    def _final_metrics(
+        self, results: dict[str, Any], train_mean: float, wall_seconds: float
+    ) -> dict[str, Any]:
+        """The ``metrics.json`` content of the completed run around the splits' ``results``."""
         p = self.progress
-        if self.dist.is_main:
-            plot_curves(
-                [(self.cfg.experiment_name, p.history, p.best_epoch)],
-                self.files.curves,
-                title=self.cfg.experiment_name,
-            )
         default_stop = (
             "max_epochs" if self.max_epochs == self.cfg.scheduler.epochs else "budget_max_epochs"
         )

@@ -15,7 +15,6 @@ The summary is written by ``python -m fusion_tuner`` once Hydra returns, also af
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import sys
 import time
@@ -363,36 +362,33 @@ class SearchLock:
 
     def __init__(self, sweep_dir: Path) -> None:
         self.path = Path(sweep_dir) / LOCK_FILE
-        self._fh: Any = None
+        self._lock: Any = None
 
     def __enter__(self) -> SearchLock:
         import os
         import socket
 
-        fh = open(self.path, "a+")
+        from fusion_tuner.io import LockHeld, exclusive_lock
+
+        lock = exclusive_lock(
+            self.path, wait=False, owner=f"pid {os.getpid()} on host {socket.gethostname()}\n"
+        )
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            owner = fh.read().strip() or "another process"
-            fh.close()
+            lock.__enter__()
+        except LockHeld as held:
             print(
-                f"error: the search in {self.path.parent} is being run by {owner}; wait for it "
-                "to end (a second sweeper would launch the same trials twice)",
+                f"error: the search in {self.path.parent} is being run by "
+                f"{held.owner or 'another process'}; wait for it to end (a second sweeper "
+                "would launch the same trials twice)",
                 file=sys.stderr,
                 flush=True,
             )
             raise SystemExit(EXIT_REFUSED) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
-        fh.flush()
-        self._fh = fh
+        self._lock = lock
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fh, fcntl.LOCK_UN)
-        self._fh.close()
+        self._lock.__exit__(None, None, None)
 
 
 def _probes(space: Any) -> list[tuple[str, list[str]]]:

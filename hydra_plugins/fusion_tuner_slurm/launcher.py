@@ -71,7 +71,7 @@ class FusionSlurmLauncher(_submitit.SlurmLauncher):
         for w in findings.warnings:
             log.warning("SLURM preflight: %s", w)
         if findings.errors:
-            from fusion_tuner.slurm.record import discard_unsubmitted
+            from fusion_tuner.sweeps.plan import discard_unsubmitted
 
             assert self.config is not None
             discard_unsubmitted(Path(str(self.config.hydra.sweep.dir)))

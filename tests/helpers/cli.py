@@ -214,7 +214,7 @@ def start_until_epochs(run_dir: Path, *overrides: str, epochs: int = 2, timeout:
 # ---------------------------------------------------------------------------------- analysis
 def analyze(*args: str) -> subprocess.CompletedProcess:
     """``python -m fusion_tuner.analyze ARGS...``, run in this process."""
-    from fusion_tuner.analyze import main
+    from fusion_tuner.cli.analyze import main
 
     return in_process(main, *args)
 

@@ -23,8 +23,9 @@ def write_hydra_files(run_dir: Path, overrides: list[str]) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from fusion_tuner.compose import conf_dir, normalize_overrides
+    from fusion_tuner.compose import normalize_overrides
     from fusion_tuner.config import register_configs
+    from fusion_tuner.paths import conf_dir
 
     register_configs()
     overrides = normalize_overrides(overrides)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.summary_files import write_summary
 
 
 def fake_run(

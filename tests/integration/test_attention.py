@@ -57,7 +57,7 @@ def test_attention_maps_of_a_trained_run(
 ) -> None:
     from fusion_tuner.analysis.attention import capture
     from fusion_tuner.analysis.runs import datamodule_for
-    from fusion_tuner.analyze import main
+    from fusion_tuner.cli.analyze import main
     from fusion_tuner.rundir import locate
 
     ids = json.loads((trained_run / "split.json").read_text())["test"][:2]
@@ -104,7 +104,7 @@ def test_attention_maps_of_a_trained_run(
 def test_attention_refuses_graph_only_runs_and_unknown_ids(
     trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from fusion_tuner.analyze import main
+    from fusion_tuner.cli.analyze import main
 
     code = main(
         ["attention", "--runs", str(trained_run), "--ids", "nope-1", "--out", str(tmp_path)]

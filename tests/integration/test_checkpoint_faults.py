@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from fusion_tuner.checkpoint import load_checkpoint
 from fusion_tuner.errors import CheckpointError
-from fusion_tuner.training.checkpoint import load_checkpoint
 from tests.helpers.data import NACL_POSCAR
 from tests.helpers.runs import train_run
 
@@ -146,8 +146,8 @@ CONFIG_TAMPERINGS = ("extra config key", "config as a string", "shared-reference
 def test_tampered_checkpoints_give_an_error_and_exit_2(
     kind: str, trained: Path, tmp_path: Path, capsys
 ) -> None:
-    from fusion_tuner.export import main as export_main
-    from fusion_tuner.predict import main as predict_main
+    from fusion_tuner.cli.export import main as export_main
+    from fusion_tuner.cli.predict import main as predict_main
 
     change, expected = TAMPERINGS[kind]
     run = tampered(trained, tmp_path / "run", change)
@@ -168,7 +168,7 @@ def test_tampered_checkpoints_give_an_error_and_exit_2(
     assert err.startswith("error: ") and "Traceback" not in err
     if kind in CONFIG_TAMPERINGS:  # export reads the config, never the weights
         assert expected in err and str(run / "best_model.pt") in err
-    from fusion_tuner.analyze import main as analyze_main
+    from fusion_tuner.cli.analyze import main as analyze_main
 
     code = analyze_main(
         ["cka", "--runs", str(trained), str(run), "--device", "cpu", "--out", str(tmp_path / "a")]

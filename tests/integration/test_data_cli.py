@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fusion_tuner.data.paths import SAMPLES_DIR
+from fusion_tuner.paths import SAMPLES_DIR
 from tests.helpers.cli import TINY, run_cli, summary_rows, sweep
 
 pytestmark = pytest.mark.integration

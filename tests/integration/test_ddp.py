@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from fusion_tuner.checkpoint import load_checkpoint
 from fusion_tuner.models.fusion import info_nce
 from fusion_tuner.training import distributed
-from fusion_tuner.training.checkpoint import load_checkpoint
 from fusion_tuner.training.distributed import Dist, global_rows
 from tests.helpers.cli import (
     comparable_history,

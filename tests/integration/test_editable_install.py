@@ -53,7 +53,7 @@ def test_the_editable_install_imports_this_checkout(editable_python: Path, tmp_p
         editable_python,
         tmp_path,
         "-c",
-        "import fusion_tuner; from fusion_tuner.compose import conf_dir; "
+        "import fusion_tuner; from fusion_tuner.paths import conf_dir; "
         "print(fusion_tuner.__file__); print(conf_dir())",
     )
     assert out.returncode == 0, out.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from fusion_tuner.cli.export import main
 from fusion_tuner.data.demo import generate_demo
-from fusion_tuner.export import main
 from tests.helpers.runs import train_run
 
 pytestmark = pytest.mark.integration

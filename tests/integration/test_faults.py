@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from fusion_tuner import build_datamodule
+from fusion_tuner.checkpoint import load_checkpoint
 from fusion_tuner.errors import CheckpointError, ConfigError
-from fusion_tuner.training.checkpoint import load_checkpoint
 from tests.conftest import compose
 from tests.helpers.cli import TINY, run_cli
 

@@ -11,7 +11,7 @@ import pytest
 
 from fusion_tuner.io import atomic_write_dir, atomic_write_text, process_umask
 from fusion_tuner.sweeps.plan_report import build_report
-from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.summary_files import write_summary
 from tests.helpers.runs import train_run
 from tests.helpers.sweeps import fixed_design
 

@@ -144,7 +144,7 @@ def test_bad_init_settings_fail_before_data_work(tmp_path) -> None:
 
 
 def test_fine_tuning_composes_with_a_phase_sweep(tmp_path) -> None:
-    from fusion_tuner.compose import conf_dir
+    from fusion_tuner.paths import conf_dir
     from fusion_tuner.sweeps.plan import check_subdir, expand_jobs
 
     phase = yaml.safe_load((conf_dir() / "phase" / "1.yaml").read_text())

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from fusion_tuner import packaged
 from fusion_tuner.config import text_learning_rate, validate
 from fusion_tuner.errors import ConfigError
-from fusion_tuner.models import packaged
 from tests.conftest import REPO, compose
 from tests.helpers.cli import module_cli, read_csv, run_cli
 from tests.helpers.runs import train_run

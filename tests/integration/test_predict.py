@@ -65,7 +65,7 @@ class Result:
 
 def predict_cli(capsys: pytest.CaptureFixture, *args: str) -> Result:
     """The command's ``main`` in this process (``python -m`` itself: see the first test)."""
-    from fusion_tuner.predict import main
+    from fusion_tuner.cli.predict import main
 
     capsys.readouterr()
     code = main(list(args))
@@ -97,7 +97,7 @@ def test_folders(runs, tmp_path_factory) -> tuple[Path, Path, Path]:
 def test_own_test_crystals_reproduce_predictions_test_csv(
     runs, test_folders, tmp_path, how
 ) -> None:
-    from fusion_tuner.predict import main
+    from fusion_tuner.cli.predict import main
 
     _, bare, desc = test_folders
     out = tmp_path / "pred.csv"
@@ -125,7 +125,7 @@ def test_own_test_crystals_reproduce_predictions_test_csv(
 def test_python_api_is_the_function_and_the_command_module_still_runs(runs, test_folders) -> None:
     import fusion_tuner
     from fusion_tuner import predict
-    from fusion_tuner.predict import main
+    from fusion_tuner.cli.predict import main
 
     assert callable(predict) and predict.__module__ == "fusion_tuner.inference.predictor"
     assert fusion_tuner.predict is predict and callable(main)

@@ -52,7 +52,7 @@ def inputs(tmp_path: Path) -> Path:
 
 
 def predict(capsys, *args: str) -> tuple[int, str, str]:
-    from fusion_tuner.predict import main
+    from fusion_tuner.cli.predict import main
 
     capsys.readouterr()
     code = main(list(args))

@@ -152,9 +152,9 @@ def read_yaml(path: Path) -> dict:
 def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None:
     """A real phase-1 sweep (its winner forced to e06_lower_lr in summary.json, since two
     epochs decide nothing), then a real ``+phase=2`` sweep chained from it, then the report."""
+    from fusion_tuner.checkpoint import load_checkpoint
     from fusion_tuner.sweeps.chain import experiment_settings
     from fusion_tuner.sweeps.plan_report import build_report
-    from fusion_tuner.training.checkpoint import load_checkpoint
 
     root = tmp_path / "multirun"
     phase1 = root / "phase1" / "t1"

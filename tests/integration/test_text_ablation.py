@@ -55,7 +55,7 @@ def _mae(run: Path) -> float:
 def test_text_ablation_on_two_fused_runs(
     trained_run: Path, trained_run_seed7: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from fusion_tuner.analyze import main
+    from fusion_tuner.cli.analyze import main
 
     out = tmp_path / "ablation"
     args = ["text-ablation", "--runs", str(trained_run), str(trained_run_seed7), "--out", str(out)]
@@ -89,7 +89,7 @@ def test_text_ablation_on_two_fused_runs(
 def test_graph_only_runs_are_refused(
     trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from fusion_tuner.analyze import main
+    from fusion_tuner.cli.analyze import main
 
     graph = train_run(tmp_path / "graph", "text=none", "budget.max_epochs=1")
     code = main(["text-ablation", "--runs", str(trained_run), str(graph), "--out", str(tmp_path)])

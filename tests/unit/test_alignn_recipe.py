@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from fusion_tuner import compose_config
+from fusion_tuner.checkpoint import config_from_dict, config_to_dict
 from fusion_tuner.config import Config, SchedulerConfig, validate
 from fusion_tuner.errors import ConfigError
 from fusion_tuner.models.builders import readout_head
-from fusion_tuner.training.checkpoint import config_from_dict, config_to_dict
 from fusion_tuner.training.optim import build_optimizer, build_scheduler
 
 # (our key, upstream's value, where upstream sets it)
@@ -175,7 +175,7 @@ def test_plan_onecycle_is_still_the_warmup_steps_schedule() -> None:
 
 
 def test_raw_target_scale_trains_on_the_raw_target(tmp_path) -> None:
-    from fusion_tuner.training.checkpoint import load_checkpoint
+    from fusion_tuner.checkpoint import load_checkpoint
     from tests.helpers.runs import train_run
 
     run = train_run(

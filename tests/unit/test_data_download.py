@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from fusion_tuner import paths
+from fusion_tuner.cli.datasets import main as data_main
 from fusion_tuner.data import download as dl
-from fusion_tuner.data import paths
 from fusion_tuner.data.registry import DATASETS, DataSet, RemoteFile
 
 PAYLOAD = bytes(range(256)) * 800  # 204,800 bytes: several chunks
@@ -185,24 +186,24 @@ def test_main_download_list_and_exit_codes(
     monkeypatch.setitem(DATASETS, "toy_bad", fake_set("toy_bad", server.url, "cd" * 32))
     monkeypatch.setenv("FUSION_TUNER_DATA_DIR", str(tmp_path / "data"))
 
-    assert dl.main(["download", "toy"]) == 0
+    assert data_main(["download", "toy"]) == 0
     out = capsys.readouterr().out
     assert f"SHA-256 {SHA} matches" in out
     assert (tmp_path / "data" / "toy" / "file.bin").read_bytes() == PAYLOAD
     assert paths.resolve("data://toy/file.bin") == tmp_path / "data" / "toy" / "file.bin"
-    assert dl.main(["download", "toy"]) == 0  # already there: checked, not fetched again
+    assert data_main(["download", "toy"]) == 0  # already there: checked, not fetched again
     assert "present: " in capsys.readouterr().out and len(server.ranges) == 1
 
-    assert dl.main(["download", "toy_unverified", "--to", str(tmp_path / "u")]) == 0
+    assert data_main(["download", "toy_unverified", "--to", str(tmp_path / "u")]) == 0
     out = capsys.readouterr().out
     assert "NOT VERIFIED" in out and SHA in out
     assert (tmp_path / "u" / "file.bin").is_file()
 
-    assert dl.main(["download", "toy_bad", "--to", str(tmp_path / "b")]) == 1
+    assert data_main(["download", "toy_bad", "--to", str(tmp_path / "b")]) == 1
     err = capsys.readouterr().err
     assert "checksum mismatch" in err and not (tmp_path / "b" / "file.bin").exists()
 
-    assert dl.main(["list"]) == 0
+    assert data_main(["list"]) == 0
     out = capsys.readouterr().out
     assert f"present in {tmp_path / 'data' / 'toy'}" in out
     assert "toy_bad: a toy set" in out and "absent" in out.split("toy_bad:")[1].split("\n\n")[0]
@@ -211,7 +212,7 @@ def test_main_download_list_and_exit_codes(
 
 def test_download_help_lists_the_sets_with_sizes_and_licences(capsys) -> None:
     with pytest.raises(SystemExit) as done:
-        dl.main(["download", "--help"])
+        data_main(["download", "--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
     for name in ("perov_5", "mp_20", "carbon_24", "dft_3d", "dft_3d_2021"):
@@ -223,7 +224,7 @@ def test_download_help_lists_the_sets_with_sizes_and_licences(capsys) -> None:
 
 def test_unknown_name_exits_2(capsys) -> None:
     with pytest.raises(SystemExit) as done:
-        dl.main(["download", "mp_21"])
+        data_main(["download", "mp_21"])
     assert done.value.code == 2
     assert "invalid choice: 'mp_21'" in capsys.readouterr().err
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fusion_tuner import compose_config
-from fusion_tuner.compose import CONF_DIR
+from fusion_tuner.paths import CONF_DIR
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 PHASES = sorted(p.stem for p in (CONF_DIR / "phase").glob("*.yaml"))

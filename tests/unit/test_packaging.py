@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fusion_tuner import compose
+from fusion_tuner import paths
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,19 +32,19 @@ def test_pyproject_lists_every_package_and_maps_conf() -> None:
 
 def test_conf_dir_prefers_the_packaged_configs(tmp_path: Path, monkeypatch) -> None:
     packaged, beside = tmp_path / "pkg" / "conf", tmp_path / "conf"
-    monkeypatch.setattr(compose, "CONF_CANDIDATES", (packaged, beside))
+    monkeypatch.setattr(paths, "CONF_CANDIDATES", (packaged, beside))
     beside.mkdir()
     (beside / "config.yaml").write_text("defaults: []\n")
-    assert compose.conf_dir() == beside  # a checkout: conf/ beside the package
+    assert paths.conf_dir() == beside  # a checkout: conf/ beside the package
     packaged.mkdir(parents=True)
     (packaged / "config.yaml").write_text("defaults: []\n")
-    assert compose.conf_dir() == packaged  # an installed wheel
+    assert paths.conf_dir() == packaged  # an installed wheel
     (packaged / "config.yaml").unlink()
     (beside / "config.yaml").unlink()
     with pytest.raises(FileNotFoundError, match=r"config\.yaml") as err:
-        compose.conf_dir()
+        paths.conf_dir()
     assert str(packaged) in str(err.value)
 
 
 def test_this_checkout_uses_the_repository_conf() -> None:
-    assert compose.conf_dir() == REPO / "conf" == compose.CONF_DIR
+    assert paths.conf_dir() == REPO / "conf" == paths.CONF_DIR

@@ -7,9 +7,9 @@ import json
 import re
 from pathlib import Path
 
-from fusion_tuner.report import main as report_main
+from fusion_tuner.cli.report import main as report_main
 from fusion_tuner.sweeps.plan_report import build_report
-from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.summary_files import write_summary
 from tests.helpers.sweeps import (
     EVIL_STATUS,
     assert_inert,

@@ -19,7 +19,7 @@ from fusion_tuner.sweeps.context import (
     git_revision,
 )
 from fusion_tuner.sweeps.plan_report import build_report
-from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.summary_files import write_summary
 from tests.helpers.sweeps import fake_run, fixed_design, patch_metrics
 
 QUICK = {

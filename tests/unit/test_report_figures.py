@@ -11,7 +11,7 @@ import pytest
 from fusion_tuner.rundir import Run
 from fusion_tuner.sweeps.figures import arm_curve, arm_parity, plot_arm_curves, plot_parity
 from fusion_tuner.sweeps.plan_report import build_report
-from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.summary_files import write_summary
 from tests.helpers.sweeps import (
     fake_run,
     fixed_design,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fusion_tuner.sweeps.plan_report import build_report
-from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.sweeps.summary_files import write_summary
 from tests.helpers.sweeps import fake_run, fixed_design, patch_metrics
 
 LR = {"scheduler": {"learning_rate": 0.001}}

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from fusion_tuner import paths
 from fusion_tuner.compose import compose_config
 from fusion_tuner.config import dataset_file_problems
-from fusion_tuner.data import paths, records
+from fusion_tuner.data import records
 from fusion_tuner.data.tables import load_table
 from fusion_tuner.errors import DataError
 

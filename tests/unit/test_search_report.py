@@ -16,7 +16,12 @@ from optuna.trial import TrialState
 
 from fusion_tuner.rundir import RunDir
 from fusion_tuner.search import RECORD_FILE
-from fusion_tuner.search.report import BEST_YAML, SUMMARY_JSON, SUMMARY_MD, write_search_summary
+from fusion_tuner.search.search_summary import (
+    BEST_YAML,
+    SUMMARY_JSON,
+    SUMMARY_MD,
+    write_search_summary,
+)
 from fusion_tuner.search.space import parse_space
 from fusion_tuner.search.study import PrunerSpec, SamplerSpec, open_study, write_record
 

@@ -250,7 +250,7 @@ def test_top_searches_the_ranges_of_tiers_1_to_3_together() -> None:
 
 
 def test_help_lists_each_search_with_the_keys_it_searches() -> None:
-    from fusion_tuner.usage import help_text
+    from fusion_tuner.cli.help import help_text
 
     text = help_text(CONF)
     assert "search: Optuna searches over the plan's tiers (-m +search=tier1 runs one)" in text

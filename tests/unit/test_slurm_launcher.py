@@ -11,8 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 
-from fusion_tuner.compose import CONF_DIR
 from fusion_tuner.config import register_configs
+from fusion_tuner.paths import CONF_DIR
 from hydra_plugins.fusion_tuner_slurm.launcher import FusionSlurmLauncher, _labels
 
 

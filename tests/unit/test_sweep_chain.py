@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 
 from fusion_tuner import compose_config
-from fusion_tuner.compose import conf_dir
+from fusion_tuner.checkpoint import config_to_dict
 from fusion_tuner.config import flatten
 from fusion_tuner.errors import ConfigError
+from fusion_tuner.paths import conf_dir
 from fusion_tuner.sweeps.chain import (
     as_overrides,
     experiment_settings,
     owned_keys,
     read_next_base,
 )
-from fusion_tuner.sweeps.report import write_summary
-from fusion_tuner.training.checkpoint import config_to_dict
+from fusion_tuner.sweeps.summary_files import write_summary
 from tests.helpers.sweeps import fake_run, fixed_design
 
 EXPERIMENTS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))

@@ -8,7 +8,7 @@ import math
 import pytest
 from scipy import stats
 
-from fusion_tuner.sweeps.decision import (
+from fusion_tuner.decision import (
     DOWN,
     INCONCLUSIVE,
     NONE,

@@ -69,7 +69,7 @@ def test_a_search_that_stopped_before_recording_itself_gets_no_grid_summary(
 ) -> None:
     from omegaconf import OmegaConf
 
-    from fusion_tuner.cli import _summarise_sweeps
+    from fusion_tuner.cli.train import _summarise_sweeps
     from fusion_tuner.search import SWEEPER_TARGET
 
     session = tmp_path / "session.jsonl"
@@ -90,8 +90,9 @@ def phase_jobs(phase: str, *task: str) -> list[list[str]]:
     """The jobs Hydra's basic sweeper runs for ``+phase=<phase> -m <task...>``."""
     from hydra import compose, initialize_config_dir
 
-    from fusion_tuner.compose import conf_dir, normalize_overrides
+    from fusion_tuner.compose import normalize_overrides
     from fusion_tuner.config import register_configs
+    from fusion_tuner.paths import conf_dir
     from fusion_tuner.sweeps.plan import plan_jobs
 
     register_configs()

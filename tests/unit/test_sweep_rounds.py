@@ -135,8 +135,8 @@ def value(exp: str, seed: int) -> float:
 
 def test_rounds_add_seeds_to_open_arms_confirm_the_winner_and_resume(tmp_path: Path) -> None:
     from fusion_tuner.sweeps.chain import read_next_base
-    from fusion_tuner.sweeps.report import write_summary
     from fusion_tuner.sweeps.rounds import run_rounds
+    from fusion_tuner.sweeps.summary_files import write_summary
 
     sw = tmp_path / "sw"
     launcher = FakeLauncher(sw, value)

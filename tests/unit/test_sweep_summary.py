@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fusion_tuner.summary import main as summary_main
-from fusion_tuner.sweeps.report import write_summary
+from fusion_tuner.cli.summary import main as summary_main
 from fusion_tuner.sweeps.sequential import mde
 from fusion_tuner.sweeps.summary import DOWN, INCONCLUSIVE, NONE, SAME, UP
+from fusion_tuner.sweeps.summary_files import write_summary
 from tests.helpers.sweeps import fake_run, fixed_design
 from tests.helpers.sweeps import patch_metrics as _patch
 from tests.helpers.sweeps import winning_sweep as _winning_sweep
@@ -279,7 +279,7 @@ def test_corrupt_run_files_are_reported_unreadable_and_the_rest_summarised(
 
 
 def test_the_plan_report_goes_on_past_corrupt_run_files(tmp_path: Path) -> None:
-    from fusion_tuner.report import main as report_main
+    from fusion_tuner.cli.report import main as report_main
 
     sweep = tmp_path / "multirun" / "phase1" / "2026-01-01_00-00-00"
     corrupt_sweep(sweep)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from fusion_tuner.checkpoint import load_checkpoint, save_checkpoint
 from fusion_tuner.config import SchedulerConfig, config_hash, max_epochs
 from fusion_tuner.errors import CheckpointError
-from fusion_tuner.training.checkpoint import load_checkpoint, save_checkpoint
 from fusion_tuner.training.early_stopping import EarlyStopping
 from fusion_tuner.training.optim import build_optimizer, build_scheduler, param_groups
 from tests.conftest import compose

@@ -161,7 +161,80 @@ def seeds_needed(spread: Spread, tau: float, confidence: float = CONFIDENCE) -> 
 
 
 def _as_seeds(values: Mapping[int, float] | Sequence[float]) -> dict[int, float] | None:
+    """Returns ``values`` by seed, or None for a plain sequence (never paired)."""
     return dict(values) if isinstance(values, Mapping) else None
+
+
+class _Change(NamedTuple):
+    """The change of validation MAE and what its t interval needs."""
+
+    delta: float
+    se: float
+    df: float
+    method: str
+    # the spread of one seed's difference, for seeds_needed
+    spread: Spread
+
+
+def _paired_change(es: dict[int, float] | None, bs: dict[int, float] | None) -> _Change | None:
+    """Returns the mean of the per-seed differences with its standard error, when both arms
+    ran the same seeds (at least 2); else None."""
+    if es is None or bs is None or set(es) != set(bs) or len(es) < 2:
+        return None
+    diffs = [es[k] - bs[k] for k in sorted(es)]
+    delta, sd = mean_sd(diffs)
+    own = Spread(sd, True, f"sd of this experiment's {len(diffs)} per-seed differences")
+    return _Change(delta, sd / math.sqrt(len(diffs)), len(diffs) - 1, "paired t", own)
+
+
+def _welch_change(ev: list[float], bv: list[float], mb: float) -> _Change | None:
+    """Returns the difference of the means with Welch's standard error and degrees of freedom,
+    when each arm has at least 2 seeds; else None."""
+    if len(ev) < 2 or len(bv) < 2:
+        return None
+    (me, se_), (_, sb) = mean_sd(ev), mean_sd(bv)
+    ve, vb = se_**2 / len(ev), sb**2 / len(bv)
+    se = math.sqrt(ve + vb)
+    df = (
+        (ve + vb) ** 2 / (ve**2 / (len(ev) - 1) + vb**2 / (len(bv) - 1))
+        if se > 0
+        else len(ev) + len(bv) - 2
+    )
+    own = Spread(
+        math.sqrt(se_**2 + sb**2), False, "seed-to-seed sd of this experiment and the baseline"
+    )
+    return _Change(me - mb, se, df, "Welch t", own)
+
+
+def _direction(delta: float, lo: float, hi: float, tau: float) -> str:
+    """Returns the decision for a change and its interval (the rule in the module docstring)."""
+    if hi < 0 and delta < -tau:
+        return DOWN
+    if lo > 0 and delta > tau:
+        return UP
+    if -tau <= lo and hi <= tau:
+        return SAME
+    return INCONCLUSIVE
+
+
+def _without_interval(
+    ev: list[float], bv: list[float], tau: float, spread: Spread | None, confidence: float
+) -> Decision:
+    """Returns the decision when an arm has a single seed: inconclusive, with the seeds needed
+    estimated from ``spread`` (the sweep's, when given)."""
+    mb = mean_sd(bv)[0]
+    needed = seeds_needed(spread, tau, confidence) if spread is not None else None
+    return Decision(
+        INCONCLUSIVE,
+        mean_sd(ev)[0] - mb,
+        tau,
+        len(ev),
+        len(bv),
+        seeds_needed=needed,
+        spread=spread,
+        note="a single seed in an arm gives no interval",
+        base_mean=mb,
+    )
 
 
 def decide(
@@ -182,6 +255,9 @@ def decide(
         confidence: of the interval.
         spread: the spread to estimate seeds needed from when an arm has a single seed (see
             :func:`sweep_spread`); None: no estimate.
+
+    Returns:
+        The decision (``n/a`` when an arm has no value; inconclusive without an interval).
     """
     ev = list(exp.values()) if isinstance(exp, Mapping) else list(exp)
     bv = list(base.values()) if isinstance(base, Mapping) else list(base)
@@ -189,62 +265,25 @@ def decide(
         return Decision(NONE, math.nan, math.nan, len(ev), len(bv))
     mb = mean_sd(bv)[0]
     tau = threshold * abs(mb)
-    es, bs = _as_seeds(exp), _as_seeds(base)
-    own: Spread | None = None
-    if es is not None and bs is not None and set(es) == set(bs) and len(es) >= 2:
-        diffs = [es[k] - bs[k] for k in sorted(es)]
-        delta, sd = mean_sd(diffs)
-        se, df, method = sd / math.sqrt(len(diffs)), len(diffs) - 1, "paired t"
-        own = Spread(sd, True, f"sd of this experiment's {len(diffs)} per-seed differences")
-    elif len(ev) >= 2 and len(bv) >= 2:
-        (me, se_), (_, sb) = mean_sd(ev), mean_sd(bv)
-        delta = me - mb
-        ve, vb = se_**2 / len(ev), sb**2 / len(bv)
-        se = math.sqrt(ve + vb)
-        df = (
-            (ve + vb) ** 2 / (ve**2 / (len(ev) - 1) + vb**2 / (len(bv) - 1))
-            if se > 0
-            else len(ev) + len(bv) - 2
-        )
-        method = "Welch t"
-        own = Spread(
-            math.sqrt(se_**2 + sb**2), False, "seed-to-seed sd of this experiment and the baseline"
-        )
-    else:
-        delta = mean_sd(ev)[0] - mb
-        used = spread
-        needed = seeds_needed(used, tau, confidence) if used is not None else None
-        return Decision(
-            INCONCLUSIVE,
-            delta,
-            tau,
-            len(ev),
-            len(bv),
-            seeds_needed=needed,
-            spread=used,
-            note="a single seed in an arm gives no interval",
-            base_mean=mb,
-        )
-    half = t_critical(df, confidence) * se
-    lo, hi = delta - half, delta + half
-    if hi < 0 and delta < -tau:
-        verdict = DOWN
-    elif lo > 0 and delta > tau:
-        verdict = UP
-    elif -tau <= lo and hi <= tau:
-        verdict = SAME
-    else:
-        verdict = INCONCLUSIVE
+    change = _paired_change(_as_seeds(exp), _as_seeds(base))
+    if change is None:
+        change = _welch_change(ev, bv, mb)
+    if change is None:
+        return _without_interval(ev, bv, tau, spread, confidence)
+    half = t_critical(change.df, confidence) * change.se
+    lo, hi = change.delta - half, change.delta + half
+    verdict = _direction(change.delta, lo, hi, tau)
+    own = change.spread
     needed = seeds_needed(own, tau, confidence) if verdict == INCONCLUSIVE and half > tau else None
     return Decision(
         verdict,
-        delta,
+        change.delta,
         tau,
         len(ev),
         len(bv),
         lo,
         hi,
-        method,
+        change.method,
         needed,
         own if verdict == INCONCLUSIVE else None,
         base_mean=mb,

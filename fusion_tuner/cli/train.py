@@ -21,9 +21,10 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from fusion_tuner.compose import CONF_DIR, normalize_overrides
+from fusion_tuner.compose import normalize_overrides
 from fusion_tuner.config import Config, register_configs, validate
 from fusion_tuner.errors import USER_ERRORS, RunRefused, full_error, was_reported
+from fusion_tuner.paths import CONF_DIR
 from fusion_tuner.rerun import ARGV_ENV, command
 from fusion_tuner.rundir import FAILED, HYDRA_SUBDIR, REFUSED, RunDir
 from fusion_tuner.words import plural
@@ -125,7 +126,7 @@ def _summarise_sweeps(
     from fusion_tuner.search import is_search_dir
     from fusion_tuner.slurm.record import is_detached
     from fusion_tuner.sweeps.callback import read_session, session_searches
-    from fusion_tuner.sweeps.report import write_summary
+    from fusion_tuner.sweeps.summary_files import write_summary
 
     if env_rank() != 0:  # a torchrun/srun rank other than 0: rank 0 writes the summaries
         return True
@@ -172,7 +173,7 @@ def _summarise_sweeps(
 def _summarise_search(sweep_dir: Path) -> bool:
     """Write and print a search's summary; True when it reached its number of trials with one
     completed at least and none left unfinished (failed trials do not fail the command)."""
-    from fusion_tuner.search.report import SUMMARY_MD, write_search_summary
+    from fusion_tuner.search.search_summary import SUMMARY_MD, write_search_summary
 
     summary = write_search_summary(sweep_dir)
     print((sweep_dir / SUMMARY_MD).read_text())
@@ -202,9 +203,10 @@ def normalize_args(args: list[str]) -> list[str]:
 def preflight(args: list[str]) -> int | None:
     """What to do before Hydra sees ``args``: print our ``--help``, or refuse unknown keys and
     argparse habits (exit status 2). None: go on."""
-    from fusion_tuner.compose import check_override_keys, conf_dir, config_groups, schema_keys
+    from fusion_tuner.cli.help import argparse_habit, help_text
+    from fusion_tuner.compose import check_override_keys, schema_keys
     from fusion_tuner.errors import ConfigError
-    from fusion_tuner.usage import argparse_habit, help_text
+    from fusion_tuner.paths import conf_dir, config_groups
 
     if "--help" in args or "-h" in args:
         print(help_text(conf_dir()))

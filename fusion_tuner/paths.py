@@ -1,4 +1,9 @@
-"""Data paths by name: ``sample://`` (bundled with the package) and ``data://`` (downloaded).
+"""Where things are: the configs (``conf_dir``), the cache, and data paths by name.
+
+The ground floor of the package (it imports nothing of fusion_tuner), so that the schema's checks,
+the data layer and the sweep chain can all ask where a file is.
+
+Data paths by name: ``sample://`` (bundled with the package) and ``data://`` (downloaded).
 
 Every data path the configs and commands take (``dataset.path``, ``dataset.root``,
 ``dataset.jarvis_dir``, ``dataset.descriptions``, ``dataset.split_file``, ``predict
@@ -19,7 +24,48 @@ from pathlib import Path
 
 SAMPLE_SCHEME = "sample://"
 DATA_SCHEME = "data://"
-SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+_PACKAGE = Path(__file__).resolve().parent
+SAMPLES_DIR = _PACKAGE / "data" / "samples"
+
+# An installed wheel or sdist carries the configs inside the package (pyproject maps
+# fusion_tuner/conf to the repository's conf/); a checkout or an editable install keeps conf/
+# beside the package, at the top of the repository.
+CONF_CANDIDATES = (_PACKAGE / "conf", _PACKAGE.parent / "conf")
+
+
+def _located() -> Path | None:
+    return next((c for c in CONF_CANDIDATES if (c / "config.yaml").is_file()), None)
+
+
+def conf_dir() -> Path:
+    """The folder holding ``config.yaml``: inside the installed package, else the repository's
+    ``conf/`` beside the package."""
+    found = _located()
+    if found is None:
+        raise FileNotFoundError(
+            "fusion_tuner's configs were not found (looked for config.yaml in "
+            f"{', '.join(str(c) for c in CONF_CANDIDATES)}): reinstall the package "
+            "(pip install fusion_tuner, or pip install -e . from its repository)"
+        )
+    return found
+
+
+# what the Hydra app is decorated with (cli/train.py); an absolute path
+CONF_DIR = _located() or CONF_CANDIDATES[-1]
+
+
+def config_groups() -> list[str]:
+    """The config groups of ``conf/`` (``dataset``, ``experiment``, ``phase`` ...)."""
+    return sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and p.name != "hydra")
+
+
+def default_cache_root() -> Path:
+    """``$FUSION_TUNER_CACHE_DIR``, else ``$XDG_CACHE_HOME/fusion_tuner``, else ``~/.cache/...``."""
+    env = os.environ.get("FUSION_TUNER_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "fusion_tuner"
 
 
 def data_root() -> Path:
@@ -27,8 +73,6 @@ def data_root() -> Path:
     env = os.environ.get("FUSION_TUNER_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    from fusion_tuner.data.records import default_cache_root
-
     return default_cache_root() / "data"
 
 

@@ -11,14 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_csv, write_json
-from fusion_tuner.markdown import fmt, safe_markdown, table
-from fusion_tuner.metrics import MIN_SKILL
-from fusion_tuner.rundir import COMPLETED
-from fusion_tuner.sweeps.assess import STALL_BEST_FRACTION, STALL_FACTOR, arm_record
-from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
-from fusion_tuner.sweeps.context import context_markdown
-from fusion_tuner.sweeps.decision import (
+from fusion_tuner.decision import (
     DOWN,
     INCONCLUSIVE,
     LEARNED_NOTHING,
@@ -30,6 +23,13 @@ from fusion_tuner.sweeps.decision import (
     Decision,
     rule_sentence,
 )
+from fusion_tuner.io import atomic_write_text, pyplot, save_figure, write_csv, write_json
+from fusion_tuner.markdown import fmt, safe_markdown, table
+from fusion_tuner.metrics import MIN_SKILL
+from fusion_tuner.rundir import COMPLETED
+from fusion_tuner.sweeps.assess import STALL_BEST_FRACTION, STALL_FACTOR, arm_record
+from fusion_tuner.sweeps.chain import SUMMARY_JSON, as_overrides
+from fusion_tuner.sweeps.context import context_markdown
 from fusion_tuner.sweeps.sequential import SPENDING
 from fusion_tuner.sweeps.summary import (
     COLUMNS,
@@ -311,29 +311,37 @@ REFERENCE_NOTE = (
 )
 
 
-def render_markdown(sweep_dir: Path, s: Summary) -> str:
+def _base_lines(s: Summary) -> list[str]:
+    """Returns where a chained sweep started ([] for a sweep that did not chain)."""
+    if not s.base:
+        return []
+    started = (
+        f"the winner **{s.base['winner']}** of `{s.base['sweep']}`"
+        if s.base.get("winner")
+        else f"the configuration `{s.base['sweep']}` started from (it had no ✅ winner)"
+    )
+    overrides = " ".join(as_overrides(s.base["overrides"])) or "(none)"
+    return [
+        f"This sweep's baseline is {started}: `{overrides}`; each experiment is applied on "
+        "top of it.",
+        "",
+    ]
+
+
+def _runs_table(s: Summary) -> str:
+    """Returns the runs' table (:data:`MARKDOWN_COLUMNS`), the validation change in %."""
     rows = []
     for row in s.rows:
         cells = [row[c] for c in MARKDOWN_COLUMNS]
         if row["delta_val_mae_pct"] is not None:
             cells[MARKDOWN_COLUMNS.index("delta_val_mae_pct")] = f"{row['delta_val_mae_pct']:+.1f}%"
         rows.append(cells)
-    lines = [f"# Sweep summary: {sweep_dir}", ""]
-    if s.context is not None:
-        lines += [*context_markdown(s.context), ""]
-    if s.base:
-        started = (
-            f"the winner **{s.base['winner']}** of `{s.base['sweep']}`"
-            if s.base.get("winner")
-            else f"the configuration `{s.base['sweep']}` started from (it had no ✅ winner)"
-        )
-        overrides = " ".join(as_overrides(s.base["overrides"])) or "(none)"
-        lines += [
-            f"This sweep's baseline is {started}: `{overrides}`; each experiment is applied on "
-            "top of it.",
-            "",
-        ]
-    lines += [table(MARKDOWN_COLUMNS, rows, missing=""), ""]
+    return table(MARKDOWN_COLUMNS, rows, missing="")
+
+
+def _decision_lines(s: Summary) -> list[str]:
+    """Returns the references section (when there are references), the decisions and the rule."""
+    lines = []
     if s.references:
         lines += ["## Against the training-mean predictor", ""]
         lines.append(table(REFERENCE_HEADER, [reference_cells(r) for r in s.references.values()]))
@@ -349,27 +357,57 @@ def render_markdown(sweep_dir: Path, s: Summary) -> str:
             [decision_cells(e, d) for e, d in s.decisions.items() if d.decision != REFERENCE],
         )
     )
-    lines += ["", procedure_sentence(s), ""]
+    return [*lines, "", procedure_sentence(s), ""]
+
+
+def _distinct_lines(s: Summary) -> list[str]:
+    """Returns what distinguishes each run from the baseline ([] when nothing does)."""
     distinct: dict[tuple[str, str], list[str]] = {}
     for r in s.rows:
         if r["overrides"]:
             distinct.setdefault((r["experiment"], r["overrides"]), []).append(fmt(r["seed"]))
-    if distinct:
-        lines += ["## What distinguishes each run from the baseline", ""]
-        lines += [
+    if not distinct:
+        return []
+    return [
+        "## What distinguishes each run from the baseline",
+        "",
+        *(
             f"- {exp} (seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}): {overrides}"
             for (exp, overrides), seeds in distinct.items()
-        ]
-        lines.append("")
+        ),
+        "",
+    ]
+
+
+def _problem_lines(s: Summary) -> list[str]:
+    """Returns the runs that failed or did not finish ([] when all completed)."""
     problems = [r for r in s.rows if r["status"] != COMPLETED]
-    if problems:
-        lines += ["## Runs that failed or did not finish", ""]
-        lines += [
+    if not problems:
+        return []
+    return [
+        "## Runs that failed or did not finish",
+        "",
+        *(
             f"- {r['experiment']} (seed {r['seed']}, {r['run_dir']}): {r['status']}"
             + (f" — {r['error']}" if r["error"] else "")
             for r in problems
-        ]
-        lines.append("")
+        ),
+        "",
+    ]
+
+
+def render_markdown(sweep_dir: Path, s: Summary) -> str:
+    """Returns ``summary.md``: the context, the runs, the references and decisions with the
+    rule, what distinguishes each run, failures, SLURM's note, the next phase and the verdict
+    (made safe: names and statuses are not trusted)."""
+    lines = [f"# Sweep summary: {sweep_dir}", ""]
+    if s.context is not None:
+        lines += [*context_markdown(s.context), ""]
+    lines += _base_lines(s)
+    lines += [_runs_table(s), ""]
+    lines += _decision_lines(s)
+    lines += _distinct_lines(s)
+    lines += _problem_lines(s)
     if s.slurm_note:
         lines += [s.slurm_note, ""]
     if s.next_base is not None:

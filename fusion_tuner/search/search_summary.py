@@ -463,7 +463,7 @@ def experiment_yaml(s: SearchSummary, space: SearchSpace) -> str:
     import yaml
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from fusion_tuner.compose import config_groups
+    from fusion_tuner.paths import config_groups
 
     b = s.best
     assert b is not None
