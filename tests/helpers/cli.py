@@ -32,6 +32,21 @@ QUICK = [*TINY, "budget.max_epochs=2"]
 SEARCH = ["hydra/sweeper=optuna", "hydra.sweeper.seed=0"]
 # a learning rate of 10 diverges (validation MAE ~1e5 after one epoch); 0.001 learns
 LR_SPACE = "scheduler.learning_rate=choice(0.001,10.0)"
+# runs that learn something on the demo data (validation skill about 0.2-0.35) in seconds,
+# and a rounds sweep of them in which nothing is decided at 2 seeds, so a second round runs
+LEARNING = [
+    "dataset.demo_size=60",
+    "scheduler.epochs=12",
+    "budget.max_epochs=12",
+]  # slim, 12 epochs
+ROUNDS = [
+    "hydra/sweeper=rounds",
+    "experiment=baseline,e09_no_cross_attention",
+    "random_seed=1,2",
+    "sweep.initial_seeds=2",
+    "sweep.seeds_per_round=1",
+    "sweep.max_seeds=3",
+]
 # Keys of metrics.json that differ between two runs of the same config.
 TIMING = {"wall_time_s", "train_crystals_per_s", "pid", "attempts"}
 
@@ -81,11 +96,14 @@ def in_process(
     """Run a command's ``main(argv)`` in this process, as its console script would: the exit
     code (``SystemExit`` included), stdout and stderr, as a ``CompletedProcess``."""
     out, err = io.StringIO(), io.StringIO()
+    argv = list(sys.argv)  # the training command hands its arguments to Hydra in sys.argv
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(list(args))
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.argv[:] = argv
     return subprocess.CompletedProcess(list(args), int(code or 0), out.getvalue(), err.getvalue())
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import write_folder
-from tests.helpers.cli import QUICK, summary_rows, sweep
+from tests.helpers.cli import LEARNING, QUICK, ROUNDS, summary_rows, sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -237,22 +237,6 @@ def test_a_chained_phase_starts_from_the_previous_winner(tmp_path: Path) -> None
         assert numbers["cka"]["seed_floor"]["pairs"] == [("baseline-seed1", "baseline-seed2")]
         assert set(numbers["cka"]["within"]) == {"original", "best"}
     assert (root / "plan_report" / "report.html").stat().st_size > 10_000
-
-
-# runs that learn something on the demo data (validation skill about 0.2-0.35) in seconds
-LEARNING = [
-    "dataset.demo_size=60",
-    "scheduler.epochs=12",
-    "budget.max_epochs=12",
-]  # slim, 12 epochs
-ROUNDS = [
-    "hydra/sweeper=rounds",
-    "experiment=baseline,e09_no_cross_attention",
-    "random_seed=1,2",
-    "sweep.initial_seeds=2",
-    "sweep.seeds_per_round=1",
-    "sweep.max_seeds=3",
-]
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import write_folder
+from tests.helpers.cli import LEARNING, ROUNDS
 from tests.helpers.cli import summary_rows as rows
 from tests.helpers.slurm import run, sweep_cmd
 
@@ -87,3 +89,24 @@ def test_tasks_per_node_train_one_run_on_two_ranks(tmp_path: Path) -> None:
     epoch_lines = [p.read_text().count("epoch 1/2 train_loss") for p in logs]
     assert epoch_lines == [1, 0]  # task 0 (rank 0) reports; rank 1 only trains
     assert (run_dir / "train.log").read_text().count("epoch 1/2 train_loss") == 1
+
+
+def test_each_round_of_seeds_is_one_job_array(tmp_path: Path) -> None:
+    """The rounds sweeper on SLURM: the grid is one job array, each later round of seeds for
+    the experiments still open is another, and the summary records the seeds each arm ran."""
+    sw = tmp_path / "sw"
+    out = run(sweep_cmd(sw, *ROUNDS, *LEARNING, "sweep.confirm_seeds=0"), timeout=1500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    launches = re.findall(r"sweep: (round \d+[^,]*), (\d+) run\(s\)", out.stdout + out.stderr)
+    assert launches[0] == ("round 1 (the grid)", "4")
+    # at 2 seeds nothing is decided (O'Brien-Fleming spends almost nothing at the first look)
+    assert launches[1] == ("round 2 (seeds for e09_no_cross_attention)", "2")
+    arrays = {p.name.split("_")[0] for p in (sw / ".submitit").iterdir() if "_" in p.name}
+    assert len({a for a in arrays if a.isdigit()}) == len(launches) == 2
+    e09 = json.loads((sw / "summary.json").read_text())["decisions"]["e09_no_cross_attention"]
+    assert e09["seeds_run"] == [1, 2, 3] and e09["pairs_used"] == 3
+    assert {r["run_dir"]: r["status"] for r in rows(sw).values()} == {
+        f"{e}-seed{s}": "completed"
+        for e in ("baseline", "e09_no_cross_attention")
+        for s in (1, 2, 3)
+    }
