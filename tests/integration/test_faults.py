@@ -16,17 +16,21 @@ import torch
 
 from fusion_tuner import build_datamodule
 from fusion_tuner.checkpoint import load_checkpoint
+from fusion_tuner.cli import main
 from fusion_tuner.errors import CheckpointError, ConfigError
 from tests.conftest import compose
-from tests.helpers.cli import TINY, run_cli
+from tests.helpers.cli import TINY, in_process, run_cli
 
 pytestmark = pytest.mark.integration
 
 CLI = [sys.executable, "-m", "fusion_tuner"]
 
 
-def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m fusion_tuner ARGS...`` run in this process (refusals and ``--help`` need no
+    training, so no new interpreter; ``test_a_typo_exits_2_from_a_real_process`` checks one
+    refusal through a real process)."""
+    return in_process(main, *args)
 
 
 def start(run_dir: Path, *overrides: str) -> subprocess.Popen:
@@ -95,6 +99,19 @@ def test_every_kind_of_typo_exits_2(tmp_path: Path, args: list[str], said: str) 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.e2e
+def test_a_typo_exits_2_from_a_real_process(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*CLI, "+regularization.graph_droput=0.3", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 2
+    assert "did you mean regularization.graph_dropout" in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_compose_config_refuses_added_typos() -> None:
     with pytest.raises(ConfigError, match=r"did you mean regularization\.graph_dropout"):
         compose("+regularization.graph_droput=0.3")
@@ -114,9 +131,9 @@ def test_help_describes_groups_and_options() -> None:
 
 
 def test_analyze_help_has_no_markup() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "fusion_tuner.analyze", "--help"], capture_output=True, text=True
-    )
+    from fusion_tuner.cli.analyze import main as analyze_main
+
+    out = in_process(analyze_main, "--help")
     assert out.returncode == 0 and "``" not in out.stdout
 
 
@@ -173,6 +190,7 @@ def test_the_lock_of_a_killed_run_does_not_block_its_resume(tmp_path: Path) -> N
     assert [a["action"] for a in m["attempts"]] == ["fresh", "resumed after interruption"]
 
 
+@pytest.mark.e2e
 def test_a_refused_rerun_of_a_completed_run_leaves_its_files_untouched(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_cli(run_dir, "scheduler.epochs=1")
@@ -385,6 +403,7 @@ def test_a_diverging_run_says_so_naming_the_epoch_and_the_knob(tmp_path: Path) -
     assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # stopped at epoch 1
 
 
+@pytest.mark.e2e
 def test_a_last_checkpoint_that_does_not_fit_the_model_offers_start_over(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = ("scheduler.epochs=1", "trainer.keep_last_checkpoint=true")

@@ -17,6 +17,7 @@ from fusion_tuner.rundir import locate
 from fusion_tuner.training.finetune import GRAPH_ENCODER
 from fusion_tuner.training.trainer import Trainer
 from tests.helpers.cli import TINY, run_cli
+from tests.helpers.runs import train_run
 
 pytestmark = pytest.mark.integration
 
@@ -180,8 +181,7 @@ def test_init_from_another_architecture_is_refused_below_the_threshold(
 
 
 def test_a_graph_only_source_points_to_the_graph_encoder_scope(tmp_path) -> None:
-    graph_only = tmp_path / "graph_only"
-    run_cli(graph_only, "text=none")
+    graph_only = train_run(tmp_path / "graph_only", "text=none")
     with pytest.raises(RunError, match=r"model\.init_scope=graph_encoder \(all \d+ graph-encoder"):
         Trainer.from_config(tiny(f"model.init_from={graph_only}"), tmp_path / "fused")
     fused = Trainer.from_config(
