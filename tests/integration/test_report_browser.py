@@ -10,10 +10,7 @@ Skips when no Chromium is installed, unless ``FUSION_TUNER_REQUIRE_BROWSER=1`` (
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from html import unescape
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import yaml
 
 from fusion_tuner.document import BADGES, GLYPH_WORDS
 from fusion_tuner.sweeps.plan_report import build_report
+from tests.helpers.browser import chromium, dejavu_only, render, screenshot
 from tests.helpers.sweeps import patch_metrics, plan_sweeps
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -40,48 +38,6 @@ window.addEventListener('load', () => {
     title: document.querySelector('h1') ? document.querySelector('h1').textContent : ''}));
 });
 </script>"""
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.environ.get("FUSION_TUNER_REQUIRE_BROWSER") == "1":
-        pytest.fail(
-            "FUSION_TUNER_REQUIRE_BROWSER=1 but no chromium on PATH (apt-get install chromium)"
-        )
-    pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
-
-
-def render(
-    browser: str, page: Path, profile: Path, env: dict[str, str] | None = None
-) -> tuple[str, str]:
-    """(the DOM after load, the browser's log) of ``page`` in headless Chromium."""
-    out = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            page.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout, out.stderr
 
 
 @pytest.mark.slow
@@ -147,34 +103,6 @@ EMOJI = re.compile("[\u2600-\u27bf\u2b00-\u2bff\ufe0f\U0001f000-\U0001faff]")
 WORDS = {word for _, word, _ in BADGES} | {word for word, _ in GLYPH_WORDS.values()}
 
 
-def dejavu_only(tmp_path: Path) -> dict[str, str]:
-    """An environment whose fontconfig knows only the DejaVu fonts (no emoji font)."""
-    dejavu = next(
-        (
-            d
-            for d in (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
-            if d.is_dir()
-        ),
-        None,
-    )
-    if dejavu is None:
-        if os.environ.get("FUSION_TUNER_REQUIRE_BROWSER") == "1":
-            pytest.fail("FUSION_TUNER_REQUIRE_BROWSER=1 but no DejaVu fonts (fonts-dejavu-core)")
-        pytest.skip("no DejaVu fonts (Debian: apt-get install fonts-dejavu-core)")
-    conf = tmp_path / "fonts.conf"
-    conf.write_text(
-        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
-        f"  <dir>{dejavu}</dir>\n  <cachedir>{tmp_path / 'fc-cache'}</cachedir>\n"
-        "</fontconfig>\n"
-    )
-    env = os.environ | {"FONTCONFIG_FILE": str(conf)}
-    fc_list = shutil.which("fc-list")
-    if fc_list:  # the browser's fontconfig sees no emoji font
-        fonts = subprocess.run([fc_list], capture_output=True, text=True, env=env).stdout
-        assert fonts and "dejavu" in fonts.lower() and "emoji" not in fonts.lower(), fonts
-    return env
-
-
 def budget_quick(root: Path) -> None:
     """Make every hand-built run a budget=quick run on demo data with its steps recorded."""
     for cfg_file in root.rglob(".hydra/config.yaml"):
@@ -202,6 +130,11 @@ def test_every_decision_reads_as_words_without_an_emoji_font(tmp_path: Path) -> 
     probed = tmp_path / "report" / "words.html"
     probed.write_text(page.read_text().replace("</body>", WORDS_PROBE + "</body>"))
     dom, _ = render(browser, probed, tmp_path / "profile", env)
+    # the docs' screenshot comes from this code path (python -m tests.helpers.browser)
+    png = screenshot(browser, page, tmp_path / "shot.png", tmp_path / "profile_s", (900, 700), env)
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(head[16:20], "big") == 900 and int.from_bytes(head[20:24], "big") == 700
     match = re.search(r'data-words-check="([^"]*)"', dom)
     assert match, "the page did not finish loading: " + dom[:500]
     check = json.loads(unescape(match.group(1)))
