@@ -1,10 +1,11 @@
 """Headless Chromium (Debian's ``chromium``) for the report's browser tests, and the same code
 path for the report screenshot in the docs::
 
-    python -m tests.helpers.browser REPORT.html OUT.png [--width 1400] [--height 2200]
+    python -m tests.helpers.browser REPORT.html OUT.png [--width 1400] [--height 2200] [--from-y Y]
 
 takes the screenshot with the fontconfig of the browser test (DejaVu only, no emoji font), so the
-picture shows the page as the test reads it.
+picture shows the page as the test reads it (``--from-y``: keep the part below Y, for a section
+further down the page).
 """
 
 from __future__ import annotations
@@ -124,12 +125,25 @@ def dejavu_only(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _for_docs(shot: Path, png: Path, from_y: int) -> None:
+    """``shot`` below ``from_y`` as a 128-colour PNG at ``png`` (a third of the bytes; the
+    page's text and figures stay legible), written through a temporary file."""
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        part = im.convert("RGB").crop((0, from_y, im.width, im.height))
+    tmp = png.with_name(png.name + ".tmp.png")
+    part.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(tmp, optimize=True)
+    tmp.replace(png)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("::")[0].strip())
     ap.add_argument("page", type=Path, help="the report.html to draw")
     ap.add_argument("png", type=Path, help="where to write the screenshot")
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--height", type=int, default=2200)
+    ap.add_argument("--from-y", type=int, default=0, help="keep the picture below this y")
     args = ap.parse_args(argv)
     browser = find_chromium()
     if browser is None:
@@ -140,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         env = dejavu_fontconfig(Path(tmp))
-        screenshot(
-            browser, args.page, args.png, Path(tmp) / "profile", (args.width, args.height), env
-        )
+        shot = Path(tmp) / "shot.png"
+        screenshot(browser, args.page, shot, Path(tmp) / "profile", (args.width, args.height), env)
+        _for_docs(shot, args.png, args.from_y)
     print(f"wrote {args.png}")
     return 0
 
