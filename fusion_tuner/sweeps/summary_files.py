@@ -465,7 +465,7 @@ def plot_summary(s: Summary, path: Path) -> None:
     bx.set_yticks(range(len(others)), others, fontsize=8)
     bx.invert_yaxis()
     bx.set_xlabel("Δ validation MAE vs baseline, % (95% interval; hollow: one seed)")
-    bx.legend(fontsize=8, loc="lower right")
+    bx.legend(fontsize=8, loc="best")  # clear of the intervals
     fig.suptitle("green: down, grey: unchanged, red: up, orange: inconclusive", fontsize=10, y=1.0)
     fig.tight_layout()
     save_figure(fig, path)
