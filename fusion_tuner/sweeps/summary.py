@@ -115,16 +115,23 @@ def load_runs(sweep_dir: Path) -> list[Run]:
         for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
         if RunDir(d).is_run()
     ]
-    found = [sorted(r.overrides) for r in runs]
+    found = [_job_key(r.overrides) for r in runs]
     for r in runs:
         refusal = r.files.read_refusal() if r.files else None
         if refusal is not None:
             r.live_status, r.refused = REFUSED, str(refusal.get("reason") or "refused")
-            found.append(sorted(refusal.get("overrides") or []))
+            found.append(_job_key(refusal.get("overrides") or []))
     for job in read_plan(sweep_dir) or []:
-        if sorted(job) not in found:
+        if _job_key(job) not in found:
             runs.append(Run.missing(job_experiment(job), job))
     return runs
+
+
+def _job_key(overrides: list[str]) -> list[str]:
+    """A job's overrides without the result-neutral ones, sorted: what a planned job and the run
+    that carried it out must share. A rerun may change how the sweep decides (``sweep.*``) or
+    logs; the completed runs it skips keep the overrides they ran with."""
+    return sorted(o for o in overrides if not is_result_neutral(o.split("=", 1)[0].lstrip("+~")))
 
 
 def _experiment_order(runs: list[Run]) -> list[str]:

@@ -209,6 +209,26 @@ def test_seeds_are_aggregated_per_experiment(tmp_path: Path) -> None:
     assert len(s.rows) == 6
 
 
+def test_a_rerun_with_another_sweep_key_still_finds_the_completed_runs(tmp_path: Path) -> None:
+    # a rerun with sweep.max_seeds=7 records its jobs with that override; the completed runs it
+    # skipped keep the overrides they ran with: they are the planned jobs, not "missing"
+    jobs = [
+        [f"experiment={e}", f"random_seed={seed}", "sweep.max_seeds=7", "+trainer.progress=bar"]
+        for e in ("baseline", "e03_two_layer_fusion")
+        for seed in (1, 2, 3)
+    ]
+    fixed_design(tmp_path, 3, jobs=jobs)
+    for seed, (b, e) in enumerate([(1.0, 0.90), (1.02, 0.91), (0.98, 0.92)], start=1):
+        fake_run(tmp_path, "baseline", seed, b)
+        fake_run(tmp_path, "e03_two_layer_fusion", seed, e)
+    s = write_summary(tmp_path)
+    assert len(s.rows) == 6 and all(r["status"] == "completed" for r in s.rows)
+    assert s.decisions["e03_two_layer_fusion"].n == 3
+    # a job that changes what a run computes is still missing when no run carried it out
+    fixed_design(tmp_path, 3, jobs=[*jobs, ["experiment=baseline", "random_seed=4"]])
+    assert [r["status"] for r in write_summary(tmp_path).rows].count("missing") == 1
+
+
 def test_summary_cli(tmp_path: Path, capsys) -> None:
     fake_run(tmp_path, "baseline", 1, 1.0)
     assert summary_main([str(tmp_path)]) == 0
