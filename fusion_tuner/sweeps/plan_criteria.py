@@ -252,7 +252,24 @@ def gap_criterion(cmp: Comparison) -> Criterion:
         f"below {GAP_TARGET:g}",
         f"{fmt(m)} (mean of {len(gaps)}; original {original})" + underfit,
         None if underfit else m < GAP_TARGET,
-        "the runs learned nothing" if underfit else "",
+        "the runs learned nothing" if underfit else still_improving(best_runs),
+    )
+
+
+def still_improving(runs: list) -> str:
+    """Returns a caveat when most of ``runs`` had their best epoch at their last (they stopped
+    while still improving, so their gap is that of a model that had not converged), else ""."""
+    last = [
+        r
+        for r in runs
+        if r.metrics.get("best_epoch")
+        and r.metrics.get("best_epoch") == r.metrics.get("epochs_run")
+    ]
+    if 2 * len(last) <= len(runs):
+        return ""
+    return (
+        f"best epoch the last in {len(last)} of {len(runs)} runs: still improving when they "
+        "stopped, so this is the gap of a model that had not converged"
     )
 
 

@@ -109,6 +109,20 @@ def test_the_report_marks_a_configuration_that_learned_nothing(tmp_path: Path) -
     assert "The baseline itself learned nothing" in md  # the sweep's verdict
 
 
+def test_a_gap_ratio_of_runs_still_improving_says_so(tmp_path: Path) -> None:
+    sweep = sweep_with(tmp_path / "multirun" / "phase1" / "t", base_mean=2.0, exp_mean=1.6)
+    for seed in (1, 2):  # best epoch the last (9 of 9) in 2 of each arm's 3 runs
+        for exp in ("baseline", "e06_lower_lr"):
+            patch_metrics(sweep / f"{exp}-seed{seed}", best_epoch=9, epochs_run=9)
+    numbers = build_report([tmp_path / "multirun"], out=tmp_path / "r", cka=False)
+    gap = next(c for c in numbers["criteria"] if c["criterion"] == "train–validation gap ratio")
+    assert gap["met"] is True  # still below 2, and read with the caveat
+    assert "best epoch the last in 2 of 3 runs: still improving when they stopped" in gap["status"]
+    # best epoch 5 of 9 (the fake runs' default): no caveat
+    _, md = report_of(tmp_path / "other", base_mean=2.0, exp_mean=1.6)
+    assert "still improving when they stopped" not in md
+
+
 def test_equal_values_over_seeds_have_a_spread_of_exactly_zero(tmp_path: Path) -> None:
     """The mean predictor's MAE is the same for every seed of one split: its spread prints as 0,
     not as the rounding noise of a float sum (``± 2.3e-16``)."""
