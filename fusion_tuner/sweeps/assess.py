@@ -56,7 +56,7 @@ DECIDED, CAP, NOTHING_LEARNED, WAITING, WAITING_OTHERS, TOO_FEW = (
     "learned nothing",
     "waiting for seeds",
     "waiting for the other experiments' seeds",
-    "fewer than 2 seed pairs",
+    "too few seed pairs",
 )
 VERDICTS = {DOWN: "down", UP: "up", SAME: "unchanged"}
 
@@ -82,6 +82,8 @@ class ArmResult:
     branch_seeds: int | None = None
     # seeds the next round runs for this arm ([] when it takes none)
     next_seeds: list[int] = field(default_factory=list)
+    # the fewest pairs a decision is taken on (the design's first look)
+    min_pairs: int = 2
 
 
 @dataclass
@@ -290,7 +292,8 @@ def _settle_arm(arm: ArmResult, i: int, diffs: np.ndarray, avail: int, phase: _P
         arm.stats = arm_stats(diffs[:have], level, eq, fam)
     else:
         arm.verdict = "open"
-        arm.stop = CAP if arm.stats.n >= 2 else TOO_FEW
+        arm.min_pairs = phase.design.min_pairs
+        arm.stop = CAP if arm.stats.n >= arm.min_pairs else TOO_FEW
     if arm.verdict == "open":  # at the last look's levels: the seeds, approximately
         arm.branch, arm.branch_seeds = seeds_for_branch(
             arm.stats.delta,

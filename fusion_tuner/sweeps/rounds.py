@@ -11,7 +11,11 @@
    ``sweep_plan.json`` and launched as one batch: on SLURM one job array per round.
 
 The state is read from the run directories each time, so a rerun of the same command into the
-sweep directory replays the looks and continues the round it was in. A grid that is not
+sweep directory replays the looks and continues the round it was in. A rerun under another
+design (another ``sweep.max_seeds``, ``initial_seeds``, ``seeds_per_round``, ``family_alpha`` or
+``equivalence_margin`` than ``sweep_plan.json`` records) is refused once a run has finished
+(:func:`design_change`): the looks already taken were judged against the recorded design's
+boundaries. A grid that is not
 "experiments × seeds 1..initial_seeds with a baseline" (a one-seed smoke run, other seeds, a
 grid over other keys) runs as one round, a fixed design, and the plan records that; so does
 ``sweep.max_seeds`` equal to ``sweep.initial_seeds``.
@@ -123,6 +127,38 @@ def record_fixed_design(sweep_dir: Path, grid: list[list[str]], sweep: Any) -> N
     )
 
 
+def design_change(sweep_dir: Path, design: Design) -> str:
+    """Why a rerun into ``sweep_dir`` under ``design`` is refused ("" when it is not).
+
+    A sweep's looks, boundaries and Holm levels are planned from its design before the first
+    look; once a run has finished, the looks it took are spent. A rerun under another design
+    (e.g. a higher ``sweep.max_seeds`` after the cap was reached) would replay those looks
+    against boundaries they were never planned for: a decided experiment could reopen, an open
+    one be decided by a look the design never made, and after the last look no level is left.
+    """
+    recorded = read_plan_record(sweep_dir).get("design")
+    if not recorded:
+        return ""
+    new = asdict(design)
+    keys = [k for k in new if k in recorded and recorded[k] != new[k]]
+    if not keys:
+        return ""
+    from fusion_tuner.rundir import COMPLETED
+    from fusion_tuner.sweeps.summary import load_runs
+
+    if not any(r.status == COMPLETED for r in load_runs(sweep_dir)):
+        return ""
+    said = ", ".join(f"{k} {new[k]} (recorded: {recorded[k]})" for k in keys)
+    return (
+        f"the sweep in {sweep_dir} ran under another design ({PLAN_FILE}): {said}. Its finished "
+        "runs were judged at the looks that design planned, and a new design would re-plan "
+        "looks already taken. Rerun with the recorded sweep.* values to continue it; to test "
+        "open experiments further, run them and the baseline as a new sweep on fresh seeds "
+        "(hydra.sweeper.params.random_seed=range(N,M) past this sweep's seeds) into a new "
+        "hydra.sweep.dir, as the summary's verdict says"
+    )
+
+
 def read_plan_record(sweep_dir: Path) -> dict[str, Any]:
     path = Path(sweep_dir) / PLAN_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -163,6 +199,10 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list[Any]:
         raise SystemExit(EXIT_REFUSED)
     design, why = design_for(grid, node)
     sweep_dir = Path(str(config.hydra.sweep.dir))
+    changed = design_change(sweep_dir, design)
+    if changed:
+        print(f"error: {changed}", file=sys.stderr)
+        raise SystemExit(EXIT_REFUSED)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
     earlier = [list(j) for j in read_plan_record(sweep_dir).get("rounds", [])]

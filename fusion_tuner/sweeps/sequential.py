@@ -35,7 +35,11 @@ the nominal level it was last tested at; the **raw interval** is the plain 95 % 
 
 An arm that is decided stops ("decided"); stopping for equivalence is non-binding, so it cannot
 raise the error rate of ✅/❌. A pair whose experiment or baseline run failed (NaN) removes only
-that pair. :func:`mde` and :func:`seeds_for_branch` give the advice: the smallest change the
+that pair, but **no decision is taken on fewer than** ``min(initial_seeds, 3)`` **pairs**
+(:attr:`Design.min_pairs`): in a design of three or more seeds, two pairs whose differences
+happen to agree give a t statistic on one degree of freedom that failed runs, not the design,
+chose; such an arm stays open until the failed runs are rerun. A design of two seeds per arm
+(the user's choice) decides on two. :func:`mde` and :func:`seeds_for_branch` give the advice: the smallest change the
 seeds that ran detect with 80 % power, and the seeds per arm the branch within reach needs at
 the observed change and spread.
 """
@@ -84,6 +88,12 @@ class Design:
     @property
     def looks(self) -> list[int]:
         return looks(self.initial_seeds, self.seeds_per_round, self.max_seeds)
+
+    @property
+    def min_pairs(self) -> int:
+        """The fewest seed pairs a decision is taken on: the first look's seeds, at most 3
+        (at least 2)."""
+        return max(min(self.initial_seeds, 3), 2)
 
 
 def looks(initial: int, per_round: int, cap: int) -> list[int]:
@@ -191,12 +201,13 @@ def _paired(d: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, np.sqrt(var), cnt
 
 
-def _t_p(mean: np.ndarray, sd: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+def _t_p(mean: np.ndarray, sd: np.ndarray, cnt: np.ndarray, min_pairs: int = 2) -> np.ndarray:
+    """Two-sided paired t p-values; 1 (never rejected) below ``min_pairs`` pairs."""
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.abs(mean) / (sd / np.sqrt(cnt))
         t = np.where((sd == 0) & (mean != 0), np.inf, np.where(sd == 0, 0.0, t))
         p = 2 * stats.t.sf(t, np.maximum(cnt - 1, 1))
-    return np.where(cnt >= 2, p, 1.0)
+    return np.where(cnt >= max(min_pairs, 2), p, 1.0)
 
 
 def _t_q(level: np.ndarray, cnt: np.ndarray) -> np.ndarray:
@@ -238,6 +249,7 @@ def _look_verdicts(
     rejected: np.ndarray,
     bounds: tuple[np.ndarray, np.ndarray],
     eq_level: float,
+    min_pairs: int = 2,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The decisions at one look (see the module docstring).
 
@@ -249,6 +261,7 @@ def _look_verdicts(
         rejected: the arms the procedure has rejected (R, K).
         bounds: ``(τ, margin)`` per phase, each (R, 1).
         eq_level: the one-sided level of each of the two one-sided tests at this look.
+        min_pairs: no arm with fewer pairs is decided ⚠️ unchanged (nor rejected, by ``_t_p``).
 
     Returns:
         Masks (R, K) of the arms decided ✅ down, ❌ up and ⚠️ unchanged at this look.
@@ -259,7 +272,7 @@ def _look_verdicts(
     eq_q = _t_q(np.full(at.shape, eq_level * 2), cnt)  # one-sided p_look each way
     with np.errstate(invalid="ignore", divide="ignore"):
         half = eq_q * sd / np.sqrt(cnt)
-    same = at & ~down & ~up & (np.abs(mean) + half <= margin) & (cnt >= 2)
+    same = at & ~down & ~up & (np.abs(mean) + half <= margin) & (cnt >= max(min_pairs, 2))
     return down, up, same
 
 
@@ -311,8 +324,10 @@ def run_phase(
         seeds[at] = n
         last[at] = li
         mean, sd, cnt = _paired(diffs, n)
-        _holm(_t_p(mean, sd, cnt), at, rejected, nom[li], holm_m)
-        down, up, same = _look_verdicts(mean, sd, cnt, at, rejected, (tau, margin), nom[li, 1])
+        _holm(_t_p(mean, sd, cnt, design.min_pairs), at, rejected, nom[li], holm_m)
+        down, up, same = _look_verdicts(
+            mean, sd, cnt, at, rejected, (tau, margin), nom[li, 1], design.min_pairs
+        )
         verdict[down], verdict[up], verdict[same] = DOWN, UP, SAME
         active &= ~(down | up | same)
     final = looks_done == len(ls)

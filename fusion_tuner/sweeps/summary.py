@@ -507,7 +507,7 @@ def _decision(
     delta = st.delta if st.n else mean_sd(ev)[0] - mb
     notes = []
     if a.stop == TOO_FEW:
-        notes.append("fewer than 2 seed pairs with the baseline give no interval")
+        notes.append(_too_few(a))
     return Decision(
         ARM_DECISION[a.verdict],
         delta,
@@ -580,6 +580,18 @@ def _next_base(
     )
 
 
+def _too_few(a: ArmResult) -> str:
+    """Why an arm at its cap with too few seed pairs was not decided, and the fix."""
+    n = a.stats.n
+    if n < 2:
+        return "fewer than 2 seed pairs with the baseline give no interval"
+    return (
+        f"{n} seed pairs with the baseline, fewer than the {a.min_pairs} a decision needs in "
+        "this design: no decision is taken on them (failed or missing runs took the others; "
+        "rerun the sweep into its directory to complete them)"
+    )
+
+
 def arm_advice(d: Decision) -> str:
     """What an experiment's runs can say and what would settle it, in words ("" when decided)."""
     a: ArmResult | None = d.arm
@@ -597,8 +609,8 @@ def arm_advice(d: Decision) -> str:
             "data, check the learning rate)"
         )
     st = a.stats
-    if st.n < 2:
-        return "fewer than 2 seed pairs with the baseline: no interval"
+    if a.stop == TOO_FEW or st.n < 2:
+        return _too_few(a)
     parts = [f"detectable with 80% power at {st.n} pairs: ±{fmt(st.mde)} ({d.pct(st.mde):.1f}%)"]
     if a.next_seeds:
         parts.append(f"the next round adds seeds {', '.join(map(str, a.next_seeds))}")
@@ -692,6 +704,45 @@ def _nothing_words(names: list[str], base_ref: ArmReference | None) -> str:
     )
 
 
+def _follow_up(
+    sweep_dir: Path,
+    names: list[str],
+    tried: dict[str, Decision],
+    assessment: Assessment | None,
+) -> str:
+    """The step after the last look with experiments still open: a new test on fresh seeds.
+
+    The design's level is spent at its last look, so more seeds in the same sweep would be a
+    look the design never planned (a rerun with another ``sweep.max_seeds`` is refused); the
+    open experiments are settled by a new sweep of them and the baseline on seeds this one did
+    not use, run as a fixed design of as many seeds as the branch in reach needs.
+    """
+    arms = {e: d.arm for e in names if (d := tried.get(e)) is not None and d.arm is not None}
+    short = [e for e, a in arms.items() if a.stop == TOO_FEW]
+    names = [e for e in names if e not in short]
+    if short and not names:
+        return (
+            f"complete the failed or missing runs of {', '.join(short)} first: rerun the same "
+            f"command into hydra.sweep.dir={sweep_dir} (the last look is then taken on them)"
+        )
+    cap = assessment.design.max_seeds if assessment is not None else 0
+    wanted = [a.branch_seeds for e, a in arms.items() if e in names and a.branch_seeds]
+    head = (
+        "the seed cap is reached and the design has spent its level at its last look (a rerun "
+        "with another sweep.max_seeds is refused: it would re-plan looks already taken)"
+    )
+    if not wanted:
+        return head + "; at the observed spread no number of seeds settles them"
+    n = max(max(wanted), 2)
+    exps = ",".join(["baseline", *names])
+    return (
+        f"{head}; to settle them, test them again on fresh seeds as a new sweep: rerun the "
+        f"command with \"hydra.sweeper.params.experiment='{exps}'\" "
+        f'"hydra.sweeper.params.random_seed=range({cap + 1},{cap + n + 1})" '
+        f"hydra.sweep.dir={sweep_dir}-fresh ({n} seeds per arm, one look)"
+    )
+
+
 def _open_verdict(
     sweep_dir: Path,
     by: dict[str, list[str]],
@@ -710,8 +761,7 @@ def _open_verdict(
         f"hydra.sweep.dir={sweep_dir}: finished runs are skipped and the open experiments "
         "get their next round of seeds"
         if waiting
-        else "the seed cap is reached; raise sweep.max_seeds and rerun the same command "
-        f"into hydra.sweep.dir={sweep_dir} to add seeds"
+        else _follow_up(sweep_dir, by[INCONCLUSIVE], tried, assessment)
     )
     return (
         f"No clear winner: {', '.join(by[INCONCLUSIVE])} {verb} still open "

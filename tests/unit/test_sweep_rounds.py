@@ -93,7 +93,13 @@ class FakeLauncher:
         return [SimpleNamespace(return_value=0.0) for _ in batch]
 
 
-def fake_sweeper(sweep: Path, launcher: FakeLauncher, **sweep_keys):
+def fake_sweeper(
+    sweep: Path,
+    launcher: FakeLauncher,
+    *,
+    experiments: str = "baseline,e01_conservative_regularization,e06_lower_lr",
+    **sweep_keys,
+):
     from types import SimpleNamespace
 
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -108,7 +114,7 @@ def fake_sweeper(sweep: Path, launcher: FakeLauncher, **sweep_keys):
             "sweep": {**SweepConfig().__dict__, **sweep_keys},
         }
     )
-    params = {"experiment": "baseline,e01_conservative_regularization,e06_lower_lr"}
+    params = {"experiment": experiments}
     return SimpleNamespace(
         config=config,
         hydra_context=SimpleNamespace(config_loader=None),
@@ -179,3 +185,82 @@ def test_max_seeds_equal_to_initial_seeds_runs_the_grid_once(tmp_path: Path) -> 
     assert len(launcher.batches) == 1 and len(launcher.batches[0]) == 9
     plan = json.loads((sw / "sweep_plan.json").read_text())
     assert plan["design"]["max_seeds"] == 3 and "sweep.max_seeds=3" in plan["fixed_because"]
+
+
+def small_change(exp: str, seed: int) -> float:
+    """e06 4% lower with a 3% spread per seed (a normal draw seeded by the seed): open at a cap
+    of 5 seeds, ✅ down at 7 fresh ones."""
+    import numpy as np
+
+    base = 1.0 + 0.05 * noise(seed)
+    spread = 0.03 * float(np.random.default_rng(seed).normal())
+    return base if exp == "baseline" else 0.96 * base + spread
+
+
+def test_a_rerun_with_another_design_is_refused_and_the_verdict_says_fresh_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Raising sweep.max_seeds after the last look would replay the looks already taken under
+    boundaries they were never planned for (an arm decided at the old cap could reopen, the
+    design's level is spent): refused before anything is launched; the verdict sends the open
+    experiments to a new sweep on fresh seeds, and that sweep runs as one look of those seeds."""
+    from fusion_tuner.sweeps.rounds import run_rounds
+    from fusion_tuner.sweeps.summary_files import write_summary
+
+    sw = tmp_path / "sw"
+    exps = "baseline,e06_lower_lr"
+    run_rounds(
+        fake_sweeper(sw, FakeLauncher(sw, small_change), experiments=exps, max_seeds=5),
+        ["random_seed=1,2,3"],
+    )
+    s = write_summary(sw)
+    assert s.decisions["e06_lower_lr"].decision.startswith("❓")
+    assert s.decisions["e06_lower_lr"].arm.stop == "cap reached"
+    n = s.decisions["e06_lower_lr"].arm.branch_seeds
+    assert n is not None and n > 5
+    assert "raise sweep.max_seeds" not in s.verdict
+    fresh = f"hydra.sweeper.params.random_seed=range(6,{6 + n})"
+    assert fresh in s.verdict
+    assert f"hydra.sweep.dir={sw}-fresh" in s.verdict
+    assert "hydra.sweeper.params.experiment='baseline,e06_lower_lr'" in s.verdict
+
+    again = FakeLauncher(sw, small_change)
+    with pytest.raises(SystemExit) as exc:
+        run_rounds(fake_sweeper(sw, again, experiments=exps, max_seeds=7), ["random_seed=1,2,3"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "max_seeds 7 (recorded: 5)" in err and "sweep_plan.json" in err
+    assert again.batches == []
+    assert json.loads((sw / "sweep_plan.json").read_text())["design"]["max_seeds"] == 5
+    # the same command with the recorded design goes on (nothing left to run)
+    same = FakeLauncher(sw, small_change)
+    run_rounds(fake_sweeper(sw, same, experiments=exps, max_seeds=5), ["random_seed=1,2,3"])
+    assert [b for b in same.batches if b] == []
+
+    # the advised follow-up: one look of the fresh seeds, paired by seed
+    new = tmp_path / "sw-fresh"
+    follow = FakeLauncher(new, small_change)
+    run_rounds(
+        fake_sweeper(new, follow, experiments=exps, confirm_seeds=0),
+        [f"random_seed=range(6,{6 + n})"],
+    )
+    assert sorted(follow.batches[0]) == sorted(
+        (e, x) for e in ("baseline", "e06_lower_lr") for x in range(6, 6 + n)
+    )
+    plan = json.loads((new / "sweep_plan.json").read_text())
+    assert plan["design"]["max_seeds"] == plan["design"]["initial_seeds"] == n
+    assert write_summary(new).decisions["e06_lower_lr"].decision == "✅ down"
+
+
+def test_a_changed_design_is_not_refused_before_any_run_finished(tmp_path: Path) -> None:
+    from fusion_tuner.sweeps.rounds import design_change
+    from fusion_tuner.sweeps.sequential import Design
+
+    sw = tmp_path / "sw"
+    record_plan(sw.parent / "sw", design={"initial_seeds": 3, "seeds_per_round": 2, "max_seeds": 5})
+    assert design_change(sw, Design(max_seeds=7)) == ""  # no finished run: nothing was judged
+    from tests.helpers.sweeps import fake_run
+
+    fake_run(sw, "baseline", 1, 1.0)
+    assert "max_seeds 7 (recorded: 5)" in design_change(sw, Design(max_seeds=7))
+    assert design_change(sw, Design(max_seeds=5)) == ""

@@ -144,6 +144,17 @@ def test_a_failed_pair_removes_only_itself() -> None:
     assert r.verdict[0, 0] == DOWN
 
 
+def test_no_decision_on_two_pairs_in_a_design_of_three_seeds() -> None:
+    """Two surviving pairs whose differences agree (sd 0.0001, t about 2,000 on one degree of
+    freedom) are not decided in a 3-seed design: failed runs, not the design, chose them."""
+    two = [[-0.2000, -0.2001, math.nan]]
+    assert _phase(two, max_seeds=3, initial_seeds=3).verdict[0, 0] == OPEN
+    assert _phase([[-0.2000, -0.2001, -0.1999]], max_seeds=3, initial_seeds=3).verdict[0, 0] == DOWN
+    # a design of two seeds per arm (the user's choice) decides on two
+    assert _phase([[-0.2000, -0.2001]], max_seeds=2, initial_seeds=2).verdict[0, 0] == DOWN
+    assert Design(initial_seeds=5, max_seeds=5).min_pairs == 3
+
+
 def test_holm_passes_a_rejections_level_to_the_others() -> None:
     nom = nominal_levels(Design(max_seeds=3), 2)
     # arm 2's p-value lies between α/2 and α: rejected only after arm 1 frees its level

@@ -462,3 +462,25 @@ def test_the_family_level_and_the_equivalence_margin_change_the_decisions(tmp_pa
     assert slo < lo < hi < shi  # the same pairs, a stricter level: a wider interval
     assert results["default"]["e01_conservative_regularization"]["decision"] == SAME
     assert results["narrow"]["e01_conservative_regularization"]["decision"] != SAME
+
+
+def test_two_pairs_left_by_a_failed_run_decide_nothing(tmp_path: Path) -> None:
+    """A fixed 3-seed design whose experiment lost seed 3 to a failure keeps 2 pairs whose
+    differences agree (t about 2,000 on one degree of freedom): open, with the reason and the
+    fix, not ✅ down (it was before the minimum of pairs)."""
+    fixed_design(tmp_path, 3)
+    for seed, b in enumerate([1.0, 1.02, 0.98], start=1):
+        fake_run(tmp_path, "baseline", seed, b)
+    fake_run(tmp_path, "e06_lower_lr", 1, 0.9000)
+    fake_run(tmp_path, "e06_lower_lr", 2, 0.9201)
+    fake_run(tmp_path, "e06_lower_lr", 3, None, status="failed", error="RuntimeError: boom")
+    s = write_summary(tmp_path)
+    d = s.decisions["e06_lower_lr"]
+    assert d.decision == INCONCLUSIVE and d.arm.stop == "too few seed pairs"
+    assert d.arm.stats.n == 2
+    said = "2 seed pairs with the baseline, fewer than the 3 a decision needs in this design"
+    assert said in d.note and said in s.verdict
+    assert "rerun the sweep into its directory" in s.verdict
+    # the step is to complete the failed run, not a new sweep on fresh seeds
+    assert "complete the failed or missing runs of e06_lower_lr first" in s.verdict
+    assert "fresh seeds" not in s.verdict
